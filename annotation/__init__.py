@@ -1,0 +1,1 @@
+"""Annotation import and mask handling: Labelme and COCO regions, one rasteriser, RLE."""

@@ -1,0 +1,141 @@
+"""The one rasteriser for region shapes, and COCO RLE helpers (pycocotools).
+
+Every polygon, rectangle, circle and mask that enters the project (Labelme files, COCO
+polygons, model answers) becomes a ``(H, W) bool`` numpy mask here. Drawing follows
+Labelme's own ``shape_to_mask`` (Pillow ``ImageDraw`` with ``fill=1, outline=1``) so our
+masks match what annotators saw in the Labelme GUI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+from pycocotools import mask as coco_mask
+
+from prist_builder.records.rle import RLE
+
+Point = tuple[float, float]
+
+AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
+"""Labelme shape types that enclose an area and so can be a region."""
+
+NON_AREA_SHAPES = ("line", "linestrip", "point", "points")
+"""Labelme shape types without area: they are kept out of regions (see README)."""
+
+
+def polygon_area(points: Sequence[Point]) -> float:
+    """Geometric area of a simple polygon in square pixels (shoelace formula)."""
+    if len(points) < 3:
+        return 0.0
+    xs = np.array([p[0] for p in points], dtype=np.float64)
+    ys = np.array([p[1] for p in points], dtype=np.float64)
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
+
+
+def shape_area(shape_type: str, points: Sequence[Point]) -> float:
+    """Geometric area in square pixels of a ``polygon``, ``rectangle`` or ``circle``.
+
+    Raises:
+        ValueError: for another shape type or the wrong number of points.
+    """
+    if shape_type == "polygon":
+        return polygon_area(points)
+    if len(points) != 2:
+        raise ValueError(f"a {shape_type} needs 2 points, got {len(points)}")
+    (x1, y1), (x2, y2) = points
+    if shape_type == "rectangle":
+        return abs(x2 - x1) * abs(y2 - y1)
+    if shape_type == "circle":
+        return math.pi * ((x2 - x1) ** 2 + (y2 - y1) ** 2)
+    raise ValueError(f"shape type {shape_type!r} has no geometric area")
+
+
+def rasterize(shape_type: str, points: Sequence[Point], height: int, width: int) -> np.ndarray:
+    """Draw one area shape as a mask, clipped to the image.
+
+    Args:
+        shape_type: ``polygon`` (>= 3 points), ``rectangle`` (2 opposite corners) or
+            ``circle`` (centre, then a point on the circle), Labelme's conventions.
+        points: ``(x, y)`` pixel coordinates, x to the right, y down.
+        height, width: image size in pixels.
+
+    Returns:
+        ``(height, width) bool`` mask.
+
+    Raises:
+        ValueError: unknown shape type or wrong number of points.
+    """
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    xy = [(float(x), float(y)) for x, y in points]
+    if shape_type == "polygon":
+        if len(xy) < 3:
+            raise ValueError(f"a polygon needs at least 3 points, got {len(xy)}")
+        draw.polygon(xy, outline=1, fill=1)
+    elif shape_type == "rectangle":
+        if len(xy) != 2:
+            raise ValueError(f"a rectangle needs 2 points, got {len(xy)}")
+        (x1, y1), (x2, y2) = xy
+        draw.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=1, fill=1)
+    elif shape_type == "circle":
+        if len(xy) != 2:
+            raise ValueError(f"a circle needs 2 points, got {len(xy)}")
+        (cx, cy), (px, py) = xy
+        radius = math.hypot(cx - px, cy - py)
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], outline=1, fill=1)
+    else:
+        raise ValueError(f"cannot rasterise shape type {shape_type!r}")
+    return np.asarray(canvas, dtype=bool)
+
+
+def place_bbox_mask(patch: np.ndarray, x1: int, y1: int, height: int, width: int) -> np.ndarray:
+    """Place a Labelme ``mask`` shape's patch (its bbox region) into a full-size mask.
+
+    Args:
+        patch: ``(h, w) bool`` mask of the bounding box region.
+        x1, y1: top-left corner of the patch in image pixels.
+        height, width: image size in pixels.
+
+    Returns:
+        ``(height, width) bool`` mask; parts of the patch outside the image are cut off.
+    """
+    full = np.zeros((height, width), dtype=bool)
+    h, w = patch.shape
+    top, left = max(y1, 0), max(x1, 0)
+    bottom, right = min(y1 + h, height), min(x1 + w, width)
+    if bottom > top and right > left:
+        full[top:bottom, left:right] = patch[top - y1 : bottom - y1, left - x1 : right - x1]
+    return full
+
+
+def encode(mask: np.ndarray) -> RLE:
+    """Encode a ``(H, W) bool`` mask as COCO compressed RLE."""
+    encoded = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return RLE(size=[int(s) for s in encoded["size"]], counts=encoded["counts"].decode("ascii"))
+
+
+def decode(rle: RLE | dict) -> np.ndarray:
+    """Decode COCO RLE (model or ``{"size", "counts"}`` dict; counts str or list) to ``(H, W) bool``."""
+    data = rle.model_dump() if isinstance(rle, RLE) else dict(rle)
+    if isinstance(data["counts"], list):
+        data = coco_mask.frPyObjects(data, *data["size"])
+    elif isinstance(data["counts"], str):
+        data = {"size": data["size"], "counts": data["counts"].encode("ascii")}
+    return coco_mask.decode(data).astype(bool)
+
+
+def area(rle: RLE) -> int:
+    """Mask area in pixels, computed on the RLE without decoding."""
+    return int(coco_mask.area({"size": rle.size, "counts": rle.counts.encode("ascii")}))
+
+
+def bbox_of(mask: np.ndarray) -> list[int]:
+    """``[x, y, w, h]`` in pixels of the tight bounding box of a non-empty ``(H, W) bool`` mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return [0, 0, 0, 0]
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]

@@ -1,0 +1,77 @@
+"""Region drafts shared by the Labelme and COCO importers, and their finishing into records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from annotation.masks import bbox_of, encode
+from prist_builder.records.image import SourceRegion
+
+IGNORE_LABELS = frozenset({"__ignore__", "_background_"})
+"""Labels that mark pixels to leave out (Labelme's convention); such regions are never targets."""
+
+
+class AnnotationError(ValueError):
+    """A whole annotation file is unusable; the message is one line naming the file and field."""
+
+
+@dataclass
+class ShapeProblem:
+    """One shape or annotation that could not become (part of) a region.
+
+    Attributes:
+        where: the field at fault, e.g. ``"shapes[3]"`` or ``"annotations[id=17]"``.
+        reason: one line saying what is wrong.
+        raw: the offending shape or annotation as read.
+    """
+
+    where: str
+    reason: str
+    raw: Any = None
+
+
+@dataclass
+class RegionDraft:
+    """A region before it gets an id: a label and a ``(H, W) bool`` mask."""
+
+    label: str
+    group_id: int | None
+    shape_types: list[str]
+    source: str
+    mask: np.ndarray
+    ignore: bool = False
+    members: list[str] = field(default_factory=list)
+
+
+def finish_regions(drafts: list[RegionDraft]) -> tuple[list[SourceRegion], dict[str, np.ndarray]]:
+    """Give drafts ids ``r0, r1, ...`` in order and measure area (pixels), bbox and RLE.
+
+    Drafts with an empty mask are dropped; callers report them as problems first.
+
+    Returns:
+        ``(regions, masks)``: the region records and each one's ``(H, W) bool`` mask by id.
+    """
+    regions: list[SourceRegion] = []
+    masks: dict[str, np.ndarray] = {}
+    for draft in drafts:
+        pixels = int(draft.mask.sum())
+        if pixels == 0:
+            continue
+        regions.append(
+            SourceRegion(
+                region_id=f"r{len(regions)}",
+                label=draft.label,
+                group_id=draft.group_id,
+                shape_types=draft.shape_types,
+                source=draft.source,
+                mask=encode(draft.mask),
+                area=pixels,
+                bbox=bbox_of(draft.mask),
+                ignore=draft.ignore,
+            )
+        )
+        masks[regions[-1].region_id] = draft.mask
+    return regions, masks

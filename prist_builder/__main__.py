@@ -1,0 +1,5 @@
+"""``python -m prist_builder`` runs the ``prist`` command line."""
+
+from prist_builder.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""``prist build elements|trees|dialogues|all``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from annotation.regions import AnnotationError
+from prist_builder.cli.console import console, fail, report_table, step_progress
+from prist_builder.pipeline.build import BuildResult, build
+from prist_builder.pipeline.manifest import BuildConfig, ConfigMismatchError, read_manifest
+from prist_builder.pipeline.store import RunLockedError
+from prist_builder.providers import PROVIDERS, FatalProviderError
+from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+
+build_app = typer.Typer(help="Run pipeline steps into a run folder (resumable).", no_args_is_help=True)
+
+RunOpt = Annotated[Path, typer.Option("--run", help="Run folder: records, rejects and manifest go here.")]
+ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Folder of images.", file_okay=False)]
+LabelmeOpt = Annotated[Optional[Path], typer.Option("--labelme", help="Folder of Labelme JSON files.", file_okay=False)]
+CocoOpt = Annotated[Optional[Path], typer.Option("--coco", help="COCO instances JSON file.", dir_okay=False)]
+ProviderOpt = Annotated[str, typer.Option("--provider", help=f"Who writes the content: {', '.join(PROVIDERS)}.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Build at most N images (first by id).")]
+MinTurnsOpt = Annotated[int, typer.Option("--min-turns", min=1, help="Fewest turns per dialogue.")]
+MaxTurnsOpt = Annotated[int, typer.Option("--max-turns", min=1, help="Most turns per dialogue.")]
+NoFsyncOpt = Annotated[bool, typer.Option("--no-fsync", help="Skip fsync (faster; still safe against kill -9).")]
+
+
+def _source_config(images: Path | None, labelme: Path | None, coco: Path | None, provider: str, seed: int,
+                   limit: int | None, min_turns: int, max_turns: int) -> BuildConfig:
+    if labelme is not None and coco is not None:
+        raise typer.BadParameter("give --labelme or --coco, not both")
+    if images is None and labelme is None and coco is None:
+        raise typer.BadParameter("give --images, --labelme or --coco")
+    if min_turns > max_turns:
+        raise typer.BadParameter(f"--min-turns {min_turns} is above --max-turns {max_turns}")
+    if provider not in PROVIDERS:
+        raise typer.BadParameter(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    for given in (images, labelme, coco):
+        if given is not None and not given.exists():
+            raise typer.BadParameter(f"{given}: no such file or folder")
+    resolve = lambda p: str(p.resolve()) if p is not None else None  # noqa: E731
+    return BuildConfig(provider=provider, seed=seed, images=resolve(images), labelme=resolve(labelme),
+                       coco=resolve(coco), limit=limit, min_turns=min_turns, max_turns=max_turns)
+
+
+def _run_config(run: Path, provider: str | None) -> BuildConfig:
+    manifest = read_manifest(run)
+    if manifest is None:
+        raise typer.BadParameter(f"{run}: no manifest.json; run 'prist build elements' first")
+    config = BuildConfig.from_dict(manifest["config"])
+    if provider is not None and provider != config.provider:
+        raise typer.BadParameter(f"{run / 'manifest.json'}: config.provider is {config.provider!r}, not {provider!r}")
+    return config
+
+
+def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool = True) -> BuildResult:
+    """Run a build with progress bars and print its summary; map failures to exit codes.
+
+    Raises:
+        typer.Exit: 1 when the build stopped or nothing could be built; 130 on Ctrl-C.
+    """
+    try:
+        with step_progress() as hook:
+            result = asyncio.run(build(run, config, steps, progress=hook, fsync=fsync))
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; finished records in {run} are kept: run the same command to resume", 130)
+    except (ConfigMismatchError, RunLockedError, FatalProviderError, FileNotFoundError, AnnotationError) as exc:
+        raise fail(str(exc))
+    console.print(report_table(result.reports))
+    counts = result.manifest.get("counts", {})
+    last = {"elements": "images", "trees": "trees", "dialogues": "dialogues"}[steps[-1]]
+    console.print(
+        f"run [bold]{run}[/]: {counts.get('images', 0)} images, {counts.get('trees', 0)} trees, "
+        f"{counts.get('dialogues', 0)} dialogues, {counts.get('rejects', 0)} rejects (rejects.jsonl)",
+        highlight=False,
+    )
+    if counts.get(last, 0) == 0:
+        raise fail(f"nothing could be built in {run}: every input was rejected (see {run / 'rejects.jsonl'})")
+    return result
+
+
+@build_app.command("elements")
+def build_elements(run: RunOpt, images: ImagesOpt = None, labelme: LabelmeOpt = None, coco: CocoOpt = None,
+                   provider: ProviderOpt = "offline", seed: SeedOpt = 0, limit: LimitOpt = None,
+                   min_turns: MinTurnsOpt = MIN_TURNS, max_turns: MaxTurnsOpt = MAX_TURNS,
+                   no_fsync: NoFsyncOpt = False) -> None:
+    """Step 1: extract the visible elements of each image (paper section 3.2.1)."""
+    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns)
+    execute(run, config, ("elements",), fsync=not no_fsync)
+
+
+@build_app.command("trees")
+def build_trees(run: RunOpt, provider: Annotated[Optional[str], typer.Option("--provider")] = None,
+                no_fsync: NoFsyncOpt = False) -> None:
+    """Step 2: reasoning questions and a reasoning tree per image (section 3.2.2)."""
+    execute(run, _run_config(run, provider), ("trees",), fsync=not no_fsync)
+
+
+@build_app.command("dialogues")
+def build_dialogues(run: RunOpt, provider: Annotated[Optional[str], typer.Option("--provider")] = None,
+                    no_fsync: NoFsyncOpt = False) -> None:
+    """Step 3: one multi-turn dialogue per tree path (section 3.2.3)."""
+    execute(run, _run_config(run, provider), ("dialogues",), fsync=not no_fsync)
+
+
+@build_app.command("all")
+def build_all(run: RunOpt, images: ImagesOpt = None, labelme: LabelmeOpt = None, coco: CocoOpt = None,
+              provider: ProviderOpt = "offline", seed: SeedOpt = 0, limit: LimitOpt = None,
+              min_turns: MinTurnsOpt = MIN_TURNS, max_turns: MaxTurnsOpt = MAX_TURNS,
+              no_fsync: NoFsyncOpt = False) -> None:
+    """All three steps in order: elements, trees, dialogues."""
+    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns)
+    execute(run, config, ("elements", "trees", "dialogues"), fsync=not no_fsync)

@@ -1,0 +1,71 @@
+"""``prist stats`` and ``prist schema``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from prist_builder.cli.console import console, fail
+from prist_builder.pipeline.store import read_records
+from prist_builder.records import DialogueRecord, ElementsRecord, SCHEMAS
+from prist_builder.stats import DatasetStats, compute_stats
+
+
+def load_stats(run: Path) -> DatasetStats:
+    """Table 2 statistics of a run folder (reads without taking the run's lock).
+
+    Raises:
+        FileNotFoundError: ``run`` has no ``dialogues.jsonl``.
+    """
+    path = run / "dialogues.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; build the dialogues first")
+
+    return compute_stats(read_records(path, DialogueRecord), read_records(run / "elements.jsonl", ElementsRecord))
+
+
+def stats_table(stats: DatasetStats) -> Table:
+    """Table 2 layout."""
+    table = Table(title="PRIST statistics (Table 2 layout)", title_justify="left")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    table.add_row("Total images", f"{stats.images:,}")
+    table.add_row("Total samples", f"{stats.samples:,}")
+    table.add_row("Granularity (coarse : medium : fine)", f"{stats.coarse:.0f}% : {stats.medium:.0f}% : {stats.fine:.0f}%")
+    if stats.unmasked:
+        table.add_row("Samples without a mask yet", f"{stats.unmasked:,}")
+    table.add_row("Number of utterances", f"{stats.utterances:,}")
+    table.add_row("Avg. / max. turns", f"{stats.avg_turns:.1f} / {stats.max_turns}")
+    table.add_row("Avg. / max. dialogue length (chars)", f"{stats.avg_length:.1f} / {stats.max_length}")
+    return table
+
+
+def register_inspect(app: typer.Typer) -> None:
+    """Add ``stats`` and ``schema`` to the app."""
+
+    @app.command("stats")
+    def stats(run: Annotated[Path, typer.Argument(help="Run folder.")],
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+        """Print the paper's Table 2 for a run."""
+        try:
+            figures = load_stats(run)
+        except FileNotFoundError as exc:
+            raise fail(str(exc))
+        if as_json:
+            typer.echo(json.dumps(figures.as_dict(), indent=2))
+        else:
+            console.print(stats_table(figures))
+
+    @app.command("schema")
+    def schema(step: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCHEMAS)}.")]) -> None:
+        """Print the JSON Schema of a step's records."""
+        aliases = {"tree": "trees", "dialogue": "dialogues", "reject": "rejects", "element": "elements"}
+        name = aliases.get(step, step)
+        if name not in SCHEMAS:
+            raise fail(f"unknown step {step!r}; choose one of {', '.join(SCHEMAS)}", 2)
+        typer.echo(json.dumps(SCHEMAS[name].model_json_schema(), indent=2))
+

@@ -1,0 +1,121 @@
+"""The three steps as units of work over a run folder (paper section 3.2).
+
+Each step reads what the previous one wrote, so ``prist build trees --run RUN`` needs
+nothing but the run folder. The pipeline, not the provider, draws the K targets of
+step 2-1, so that every provider follows the same rule.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from prist_builder.pipeline.manifest import BuildConfig
+from prist_builder.pipeline.runner import Outcome, Unit
+from prist_builder.pipeline.store import RunStore
+from prist_builder.providers.base import Provider, StepContext
+from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
+from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
+from prist_builder.sources import InputRejected, SourceItem, load_item
+
+
+def _context(config: BuildConfig, step: str, key: str) -> StepContext:
+    return StepContext.for_input(config.seed, step, key, min_turns=config.min_turns, max_turns=config.max_turns)
+
+
+def elements_units(items: list[SourceItem], provider: Provider, config: BuildConfig) -> list[Unit]:
+    """Step 1 over source items: read the image and regions, then ask the provider."""
+
+    def unit(item: SourceItem) -> Unit:
+        async def work() -> Outcome:
+            loaded = load_item(item)
+            record = loaded.record
+            rejects = [
+                Reject(input_id=f"{item.image_id}/{p.where}", image_id=item.image_id, step="elements",
+                       reason=p.reason, source_file=record.annotation_path, raw=p.raw)
+                for p in loaded.problems
+            ]
+            where = record.annotation_path or record.path
+            usable = [r for r in record.regions if not r.ignore]
+            if record.source != "images" and len(usable) < MIN_TARGETS:
+                reason = f"{where}: {len(usable)} usable region(s); an image needs at least {MIN_TARGETS}"
+                raise _with(rejects, InputRejected(reason, where))
+            if record.source == "images" and provider.needs_regions:
+                reason = f"{where}: no Labelme or COCO regions; the {provider.name} provider needs them"
+                raise _with(rejects, InputRejected(reason, where))
+            elements = await provider.elements(loaded, _context(config, "elements", item.image_id))
+            built = ElementsRecord(image_id=item.image_id, provider=provider.name, image=record, elements=elements)
+            return Outcome(records=[built], rejects=rejects)
+
+        return Unit(item.image_id, item.image_id, item.source_file, work)
+
+    return [unit(item) for item in items]
+
+
+class _RejectsAndReason(InputRejected):
+    """An input rejection that also carries earlier per-region rejects of the same input."""
+
+    def __init__(self, rejects: list[Reject], cause: InputRejected) -> None:
+        super().__init__(cause.reason, cause.source_file, cause.raw)
+        self.rejects = rejects
+
+
+def _with(rejects: list[Reject], cause: InputRejected) -> InputRejected:
+    return _RejectsAndReason(rejects, cause) if rejects else cause
+
+
+def choose_targets(record: ElementsRecord, rng: random.Random) -> list[Element]:
+    """Draw the K targets of step 2-1: ``2 <= K <= min(N, 4)`` (section 3.2.2).
+
+    Candidates are the elements grounded in a non-ignored region when the image has
+    regions, else all elements. Returned in element order.
+
+    Raises:
+        InputRejected: fewer than two candidates.
+    """
+    grounded = record.image.source != "images"
+    candidates = [
+        e for e in record.elements
+        if not grounded or (e.region_id is not None and not record.image.region(e.region_id).ignore)
+    ]
+    if len(candidates) < MIN_TARGETS:
+        raise InputRejected(f"{record.image.annotation_path or record.image.path}: {len(candidates)} candidate"
+                            f" target(s); step 2 needs at least {MIN_TARGETS}", record.image.annotation_path)
+    k = rng.randint(MIN_TARGETS, min(len(candidates), MAX_TARGETS))
+    chosen = {e.element_id for e in rng.sample(candidates, k)}
+    return [e for e in candidates if e.element_id in chosen]
+
+
+def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> list[Unit]:
+    """Step 2 over the elements records of the run."""
+
+    def unit(record: ElementsRecord) -> Unit:
+        async def work() -> Outcome:
+            ctx = _context(config, "trees", record.image_id)
+            targets = choose_targets(record, ctx.rng)
+            return Outcome(records=[await provider.tree(record, targets, ctx)])
+
+        return Unit(record.image_id, record.image_id, record.image.annotation_path or record.image.path, work)
+
+    return [unit(r) for r in store.records("elements")]
+
+
+def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) -> list[Unit]:
+    """Step 3 over the trees of the run (with their elements)."""
+    elements = {r.image_id: r for r in store.records("elements")}
+
+    def unit(tree: TreeRecord) -> Unit:
+        record = elements[tree.image_id]
+
+        async def work() -> Outcome:
+            ctx = _context(config, "dialogues", tree.image_id)
+            return Outcome(records=list(await provider.dialogues(record, tree, ctx)))
+
+        return Unit(tree.image_id, tree.image_id, record.image.annotation_path or record.image.path, work)
+
+    return [unit(t) for t in store.records("trees") if t.image_id in elements]
+
+
+def source_paths(config: BuildConfig) -> dict[str, Path | None]:
+    """The config's input paths as ``Path`` objects (``None`` where not given)."""
+    return {k: Path(v) if v else None for k, v in (("images", config.images), ("labelme", config.labelme), ("coco", config.coco))}

@@ -1,0 +1,236 @@
+"""The run folder: append-only JSONL per step, a journal of finished inputs, recovery.
+
+Layout of ``RUN/``::
+
+    elements.jsonl  trees.jsonl  dialogues.jsonl   one record per line
+    rejects.jsonl                                   inputs set aside, with reasons
+    manifest.json                                   config, versions, counts, timings
+    .journal/<step>.jsonl                           one line per finished input
+    .lock                                           held while a process writes the run
+
+How nothing is lost or duplicated: all records an input produces are appended to the
+step file in one ``write``, then its rejects, then one journal line holding the input's
+key and the byte size each file had after the write. Only journalled bytes count. On
+open, a torn journal tail is cut, and every data file is truncated to the largest size
+the journal vouches for, which drops the records of an input that was cut short by a
+crash or SIGKILL. Such an input is simply done again. Writes go straight to the kernel
+(``os.write``), so a killed process loses nothing it had written; ``fsync`` (on by
+default, at most once a second and at close) guards against power loss too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from prist_builder.records import DialogueRecord, ElementsRecord, Reject, TreeRecord
+
+STEPS: tuple[str, ...] = ("elements", "trees", "dialogues")
+REJECTS_FILE = "rejects.jsonl"
+MANIFEST_FILE = "manifest.json"
+RECORD_TYPES: dict[str, type[BaseModel]] = {
+    "elements": ElementsRecord,
+    "trees": TreeRecord,
+    "dialogues": DialogueRecord,
+}
+FSYNC_INTERVAL_S = 1.0
+"""Most seconds between two fsyncs of the run files when fsync is on."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing the same run folder."""
+
+
+@dataclass
+class JournalEntry:
+    """One finished input of a step: its key, how it ended, and the committed file sizes."""
+
+    key: str
+    records: int
+    rejects: int
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+def _to_line(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode("utf-8") + b"\n"
+
+
+def _complete_lines(path: Path) -> tuple[list[bytes], int]:
+    """The newline-terminated lines of ``path`` and their total size in bytes."""
+    if not path.exists():
+        return [], 0
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    return data[:end].splitlines(), end
+
+
+class RunStore:
+    """An open run folder, locked for writing by this process.
+
+    Args:
+        root: the run folder; created if missing.
+        fsync: fsync the files after writes (at most every ``FSYNC_INTERVAL_S`` seconds)
+            and at close.
+
+    Raises:
+        RunLockedError: another live process holds the run's lock.
+    """
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".journal").mkdir(exist_ok=True)
+        self._fsync = fsync
+        self._last_sync = time.monotonic()
+        self._lock_fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            raise RunLockedError(f"{self.root}: another prist process is writing this run") from exc
+        self._fds: dict[str, int] = {}
+        self.journal: dict[str, dict[str, JournalEntry]] = {}
+        self._recover()
+
+    # -- recovery --------------------------------------------------------------------
+    def _recover(self) -> None:
+        committed: dict[str, int] = {}
+        for step in STEPS:
+            path = self._journal_path(step)
+            lines, size = _complete_lines(path)
+            if path.exists() and path.stat().st_size != size:
+                os.truncate(path, size)
+            entries: dict[str, JournalEntry] = {}
+            for line in lines:
+                raw = json.loads(line)
+                entry = JournalEntry(raw["key"], raw["records"], raw["rejects"], raw["sizes"])
+                entries[entry.key] = entry
+                for name, offset in entry.sizes.items():
+                    committed[name] = max(committed.get(name, 0), offset)
+            self.journal[step] = entries
+        for name in (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE):
+            path = self.root / name
+            if path.exists() and path.stat().st_size > committed.get(name, 0):
+                os.truncate(path, committed.get(name, 0))
+
+    # -- paths -----------------------------------------------------------------------
+    def _journal_path(self, step: str) -> Path:
+        return self.root / ".journal" / f"{step}.jsonl"
+
+    def data_path(self, step: str) -> Path:
+        """Path of a step's JSONL file."""
+        return self.root / f"{step}.jsonl"
+
+    def _fd(self, name: str) -> int:
+        if name not in self._fds:
+            self._fds[name] = os.open(self.root / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fds[name]
+
+    def _append(self, name: str, payload: bytes) -> int:
+        """Append ``payload`` in full and return the file size after it, in bytes."""
+        fd = self._fd(name)
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        return os.fstat(fd).st_size
+
+    # -- writing ---------------------------------------------------------------------
+    def is_done(self, step: str, key: str) -> bool:
+        """Whether ``key`` was finished (built or rejected) by ``step``."""
+        return key in self.journal[step]
+
+    def commit(self, step: str, key: str, records: Sequence[BaseModel], rejects: Sequence[Reject]) -> None:
+        """Append the outcome of one input atomically and mark it finished.
+
+        Raises:
+            ValueError: ``key`` is already finished for ``step`` (a duplicate would result).
+        """
+        if self.is_done(step, key):
+            raise ValueError(f"{step}: input {key!r} is already finished")
+        sizes: dict[str, int] = {}
+        if records:
+            sizes[f"{step}.jsonl"] = self._append(f"{step}.jsonl", b"".join(_to_line(r) for r in records))
+        if rejects:
+            sizes[REJECTS_FILE] = self._append(REJECTS_FILE, b"".join(_to_line(r) for r in rejects))
+        entry = JournalEntry(key, len(records), len(rejects), sizes)
+        line = json.dumps({"key": key, "records": entry.records, "rejects": entry.rejects, "sizes": sizes})
+        self._append(f".journal/{step}.jsonl", line.encode("utf-8") + b"\n")
+        self.journal[step][key] = entry
+        if self._fsync and time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync every file this store has written to."""
+        for fd in self._fds.values():
+            os.fsync(fd)
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        """Flush (fsync if enabled), close files and release the lock."""
+        if self._fsync:
+            self.sync()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------
+    def iter_raw(self, name: str) -> Iterator[dict[str, Any]]:
+        """Parsed JSON lines of a run file (``"elements.jsonl"``, ``"rejects.jsonl"``, ...)."""
+        lines, _ = _complete_lines(self.root / name)
+        for line in lines:
+            yield json.loads(line)
+
+    def records(self, step: str, model: type[M] | None = None) -> Iterator[M]:
+        """Validated records of a step, in file order."""
+        cls = model or RECORD_TYPES[step]
+        lines, _ = _complete_lines(self.data_path(step))
+        for line in lines:
+            yield cls.model_validate_json(line)  # type: ignore[misc]
+
+    def counts(self, step: str) -> dict[str, int]:
+        """``{"inputs", "records", "rejected"}`` for a step, from its journal."""
+        entries = self.journal[step].values()
+        return {
+            "inputs": len(self.journal[step]),
+            "records": sum(e.records for e in entries),
+            "rejected": sum(1 for e in entries if e.records == 0),
+        }
+
+
+def read_records(path: Path, model: type[M]) -> list[M]:
+    """Validated records of a JSONL file without opening the run for writing.
+
+    A torn last line (no newline yet) is left out. A missing file reads as empty.
+    """
+    lines, _ = _complete_lines(Path(path))
+    return [model.model_validate_json(line) for line in lines]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace`` (never torn)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

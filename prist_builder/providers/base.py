@@ -1,0 +1,96 @@
+"""The step/provider seam: what every provider (``offline``, ``openai``) implements.
+
+A provider writes the content of the three steps; the pipeline around it reads inputs,
+chooses targets, validates, writes records and resumes. Each method handles one input
+(one image) and may be called concurrently up to :attr:`Provider.concurrency` times.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from prist_builder.records import DialogueRecord, Element, ElementsRecord, TreeRecord
+from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MAX_TURNS, MIN_TARGETS, MIN_TURNS
+from prist_builder.sources import LoadedImage
+
+
+class FatalProviderError(RuntimeError):
+    """The provider cannot go on at all (bad API key, no quota): the run stops cleanly."""
+
+
+@dataclass
+class StepContext:
+    """Per-input settings handed to a provider.
+
+    Attributes:
+        seed: the run's seed.
+        rng: a generator seeded from ``(seed, step, input id)`` only, so that an input's
+            output does not depend on which other inputs ran before it (resume-safe).
+        min_turns, max_turns: dialogue length bounds in turns (Table 2).
+    """
+
+    seed: int
+    rng: random.Random
+    min_turns: int = MIN_TURNS
+    max_turns: int = MAX_TURNS
+
+    @classmethod
+    def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> "StepContext":
+        """Context whose ``rng`` depends on ``seed``, ``step`` and ``key`` alone."""
+        return cls(seed=seed, rng=random.Random(f"{seed}/{step}/{key}"), **bounds)
+
+    def validation(self) -> dict[str, Any]:
+        """The pydantic validation context that carries the bounds to the record validators."""
+        return {
+            "min_turns": self.min_turns,
+            "max_turns": self.max_turns,
+            "max_children": MAX_CHILDREN,
+            "min_targets": MIN_TARGETS,
+            "max_targets": MAX_TARGETS,
+        }
+
+
+class Provider(ABC):
+    """Writes the content of each pipeline step for one image at a time.
+
+    Attributes:
+        name: registry name (``--provider NAME``).
+        concurrency: how many inputs the runner may hand over at once.
+        needs_regions: ``True`` if the provider cannot work on bare images.
+    """
+
+    name: ClassVar[str]
+    concurrency: int = 1
+    needs_regions: ClassVar[bool] = False
+
+    @abstractmethod
+    async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
+        """Step 1 (section 3.2.1): the visible elements ``O = {o_i}`` of one image.
+
+        Raises:
+            prist_builder.sources.InputRejected: the image cannot yield elements.
+        """
+
+    @abstractmethod
+    async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
+        """Step 2 (section 3.2.2): a reasoning question per target and the reasoning tree.
+
+        ``targets`` are the K elements the pipeline drew (2 <= K <= min(N, 4)); the
+        returned tree has one path per target, ending at a leaf that names it.
+        """
+
+    @abstractmethod
+    async def dialogues(
+        self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext
+    ) -> list[DialogueRecord]:
+        """Step 3 (section 3.2.3): one dialogue per tree path, ending in ``[OBJ]focus[SEG]``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Settings of this provider worth recording in the run manifest."""
+        return {"name": self.name}
+
+    async def aclose(self) -> None:
+        """Release clients and files; called once when a build ends."""

@@ -1,0 +1,1 @@
+"""The embedded ``offline`` provider (no model, no network)."""

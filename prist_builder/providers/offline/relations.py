@@ -1,0 +1,126 @@
+"""The spatial relation graph between the grounded elements of an image (offline step 2).
+
+Predicates: ``left of``, ``above``, ``inside``, ``next to``, ``larger than``. Each element
+is related to its nearest neighbours only, so that the graph stays small and every
+relation is one a person would mention.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from prist_builder.records import ElementsRecord, Relation
+
+NEIGHBOURS = 3
+"""Each element is related to this many nearest other elements."""
+
+INSIDE_SHARE = 0.9
+"""``a inside b`` when at least this share of a's pixels lies in b."""
+
+NEXT_TO_GAP = 0.03
+"""``a next to b`` when their boxes are closer than this share of the image diagonal."""
+
+LARGER_RATIO = 2.0
+"""``a larger than b`` when a's area is at least this many times b's."""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Geometry of one grounded element.
+
+    Attributes:
+        element_id: the element.
+        name: its name.
+        box: ``(x0, y0, x1, y1)`` in pixels.
+        area: mask area in pixels.
+    """
+
+    element_id: str
+    name: str
+    box: tuple[float, float, float, float]
+    area: int
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """``(x, y)`` centre of the box in pixels."""
+        x0, y0, x1, y1 = self.box
+        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+
+def placed_elements(record: ElementsRecord) -> list[Placed]:
+    """Geometry of every element grounded in a non-ignored region."""
+    out = []
+    for element in record.elements:
+        if element.region_id is None:
+            continue
+        region = record.image.region(element.region_id)
+        if region.ignore:
+            continue
+        x, y, w, h = region.bbox
+        out.append(Placed(element.element_id, element.name, (x, y, x + w, y + h), region.area))
+    return out
+
+
+def _gap(a: Placed, b: Placed) -> float:
+    """Distance in pixels between two boxes (0 when they overlap)."""
+    dx = max(0.0, max(a.box[0], b.box[0]) - min(a.box[2], b.box[2]))
+    dy = max(0.0, max(a.box[1], b.box[1]) - min(a.box[3], b.box[3]))
+    return math.hypot(dx, dy)
+
+
+def _containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
+    """``(N, N) float`` matrix: share of element i's pixels that lie in element j."""
+    rles = []
+    for item in placed:
+        region = record.image.region(record.element(item.element_id).region_id or "")
+        rles.append({"size": region.mask.size, "counts": region.mask.counts.encode("ascii")})
+    # With iscrowd set, pycocotools' iou is |dt & gt| / |dt|: exactly containment.
+    return np.asarray(coco_mask.iou(rles, rles, [1] * len(rles)), dtype=np.float64).reshape(len(rles), len(rles))
+
+
+def relation_graph(record: ElementsRecord) -> nx.MultiDiGraph:
+    """Build the relation graph: nodes are element ids, each edge has a ``predicate``."""
+    placed = placed_elements(record)
+    graph = nx.MultiDiGraph()
+    for item in placed:
+        graph.add_node(item.element_id, name=item.name)
+    if len(placed) < 2:
+        return graph
+    inside = _containment(record, placed)
+    diagonal = math.hypot(record.image.width, record.image.height)
+    seen: set[tuple[str, str, str]] = set()
+
+    def add(subject: Placed, predicate: str, obj: Placed) -> None:
+        key = (subject.element_id, predicate, obj.element_id)
+        if key not in seen:
+            seen.add(key)
+            graph.add_edge(subject.element_id, obj.element_id, predicate=predicate)
+
+    for i, a in enumerate(placed):
+        order = sorted((j for j in range(len(placed)) if j != i), key=lambda j: (_gap(a, placed[j]), j))
+        for j in order[:NEIGHBOURS]:
+            b = placed[j]
+            (ax, ay), (bx, by) = a.centre, b.centre
+            if abs(bx - ax) >= abs(by - ay):
+                add(a, "left of", b) if ax < bx else add(b, "left of", a)
+            else:
+                add(a, "above", b) if ay < by else add(b, "above", a)
+            if inside[i, j] >= INSIDE_SHARE and a.area < b.area:
+                add(a, "inside", b)
+            elif _gap(a, b) <= NEXT_TO_GAP * diagonal:
+                first, second = (a, b) if a.element_id < b.element_id else (b, a)
+                add(first, "next to", second)
+            if a.area >= LARGER_RATIO * b.area:
+                add(a, "larger than", b)
+    return graph
+
+
+def relations_of(graph: nx.MultiDiGraph) -> list[Relation]:
+    """The graph's edges as records, in a stable order."""
+    edges = sorted((u, d["predicate"], v) for u, v, d in graph.edges(data=True))
+    return [Relation(subject=u, predicate=p, object=v) for u, p, v in edges]

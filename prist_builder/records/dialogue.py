@@ -1,0 +1,94 @@
+"""Step 3 output: one multi-turn dialogue ending in a segmentation turn (section 3.2.3)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from prist_builder.records.limits import MAX_TURNS, MIN_TURNS, OBJ_TOKEN, SEG_TOKEN
+from prist_builder.records.rle import RLE
+
+_SEG_ANSWER = re.compile(re.escape(OBJ_TOKEN) + r"(.*?)" + re.escape(SEG_TOKEN), re.DOTALL)
+
+
+class Turn(BaseModel):
+    """One message of a dialogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class DialogueRecord(BaseModel):
+    """One sample ``D_i``: a dialogue about one target: one line of ``dialogues.jsonl``.
+
+    ``turns`` holds messages; a *turn* in the paper's sense (Table 2) is one user message
+    and the assistant's answer, so a dialogue of ``n`` turns has ``2n`` messages.
+
+    Validation rules: messages alternate user/assistant starting with the user; the number
+    of turns lies in ``[min_turns, max_turns]`` (context, default 3..7, Table 2); only the
+    final assistant message holds the segmentation template, exactly once, and it reads
+    ``[OBJ]{focus}[SEG]`` (section 4.1).
+
+    Attributes:
+        sample_id: id unique within the run, ``"<image_id>-<element_id>"``.
+        image_id: the image the dialogue is about.
+        provider: the provider that wrote it.
+        turns: the messages.
+        focus: the description of the target that the final answer segments.
+        target_element_id: the element of step 1 that is the target.
+        target_region_ids: source regions whose union is the target mask; empty when the
+            mask still has to be annotated.
+        mask: the target's ``(H, W)`` bool mask as COCO RLE, or ``None`` when not annotated yet.
+        reasoning_question: the complex question ``Q_i`` the dialogue unfolds.
+        path_node_ids: the reasoning-tree path the dialogue walks.
+
+    Raises (on validation): ``ValueError`` naming the first broken rule.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_id: str
+    image_id: str
+    provider: str
+    turns: list[Turn] = Field(min_length=2)
+    focus: str = Field(min_length=1)
+    target_element_id: str
+    target_region_ids: list[str] = Field(default_factory=list)
+    mask: RLE | None = None
+    reasoning_question: str = ""
+    path_node_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def num_turns(self) -> int:
+        """Number of question/answer turns (messages // 2)."""
+        return len(self.turns) // 2
+
+    @model_validator(mode="after")
+    def _check_dialogue(self, info: ValidationInfo) -> "DialogueRecord":
+        context: dict[str, Any] = info.context or {}
+        min_turns = int(context.get("min_turns", MIN_TURNS))
+        max_turns = int(context.get("max_turns", MAX_TURNS))
+        if len(self.turns) % 2:
+            raise ValueError(f"{len(self.turns)} messages: a dialogue ends with the assistant's answer")
+        for index, turn in enumerate(self.turns):
+            expected = "user" if index % 2 == 0 else "assistant"
+            if turn.role != expected:
+                raise ValueError(f"turns[{index}].role is {turn.role!r}; expected {expected!r}")
+        if not min_turns <= self.num_turns <= max_turns:
+            raise ValueError(f"{self.num_turns} turns; expected {min_turns} to {max_turns}")
+        for index, turn in enumerate(self.turns[:-1]):
+            if SEG_TOKEN in turn.content or OBJ_TOKEN in turn.content:
+                raise ValueError(f"turns[{index}] uses {OBJ_TOKEN}/{SEG_TOKEN}; only the final answer may")
+        final = self.turns[-1].content
+        found = _SEG_ANSWER.findall(final)
+        if len(found) != 1 or final.count(SEG_TOKEN) != 1 or final.count(OBJ_TOKEN) != 1:
+            raise ValueError(f"the final answer must hold {OBJ_TOKEN}<focus>{SEG_TOKEN} exactly once: {final!r}")
+        if found[0].strip() != self.focus.strip():
+            raise ValueError(f"the final answer segments {found[0].strip()!r} but focus is {self.focus!r}")
+        if self.mask is not None and not self.target_region_ids:
+            raise ValueError("a mask is given but target_region_ids is empty")
+        return self

@@ -1,0 +1,141 @@
+"""Step 2 output: reasoning questions and the reasoning tree of one image (section 3.2.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MIN_TARGETS
+
+
+class TreeNode(BaseModel):
+    """One node of a reasoning tree: a sub-question and its answer, ``(q_n, a_n)`` of Eq. 3.
+
+    Attributes:
+        id: node id unique within the tree.
+        question: the sub-question this node asks.
+        answer: its answer, narrowing towards the target.
+        element_id: for a target leaf, the element it resolves to; else ``None``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    element_id: str | None = None
+
+
+class TreePath(BaseModel):
+    """The path ``P_i`` from the root to one target leaf (Eq. 3).
+
+    Attributes:
+        target_element_id: the target element ``o_i``.
+        reasoning_question: the complex question ``Q_i`` of step 2-1 (Eq. 2).
+        node_ids: node ids from the root to the target leaf, inclusive.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_element_id: str
+    reasoning_question: str = Field(min_length=1)
+    node_ids: list[str] = Field(min_length=2)
+
+
+class Relation(BaseModel):
+    """A spatial relation ``subject predicate object`` between two elements."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(description="element id")
+    predicate: str = Field(description="left of | above | inside | next to | larger than")
+    object: str = Field(description="element id")
+
+
+class TreeRecord(BaseModel):
+    """The reasoning tree ``T = {P_1..P_K}`` of one image: one line of ``trees.jsonl``.
+
+    The validator checks that nodes and edges form one tree rooted at ``root`` (acyclic,
+    connected, every node but the root with exactly one parent), that no node has more
+    than ``max_children`` (context, default 3) children, that each path runs along edges
+    from the root to a leaf that names its target, and that the number of targets lies in
+    ``[min_targets, max_targets]`` (context, default 2..4).
+
+    Raises (on validation): ``ValueError`` describing the first broken rule.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_id: str
+    provider: str
+    root: str
+    nodes: list[TreeNode] = Field(min_length=2)
+    edges: list[tuple[str, str]] = Field(description="[parent_id, child_id] pairs")
+    paths: list[TreePath] = Field(min_length=1)
+    relations: list[Relation] = Field(default_factory=list)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The tree as a directed graph, parent -> child, node attributes from ``TreeNode``."""
+        graph = nx.DiGraph()
+        for node in self.nodes:
+            graph.add_node(node.id, **node.model_dump(exclude={"id"}))
+        graph.add_edges_from(self.edges)
+        return graph
+
+    def node(self, node_id: str) -> TreeNode:
+        """Return the node with ``node_id``; raises ``KeyError`` if absent."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(f"tree {self.image_id}: no node {node_id!r}")
+
+    @model_validator(mode="after")
+    def _check_tree(self, info: ValidationInfo) -> "TreeRecord":
+        context: dict[str, Any] = info.context or {}
+        max_children = int(context.get("max_children", MAX_CHILDREN))
+        min_targets = int(context.get("min_targets", MIN_TARGETS))
+        max_targets = int(context.get("max_targets", MAX_TARGETS))
+        ids = [n.id for n in self.nodes]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate node ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+        known = set(ids)
+        if self.root not in known:
+            raise ValueError(f"root {self.root!r} is not a node")
+        for parent, child in self.edges:
+            if parent not in known or child not in known:
+                raise ValueError(f"edge [{parent!r}, {child!r}] names an unknown node")
+        graph = self.to_networkx()
+        if not nx.is_directed_acyclic_graph(graph):
+            raise ValueError("the edges contain a cycle")
+        if not nx.is_weakly_connected(graph):
+            raise ValueError("the tree is not connected: every node must hang below the root")
+        if not nx.is_arborescence(graph) or graph.in_degree(self.root) != 0:
+            raise ValueError(f"not a tree rooted at {self.root!r}: a node has two parents or the root has one")
+        for node_id in ids:
+            if graph.out_degree(node_id) > max_children:
+                raise ValueError(
+                    f"node {node_id!r} has {graph.out_degree(node_id)} children; at most {max_children} allowed"
+                )
+        if not min_targets <= len(self.paths) <= max_targets:
+            raise ValueError(f"{len(self.paths)} target paths; expected {min_targets} to {max_targets}")
+        targets = [p.target_element_id for p in self.paths]
+        if len(targets) != len(set(targets)):
+            raise ValueError(f"a target appears on two paths: {targets}")
+        for path in self.paths:
+            self._check_path(path, graph)
+        return self
+
+    def _check_path(self, path: TreePath, graph: nx.DiGraph) -> None:
+        name = f"path to {path.target_element_id!r}"
+        if path.node_ids[0] != self.root:
+            raise ValueError(f"{name} starts at {path.node_ids[0]!r}, not at the root {self.root!r}")
+        for parent, child in zip(path.node_ids, path.node_ids[1:]):
+            if not graph.has_edge(parent, child):
+                raise ValueError(f"{name} steps {parent!r} -> {child!r}, which is not an edge")
+        leaf = path.node_ids[-1]
+        if graph.out_degree(leaf) != 0:
+            raise ValueError(f"{name} ends at {leaf!r}, which is not a leaf")
+        if self.node(leaf).element_id != path.target_element_id:
+            raise ValueError(f"{name} ends at leaf {leaf!r}, whose element_id is {self.node(leaf).element_id!r}")
