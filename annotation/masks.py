@@ -113,7 +113,7 @@ def place_bbox_mask(patch: np.ndarray, x1: int, y1: int, height: int, width: int
 
 def encode(mask: np.ndarray) -> RLE:
     """Encode a ``(H, W) bool`` mask as COCO compressed RLE."""
-    encoded = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    encoded = coco_mask.encode(np.asfortranarray(mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)))
     return RLE(size=[int(s) for s in encoded["size"]], counts=encoded["counts"].decode("ascii"))
 
 
@@ -130,6 +130,12 @@ def decode(rle: RLE | dict) -> np.ndarray:
 def area(rle: RLE) -> int:
     """Mask area in pixels, computed on the RLE without decoding."""
     return int(coco_mask.area({"size": rle.size, "counts": rle.counts.encode("ascii")}))
+
+
+def rle_bbox(rle: RLE) -> list[int]:
+    """``[x, y, w, h]`` in pixels of a mask's bounding box, computed on the RLE."""
+    box = coco_mask.toBbox({"size": rle.size, "counts": rle.counts.encode("ascii")})
+    return [int(v) for v in box]
 
 
 def bbox_of(mask: np.ndarray) -> list[int]:

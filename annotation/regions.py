@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from annotation.masks import bbox_of, encode
+from annotation.masks import area, encode, rle_bbox
 from prist_builder.records.image import SourceRegion
 
 IGNORE_LABELS = frozenset({"__ignore__", "_background_"})
@@ -57,7 +57,8 @@ def finish_regions(drafts: list[RegionDraft]) -> tuple[list[SourceRegion], dict[
     regions: list[SourceRegion] = []
     masks: dict[str, np.ndarray] = {}
     for draft in drafts:
-        pixels = int(draft.mask.sum())
+        rle = encode(draft.mask)
+        pixels = area(rle)
         if pixels == 0:
             continue
         regions.append(
@@ -67,9 +68,9 @@ def finish_regions(drafts: list[RegionDraft]) -> tuple[list[SourceRegion], dict[
                 group_id=draft.group_id,
                 shape_types=draft.shape_types,
                 source=draft.source,
-                mask=encode(draft.mask),
+                mask=rle,
                 area=pixels,
-                bbox=bbox_of(draft.mask),
+                bbox=rle_bbox(rle),
                 ignore=draft.ignore,
             )
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +31,27 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".
 
 
 class InputRejected(Exception):
-    """An input cannot be used; ``reason`` is one line naming the file and the field."""
+    """An input cannot be used; ``reason`` is one line naming the file and the field.
 
-    def __init__(self, reason: str, source_file: str | None = None, raw: object = None) -> None:
+    Attributes:
+        reason: the one-line reason.
+        source_file: the file at fault, if any.
+        raw: the offending payload, if any.
+        rejects: rejects of parts of the same input found before it was given up
+            (e.g. bad shapes of an image that then has too few regions).
+    """
+
+    def __init__(self, reason: str, source_file: str | None = None, raw: object = None,
+                 rejects: list[Reject] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.source_file = source_file
         self.raw = raw
+        self.rejects = list(rejects or [])
+
+    def __reduce__(self) -> tuple:
+        # keep every attribute when the error crosses a process boundary
+        return type(self), (self.reason, self.source_file, self.raw, self.rejects)
 
 
 @dataclass
@@ -106,9 +120,11 @@ def discover(
             add(SourceItem(path.stem, labelme_path=path, images_dir=images))
     if coco is not None:
         parsed = read_coco(Path(coco))
+        # each item carries only its own annotations, so items stay cheap to send to workers
+        header = CocoFile(parsed.path, {}, parsed.categories)
         for entry in sorted(parsed.images.values(), key=lambda e: e.file_name):
             path = Path(images) / entry.file_name if images else Path(coco).parent / entry.file_name
-            add(SourceItem(Path(entry.file_name).stem, image_path=path, coco=(parsed, entry), images_dir=images))
+            add(SourceItem(Path(entry.file_name).stem, image_path=path, coco=(header, entry), images_dir=images))
     if images is not None:
         claimed: set[str] = set()  # a Labelme file's stem claims one image of that stem
         for path in _image_files(Path(images)):
@@ -165,6 +181,7 @@ class LoadedImage:
         data: the encoded image bytes.
         problems: shapes that could not become regions.
         masks: ``(H, W) bool`` mask of each region, by region id.
+        rejects: per-shape rejects made from ``problems`` by the pipeline.
     """
 
     record: ImageRecord
@@ -172,6 +189,7 @@ class LoadedImage:
     data: bytes
     problems: list[ShapeProblem]
     masks: dict[str, np.ndarray]
+    rejects: list[Reject] = field(default_factory=list)
 
 
 def load_item(item: SourceItem) -> LoadedImage:

@@ -149,7 +149,10 @@ def test_json_schema_dict_with_refs_enums_and_bounds(client: openai.OpenAI) -> N
         "$defs": {
             "box": {
                 "type": "object",
-                "properties": {"x": {"type": "number", "exclusiveMinimum": 0}, "tag": {"type": "string", "minLength": 2}},
+                "properties": {
+                    "x": {"type": "number", "exclusiveMinimum": 0},
+                    "tag": {"type": "string", "minLength": 2},
+                },
                 "required": ["x", "tag"],
                 "additionalProperties": False,
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -27,11 +28,13 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choic
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Build at most N images (first by id).")]
 MinTurnsOpt = Annotated[int, typer.Option("--min-turns", min=1, help="Fewest turns per dialogue.")]
 MaxTurnsOpt = Annotated[int, typer.Option("--max-turns", min=1, help="Most turns per dialogue.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes for step 1 of CPU-bound providers.")]
+DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 8))
 NoFsyncOpt = Annotated[bool, typer.Option("--no-fsync", help="Skip fsync (faster; still safe against kill -9).")]
 
 
 def _source_config(images: Path | None, labelme: Path | None, coco: Path | None, provider: str, seed: int,
-                   limit: int | None, min_turns: int, max_turns: int) -> BuildConfig:
+                   limit: int | None, min_turns: int, max_turns: int, workers: int = 1) -> BuildConfig:
     if labelme is not None and coco is not None:
         raise typer.BadParameter("give --labelme or --coco, not both")
     if images is None and labelme is None and coco is None:
@@ -45,7 +48,7 @@ def _source_config(images: Path | None, labelme: Path | None, coco: Path | None,
             raise typer.BadParameter(f"{given}: no such file or folder")
     resolve = lambda p: str(p.resolve()) if p is not None else None  # noqa: E731
     return BuildConfig(provider=provider, seed=seed, images=resolve(images), labelme=resolve(labelme),
-                       coco=resolve(coco), limit=limit, min_turns=min_turns, max_turns=max_turns)
+                       coco=resolve(coco), limit=limit, min_turns=min_turns, max_turns=max_turns, workers=workers)
 
 
 def _run_config(run: Path, provider: str | None) -> BuildConfig:
@@ -88,9 +91,9 @@ def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool 
 def build_elements(run: RunOpt, images: ImagesOpt = None, labelme: LabelmeOpt = None, coco: CocoOpt = None,
                    provider: ProviderOpt = "offline", seed: SeedOpt = 0, limit: LimitOpt = None,
                    min_turns: MinTurnsOpt = MIN_TURNS, max_turns: MaxTurnsOpt = MAX_TURNS,
-                   no_fsync: NoFsyncOpt = False) -> None:
+                   workers: WorkersOpt = DEFAULT_WORKERS, no_fsync: NoFsyncOpt = False) -> None:
     """Step 1: extract the visible elements of each image (paper section 3.2.1)."""
-    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns)
+    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns, workers)
     execute(run, config, ("elements",), fsync=not no_fsync)
 
 
@@ -112,7 +115,7 @@ def build_dialogues(run: RunOpt, provider: Annotated[Optional[str], typer.Option
 def build_all(run: RunOpt, images: ImagesOpt = None, labelme: LabelmeOpt = None, coco: CocoOpt = None,
               provider: ProviderOpt = "offline", seed: SeedOpt = 0, limit: LimitOpt = None,
               min_turns: MinTurnsOpt = MIN_TURNS, max_turns: MaxTurnsOpt = MAX_TURNS,
-              no_fsync: NoFsyncOpt = False) -> None:
+              workers: WorkersOpt = DEFAULT_WORKERS, no_fsync: NoFsyncOpt = False) -> None:
     """All three steps in order: elements, trees, dialogues."""
-    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns)
+    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns, workers)
     execute(run, config, ("elements", "trees", "dialogues"), fsync=not no_fsync)

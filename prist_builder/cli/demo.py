@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from prist_builder.cli.build import execute
+from prist_builder.cli.build import DEFAULT_WORKERS, execute
 from prist_builder.cli.console import console, fail
 from prist_builder.cli.inspect import load_stats, stats_table
 from prist_builder.demo import DemoDataError, materialise
@@ -36,7 +36,8 @@ def register_demo(app: typer.Typer) -> None:
             images, labelme = materialise(out)
         except DemoDataError as exc:
             raise fail(str(exc))
-        config = BuildConfig(provider="offline", seed=seed, images=str(images.resolve()), labelme=str(labelme.resolve()))
+        config = BuildConfig(provider="offline", seed=seed, images=str(images.resolve()), labelme=str(labelme.resolve()),
+                             workers=DEFAULT_WORKERS)
         execute(run, config, ("elements", "trees", "dialogues"))
         console.print(stats_table(load_stats(run)))
         written = write_previews(run, out / "previews", PREVIEWS)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +15,9 @@ from prist_builder.pipeline.steps import dialogues_units, elements_units, source
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
 from prist_builder.sources import discover
+
+MIN_INPUTS_FOR_POOL = 16
+"""Below this many pending inputs, worker processes cost more than they save."""
 
 ProgressHook = Callable[[str, int], Callable[[Outcome], None]]
 """Given a step name and its number of pending inputs, returns the per-input callback."""
@@ -35,6 +41,23 @@ def _discovery_units(config: BuildConfig) -> tuple[list[Unit], list]:
             return Outcome(rejects=[reject])
         units.append(Unit(f"clash:{reject.input_id}", reject.image_id, reject.source_file, work))
     return units, items
+
+
+def _close_inherited(descriptors: list[int]) -> None:
+    """Worker initializer: drop the run's descriptors copied by fork (the lock above all)."""
+    for fd in descriptors:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _process_pool(workers: int, store: RunStore) -> ProcessPoolExecutor:
+    """Worker processes for CPU-bound step 1 (``fork`` where the platform has it: no re-imports)."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_close_inherited,
+                               initargs=(store.descriptors(),))
 
 
 async def build(
@@ -71,16 +94,25 @@ async def build(
             for step in ("elements", "trees", "dialogues"):
                 if step not in steps:
                     continue
+                pool = None
                 if step == "elements":
                     clash_units, items = _discovery_units(config)
-                    units = clash_units + elements_units(items, provider, config)
+                    todo = sum(1 for i in items if not store.is_done(step, i.image_id))
+                    if provider.cpu_bound and config.workers > 1 and todo >= MIN_INPUTS_FOR_POOL:
+                        pool = _process_pool(config.workers, store)
+                    units = clash_units + elements_units(items, provider, config, pool)
                 elif step == "trees":
                     units = trees_units(store, provider, config)
                 else:
                     units = dialogues_units(store, provider, config)
                 pending = sum(1 for u in units if not store.is_done(step, u.key))
                 hook = progress(step, pending) if progress else None
-                report = await run_step(store, step, units, provider.concurrency, hook)
+                concurrency = config.workers if pool is not None else provider.concurrency
+                try:
+                    report = await run_step(store, step, units, concurrency, hook)
+                finally:
+                    if pool is not None:
+                        pool.shutdown(wait=True, cancel_futures=True)
                 reports.append(report)
                 manifest = update_manifest(store, config, step, report.seconds, extra={"provider": provider.describe()})
     finally:

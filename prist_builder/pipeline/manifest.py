@@ -33,6 +33,7 @@ class BuildConfig:
         images, labelme, coco: absolute input paths, or ``None``.
         limit: build at most this many images (first by id); ``None`` for all.
         min_turns, max_turns: dialogue length bounds in turns.
+        workers: processes for CPU-bound step 1 work (does not change the records).
         provider_options: provider settings (never secrets).
     """
 
@@ -44,6 +45,7 @@ class BuildConfig:
     limit: int | None = None
     min_turns: int = MIN_TURNS
     max_turns: int = MAX_TURNS
+    workers: int = 1
     provider_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

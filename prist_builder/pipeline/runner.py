@@ -62,7 +62,7 @@ async def _guarded(unit: Unit, step: str) -> Outcome:
         raise
     except InputRejected as exc:
         outcome = reject(exc.reason, exc.source_file or unit.source_file, exc.raw)
-        outcome.rejects[:0] = getattr(exc, "rejects", [])
+        outcome.rejects[:0] = exc.rejects
         return outcome
     except ValidationError as exc:
         return reject(f"{unit.source_file or unit.key}: invalid {step} record: {_first_error(exc)}", unit.source_file)
@@ -70,27 +70,70 @@ async def _guarded(unit: Unit, step: str) -> Outcome:
         return reject(f"{unit.source_file or unit.key}: internal error {type(exc).__name__}: {exc}", unit.source_file)
 
 
+async def _acquire_unless(semaphore: asyncio.Semaphore, failed: asyncio.Event) -> bool:
+    """Acquire ``semaphore``; give up (``False``) as soon as ``failed`` is set."""
+    if failed.is_set():
+        return False
+    acquire = asyncio.ensure_future(semaphore.acquire())
+    stop = asyncio.ensure_future(failed.wait())
+    await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if acquire.done() and not failed.is_set():
+        return True
+    if acquire.done():
+        semaphore.release()
+    else:
+        acquire.cancel()
+    return False
+
+
+COMMIT_WINDOW = 4
+"""Units started but not yet committed are at most this many times the concurrency."""
+
+
 async def _run(
     store: RunStore, step: str, units: Sequence[Unit], concurrency: int, advance: Callable[[Outcome], None]
 ) -> None:
-    queue: asyncio.Queue[Unit] = asyncio.Queue()
-    for unit in units:
-        queue.put_nowait(unit)
+    """Process units concurrently but commit them in input order.
 
-    async def worker() -> None:
-        while not queue.empty():
-            unit = queue.get_nowait()
-            outcome = await _guarded(unit, step)
-            store.commit(step, unit.key, outcome.records, outcome.rejects)
+    In-order commits make the step files byte-identical from run to run, whatever the
+    timing. A unit that finishes early waits (in memory) for the ones before it; the
+    window bounds how many may wait, so a slow unit holds back at most that many.
+    """
+    slots = asyncio.Semaphore(max(1, concurrency))
+    window = asyncio.Semaphore(max(1, concurrency) * COMMIT_WINDOW)
+    finished: dict[int, Outcome] = {}
+    next_commit = 0
+
+    failed = asyncio.Event()
+
+    async def one(index: int, unit: Unit) -> None:
+        nonlocal next_commit
+        try:
+            async with slots:
+                finished[index] = await _guarded(unit, step)
+        except BaseException:
+            failed.set()
+            raise
+        while next_commit in finished:
+            outcome = finished.pop(next_commit)
+            done = units[next_commit]
+            store.commit(step, done.key, outcome.records, outcome.rejects)
+            next_commit += 1
+            window.release()
             advance(outcome)
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, len(units))))]
+    tasks: list[asyncio.Task[None]] = []
     try:
-        await asyncio.gather(*workers)
+        for index, unit in enumerate(units):
+            if not await _acquire_unless(window, failed):
+                break
+            tasks.append(asyncio.create_task(one(index, unit)))
+        await asyncio.gather(*tasks)
     finally:
-        for task in workers:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_step(

@@ -7,7 +7,9 @@ step 2-1, so that every provider follows the same rule.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from concurrent.futures import Executor
 from pathlib import Path
 
 from prist_builder.pipeline.manifest import BuildConfig
@@ -16,52 +18,78 @@ from prist_builder.pipeline.store import RunStore
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
-from prist_builder.sources import InputRejected, SourceItem, load_item
+from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item
 
 
 def _context(config: BuildConfig, step: str, key: str) -> StepContext:
     return StepContext.for_input(config.seed, step, key, min_turns=config.min_turns, max_turns=config.max_turns)
 
 
-def elements_units(items: list[SourceItem], provider: Provider, config: BuildConfig) -> list[Unit]:
-    """Step 1 over source items: read the image and regions, then ask the provider."""
+def prepare(item: SourceItem, needs_regions: bool, provider_name: str) -> LoadedImage:
+    """Read one input and check it can feed step 1.
+
+    Raises:
+        InputRejected: unreadable input, fewer than two usable regions, or no regions for
+            a provider that needs them; earlier per-shape rejects ride along in ``rejects``.
+    """
+    loaded = load_item(item)
+    record = loaded.record
+    rejects = [
+        Reject(input_id=f"{item.image_id}/{p.where}", image_id=item.image_id, step="elements",
+               reason=p.reason, source_file=record.annotation_path, raw=p.raw)
+        for p in loaded.problems
+    ]
+    where = record.annotation_path or record.path
+    usable = [r for r in record.regions if not r.ignore]
+    if record.source != "images" and len(usable) < MIN_TARGETS:
+        reason = f"{where}: {len(usable)} usable region(s); an image needs at least {MIN_TARGETS}"
+        raise InputRejected(reason, where, rejects=rejects)
+    if record.source == "images" and needs_regions:
+        reason = f"{where}: no Labelme or COCO regions; the {provider_name} provider needs them"
+        raise InputRejected(reason, where, rejects=rejects)
+    loaded.rejects = rejects
+    return loaded
+
+
+def _elements_outcome(item: SourceItem, loaded: LoadedImage, provider_name: str, elements: list[Element]) -> Outcome:
+    record = ElementsRecord(image_id=item.image_id, provider=provider_name, image=loaded.record, elements=elements)
+    return Outcome(records=[record], rejects=loaded.rejects)
+
+
+_WORKER_PROVIDERS: dict[str, Provider] = {}
+
+
+def _elements_in_worker(item: SourceItem, config: BuildConfig) -> Outcome:
+    """Step 1 for one input inside a worker process (CPU-bound providers only)."""
+    provider = _WORKER_PROVIDERS.get(config.provider)
+    if provider is None:
+        from prist_builder.providers import get_provider
+
+        provider = _WORKER_PROVIDERS[config.provider] = get_provider(config.provider, **config.provider_options)
+    loaded = prepare(item, provider.needs_regions, provider.name)
+    ctx = _context(config, "elements", item.image_id)
+    return _elements_outcome(item, loaded, provider.name, provider.elements_sync(loaded, ctx))
+
+
+def elements_units(items: list[SourceItem], provider: Provider, config: BuildConfig,
+                   pool: Executor | None = None) -> list[Unit]:
+    """Step 1 over source items: read the image and regions, then ask the provider.
+
+    With a ``pool`` (CPU-bound providers, see ``Provider.elements_sync``), reading and
+    measuring run in worker processes; records are the same either way.
+    """
 
     def unit(item: SourceItem) -> Unit:
         async def work() -> Outcome:
-            loaded = load_item(item)
-            record = loaded.record
-            rejects = [
-                Reject(input_id=f"{item.image_id}/{p.where}", image_id=item.image_id, step="elements",
-                       reason=p.reason, source_file=record.annotation_path, raw=p.raw)
-                for p in loaded.problems
-            ]
-            where = record.annotation_path or record.path
-            usable = [r for r in record.regions if not r.ignore]
-            if record.source != "images" and len(usable) < MIN_TARGETS:
-                reason = f"{where}: {len(usable)} usable region(s); an image needs at least {MIN_TARGETS}"
-                raise _with(rejects, InputRejected(reason, where))
-            if record.source == "images" and provider.needs_regions:
-                reason = f"{where}: no Labelme or COCO regions; the {provider.name} provider needs them"
-                raise _with(rejects, InputRejected(reason, where))
+            if pool is not None:
+                return await asyncio.get_running_loop().run_in_executor(pool, _elements_in_worker, item, config)
+            loaded = prepare(item, provider.needs_regions, provider.name)
             elements = await provider.elements(loaded, _context(config, "elements", item.image_id))
-            built = ElementsRecord(image_id=item.image_id, provider=provider.name, image=record, elements=elements)
-            return Outcome(records=[built], rejects=rejects)
+            return _elements_outcome(item, loaded, provider.name, elements)
 
         return Unit(item.image_id, item.image_id, item.source_file, work)
 
     return [unit(item) for item in items]
-
-
-class _RejectsAndReason(InputRejected):
-    """An input rejection that also carries earlier per-region rejects of the same input."""
-
-    def __init__(self, rejects: list[Reject], cause: InputRejected) -> None:
-        super().__init__(cause.reason, cause.source_file, cause.raw)
-        self.rejects = rejects
-
-
-def _with(rejects: list[Reject], cause: InputRejected) -> InputRejected:
-    return _RejectsAndReason(rejects, cause) if rejects else cause
 
 
 def choose_targets(record: ElementsRecord, rng: random.Random) -> list[Element]:

@@ -170,6 +170,14 @@ class RunStore:
         if self._fsync and time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S:
             self.sync()
 
+    def descriptors(self) -> list[int]:
+        """File descriptors this store holds (the lock included).
+
+        Forked worker processes must close them: an inherited lock descriptor would
+        keep the run locked after this process dies.
+        """
+        return [self._lock_fd, *self._fds.values()]
+
     def sync(self) -> None:
         """fsync every file this store has written to."""
         for fd in self._fds.values():

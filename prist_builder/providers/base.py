@@ -60,11 +60,13 @@ class Provider(ABC):
         name: registry name (``--provider NAME``).
         concurrency: how many inputs the runner may hand over at once.
         needs_regions: ``True`` if the provider cannot work on bare images.
+        cpu_bound: step 1 is local CPU work (:meth:`elements_sync`), worth a process pool.
     """
 
     name: ClassVar[str]
     concurrency: int = 1
     needs_regions: ClassVar[bool] = False
+    cpu_bound: ClassVar[bool] = False
 
     @abstractmethod
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
@@ -73,6 +75,14 @@ class Provider(ABC):
         Raises:
             prist_builder.sources.InputRejected: the image cannot yield elements.
         """
+
+    def elements_sync(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
+        """Step 1 as plain CPU work, for providers that can run it in worker processes.
+
+        Providers that set :attr:`cpu_bound` implement it; the pipeline then runs step 1
+        in a process pool of ``--workers`` processes.
+        """
+        raise NotImplementedError(f"the {self.name} provider has no synchronous step 1")
 
     @abstractmethod
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:

@@ -42,8 +42,12 @@ class OfflineProvider(Provider):
 
     name = "offline"
     needs_regions = True
+    cpu_bound = True
 
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
+        return self.elements_sync(image, ctx)
+
+    def elements_sync(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
         record = image.record
         usable = [r for r in record.regions if not r.ignore]
         if not usable:

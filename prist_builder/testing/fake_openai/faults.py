@@ -87,11 +87,13 @@ class BatchFaultRule:
     - `expire`: the batch ends `expired`; matching lines are not run and go to the
       error file with `response: null` and error code `batch_expired`.
 
-    Raises ValueError for an unknown kind or parameter, or `times < 1`.
+    Raises ValueError for an unknown kind or parameter, `times < 1`, or a status outside 400-599.
     """
 
     def __init__(self, kind: str, match: str, times: int = 1, **params: Any) -> None:
         _check(kind, times, params, BATCH_FAULT_PARAMS)
+        if not 400 <= int(params.get("status", 500)) <= 599:
+            raise ValueError("a failed batch line needs a 4xx or 5xx status")
         self.kind = kind
         self.match = match
         self.times = times

@@ -143,6 +143,8 @@ class FakeOpenAIServer:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """Thread-per-connection server that remembers open sockets so `stop` can close them."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024  # 64+ clients connect at once; the default backlog of 5 drops SYNs
@@ -179,6 +181,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """Reads each request fully, asks the app for a `Reply`, writes it with an exact Content-Length."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _HTTPServer
@@ -212,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(error_reply(400, str(exc)))
             return
-        reply = self.server.app.handle(method, self.path, self.headers, body)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.app.handle(method, self.path, headers, body)
         if reply.drop:
             self.close_connection = True
             return

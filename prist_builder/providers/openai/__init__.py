@@ -1,0 +1,1 @@
+"""The ``openai`` provider: GPT-4o and any OpenAI-compatible server."""
