@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from prist_builder.pipeline.manifest import BuildConfig, check_config, update_manifest
+from prist_builder.pipeline.manifest import BuildConfig, check_config, read_manifest, update_manifest
 from prist_builder.pipeline.runner import Outcome, StepReport, Unit, run_step
 from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
@@ -88,9 +88,19 @@ async def build(
     provider = provider or get_provider(config.provider, **config.provider_options)
     reports: list[StepReport] = []
     manifest: dict = {}
+    earlier_usage = (read_manifest(run) or {}).get("usage", {})
+
+    def provider_entries() -> dict:
+        described = dict(provider.describe())
+        usage = described.pop("usage", None)
+        entries = {"provider": described}
+        if usage is not None:  # totals over every invocation on this run
+            entries["usage"] = {k: round(earlier_usage.get(k, 0) + v, 6) for k, v in usage.items()}
+        return entries
+
     try:
         with RunStore(run, fsync=fsync) as store:
-            manifest = update_manifest(store, config, extra={"provider": provider.describe()})
+            manifest = update_manifest(store, config, extra=provider_entries())
             for step in ("elements", "trees", "dialogues"):
                 if step not in steps:
                     continue
@@ -105,16 +115,20 @@ async def build(
                     units = trees_units(store, provider, config)
                 else:
                     units = dialogues_units(store, provider, config)
-                pending = sum(1 for u in units if not store.is_done(step, u.key))
-                hook = progress(step, pending) if progress else None
                 concurrency = config.workers if pool is not None else provider.concurrency
+
+                async def run_pass(step=step, units=units, concurrency=concurrency) -> StepReport:
+                    pending = sum(1 for u in units if not store.is_done(step, u.key))
+                    hook = progress(step, pending) if progress else None
+                    return await run_step(store, step, units, concurrency, hook)
+
                 try:
-                    report = await run_step(store, step, units, concurrency, hook)
+                    report = await provider.drive(step, store.root, run_pass)
                 finally:
                     if pool is not None:
                         pool.shutdown(wait=True, cancel_futures=True)
                 reports.append(report)
-                manifest = update_manifest(store, config, step, report.seconds, extra={"provider": provider.describe()})
+                manifest = update_manifest(store, config, step, report.seconds, extra=provider_entries())
     finally:
         await provider.aclose()
     return BuildResult(reports, manifest)

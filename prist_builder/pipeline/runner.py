@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ValidationError
 
 from prist_builder.pipeline.store import RunStore
-from prist_builder.providers.base import FatalProviderError
+from prist_builder.providers.base import Deferred, FatalProviderError
 from prist_builder.records import Reject
 from prist_builder.sources import InputRejected
 
@@ -35,14 +35,26 @@ class Unit:
 
 @dataclass
 class StepReport:
-    """Counts of one step run, in inputs (``built`` + ``rejected`` = processed now)."""
+    """Counts of one step run, in inputs: ``built`` + ``rejected`` were processed now,
+    ``deferred`` wait for a batch, ``skipped`` were finished before."""
 
     step: str
     skipped: int = 0
     built: int = 0
     rejected: int = 0
+    deferred: int = 0
     records: int = 0
     seconds: float = 0.0
+
+
+def merge_reports(first: StepReport | None, later: StepReport) -> StepReport:
+    """Sum two passes of one step: counts add up, ``skipped`` is the first pass's,
+    ``deferred`` the later pass's (what is still waiting)."""
+    if first is None:
+        return later
+    return StepReport(step=later.step, skipped=first.skipped, built=first.built + later.built,
+                      rejected=first.rejected + later.rejected, deferred=later.deferred,
+                      records=first.records + later.records, seconds=first.seconds + later.seconds)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -51,13 +63,15 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {error.get('msg', str(exc))}"
 
 
-async def _guarded(unit: Unit, step: str) -> Outcome:
+async def _guarded(unit: Unit, step: str) -> Outcome | None:
     """Run a unit, turning every non-fatal failure into a reject that names the file."""
     def reject(reason: str, source: str | None, raw: object = None) -> Outcome:
         return Outcome(rejects=[Reject(input_id=unit.key, image_id=unit.image_id, step=step,  # type: ignore[arg-type]
                                        reason=reason, source_file=source, raw=raw)])
     try:
         return await unit.work()
+    except Deferred:
+        return None  # left unfinished on purpose: a later pass completes it
     except FatalProviderError:
         raise
     except InputRejected as exc:
@@ -102,7 +116,7 @@ async def _run(
     """
     slots = asyncio.Semaphore(max(1, concurrency))
     window = asyncio.Semaphore(max(1, concurrency) * COMMIT_WINDOW)
-    finished: dict[int, Outcome] = {}
+    finished: dict[int, Outcome | None] = {}
     next_commit = 0
 
     failed = asyncio.Event()
@@ -118,7 +132,8 @@ async def _run(
         while next_commit in finished:
             outcome = finished.pop(next_commit)
             done = units[next_commit]
-            store.commit(step, done.key, outcome.records, outcome.rejects)
+            if outcome is not None:
+                store.commit(step, done.key, outcome.records, outcome.rejects)
             next_commit += 1
             window.release()
             advance(outcome)
@@ -159,7 +174,10 @@ async def run_step(
     pending = [u for u in units if not store.is_done(step, u.key)]
     report = StepReport(step=step, skipped=len(units) - len(pending))
 
-    def advance(outcome: Outcome) -> None:
+    def advance(outcome: Outcome | None) -> None:
+        if outcome is None:
+            report.deferred += 1
+            return
         if outcome.records:
             report.built += 1
             report.records += len(outcome.records)

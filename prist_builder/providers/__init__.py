@@ -8,6 +8,7 @@ from prist_builder.providers.base import FatalProviderError, Provider, StepConte
 
 PROVIDERS: dict[str, str] = {
     "offline": "prist_builder.providers.offline.provider:OfflineProvider",
+    "openai": "prist_builder.providers.openai.provider:OpenAIProvider",
 }
 """Provider name -> ``module:Class``, imported on demand so the CLI starts fast."""
 

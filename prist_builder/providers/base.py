@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, TreeRecord
@@ -19,6 +21,18 @@ from prist_builder.sources import LoadedImage
 
 class FatalProviderError(RuntimeError):
     """The provider cannot go on at all (bad API key, no quota): the run stops cleanly."""
+
+
+class Deferred(Exception):
+    """The input waits for a result that is not there yet (a batch response): it stays pending.
+
+    Attributes:
+        key: what it waits for (a request cache key).
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"waiting for {key[:12]}")
+        self.key = key
 
 
 @dataclass
@@ -97,6 +111,14 @@ class Provider(ABC):
         self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext
     ) -> list[DialogueRecord]:
         """Step 3 (section 3.2.3): one dialogue per tree path, ending in ``[OBJ]focus[SEG]``."""
+
+    async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one step. ``run_pass`` processes every pending input once and returns its report.
+
+        The default runs one pass. A provider that gathers work first (the Batch API) runs
+        several passes, sending what a pass deferred between them.
+        """
+        return await run_pass()
 
     def describe(self) -> dict[str, Any]:
         """Settings of this provider worth recording in the run manifest."""

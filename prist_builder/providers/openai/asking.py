@@ -1,0 +1,56 @@
+"""How a request reaches the model: online through the transport, or gathered for a batch.
+
+The provider only calls :meth:`Asker.ask`. Online, that sends the request (or reads the
+response cache). In batch mode, a cached response is returned and a missing one raises
+:class:`Deferred`, which leaves the input unfinished; the batch driver then sends all
+gathered requests through the Batch API, caches the answers, and runs the step again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prist_builder.providers.base import Deferred
+
+
+class Asker(Protocol):
+    """Something that answers chat completion request bodies."""
+
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
+        """The chat completion (as a dict) for ``body``; ``extra`` enters the cache key."""
+        ...
+
+
+@dataclass
+class OnlineAsker:
+    """Sends each request through the transport (which also reads and fills the cache)."""
+
+    transport: "object"
+
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
+        completion, _ = await self.transport.chat(body, extra, estimated_tokens)  # type: ignore[attr-defined]
+        return completion
+
+
+@dataclass
+class GatheringAsker:
+    """Answers from the cache only; records every missing request for the next batch.
+
+    Attributes:
+        cache: the response cache.
+        base_url: part of every cache key.
+        wanted: missing requests by cache key: ``{key: body}``.
+    """
+
+    cache: "object"
+    base_url: str
+    wanted: dict[str, dict] = field(default_factory=dict)
+
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
+        key = self.cache.key(self.base_url, body, extra)  # type: ignore[attr-defined]
+        found = self.cache.get(key)  # type: ignore[attr-defined]
+        if found is not None:
+            return found
+        self.wanted[key] = body
+        raise Deferred(key)

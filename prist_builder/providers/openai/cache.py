@@ -1,0 +1,135 @@
+"""On-disk, content-addressed cache of chat completion responses.
+
+A key is the SHA-256 of the request (server, body and caller-supplied extras such as the
+prompt version), so a repeated build or a resumed one gets the same answer without a
+request. Each response is one JSON file, written as soon as it arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FANOUT_CHARS = 2
+"""Leading hex characters of a key used as the sub-folder name (256 folders)."""
+
+_DATA_URL = re.compile(r"^data:[^,;]*(?:;[^,;]*)*;base64,", re.IGNORECASE)
+
+
+def _digest_data_url(text: str) -> str:
+    """``sha256:<hex>`` of the bytes a base64 data URL encodes; other strings unchanged.
+
+    A data URL whose payload is not valid base64 is hashed as text, so it still gets a
+    stable, distinct key.
+    """
+    match = _DATA_URL.match(text)
+    if match is None:
+        return text
+    payload = text[match.end():]
+    try:
+        raw = base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        raw = payload.encode("utf-8")
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _replace_data_urls(value: Any) -> Any:
+    """A copy of ``value`` (JSON-like) with every base64 data URL replaced by its digest."""
+    if isinstance(value, str):
+        return _digest_data_url(value) if value[:5].lower() == "data:" else value
+    if isinstance(value, dict):
+        return {k: _replace_data_urls(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_data_urls(v) for v in value]
+    return value
+
+
+class ResponseCache:
+    """Content-addressed store of chat completion bodies.
+
+    Layout: ``root/ab/abcdef....json``, one JSON file per key. Files are written atomically
+    (a temporary file in the same folder, then :func:`os.replace`) right when a response
+    arrives, so a crash loses at most the requests in flight and never leaves a partial
+    file under a key name.
+
+    Attributes:
+        root: the cache folder (created on first write).
+        hits, misses: :meth:`get` outcomes since construction.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(base_url: str, body: dict[str, Any], extra: dict[str, Any]) -> str:
+        """The SHA-256 hex key of one request.
+
+        Hashes the canonical JSON (sorted keys, compact separators, UTF-8) of
+        ``{"base_url", "body", "extra"}``. Base64 data URLs (images) are first replaced by
+        ``sha256:<hex of the decoded bytes>``, so the key depends on the image bytes but
+        the hashing cost does not grow with the encoded payload; ``extra`` carries what is
+        not in the body but changes the meaning of an answer (e.g. a prompt version).
+
+        Raises:
+            TypeError: ``body`` or ``extra`` holds a value JSON cannot encode.
+        """
+        document = {"base_url": base_url.rstrip("/"), "body": _replace_data_urls(body), "extra": extra}
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def path(self, key: str) -> Path:
+        """The file that holds (or would hold) the response under ``key``."""
+        return self.root / key[:FANOUT_CHARS] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored response for ``key``, or ``None`` (a missing or unreadable file is a miss)."""
+        try:
+            with open(self.path(key), "rb") as handle:
+                value = json.loads(handle.read())
+        except (OSError, ValueError):
+            self.misses += 1
+            return None
+        if not isinstance(value, dict):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, key: str, response: dict[str, Any]) -> None:
+        """Store ``response`` under ``key``, atomically replacing any previous entry.
+
+        Raises:
+            OSError: the folder or file cannot be written.
+            TypeError: ``response`` is not JSON-serialisable.
+        """
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{key[:FANOUT_CHARS * 4]}-", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as tmp:
+                tmp.write(data)
+            os.replace(tmp_name, target)
+        except BaseException:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+            raise
+
+    def discard(self, key: str) -> bool:
+        """Forget the entry under ``key`` (e.g. an answer that failed validation); True if one existed."""
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,296 @@
+"""Every HTTP call to an OpenAI-compatible server: cache, pacing, retries, accounting.
+
+The provider builds request bodies and reads answers; :class:`Transport` decides whether a
+request is sent at all (cache), when (concurrency cap and rate budgets), how often
+(retry policy) and what it cost (:class:`~.pricing.Usage`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable, TypeVar
+from urllib.parse import urlsplit
+
+import httpx2
+import openai
+import tenacity
+
+from prist_builder.providers.base import FatalProviderError
+from prist_builder.providers.openai import retry
+from prist_builder.providers.openai.cache import ResponseCache
+from prist_builder.providers.openai.limiter import AdaptiveConcurrency, RateLimiter
+from prist_builder.providers.openai.pricing import PRICES_PER_MILLION, Usage, cost_usd
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_HOST = "api.openai.com"
+KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+NO_KEY = "none"
+"""Sent as the key to a non-OpenAI server when none is configured (local servers ignore it)."""
+BATCH_ENDPOINT = "/v1/chat/completions"
+BATCH_WINDOW = "24h"
+SPARE_CONNECTIONS = 8
+"""Keep-alive connections kept beyond the chat concurrency, for files and batch calls."""
+MIN_KEEPALIVE = 100
+MAX_CONNECTIONS = 1000
+
+
+class TransportGaveUp(RuntimeError):
+    """Retries ran out (attempts or total wait) on rate limits or transient failures."""
+
+
+class RequestRejected(FatalProviderError):
+    """The server refused one request for good (400/404/422...): ``status`` and ``code`` tell why.
+
+    A subclass of :class:`FatalProviderError`, so by default it stops the run; a provider
+    that knows a rejection is specific to one input (say an image the API refuses) may
+    catch it and reject just that input.
+    """
+
+    def __init__(self, message: str, status: int, code: str | None) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class Transport:
+    """Sends chat completions, file and batch calls with caching, pacing and retries.
+
+    Args:
+        base_url: server root (``.../v1``); None reads ``OPENAI_BASE_URL``, else api.openai.com.
+        api_key: None reads ``OPENAI_API_KEY``. With no key, api.openai.com calls raise
+            :class:`FatalProviderError` at the first real request (cache hits and dry runs
+            need none); other servers get the placeholder ``"none"``.
+        concurrency: most chat requests in flight (adapts down on 429s, see
+            :class:`AdaptiveConcurrency`).
+        rpm, tpm: client-side requests/min and tokens/min budgets; None = unlimited.
+        timeout_s: seconds one HTTP attempt may take.
+        max_attempts, max_wait_s: retry budget per call (attempts; seconds since the first).
+        cache: response cache for chat calls; None disables it.
+        prices: model -> (USD per 1M input, output tokens); defaults to the built-in table.
+        backoff_base_s, backoff_cap_s, jitter: backoff shape (tests shrink the times).
+    """
+
+    def __init__(
+        self, base_url: str | None, api_key: str | None, *, concurrency: int = 8, rpm: int | None = None,
+        tpm: int | None = None, timeout_s: float = 120.0, max_attempts: int = 6, max_wait_s: float = 600.0,
+        cache: ResponseCache | None = None, prices: dict[str, tuple[float, float]] | None = None,
+        backoff_base_s: float = retry.BACKOFF_BASE_S, backoff_cap_s: float = retry.BACKOFF_CAP_S,
+        jitter: retry.Jitter = "full",
+    ) -> None:
+        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        self.is_openai = urlsplit(self.base_url).hostname == OPENAI_HOST
+        key = api_key if api_key is not None else os.environ.get(KEY_ENV)
+        self._api_key = key or (None if self.is_openai else NO_KEY)
+        self._secrets = [s for s in (key, api_key) if s]
+        self.timeout_s, self.max_attempts, self.max_wait_s = timeout_s, max_attempts, max_wait_s
+        self.cache = cache
+        self.prices = prices if prices is not None else dict(PRICES_PER_MILLION)
+        self.concurrency = AdaptiveConcurrency(concurrency)
+        self.limiter = RateLimiter(rpm, tpm)
+        self.usage = Usage()
+        self._backoff = {"base_s": backoff_base_s, "cap_s": backoff_cap_s, "jitter": jitter}
+        self._keepalive = max(MIN_KEEPALIVE, concurrency + SPARE_CONNECTIONS)
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._resume_at = 0.0  # monotonic time before which no attempt starts (server asked us to wait)
+        self._unpriced: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.base_url!r}, concurrency={self.concurrency.maximum})"
+
+    # ---- chat ----------------------------------------------------------------------------
+
+    async def chat(
+        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int
+    ) -> tuple[dict[str, Any], bool]:
+        """One chat completion: ``(completion as a JSON dict, True if it came from the cache)``.
+
+        ``body`` is the request as sent (``model``, ``messages``, ``response_format``...; every
+        key must be a keyword of ``chat.completions.create``); ``extra`` joins the cache key
+        only; ``estimated_tokens`` is spent from the tpm budget per attempt.
+
+        Raises:
+            FatalProviderError: no API key, or the server refused the key, quota or access.
+            RequestRejected: the server refused this request (400/404/422...).
+            TransportGaveUp: rate limits or transient failures outlasted the retry budget.
+        """
+        key = None
+        if self.cache is not None:
+            key = ResponseCache.key(self.base_url, body, extra)
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.usage.cached += 1
+                return hit, True
+        client = self._get_client()
+
+        async def attempt() -> dict[str, Any]:
+            await self._wait_if_told()
+            async with self.concurrency:
+                await self.limiter.acquire(estimated_tokens)
+                self.usage.requests += 1
+                try:
+                    raw = await client.chat.completions.with_raw_response.create(**body)
+                except openai.RateLimitError as exc:
+                    if retry.classify(exc) == retry.RATE_LIMITED:
+                        self.usage.rate_limited += 1
+                        self.concurrency.on_rate_limited()
+                    raise
+            self.concurrency.on_success()
+            try:
+                completion = raw.http_response.json()
+            except ValueError as exc:
+                raise retry.MalformedResponse(f"the answer is not JSON ({exc})") from None
+            if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+                raise retry.MalformedResponse("the answer has no 'choices' list")
+            return completion
+
+        completion = await self._call("chat completion", attempt)
+        if self.cache is not None and key is not None:
+            self.cache.put(key, completion)
+        self._account(str(body.get("model", "")), completion)
+        return completion, False
+
+    def _account(self, model: str, completion: dict[str, Any]) -> None:
+        """Add the tokens and cost of one answered request to :attr:`usage`."""
+        usage = completion.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        output = int(usage.get("completion_tokens") or 0)
+        self.usage.prompt_tokens += prompt
+        self.usage.completion_tokens += output
+        cost = cost_usd(model, prompt, output, self.prices)
+        if cost is None and completion.get("model"):
+            cost = cost_usd(str(completion["model"]), prompt, output, self.prices)
+        if cost is None:
+            if model not in self._unpriced:
+                self._unpriced.add(model)
+                log.warning("no price for model %r: its cost is counted as 0 USD", model)
+            return
+        self.usage.cost_usd += cost
+
+    # ---- files and batches ----------------------------------------------------------------
+
+    async def upload(self, data: bytes, filename: str, purpose: str = "batch") -> str:
+        """Upload ``data`` as ``filename``; returns the file id. Raises like :meth:`chat`."""
+        client = self._get_client()
+        return (await self._call("file upload", self._counted(
+            lambda: client.files.create(file=(filename, data), purpose=purpose)))).id  # type: ignore[arg-type]
+
+    async def create_batch(self, input_file_id: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """Start a 24 h chat-completions batch over an uploaded JSONL file; returns the batch object.
+
+        A retry after a lost answer can create a second batch: record the id and check
+        ``metadata`` on resume. Raises like :meth:`chat`.
+        """
+        client = self._get_client()
+        extra = {"metadata": metadata} if metadata is not None else {}
+        batch = await self._call("batch creation", self._counted(lambda: client.batches.create(
+            input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, **extra)))
+        return batch.model_dump(mode="json")
+
+    async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        """The current state of a batch, as a dict. Raises like :meth:`chat`."""
+        client = self._get_client()
+        batch = await self._call("batch status", self._counted(lambda: client.batches.retrieve(batch_id)))
+        return batch.model_dump(mode="json")
+
+    async def download(self, file_id: str) -> bytes:
+        """The full content of a file (held in memory). Raises like :meth:`chat`."""
+        client = self._get_client()
+        content = await self._call("file download", self._counted(lambda: client.files.content(file_id)))
+        return content.content
+
+    def _counted(self, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        """Wrap one non-chat HTTP call so each attempt is counted and honours server waits."""
+        async def attempt() -> T:
+            await self._wait_if_told()
+            self.usage.requests += 1
+            try:
+                return await send()
+            except openai.RateLimitError as exc:
+                if retry.classify(exc) == retry.RATE_LIMITED:
+                    self.usage.rate_limited += 1
+                raise
+        return attempt
+
+    # ---- shared machinery -------------------------------------------------------------------
+
+    async def _call(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` under the retry policy; translate final failures (see :meth:`chat`)."""
+        policy = retry.make_retrying(self.max_attempts, self.max_wait_s, before_sleep=self._before_sleep,
+                                     **self._backoff)  # type: ignore[arg-type]
+        started = time.monotonic()
+        try:
+            return await policy(attempt)
+        except tenacity.RetryError as err:
+            last = err.last_attempt.exception()
+            tries = err.last_attempt.attempt_number
+            message = (f"{what} failed after {tries} attempt{'s' if tries != 1 else ''} in "
+                       f"{time.monotonic() - started:.1f} s; last error: {retry.describe(last) if last else '?'}")
+            raise TransportGaveUp(self._scrub(message)) from None
+        except openai.APIStatusError as exc:
+            if retry.classify(exc) != retry.FATAL:
+                raise
+            raise self._fatal(exc) from None
+
+    async def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        """Count a retry; after a 429 that names a wait, hold every new attempt until it passes."""
+        self.usage.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is not None and retry.classify(exc) == retry.RATE_LIMITED:
+            wait = retry.server_wait_s(exc)
+            if wait is not None:
+                self._resume_at = max(self._resume_at, time.monotonic() + wait)
+        log.debug("retry in %.2f s after %s", state.upcoming_sleep, self._scrub(retry.describe(exc)) if exc else "?")
+
+    async def _wait_if_told(self) -> None:
+        delay = self._resume_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _fatal(self, exc: openai.APIStatusError) -> FatalProviderError:
+        """A clear, key-free error for a response that retrying cannot fix."""
+        status, code = exc.status_code, retry.error_code(exc)
+        server = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
+        label = f"{status} {code}" if code else str(status)
+        if status == retry.RATE_LIMIT_STATUS:
+            return FatalProviderError(f"the account has no quota left ({label})")
+        if status == 401:
+            return FatalProviderError(self._scrub(f"{server} rejected the API key ({label})"))
+        if status == 403:
+            return FatalProviderError(self._scrub(f"{server} denied access ({label}): {retry.server_message(exc)}"))
+        message = self._scrub(f"{server} rejected the request ({label}): {retry.server_message(exc)}")
+        return RequestRejected(message, status, code)
+
+    def _scrub(self, text: str) -> str:
+        return retry.scrub(text, self._secrets)
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        """The openai client of the running event loop (made on first use, again on a new loop).
+
+        Raises:
+            FatalProviderError: api.openai.com and no API key.
+        """
+        if self._api_key is None:
+            raise FatalProviderError(f"no API key: set {KEY_ENV} or pass --api-key")
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            limits = httpx2.Limits(max_connections=max(MAX_CONNECTIONS, self._keepalive),
+                                   max_keepalive_connections=self._keepalive)
+            http = openai.DefaultAsyncHttpxClient(limits=limits)
+            self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
+                                              timeout=self.timeout_s, http_client=http)
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (safe to call twice)."""
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.close()
