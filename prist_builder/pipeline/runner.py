@@ -125,6 +125,8 @@ async def _run(
         nonlocal next_commit
         try:
             async with slots:
+                if failed.is_set():  # a fatal error stopped the step: start nothing new
+                    return
                 finished[index] = await _guarded(unit, step)
         except BaseException:
             failed.set()

@@ -268,15 +268,15 @@ class OpenAIProvider(Provider):
         wanted = {t.element_id for t in targets}
 
         def accept(answer: TreeAnswer) -> TreeRecord:
-            got = {p.target_element_id for p in answer.paths}
-            if got != wanted:
-                raise AnswerRuleError(f"paths must cover exactly the targets {sorted(wanted)}, got {sorted(got)}")
             tree = TreeRecord.model_validate(
                 {"image_id": elements.image_id, "provider": self.name, "root": answer.root,
                  "nodes": [n.model_dump() for n in answer.nodes],
                  "edges": [(e.parent, e.child) for e in answer.edges],
                  "paths": [p.model_dump() for p in answer.paths]},
                 context=ctx.validation())
+            got = {p.target_element_id for p in tree.paths}
+            if got != wanted:
+                raise AnswerRuleError(f"paths must cover exactly the targets {sorted(wanted)}, got {sorted(got)}")
             for path in tree.paths:
                 if not ctx.min_turns - 1 <= len(path.node_ids) <= ctx.max_turns - 1:
                     raise AnswerRuleError(f"the path to {path.target_element_id} has {len(path.node_ids)} nodes;"

@@ -1,0 +1,43 @@
+"""Shared helpers of the ``openai`` provider tests: inputs, a fake server, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prist_builder.testing.synthetic import write_synthetic
+
+ELEMENTS_PROMPT = "catalogue what can be seen"
+"""A phrase only the step 1 system prompt has (to aim faults at step 1 requests)."""
+TREE_PROMPT = "as a tree"
+DIALOGUES_PROMPT = "natural multi-turn conversations"
+
+
+def tagged_inputs(folder: Path, count: int, seed: int = 5) -> Path:
+    """Synthetic Labelme inputs whose labels name their image (``ball-img3``), so faults can aim at one image."""
+    write_synthetic(folder, count, seed=seed)
+    for index, path in enumerate(sorted(folder.glob("*.json"))):
+        doc = json.loads(path.read_text())
+        for shape in doc["shapes"]:
+            shape["label"] = f"{shape['label']}-img{index}"
+        path.write_text(json.dumps(doc))
+    return folder
+
+
+def openai_args(server, run: Path, inputs: Path, *extra: object) -> list[str]:
+    """``prist build all`` arguments for the openai provider against a fake server."""
+    return ["build", "all", "--provider", "openai", "--base-url", server.base_url, "--api-key", "sk-SECRET-123",
+            "--labelme", str(inputs), "--run", str(run), *map(str, extra)]
+
+
+FOUR_CHILDREN_TREE = json.dumps({
+    "root": "r",
+    "nodes": [{"id": "r", "question": "What is here?", "answer": "Things.", "element_id": None}]
+    + [{"id": f"c{i}", "question": f"Part {i}?", "answer": "A part.", "element_id": f"e{i}"} for i in range(4)],
+    "edges": [{"parent": "r", "child": f"c{i}"} for i in range(4)],
+    "paths": [{"target_element_id": f"e{i}", "reasoning_question": "Which?", "node_ids": ["r", f"c{i}"]} for i in range(4)],
+})
+"""A well-formed tree answer whose root has 4 children (the paper allows 3)."""
+
+SCHEMA_VIOLATING = json.dumps({"elements": [{"name": "cup"}]})
+"""JSON that parses but misses required fields."""
