@@ -183,3 +183,46 @@ def test_sigkill_during_an_online_build_resends_at_most_the_concurrency(tmp_path
         assert (run / name).read_bytes() == (reference / name).read_bytes()
     assert not (run / "rejects.jsonl").exists() and not (reference / "rejects.jsonl").exists()
     check_run(run)
+
+
+def test_a_request_the_server_refuses_rejects_only_that_input(inputs: Path, tmp_path: Path) -> None:
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        server.add_fault(FaultRule("bad_request", match="-img2'", message="The image is not supported."))
+        result = run_cli(*openai_args(server, tmp_path / "run", inputs))
+    assert result.exit_code == 0, result.output
+    records = check_run(tmp_path / "run")
+    assert len(records["elements"]) == 5
+    assert [r.image_id for r in records["rejects"]] == ["img_0002"]
+    assert "the server refused the request" in records["rejects"][0].reason
+    assert "not supported" in records["rejects"][0].reason
+
+
+def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch submitted by a run that then died is polled and joined by the next run."""
+    import asyncio
+
+    from prist_builder.pipeline.build import build
+    from prist_builder.pipeline.manifest import BuildConfig
+    from prist_builder.providers.openai.batch import BatchDriver
+    from prist_builder.providers.openai.provider import OpenAIProvider
+
+    async def die(self: BatchDriver, batch_id: str) -> None:  # the process dies right after submitting
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    config = BuildConfig(provider="openai", labelme=str(inputs))
+    with FakeOpenAIServer(responder=prist_responder, batch_polls_until_done=2) as server:
+        provider = lambda: OpenAIProvider(base_url=server.base_url, api_key="sk-test", batch=True, batch_poll_s=0)  # noqa: E731
+        with monkeypatch.context() as patch:
+            patch.setattr(BatchDriver, "join", die)
+            with pytest.raises(KeyboardInterrupt):
+                asyncio.run(build(run, config, ("elements",), provider=provider()))
+        submitted = [e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted"]
+        assert len(submitted) == 1 and not (run / "elements.jsonl").exists()
+        asyncio.run(build(run, config, ("elements",), provider=provider()))
+        assert server.request_count("chat") == 0
+    events = read_jsonl(run / "batches.jsonl")
+    assert [e["event"] for e in events] == ["submitted", "joined"]  # joined, never submitted again
+    assert events[1]["batch_id"] == submitted[0]["batch_id"] and events[1]["answered"] == 6
+    assert len(read_jsonl(run / "elements.jsonl")) == 6

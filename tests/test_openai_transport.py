@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -46,10 +47,9 @@ def transport(server: FakeOpenAIServer, **kwargs: Any) -> Transport:
 def run_chats(tx: Transport, bodies: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> list[Any]:
     """Send ``bodies`` concurrently in one event loop; returns (completion, cached) pairs or exceptions."""
     async def go() -> list[Any]:
-        try:
-            return await asyncio.gather(*(tx.chat(b, extra or {}, 10) for b in bodies), return_exceptions=True)
-        finally:
-            await tx.aclose()
+        results = await asyncio.gather(*(tx.chat(b, extra or {}, 10) for b in bodies), return_exceptions=True)
+        await tx.aclose()
+        return results
     return asyncio.run(go())
 
 
@@ -57,11 +57,7 @@ def chat_once(tx: Transport, request: dict[str, Any] | None = None) -> dict[str,
     (result,) = run_chats(tx, [request or body()])
     if isinstance(result, BaseException):
         raise result
-    assert result[1] is False
     return result[0]
-
-
-# ---- cache ----------------------------------------------------------------------------------
 
 
 def test_second_identical_call_is_served_from_the_cache(server: FakeOpenAIServer, tmp_path: Path) -> None:
@@ -69,10 +65,10 @@ def test_second_identical_call_is_served_from_the_cache(server: FakeOpenAIServer
     first = run_chats(transport(server, cache=cache), [body()], version)[0]
     tx = transport(server, cache=cache)
     assert first[1] is False and run_chats(tx, [body()], version)[0] == (first[0], True)
-    assert server.request_count("chat") == 1
-    assert (tx.usage.cached, tx.usage.requests, cache.hits, cache.misses) == (1, 0, 1, 1)
+    counts = (server.request_count("chat"), tx.usage.cached, tx.usage.requests, cache.hits, cache.misses)
+    assert counts == (1, 1, 0, 1, 1)
     assert len(list(tmp_path.glob("??/*.json"))) == 1 and not list(tmp_path.rglob("*.tmp"))
-    assert run_chats(tx, [body()], {"prompt_version": "elements/2"})[0][1] is False
+    assert run_chats(tx, [body()], {"prompt_version": "elements/2"})[0][1] is False  # a new prompt version
     assert server.request_count("chat") == 2
     key = ResponseCache.key(server.base_url, body(), version)
     cache.path(key).write_text("{trunc", encoding="utf-8")  # a torn file is a miss, not a crash
@@ -96,28 +92,19 @@ def test_cache_key_hashes_image_bytes_not_their_encoding() -> None:
     by_digest = image_body(b"")
     by_digest["messages"][0]["content"][1]["image_url"]["url"] = "sha256:" + hashlib.sha256(image).hexdigest()
     assert ResponseCache.key(base, by_digest, extra) == key  # the payload is reduced to its digest
-    changed = {
-        ResponseCache.key(base, image_body(image[:-1] + b"\x00"), extra),
-        ResponseCache.key(base, image_body(image), {"prompt_version": "elements/2"}),
-        ResponseCache.key(base, image_body(image, model="gpt-4o"), extra),
-        ResponseCache.key(base, image_body(image, schema={"type": "object"}), extra),
-        ResponseCache.key(base, image_body(image, prompt="list!"), extra),
-        ResponseCache.key("http://y/v1", image_body(image), extra),
-    }
+    changed = {ResponseCache.key(*variant) for variant in [
+        (base, image_body(image[:-1] + b"\x00"), extra), (base, image_body(image), {"prompt_version": "elements/2"}),
+        (base, image_body(image, model="gpt-4o"), extra), (base, image_body(image, schema={"type": "object"}), extra),
+        (base, image_body(image, prompt="list!"), extra), ("http://y/v1", image_body(image), extra)]}
     assert len(changed | {key}) == 7
-
-
-# ---- retries --------------------------------------------------------------------------------
 
 
 def test_rate_limit_waits_at_least_retry_after(server: FakeOpenAIServer) -> None:
     server.add_fault(FaultRule("rate_limit", retry_after=0.3))
-    tx = transport(server)
-    started = time.perf_counter()
+    tx, started = transport(server), time.perf_counter()
     chat_once(tx)
     assert time.perf_counter() - started >= 0.3 and server.request_count("chat") == 2
-    assert (tx.usage.requests, tx.usage.retries, tx.usage.rate_limited) == (2, 1, 1)
-    assert tx.concurrency.current == 4  # halved from 8
+    assert (tx.usage.requests, tx.usage.retries, tx.usage.rate_limited, tx.concurrency.current) == (2, 1, 1, 4)
 
 
 def test_durations_and_server_waits() -> None:
@@ -135,11 +122,23 @@ def test_durations_and_server_waits() -> None:
     fresh = {"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "250ms",
              "x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "9"}
     assert server_wait_s(status_error(429, fresh)) == 1.0  # nothing else said: the largest reset
-    assert server_wait_s(status_error(429, {})) is None
-    assert server_wait_s(status_error(400, {"retry-after": "5"})) is None
-    assert classify(status_error(429, {}, {"code": "insufficient_quota", "type": "insufficient_quota"})) == "fatal"
-    assert [classify(status_error(s, {})) for s in (429, 500, 400)] == ["rate_limited", "transient", "fatal"]
-    assert classify(ValueError("x")) == "other"
+    assert (server_wait_s(status_error(429, {})), server_wait_s(status_error(400, {"retry-after": "5"}))) == (None,) * 2
+    quota = status_error(429, {}, {"code": "insufficient_quota", "type": "insufficient_quota"})
+    assert [classify(e) for e in (quota, status_error(429, {}), status_error(500, {}), status_error(400, {}),
+                                  ValueError())] == ["fatal", "rate_limited", "transient", "fatal", "other"]
+    full, decorrelated = BackoffWait(0.5, 30.0, "full"), BackoffWait(0.5, 4.0, "decorrelated")
+    waits = [max(full(retry_state(n, ValueError())) for _ in range(200)) for n in (1, 3, 12)]
+    assert waits[0] <= 0.5 and 1.0 < waits[1] <= 2.0 and 20 < waits[2] <= 30.0
+    assert all(0.5 <= decorrelated(retry_state(n, ValueError())) <= 4.0 for n in range(1, 30))
+    asked = status_error(429, {"retry-after": "45"})
+    assert 45.0 <= full(retry_state(1, asked)) <= 45.0 * 1.1  # above the cap: the server's word wins
+
+
+def retry_state(attempt: int, exc: BaseException) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(tenacity.AsyncRetrying(), None, (), {})
+    state.attempt_number = attempt
+    state.set_exception((type(exc), exc, None))
+    return state
 
 
 def status_error(status: int, headers: dict[str, str], error: dict[str, Any] | None = None) -> openai.APIStatusError:
@@ -149,83 +148,53 @@ def status_error(status: int, headers: dict[str, str], error: dict[str, Any] | N
                body={"message": "m", "type": "requests", "code": "rate_limit_exceeded", **(error or {})})
 
 
-def test_backoff_grows_is_capped_and_respects_the_server() -> None:
-    def state(attempt: int, exc: BaseException) -> tenacity.RetryCallState:
-        retry_state = tenacity.RetryCallState(tenacity.AsyncRetrying(), None, (), {})
-        retry_state.attempt_number = attempt
-        retry_state.set_exception((type(exc), exc, None))
-        return retry_state
-
-    full = BackoffWait(0.5, 30.0, "full")
-    waits = [max(full(state(n, ValueError())) for _ in range(200)) for n in (1, 3, 12)]
-    assert waits[0] <= 0.5 and 1.0 < waits[1] <= 2.0 and 20 < waits[2] <= 30.0
-    decorrelated = BackoffWait(0.5, 4.0, "decorrelated")
-    assert all(0.5 <= decorrelated(state(n, ValueError())) <= 4.0 for n in range(1, 30))
-    asked = status_error(429, {"retry-after": "45"})
-    assert 45.0 <= full(state(1, asked)) <= 45.0 * 1.1  # above the cap: the server's word wins
-
-
-@pytest.mark.parametrize("faults", [["server_error", "server_error", "server_error503"], ["drop"]])
-def test_server_errors_and_dropped_connections_are_retried(server: FakeOpenAIServer, faults: list[str]) -> None:
-    for kind in faults:
-        server.add_fault(FaultRule("server_error", status=503) if kind == "server_error503" else FaultRule(kind))
-    tx = transport(server)
+@pytest.mark.parametrize(("faults", "options"), [
+    ([FaultRule("server_error", times=2), FaultRule("server_error", status=503)], {}),
+    ([FaultRule("drop")], {}),
+    ([FaultRule("slow", seconds=1.0)], {"timeout_s": 0.25}),  # the client times out and tries again
+])
+def test_transient_failures_are_retried(server: FakeOpenAIServer, faults: list[FaultRule], options: dict) -> None:
+    for rule in faults:
+        server.add_fault(rule)
+    tx, started = transport(server, **options), time.perf_counter()
     assert chat_once(tx)["choices"][0]["message"]["content"] == "Echo: hello"
-    assert server.request_count("chat") == len(faults) + 1
-    assert (tx.usage.retries, tx.usage.rate_limited, tx.usage.requests) == (len(faults), 0, len(faults) + 1)
+    attempts = sum(rule.times for rule in faults) + 1
+    assert server.request_count("chat") == tx.usage.requests == attempts and time.perf_counter() - started < 0.9
+    assert (tx.usage.retries, tx.usage.rate_limited) == (attempts - 1, 0)
 
 
-def test_slow_answer_times_out_and_is_retried(server: FakeOpenAIServer) -> None:
-    server.add_fault(FaultRule("slow", seconds=1.0))
-    tx = transport(server, timeout_s=0.25)
-    started = time.perf_counter()
-    chat_once(tx)
-    assert time.perf_counter() - started < 0.9 and server.request_count("chat") == 2 and tx.usage.retries == 1
-
-
-@pytest.mark.parametrize(("kind", "words"), [("insufficient_quota", "no quota left (429 insufficient_quota)"),
-                                             ("unauthorized", "rejected the API key (401 invalid_api_key)")])
-def test_quota_and_key_errors_stop_at_once_without_the_key(server: FakeOpenAIServer, kind: str, words: str) -> None:
-    server.add_fault(FaultRule(kind, times=5))
+@pytest.mark.parametrize(("fault", "sent", "error", "words"), [
+    ("insufficient_quota", body(), FatalProviderError, "no quota left (429 insufficient_quota)"),
+    ("unauthorized", body(), FatalProviderError, "rejected the API key (401 invalid_api_key)"),
+    (None, {"model": MODEL, "messages": []}, RequestRejected, "rejected the request (400 invalid_request_error): Mi"),
+])
+def test_fatal_errors_stop_at_once_without_the_key(server: Any, fault: Any, sent: Any, error: Any, words: str) -> None:
+    if fault:
+        server.add_fault(FaultRule(fault, times=5))
     tx = transport(server, api_key=SECRET)
-    with pytest.raises(FatalProviderError, match=words) as caught:
-        chat_once(tx)
+    with pytest.raises(error, match=re.escape(words)) as caught:
+        chat_once(tx, sent)
     assert server.request_count("chat") == 1 and tx.usage.retries == 0 and caught.value.__cause__ is None
+    assert isinstance(caught.value, FatalProviderError)
     assert "SECRET" not in str(caught.value) + repr(caught.value) + repr(tx)
 
 
-def test_rejected_request_is_fatal(server: FakeOpenAIServer) -> None:
-    with pytest.raises(RequestRejected, match=r"rejected the request \(400 invalid_request_error\): Missing") as caught:
-        chat_once(transport(server), {"model": MODEL, "messages": []})
-    assert isinstance(caught.value, FatalProviderError) and caught.value.status == 400
-    assert server.request_count("chat") == 1
-
-
-def test_retries_exhausted_gives_up_naming_the_last_error(server: FakeOpenAIServer) -> None:
-    server.add_fault(FaultRule("server_error", times=10, status=502))
-    tx = transport(server, max_attempts=3)
-    with pytest.raises(TransportGaveUp, match=r"after 3 attempts.*502"):
-        chat_once(tx)
-    assert server.request_count("chat") == 3 and tx.usage.retries == 2
-
-
-def test_server_messages_quoting_the_key_are_scrubbed() -> None:
+def test_gives_up_after_max_attempts_naming_the_last_error_without_the_key() -> None:
     def responder(request: dict[str, Any]) -> str:
         raise RuntimeError(f"cannot use key {SECRET} or sk-OTHERKEY99 here")
 
     with FakeOpenAIServer(responder=responder) as fake, pytest.raises(TransportGaveUp) as caught:
-        chat_once(transport(fake, api_key=SECRET, max_attempts=2))
-    assert "cannot use key" in str(caught.value) and caught.value.__cause__ is None
+        tx = transport(fake, api_key=SECRET, max_attempts=3)
+        chat_once(tx)
+    assert re.search(r"after 3 attempts.*500 server_error: responder raised.*cannot use key", str(caught.value))
+    assert fake.request_count("chat") == 3 and tx.usage.retries == 2 and caught.value.__cause__ is None
     assert "SECRET" not in str(caught.value) + repr(caught.value) and "OTHERKEY" not in str(caught.value)
 
 
-def test_missing_key_fails_only_when_a_request_is_needed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer
-) -> None:
+def test_missing_key_fails_only_when_a_request_is_needed(tmp_path: Path, monkeypatch: Any, server: Any) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    cache = ResponseCache(tmp_path)
-    tx = Transport(None, None, cache=cache)
+    tx = Transport(None, None, cache=(cache := ResponseCache(tmp_path)))
     assert tx.base_url == "https://api.openai.com/v1"
     cache.put(ResponseCache.key(tx.base_url, body(), {}), {"choices": [], "usage": {}})
     assert run_chats(tx, [body()])[0] == ({"choices": [], "usage": {}}, True)
@@ -237,14 +206,10 @@ def test_missing_key_fails_only_when_a_request_is_needed(
 
 def test_burst_of_rate_limits_under_concurrency_all_succeeds(server: FakeOpenAIServer) -> None:
     server.add_fault(FaultRule("rate_limit", times=12, retry_after=0.05))
-    tx = transport(server, concurrency=8)
-    started = time.perf_counter()
+    tx, started = transport(server, concurrency=8), time.perf_counter()
     results = run_chats(tx, [body(f"q{i}") for i in range(24)])
     assert all(not isinstance(r, BaseException) for r in results) and time.perf_counter() - started < 5
     assert tx.usage.rate_limited == 12 and server.request_count("chat") == 36 and tx.concurrency.current < 8
-
-
-# ---- pacing ---------------------------------------------------------------------------------
 
 
 def test_adaptive_concurrency_halves_on_429_and_grows_back() -> None:
@@ -252,62 +217,51 @@ def test_adaptive_concurrency_halves_on_429_and_grows_back() -> None:
     cap = AdaptiveConcurrency(8, minimum=1, grow_after=3, cooldown_s=1.0, clock=lambda: clock[0])
     cap.on_rate_limited()
     cap.on_rate_limited()  # the same overload: within the cooldown
-    assert cap.current == 4
-    for expected in (2, 1, 1):
+    currents = [cap.current]
+    for _ in range(3):
         clock[0] += 1.5
         cap.on_rate_limited()
-        assert cap.current == expected
+        currents.append(cap.current)
     for _ in range(3 * 7 + 5):
         cap.on_success()
-    assert cap.current == 8
+    assert currents == [4, 2, 1, 1] and cap.current == 8
+    cap.current, peaks = 2, []
 
-    async def peak_in_flight() -> int:
-        peaks: list[int] = []
+    async def job() -> None:
+        async with cap:
+            peaks.append(cap.in_flight)
+            await asyncio.sleep(0.01)
 
-        async def job() -> None:
-            async with cap:
-                peaks.append(cap.in_flight)
-                await asyncio.sleep(0.01)
-
-        cap.current = 2
+    async def jobs() -> None:
         await asyncio.gather(*(job() for _ in range(10)))
-        assert cap.in_flight == 0
-        return max(peaks)
-    assert asyncio.run(peak_in_flight()) == 2
+    asyncio.run(jobs())
+    assert (max(peaks), len(peaks), cap.in_flight) == (2, 10, 0)
 
 
 def test_rate_limiter_paces_requests_and_tokens() -> None:
-    async def elapsed(limiter: RateLimiter, sizes: list[int]) -> float:
-        started = time.perf_counter()
+    async def times(limiter: RateLimiter, sizes: list[int]) -> list[float]:
+        started, stamps = time.perf_counter(), []
         for size in sizes:
             await limiter.acquire(size)
-        return time.perf_counter() - started
+            stamps.append(time.perf_counter() - started)
+        return stamps
 
-    rpm = RateLimiter(rpm=1200, tpm=None)  # 20 requests per second, burst of 20
-    assert asyncio.run(elapsed(rpm, [1] * 20)) < 0.1
-    assert asyncio.run(elapsed(rpm, [1] * 12)) >= 0.55
-    tpm = RateLimiter(rpm=None, tpm=6000)  # 100 tokens per second, bucket of 6000
-    assert asyncio.run(elapsed(tpm, [10_000])) < 0.05  # larger than the bucket: goes once it is full
-    assert asyncio.run(elapsed(tpm, [50])) >= 0.45
-    assert asyncio.run(elapsed(RateLimiter(None, None), [10**9] * 100)) < 0.05
-
-
-# ---- accounting, files and batches ---------------------------------------------------------
+    by_requests = asyncio.run(times(RateLimiter(rpm=1200, tpm=None), [1] * 32))  # 20/s, a burst of 20
+    assert by_requests[19] < 0.1 and by_requests[31] >= 0.55
+    by_tokens = asyncio.run(times(RateLimiter(rpm=None, tpm=6000), [10_000, 50]))  # 100/s, a bucket of 6000
+    assert by_tokens[0] < 0.05 and by_tokens[1] >= 0.45  # more than the bucket: goes once it is full
+    assert asyncio.run(times(RateLimiter(None, None), [10**9] * 100))[-1] < 0.05
 
 
-def test_usage_and_cost(server: FakeOpenAIServer) -> None:
+def test_usage_cost_and_prices(server: FakeOpenAIServer, tmp_path: Path) -> None:
     tx = transport(server)
     results = [r[0] for r in run_chats(tx, [body("a" * 400), body("b" * 40), body("c", "gpt-4o-2024-08-06")])]
     tokens = [(r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"]) for r in results]
     assert (tx.usage.prompt_tokens, tx.usage.completion_tokens) == tuple(map(sum, zip(*tokens)))
     expected = sum(cost_usd(r["model"], p, c, tx.prices) or 0 for r, (p, c) in zip(results, tokens))
     assert expected > 0 and tx.usage.cost_usd == pytest.approx(expected) and tx.usage.requests == 3
-    total = Usage(requests=1, cost_usd=0.5)
-    total.add(tx.usage)
-    assert total.as_dict()["requests"] == 4 and total.as_dict()["cost_usd"] == round(expected + 0.5, 6)
-
-
-def test_prices(tmp_path: Path) -> None:
+    (total := Usage(requests=1, cost_usd=0.5)).add(tx.usage)
+    assert (total.as_dict()["requests"], total.as_dict()["cost_usd"]) == (4, round(expected + 0.5, 6))
     prices = load_prices(None)
     assert cost_usd("gpt-4o", 1_000_000, 1_000_000, prices) == pytest.approx(12.5)
     assert cost_usd("gpt-4.1-mini-2025-04-14", 1_000_000, 0, prices) == pytest.approx(0.40)
@@ -327,19 +281,16 @@ def test_files_and_batches_round_trip() -> None:
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
 
     async def go(tx: Transport) -> tuple[dict[str, Any], bytes, bytes]:
-        try:
-            file_id = await tx.upload(data, "input.jsonl")
-            batch = await tx.create_batch(file_id, {"job": "t"})
-            while batch["status"] not in ("completed", "failed", "expired", "cancelled"):
-                batch = await tx.retrieve_batch(batch["id"])
-            return batch, await tx.download(file_id), await tx.download(batch["output_file_id"])
-        finally:
-            await tx.aclose()
+        file_id = await tx.upload(data, "input.jsonl")
+        batch = await tx.create_batch(file_id, {"job": "t"})
+        while batch["status"] not in ("completed", "failed", "expired", "cancelled"):
+            batch = await tx.retrieve_batch(batch["id"])
+        result = batch, await tx.download(file_id), await tx.download(batch["output_file_id"])
+        await tx.aclose()
+        return result
 
     with FakeOpenAIServer(batch_polls_until_done=2) as fake:
-        fake.add_fault(FaultRule("server_error"))  # chat faults do not touch file calls
-        tx = transport(fake)
-        batch, echoed, output = asyncio.run(go(tx))
+        batch, echoed, output = asyncio.run(go(tx := transport(fake)))
         assert fake.request_count("chat") == 0 and fake.request_count("files") == 3
     assert batch["status"] == "completed" and batch["metadata"] == {"job": "t"} and echoed == data
     rows = {row["custom_id"]: row for row in map(json.loads, output.decode().splitlines())}

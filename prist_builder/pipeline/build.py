@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -15,6 +16,9 @@ from prist_builder.pipeline.steps import dialogues_units, elements_units, source
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
 from prist_builder.sources import discover
+
+REQUESTS_FILE = "requests.jsonl"
+"""Per-request accounting of model-based providers, in the run folder."""
 
 MIN_INPUTS_FOR_POOL = 16
 """Below this many pending inputs, worker processes cost more than they save."""
@@ -91,6 +95,10 @@ async def build(
     earlier_usage = (read_manifest(run) or {}).get("usage", {})
 
     def provider_entries() -> dict:
+        log = provider.drain_request_log()
+        if log:  # per-request tokens and USD, one JSON line each
+            with open(Path(run) / REQUESTS_FILE, "a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(entry) + "\n" for entry in log))
         described = dict(provider.describe())
         usage = described.pop("usage", None)
         entries = {"provider": described}

@@ -120,6 +120,10 @@ class Provider(ABC):
         """
         return await run_pass()
 
+    def drain_request_log(self) -> list[dict[str, Any]]:
+        """Per-request accounting entries since the last call (tokens, USD); none by default."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         """Settings of this provider worth recording in the run manifest."""
         return {"name": self.name}

@@ -123,6 +123,11 @@ class BatchDriver:
             error = entry.get("error") or {}
             if response.get("status_code") == 200 and isinstance(response.get("body"), dict):
                 self.cache.put(entry["custom_id"], response["body"])
+                body = response["body"]
+                cost = self.transport.account(str(body.get("model", "")), body, batch=True)
+                self.transport.request_log.append({"key": entry["custom_id"], "model": body.get("model"), "cached": False,
+                                                   "batch": result.batch_id, "cost_usd": cost,
+                                                   **{k: (body.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")}})
                 result.answered += 1
             elif error.get("code") == "batch_expired":
                 result.expired += 1

@@ -31,7 +31,7 @@ from prist_builder.providers.openai.images import image_part, image_tokens, prep
 from prist_builder.providers.openai.parsing import AnswerFormatError, extract_json
 from prist_builder.providers.openai.pricing import load_prices
 from prist_builder.providers.openai.strict_schema import response_format, strict_schema
-from prist_builder.providers.openai.transport import Transport
+from prist_builder.providers.openai.transport import RequestRejected, Transport
 from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, Reject, TreeRecord, Turn
 from prist_builder.records.limits import MAX_CHILDREN, OBJ_TOKEN, SEG_TOKEN
 from prist_builder.sources import InputRejected, LoadedImage, read_image
@@ -45,6 +45,9 @@ MIN_BARE_ELEMENTS = 3
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for rate limiting and dry-run estimates."""
 MAX_LISTED_ERRORS = 8
+INPUT_SPECIFIC_STATUSES = frozenset({400, 413, 422})
+"""Refusals that concern one request (an image the API will not take, a context too long):
+that input is rejected and the run goes on. Others (404 model not found, ...) stop the run."""
 IMAGE_MEMO = 64
 """Prepared images kept in memory (each image is sent in all three steps)."""
 FEEDBACK = (
@@ -135,6 +138,10 @@ class OpenAIProvider(Provider):
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    def drain_request_log(self) -> list[dict[str, Any]]:
+        entries, self.transport.request_log = self.transport.request_log, []
+        return entries
+
     async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[StepReport]]) -> StepReport:
         """Online: one pass. Batch: passes that answer from the cache, with a batch between two."""
         if not self.batch:
@@ -197,7 +204,12 @@ class OpenAIProvider(Provider):
         for _ in range(self.max_reasks + 1):
             body = {"model": self.model, "messages": history, **params}
             estimate = prompt_tokens + sum(len(m["content"]) for m in history[2:]) // CHARS_PER_TOKEN + MAX_TOKENS[step]
-            completion = await self.asker.ask(body, {"prompt_version": template.version}, estimate)
+            try:
+                completion = await self.asker.ask(body, {"prompt_version": template.version}, estimate)
+            except RequestRejected as exc:
+                if exc.status not in INPUT_SPECIFIC_STATUSES:
+                    raise  # a wrong model name or endpoint stops the run
+                raise InputRejected(f"{where}: {step}: the server refused the request: {exc}", where) from None
             choice = completion["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")

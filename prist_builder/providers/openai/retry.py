@@ -46,6 +46,8 @@ SERVER_WAIT_SPREAD = 0.1
 MS_PER_S = 1000.0
 MAX_MESSAGE_CHARS = 500
 """Server messages quoted in errors are cut to this many characters."""
+MIN_SECRET_CHARS = 8
+"""API keys shorter than this are not masked (see :func:`scrub`)."""
 
 Jitter = Literal["full", "decorrelated"]
 
@@ -174,9 +176,14 @@ def server_message(exc: openai.APIStatusError) -> str:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` with each of ``secrets`` and anything shaped like an ``sk-...`` key masked."""
+    """``text`` with each of ``secrets`` and anything shaped like an ``sk-...`` key masked.
+
+    Secrets shorter than MIN_SECRET_CHARS are left alone: masking every "k" of a toy key
+    would garble the message, and such a key protects nothing.
+    """
     for secret in secrets:
-        text = text.replace(secret, "***")
+        if len(secret) >= MIN_SECRET_CHARS:
+            text = text.replace(secret, "***")
     return _KEY_LIKE.sub("sk-***", text)
 
 

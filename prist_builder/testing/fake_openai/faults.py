@@ -9,6 +9,7 @@ CHAT_FAULT_PARAMS: dict[str, frozenset[str]] = {
     "rate_limit": frozenset({"retry_after", "scope"}),
     "insufficient_quota": frozenset(),
     "unauthorized": frozenset(),
+    "bad_request": frozenset({"code", "message"}),
     "server_error": frozenset({"status"}),
     "slow": frozenset({"seconds"}),
     "drop": frozenset(),
@@ -45,6 +46,7 @@ class FaultRule:
       `scope="requests"` (default) or `"tokens"` picks which limit is reported.
     - `insufficient_quota`: 429 with code `insufficient_quota`.
     - `unauthorized`: 401 with code `invalid_api_key`.
+    - `bad_request`: 400 with `code` (default `invalid_image`) and `message`.
     - `server_error`: `status` 500 (default), 502 or 503.
     - `slow`: wait `seconds` (default 1.0) before answering normally.
     - `drop`: close the connection without sending a response.

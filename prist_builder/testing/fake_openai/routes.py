@@ -158,6 +158,9 @@ class FakeOpenAIApp:
         if kind == "unauthorized":
             message = "Incorrect API key provided. You can find your API key in your account settings."
             return json_reply(error_body(message, "invalid_request_error", "invalid_api_key"), 401)
+        if kind == "bad_request":
+            message = str(rule.params.get("message", "The image could not be processed."))
+            return json_reply(error_body(message, "invalid_request_error", str(rule.params.get("code", "invalid_image"))), 400)
         if kind == "server_error":
             status = int(rule.params.get("status", 500))
             message = (
