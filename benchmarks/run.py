@@ -25,7 +25,7 @@ BENCHMARKS = {
 
 def main() -> None:
     """Run the benchmarks named on the command line (all by default) and print tables."""
-    console = Console()
+    console = Console(width=140)
     wanted = sys.argv[1:] or list(BENCHMARKS)
     for title, module in BENCHMARKS.items():
         if not any(w in title or w == module.__name__ for w in wanted):
