@@ -7,7 +7,6 @@ annotations cover several objects at once, so they become ``ignore`` regions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from annotation.masks import decode, polygon_area, rasterize
-from annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
+from annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
 
 
 @dataclass
@@ -52,12 +51,7 @@ def read_coco(path: Path) -> CocoFile:
         AnnotationError: unreadable file, invalid JSON, or a missing/ill-typed field;
             the message names the file and the field.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AnnotationError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path}: not valid JSON: {exc}") from exc
+    data = read_json(path)
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key) if isinstance(data, dict) else None, list):
             raise AnnotationError(f"{path}: field '{key}' is missing or not a list")

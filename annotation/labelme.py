@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from annotation.masks import AREA_SHAPES, NON_AREA_SHAPES, place_bbox_mask, rasterize, shape_area
-from annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
+from annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
 
 
 @dataclass
@@ -58,12 +57,7 @@ def read_labelme(path: Path) -> LabelmeFile:
         AnnotationError: unreadable file, invalid JSON, or a missing/ill-typed top-level
             field; the message names the file and the field.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AnnotationError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path}: not valid JSON: {exc}") from exc
+    data = read_json(path)
     if not isinstance(data, dict):
         raise AnnotationError(f"{path}: top level is {type(data).__name__}, expected a Labelme object")
     shapes = data.get("shapes")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,20 @@ IGNORE_LABELS = frozenset({"__ignore__", "_background_"})
 
 class AnnotationError(ValueError):
     """A whole annotation file is unusable; the message is one line naming the file and field."""
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON annotation file.
+
+    Raises:
+        AnnotationError: the file cannot be read or is not valid JSON (one line naming it).
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AnnotationError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnnotationError(f"{path}: not valid JSON: {exc}") from exc
 
 
 @dataclass

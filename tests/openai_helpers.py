@@ -7,8 +7,6 @@ from pathlib import Path
 
 from prist_builder.testing.synthetic import write_synthetic
 
-ELEMENTS_PROMPT = "catalogue what can be seen"
-"""A phrase only the step 1 system prompt has (to aim faults at step 1 requests)."""
 TREE_PROMPT = "as a tree"
 DIALOGUES_PROMPT = "natural multi-turn conversations"
 

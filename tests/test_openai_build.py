@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import check_run, read_jsonl, run_cli
-from openai_helpers import (DIALOGUES_PROMPT, ELEMENTS_PROMPT, FOUR_CHILDREN_TREE, SCHEMA_VIOLATING, TREE_PROMPT,
+from openai_helpers import (DIALOGUES_PROMPT, FOUR_CHILDREN_TREE, SCHEMA_VIOLATING, TREE_PROMPT,
                             openai_args, tagged_inputs)
 from prist_builder.testing import BatchFaultRule, FakeOpenAIServer, FaultRule
 from prist_builder.testing.fake_openai.prist_model import prist_responder
@@ -226,3 +226,27 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_p
     assert [e["event"] for e in events] == ["submitted", "joined"]  # joined, never submitted again
     assert events[1]["batch_id"] == submitted[0]["batch_id"] and events[1]["answered"] == 6
     assert len(read_jsonl(run / "elements.jsonl")) == 6
+
+
+def test_bare_images_step_by_step_give_dialogues_awaiting_masks(inputs: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paper's case: no regions; the model lists elements; masks come later from annotation."""
+    images = tmp_path / "bare"
+    images.mkdir()
+    for png in sorted(inputs.glob("*.png"))[:3]:
+        (images / png.name).write_bytes(png.read_bytes())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    run = tmp_path / "run"
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        url = ["--base-url", server.base_url]
+        assert run_cli("build", "elements", "--provider", "openai", *url, "--images", images, "--run", run).exit_code == 0
+        assert run_cli("build", "trees", "--run", run, *url).exit_code == 0
+        assert run_cli("build", "dialogues", "--run", run, *url).exit_code == 0
+        assert run_cli("build", "trees", "--run", run, *url, "--model", "gpt-4.1").exit_code == 2  # model is fixed per run
+    dialogues = read_jsonl(run / "dialogues.jsonl")
+    assert len(dialogues) >= 6 and all(d["mask"] is None and d["target_region_ids"] == [] for d in dialogues)
+    elements = read_jsonl(run / "elements.jsonl")
+    assert all(e["region_id"] is None for record in elements for e in record["elements"])
+    stats = json.loads(run_cli("stats", run, "--json").output)
+    assert stats["unmasked"] == len(dialogues)
+    assert "sk-from" not in (run / "manifest.json").read_text()

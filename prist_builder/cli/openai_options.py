@@ -26,7 +26,16 @@ STORED = ("model", "base_url", "concurrency", "rpm", "tpm", "detail", "max_side"
           "temperature", "timeout_s", "cache_dir", "price_file", "batch", "batch_poll_s", "batch_fallback")
 """Options recorded in the manifest (never the API key)."""
 IDENTITY = ("model", "response_format", "detail", "max_side")
-"""Options that change what the model writes: a resumed run must keep them."""
+"""Options that change what the model writes: always recorded (given or not), and a
+resumed run must keep them."""
+
+
+def identity_defaults() -> dict[str, Any]:
+    """The provider's own defaults of :data:`IDENTITY` (read from its signature)."""
+    from prist_builder.providers.openai.provider import OpenAIProvider
+
+    parameters = inspect.signature(OpenAIProvider).parameters
+    return {name: parameters[name].default for name in IDENTITY}
 
 
 def _opt(name: str, kind: Any, help_text: str, default: Any = None, **extra: Any) -> inspect.Parameter:
@@ -102,7 +111,7 @@ class OpenAIOpts:
             if self.values or self.api_key:
                 raise typer.BadParameter(f"--{next(iter(self.values), 'api-key').replace('_', '-')} needs --provider openai")
             return {}
-        return {k: v for k, v in self.values.items() if k in STORED}
+        return {**identity_defaults(), **{k: v for k, v in self.values.items() if k in STORED}}
 
     def resumed(self, config: BuildConfig) -> BuildConfig:
         """A run's config with this command line's operational options on top.
@@ -111,9 +120,11 @@ class OpenAIOpts:
             typer.BadParameter: an option that changes the content differs from the run's.
         """
         merged = dict(config.provider_options)
+        defaults = identity_defaults() if config.provider == "openai" else {}
         for name, value in self.values.items():
-            if name in IDENTITY and name in merged and merged[name] != value:
-                raise typer.BadParameter(f"--{name.replace('_', '-')} {value!r}: this run was built with {merged[name]!r}")
+            recorded = merged.get(name, defaults.get(name))
+            if name in IDENTITY and recorded != value:
+                raise typer.BadParameter(f"--{name.replace('_', '-')} {value!r}: this run was built with {recorded!r}")
             merged[name] = value
         return BuildConfig(**{**config.__dict__, "provider_options": merged})
 

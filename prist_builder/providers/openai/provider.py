@@ -299,7 +299,7 @@ class OpenAIProvider(Provider):
 
     # -- step 3 ----------------------------------------------------------------------
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord,
-                        ctx: StepContext) -> list[DialogueRecord | Reject]:
+                        ctx: StepContext) -> list[DialogueRecord]:
         record = elements.image
         where = record.annotation_path or record.path
         url, tokens = self._image(record.image_id, None, record.mime, record)
