@@ -7,6 +7,7 @@ annotations cover several objects at once, so they become ``ignore`` regions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ def read_coco(path: Path) -> CocoFile:
             image = CocoImage(int(entry["id"]), str(entry["file_name"]), int(entry["height"]), int(entry["width"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise AnnotationError(f"{path}: images[{index}] needs id, file_name, height and width") from exc
+        if image.coco_id in by_id:
+            raise AnnotationError(f"{path}: images[{index}].id {image.coco_id} is used twice")
+        if any(other.file_name == image.file_name for other in by_id.values()):
+            raise AnnotationError(f"{path}: images[{index}].file_name {image.file_name!r} is used twice")
         by_id[image.coco_id] = image
     for ann in data["annotations"]:
         image = by_id.get(ann.get("image_id")) if isinstance(ann, dict) else None
@@ -81,6 +86,8 @@ def _segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray
             if not isinstance(flat, list) or len(flat) < 6 or len(flat) % 2:
                 raise ValueError("a polygon needs an even list of at least 6 coordinates")
             points = [(float(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+            if not all(math.isfinite(v) for point in points for v in point):
+                raise ValueError("a polygon coordinate is not a finite number")
             if polygon_area(points) <= 0.0:
                 raise ValueError("zero-area polygon")
             mask |= rasterize("polygon", points, height, width)

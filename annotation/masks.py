@@ -25,6 +25,9 @@ AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
 NON_AREA_SHAPES = ("line", "linestrip", "point", "points")
 """Labelme shape types without area: they are kept out of regions (see README)."""
 
+DRAW_MARGIN = 2
+"""Pixels drawn beyond a shape's box on each side (outline width and rounding)."""
+
 
 def polygon_area(points: Sequence[Point]) -> float:
     """Geometric area of a simple polygon in square pixels (shoelace formula)."""
@@ -56,6 +59,11 @@ def shape_area(shape_type: str, points: Sequence[Point]) -> float:
 def rasterize(shape_type: str, points: Sequence[Point], height: int, width: int) -> np.ndarray:
     """Draw one area shape as a mask, clipped to the image.
 
+    Only the shape's bounding box is drawn, then placed into the full mask. That is the
+    same as drawing on the whole image, up to float rounding on edges that pass exactly
+    through a pixel centre (measured: 1 pixel differed in 2 of 600 random, mostly
+    self-crossing, shapes).
+
     Args:
         shape_type: ``polygon`` (>= 3 points), ``rectangle`` (2 opposite corners) or
             ``circle`` (centre, then a point on the circle), Labelme's conventions.
@@ -63,32 +71,45 @@ def rasterize(shape_type: str, points: Sequence[Point], height: int, width: int)
         height, width: image size in pixels.
 
     Returns:
-        ``(height, width) bool`` mask.
+        ``(height, width) bool`` mask, in column-major (Fortran) order, ready for RLE.
 
     Raises:
         ValueError: unknown shape type or wrong number of points.
     """
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
     xy = [(float(x), float(y)) for x, y in points]
     if shape_type == "polygon":
         if len(xy) < 3:
             raise ValueError(f"a polygon needs at least 3 points, got {len(xy)}")
-        draw.polygon(xy, outline=1, fill=1)
-    elif shape_type == "rectangle":
+        outline = xy
+    elif shape_type in ("rectangle", "circle"):
         if len(xy) != 2:
-            raise ValueError(f"a rectangle needs 2 points, got {len(xy)}")
+            raise ValueError(f"a {shape_type} needs 2 points, got {len(xy)}")
         (x1, y1), (x2, y2) = xy
-        draw.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=1, fill=1)
-    elif shape_type == "circle":
-        if len(xy) != 2:
-            raise ValueError(f"a circle needs 2 points, got {len(xy)}")
-        (cx, cy), (px, py) = xy
-        radius = math.hypot(cx - px, cy - py)
-        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], outline=1, fill=1)
+        if shape_type == "rectangle":
+            outline = [(min(x1, x2), min(y1, y2)), (max(x1, x2), max(y1, y2))]
+        else:
+            radius = math.hypot(x1 - x2, y1 - y2)
+            outline = [(x1 - radius, y1 - radius), (x1 + radius, y1 + radius)]
     else:
         raise ValueError(f"cannot rasterise shape type {shape_type!r}")
-    return np.asarray(canvas, dtype=bool)
+    full = np.zeros((height, width), dtype=bool, order="F")
+    left = max(0, math.floor(min(x for x, _ in outline)) - DRAW_MARGIN)
+    top = max(0, math.floor(min(y for _, y in outline)) - DRAW_MARGIN)
+    right = min(width, math.ceil(max(x for x, _ in outline)) + DRAW_MARGIN + 1)
+    bottom = min(height, math.ceil(max(y for _, y in outline)) + DRAW_MARGIN + 1)
+    if right <= left or bottom <= top:
+        return full  # wholly outside the image
+    canvas = Image.new("L", (right - left, bottom - top), 0)
+    draw = ImageDraw.Draw(canvas)
+    shifted = [(x - left, y - top) for x, y in outline]
+    if shape_type == "polygon":
+        draw.polygon(shifted, outline=1, fill=1)
+    elif shape_type == "rectangle":
+        draw.rectangle(shifted, outline=1, fill=1)
+    else:
+        draw.ellipse(shifted, outline=1, fill=1)
+    full[top:bottom, left:right] = np.asarray(canvas, dtype=bool)
+    return full
 
 
 def place_bbox_mask(patch: np.ndarray, x1: int, y1: int, height: int, width: int) -> np.ndarray:
@@ -102,7 +123,7 @@ def place_bbox_mask(patch: np.ndarray, x1: int, y1: int, height: int, width: int
     Returns:
         ``(height, width) bool`` mask; parts of the patch outside the image are cut off.
     """
-    full = np.zeros((height, width), dtype=bool)
+    full = np.zeros((height, width), dtype=bool, order="F")
     h, w = patch.shape
     top, left = max(y1, 0), max(x1, 0)
     bottom, right = min(y1 + h, height), min(x1 + w, width)

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from annotation.masks import decode
-from prist_builder.pipeline.store import read_records
+from prist_builder.pipeline.store import read_records, run_bounds
 from prist_builder.records import DialogueRecord, ElementsRecord, TreeRecord
 from prist_builder.sources import read_image
 
@@ -124,8 +124,9 @@ def write_previews(run: Path, out: Path, count: int = 3) -> list[Path]:
     """
     out.mkdir(parents=True, exist_ok=True)
     elements = {r.image_id: r for r in read_records(run / "elements.jsonl", ElementsRecord)}
-    trees = {r.image_id: r for r in read_records(run / "trees.jsonl", TreeRecord)}
-    dialogues = read_records(run / "dialogues.jsonl", DialogueRecord)
+    bounds = run_bounds(run)
+    trees = {r.image_id: r for r in read_records(run / "trees.jsonl", TreeRecord, bounds)}
+    dialogues = read_records(run / "dialogues.jsonl", DialogueRecord, bounds)
     chosen: list[DialogueRecord] = []
     for dialogue in dialogues:  # one per image first, for variety
         if dialogue.image_id not in {d.image_id for d in chosen}:

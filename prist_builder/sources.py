@@ -99,6 +99,7 @@ def discover(
             raise FileNotFoundError(f"{given}: no such file or folder")
     items: dict[str, SourceItem] = {}
     rejects: list[Reject] = []
+    listed: set[Path] = set()
 
     def add(item: SourceItem) -> None:
         if item.image_id in items:
@@ -124,6 +125,7 @@ def discover(
         header = CocoFile(parsed.path, {}, parsed.categories)
         for entry in sorted(parsed.images.values(), key=lambda e: e.file_name):
             path = Path(images) / entry.file_name if images else Path(coco).parent / entry.file_name
+            listed.add(path.resolve())
             add(SourceItem(Path(entry.file_name).stem, image_path=path, coco=(header, entry), images_dir=images))
     if images is not None:
         claimed: set[str] = set()  # a Labelme file's stem claims one image of that stem
@@ -132,7 +134,7 @@ def discover(
             if owner is not None and owner.labelme_path is not None and path.stem not in claimed:
                 claimed.add(path.stem)
                 continue
-            if owner is not None and owner.image_path is not None and owner.image_path.resolve() == path.resolve():
+            if path.resolve() in listed:  # a COCO entry names this file (kept, or a reported clash)
                 continue
             add(SourceItem(path.stem, image_path=path, images_dir=images))
     return [items[k] for k in sorted(items)], rejects

@@ -67,6 +67,15 @@ def test_limit_and_turn_bounds(synthetic: Path, tmp_path: Path) -> None:
     records = check_run(run, min_turns=5, max_turns=6)
     assert len(records["elements"]) == 5
     assert {d.num_turns for d in records["dialogues"]} <= {5, 6}
+    assert records["rejects"] == []
+    assert json.loads(run_cli("stats", run, "--json").output)["samples"] == len(records["dialogues"])  # run's bounds
+
+
+def test_turn_bounds_the_offline_provider_cannot_meet_are_refused(synthetic: Path, tmp_path: Path) -> None:
+    result = run_cli("build", "all", "--labelme", synthetic, "--run", tmp_path / "run", "--min-turns", 7,
+                     "--max-turns", 9)
+    assert result.exit_code == 2 and "--min-turns <= 6" in result.output
+    assert not (tmp_path / "run" / "elements.jsonl").exists()
 
 
 def test_stats_json_matches_the_records(voc: Path, tmp_path: Path) -> None:
@@ -158,3 +167,25 @@ def test_masks_are_the_source_regions(synthetic: Path, tmp_path: Path) -> None:
     from annotation.masks import decode
 
     assert np.array_equal(decode(first.mask), expected)
+
+
+def _die(*args: object) -> None:
+    import os
+
+    os._exit(3)  # a worker killed mid-input (out of memory, a crash in a C library)
+
+
+def test_a_dead_worker_stops_the_run_and_rejects_nothing(tmp_path: Path, monkeypatch) -> None:
+    from prist_builder.pipeline import steps
+    from prist_builder.testing.synthetic import write_synthetic
+
+    inputs = tmp_path / "inputs"
+    write_synthetic(inputs, 20, seed=2)
+    monkeypatch.setattr(steps, "_elements_in_worker", _die)
+    run = tmp_path / "run"
+    result = run_cli("build", "all", "--labelme", inputs, "--run", run, "--workers", 2)
+    assert result.exit_code == 1 and "worker process died" in result.output
+    assert read_jsonl(run / "rejects.jsonl") == []
+    monkeypatch.undo()
+    assert run_cli("build", "all", "--labelme", inputs, "--run", run, "--workers", 2).exit_code == 0
+    assert len(check_run(run)["elements"]) == 20

@@ -250,3 +250,28 @@ def test_bare_images_step_by_step_give_dialogues_awaiting_masks(inputs: Path, tm
     stats = json.loads(run_cli("stats", run, "--json").output)
     assert stats["unmasked"] == len(dialogues)
     assert "sk-from" not in (run / "manifest.json").read_text()
+
+
+def test_a_server_that_keeps_failing_leaves_the_input_for_the_next_run(inputs: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        server.add_fault(FaultRule("server_error", match="-img3'", status=503, times=2))
+        first = run_cli(*openai_args(server, run, inputs, "--max-attempts", "2"))
+        assert first.exit_code == 1 and "could not finish yet" in first.output
+        assert "img_0003" not in {r["image_id"] for r in read_jsonl(run / "elements.jsonl")}
+        assert not (run / "rejects.jsonl").exists()  # not rejected: simply not finished
+        again = run_cli(*openai_args(server, run, inputs, "--max-attempts", "2"))
+        assert again.exit_code == 0, again.output
+    assert len(check_run(run)["elements"]) == 6
+
+
+def test_a_batch_line_the_server_refuses_goes_to_rejects(inputs: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        server.add_fault(BatchFaultRule("fail", match="-img1'", status=400, message="Invalid image."))
+        result = run_cli(*openai_args(server, run, inputs, "--batch", "--batch-poll", "0"))
+    assert result.exit_code == 0, result.output
+    records = check_run(run)
+    assert [r.image_id for r in records["rejects"]] == ["img_0001"]
+    assert "refused the request: Invalid image." in records["rejects"][0].reason
+    assert len([e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted" and e["step"] == "elements"]) == 1

@@ -111,3 +111,19 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     with RunStore(tmp_path, fsync=False):
         with pytest.raises(RunLockedError, match="another prist process"):
             RunStore(tmp_path, fsync=False)
+
+
+def test_a_journal_ahead_of_its_data_is_cut_back(tmp_path: Path) -> None:
+    """After a power cut the journal may name data that never reached the disk, or hold zeros."""
+    reject = Reject(input_id="a", step="elements", reason="x.json: bad")
+    with RunStore(tmp_path, fsync=False) as store:
+        store.commit("elements", "a", [], [reject])
+        store.commit("elements", "b", [], [reject.model_copy(update={"input_id": "b"})])
+    size_after_a = len((tmp_path / "rejects.jsonl").read_bytes()) // 2
+    os.truncate(tmp_path / "rejects.jsonl", size_after_a)  # b's data lost, its journal line kept
+    with open(tmp_path / ".journal" / "elements.jsonl", "ab") as handle:
+        handle.write(b"\x00\x00\x00\x00\n")  # and garbage after it
+    with RunStore(tmp_path, fsync=False) as store:
+        assert store.is_done("elements", "a") and not store.is_done("elements", "b")
+        assert (tmp_path / ".journal" / "elements.jsonl").read_bytes().count(b"\n") == 1
+        assert len(list(store.iter_raw("rejects.jsonl"))) == 1

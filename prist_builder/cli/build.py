@@ -16,6 +16,7 @@ from prist_builder.pipeline.build import BuildResult, build
 from prist_builder.pipeline.manifest import BuildConfig, ConfigMismatchError, read_manifest
 from prist_builder.pipeline.store import RunLockedError
 from prist_builder.providers import PROVIDERS, FatalProviderError, Provider, get_provider
+from prist_builder.providers.base import UnsupportedSettingError
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
 
 build_app = typer.Typer(help="Run pipeline steps into a run folder (resumable).", no_args_is_help=True)
@@ -76,6 +77,8 @@ def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool 
             result = asyncio.run(build(run, config, steps, provider=provider, progress=hook, fsync=fsync))
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished records in {run} are kept: run the same command to resume", 130)
+    except UnsupportedSettingError as exc:
+        raise fail(str(exc), 2)
     except (ConfigMismatchError, RunLockedError, FatalProviderError, FileNotFoundError, AnnotationError) as exc:
         raise fail(str(exc))
     console.print(report_table(result.reports))
@@ -91,11 +94,12 @@ def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool 
         console.print(f"requests: {usage.get('requests', 0)} sent, {usage.get('cached', 0)} from cache, "
                       f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens{cost}"
                       " (totals for this run folder)", highlight=False)
-    waiting = sum(r.deferred for r in result.reports)
-    if waiting:
-        console.print(f"{waiting} input(s) still wait for batch answers: run the same command again", highlight=False)
     last = {"elements": "images", "trees": "trees", "dialogues": "dialogues"}[steps[-1]]
-    if counts.get(last, 0) == 0 and not waiting:
+    waiting = sum(r.deferred for r in result.reports)
+    if waiting:  # batch answers not in yet, or a server that kept failing
+        raise fail(f"{waiting} input(s) could not finish yet (batch answers pending or the server kept failing);"
+                   " finished records are kept: run the same command again")
+    if counts.get(last, 0) == 0:
         raise fail(f"nothing could be built in {run}: every input was rejected (see {run / 'rejects.jsonl'})")
     return result
 

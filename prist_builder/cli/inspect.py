@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from prist_builder.cli.console import console, fail
-from prist_builder.pipeline.store import read_records
+from prist_builder.pipeline.store import read_records, run_bounds
 from prist_builder.records import DialogueRecord, ElementsRecord, SCHEMAS
 from prist_builder.stats import DatasetStats, compute_stats
 
@@ -25,7 +25,8 @@ def load_stats(run: Path) -> DatasetStats:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file; build the dialogues first")
 
-    return compute_stats(read_records(path, DialogueRecord), read_records(run / "elements.jsonl", ElementsRecord))
+    bounds = run_bounds(run)
+    return compute_stats(read_records(path, DialogueRecord, bounds), read_records(run / "elements.jsonl", ElementsRecord))
 
 
 def stats_table(stats: DatasetStats) -> Table:

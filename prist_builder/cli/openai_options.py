@@ -23,7 +23,7 @@ from prist_builder.sources import discover
 
 PANEL = "OpenAI provider (--provider openai)"
 STORED = ("model", "base_url", "concurrency", "rpm", "tpm", "detail", "max_side", "response_format", "max_reasks",
-          "temperature", "timeout_s", "cache_dir", "price_file", "batch", "batch_poll_s", "batch_fallback")
+          "temperature", "timeout_s", "max_attempts", "cache_dir", "price_file", "batch", "batch_poll_s", "batch_fallback")
 """Options recorded in the manifest (never the API key)."""
 IDENTITY = ("model", "response_format", "detail", "max_side")
 """Options that change what the model writes: always recorded (given or not), and a
@@ -46,7 +46,7 @@ def _opt(name: str, kind: Any, help_text: str, default: Any = None, **extra: Any
 OPTIONS: list[inspect.Parameter] = [
     _opt("--model", Optional[str], "Model name \\[default: gpt-4o-2024-08-06]."),
     _opt("--base-url", Optional[str], "OpenAI-compatible API base URL (vLLM, Ollama, Azure) \\[default: OpenAI]."),
-    _opt("--api-key", Optional[str], "API key \\[default: $OPENAI_API_KEY]; never written anywhere.", show_default=False),
+    _opt("--api-key", Optional[str], "API key \\[default: $OPENAI_API_KEY]; never written to files or messages (prefer the variable: a flag shows in ps and shell history).", show_default=False),
     _opt("--concurrency", Optional[int], "Requests in flight at most \\[default: 8].", min=1),
     _opt("--rpm", Optional[int], "Requests per minute budget.", min=1),
     _opt("--tpm", Optional[int], "Tokens per minute budget (images by GPT-4o's tile rule).", min=1),
@@ -56,6 +56,7 @@ OPTIONS: list[inspect.Parameter] = [
     _opt("--max-reasks", Optional[int], "Re-asks after an answer that breaks a rule \\[default: 2].", min=0),
     _opt("--temperature", Optional[float], "Sampling temperature \\[default: the server's]."),
     _opt("--timeout", Optional[float], "Seconds per request \\[default: 120].", min=0.1),
+    _opt("--max-attempts", Optional[int], "Attempts per request on 429/5xx/timeouts \\[default: 6].", min=1),
     _opt("--cache-dir", Optional[Path], "Response cache \\[default: $PRIST_CACHE_DIR or ~/.cache/prist/openai]."),
     _opt("--price-file", Optional[Path], "JSON {model: [USD per 1M input, per 1M output]} overriding prices."),
     _opt("--batch", bool, "Use the Batch API (half price, up to 24 h).", default=False),

@@ -56,6 +56,21 @@ def _close_inherited(descriptors: list[int]) -> None:
             pass
 
 
+def _step_units(step: str, store: RunStore, provider: Provider,
+                config: BuildConfig) -> tuple[list[Unit], ProcessPoolExecutor | None]:
+    """A step's units, and the process pool step 1 runs in (CPU-bound providers, enough inputs)."""
+    if step == "trees":
+        return trees_units(store, provider, config), None
+    if step == "dialogues":
+        return dialogues_units(store, provider, config), None
+    clash_units, items = _discovery_units(config)
+    todo = sum(1 for i in items if not store.is_done(step, i.image_id))
+    pool = None
+    if provider.cpu_bound and config.workers > 1 and todo >= MIN_INPUTS_FOR_POOL:
+        pool = _process_pool(config.workers, store)
+    return clash_units + elements_units(items, provider, config, pool), pool
+
+
 def _process_pool(workers: int, store: RunStore) -> ProcessPoolExecutor:
     """Worker processes for CPU-bound step 1 (``fork`` where the platform has it: no re-imports)."""
     methods = multiprocessing.get_all_start_methods()
@@ -84,12 +99,14 @@ async def build(
 
     Raises:
         ConfigMismatchError: the run was built with other settings.
+        UnsupportedSettingError: the provider cannot honour a setting (nothing is done).
         RunLockedError: another process writes the run.
         FatalProviderError: the provider cannot continue (finished inputs are kept).
         FileNotFoundError, AnnotationError: the inputs themselves are missing or unreadable.
     """
     check_config(run, config)
     provider = provider or get_provider(config.provider, **config.provider_options)
+    provider.check_settings(config.min_turns, config.max_turns)
     reports: list[StepReport] = []
     manifest: dict = {}
     earlier_usage = (read_manifest(run) or {}).get("usage", {})
@@ -109,34 +126,27 @@ async def build(
     try:
         with RunStore(run, fsync=fsync) as store:
             manifest = update_manifest(store, config, extra=provider_entries())
-            for step in ("elements", "trees", "dialogues"):
-                if step not in steps:
-                    continue
-                pool = None
-                if step == "elements":
-                    clash_units, items = _discovery_units(config)
-                    todo = sum(1 for i in items if not store.is_done(step, i.image_id))
-                    if provider.cpu_bound and config.workers > 1 and todo >= MIN_INPUTS_FOR_POOL:
-                        pool = _process_pool(config.workers, store)
-                    units = clash_units + elements_units(items, provider, config, pool)
-                elif step == "trees":
-                    units = trees_units(store, provider, config)
-                else:
-                    units = dialogues_units(store, provider, config)
-                concurrency = config.workers if pool is not None else provider.concurrency
+            try:
+                for step in ("elements", "trees", "dialogues"):
+                    if step not in steps:
+                        continue
+                    units, pool = _step_units(step, store, provider, config)
+                    concurrency = config.workers if pool is not None else provider.concurrency
 
-                async def run_pass(step=step, units=units, concurrency=concurrency) -> StepReport:
-                    pending = sum(1 for u in units if not store.is_done(step, u.key))
-                    hook = progress(step, pending) if progress else None
-                    return await run_step(store, step, units, concurrency, hook)
+                    async def run_pass(step=step, units=units, concurrency=concurrency) -> StepReport:
+                        pending = sum(1 for u in units if not store.is_done(step, u.key))
+                        hook = progress(step, pending) if progress else None
+                        return await run_step(store, step, units, concurrency, hook)
 
-                try:
-                    report = await provider.drive(step, store.root, run_pass)
-                finally:
-                    if pool is not None:
-                        pool.shutdown(wait=True, cancel_futures=True)
-                reports.append(report)
-                manifest = update_manifest(store, config, step, report.seconds, extra=provider_entries())
+                    try:
+                        report = await provider.drive(step, store.root, run_pass)
+                    finally:
+                        if pool is not None:
+                            pool.shutdown(wait=True, cancel_futures=True)
+                    reports.append(report)
+                    manifest = update_manifest(store, config, step, report.seconds, extra=provider_entries())
+            finally:  # a stop (fatal error, Ctrl-C) still records what was paid for
+                manifest = update_manifest(store, config, extra=provider_entries())
     finally:
         await provider.aclose()
     return BuildResult(reports, manifest)

@@ -14,8 +14,9 @@ key and the byte size each file had after the write. Only journalled bytes count
 open, a torn journal tail is cut, and every data file is truncated to the largest size
 the journal vouches for, which drops the records of an input that was cut short by a
 crash or SIGKILL. Such an input is simply done again. Writes go straight to the kernel
-(``os.write``), so a killed process loses nothing it had written; ``fsync`` (on by
-default, at most once a second and at close) guards against power loss too.
+(``os.write``), so a killed process loses nothing it had written. ``fsync`` runs at most
+once a second and at close (on by default): after a power cut, at most the last second of
+inputs is lost, and recovery drops journal lines whose data did not reach the disk.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ class JournalEntry:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
+def _parse_entry(line: bytes) -> JournalEntry | None:
+    """A journal line, or ``None`` if it is garbage (a power cut can leave zeros)."""
+    try:
+        raw = json.loads(line)
+        return JournalEntry(str(raw["key"]), int(raw["records"]), int(raw["rejects"]), dict(raw["sizes"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _to_line(model: BaseModel) -> bytes:
     return model.model_dump_json().encode("utf-8") + b"\n"
 
@@ -104,24 +114,38 @@ class RunStore:
 
     # -- recovery --------------------------------------------------------------------
     def _recover(self) -> None:
+        """Cut every file back to what the journal vouches for.
+
+        A journal line counts only if it parses and every size it names is really on disk
+        (after a power cut the journal can be ahead of the data it describes); the journal
+        is cut at its first line that fails, and each data file at the largest size the
+        remaining lines name.
+        """
+        actual = {name: self._size(name) for name in (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE)}
         committed: dict[str, int] = {}
         for step in STEPS:
             path = self._journal_path(step)
-            lines, size = _complete_lines(path)
-            if path.exists() and path.stat().st_size != size:
-                os.truncate(path, size)
+            lines, _ = _complete_lines(path)
             entries: dict[str, JournalEntry] = {}
+            keep = 0
             for line in lines:
-                raw = json.loads(line)
-                entry = JournalEntry(raw["key"], raw["records"], raw["rejects"], raw["sizes"])
+                entry = _parse_entry(line)
+                if entry is None or any(actual.get(name, 0) < size for name, size in entry.sizes.items()):
+                    break
                 entries[entry.key] = entry
+                keep += len(line) + 1
                 for name, offset in entry.sizes.items():
                     committed[name] = max(committed.get(name, 0), offset)
+            if path.exists() and path.stat().st_size != keep:
+                os.truncate(path, keep)
             self.journal[step] = entries
-        for name in (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE):
-            path = self.root / name
-            if path.exists() and path.stat().st_size > committed.get(name, 0):
-                os.truncate(path, committed.get(name, 0))
+        for name, size in actual.items():
+            if size > committed.get(name, 0):
+                os.truncate(self.root / name, committed.get(name, 0))
+
+    def _size(self, name: str) -> int:
+        path = self.root / name
+        return path.stat().st_size if path.exists() else 0
 
     # -- paths -----------------------------------------------------------------------
     def _journal_path(self, step: str) -> Path:
@@ -208,11 +232,12 @@ class RunStore:
             yield json.loads(line)
 
     def records(self, step: str, model: type[M] | None = None) -> Iterator[M]:
-        """Validated records of a step, in file order."""
+        """Validated records of a step, in file order (with the run's turn bounds)."""
         cls = model or RECORD_TYPES[step]
+        bounds = run_bounds(self.root)
         lines, _ = _complete_lines(self.data_path(step))
         for line in lines:
-            yield cls.model_validate_json(line)  # type: ignore[misc]
+            yield cls.model_validate_json(line, context=bounds)  # type: ignore[misc]
 
     def counts(self, step: str) -> dict[str, int]:
         """``{"inputs", "records", "rejected"}`` for a step, from its journal."""
@@ -224,13 +249,21 @@ class RunStore:
         }
 
 
-def read_records(path: Path, model: type[M]) -> list[M]:
+def read_records(path: Path, model: type[M], context: dict[str, Any] | None = None) -> list[M]:
     """Validated records of a JSONL file without opening the run for writing.
 
     A torn last line (no newline yet) is left out. A missing file reads as empty.
+    ``context`` carries the run's bounds to the validators (see :func:`run_bounds`).
     """
     lines, _ = _complete_lines(Path(path))
-    return [model.model_validate_json(line) for line in lines]
+    return [model.model_validate_json(line, context=context) for line in lines]
+
+
+def run_bounds(run: Path) -> dict[str, Any]:
+    """The validation context of a run: its turn bounds, from ``manifest.json`` (defaults if none)."""
+    path = Path(run) / MANIFEST_FILE
+    config = json.loads(path.read_text(encoding="utf-8")).get("config", {}) if path.exists() else {}
+    return {k: config[k] for k in ("min_turns", "max_turns") if k in config}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -23,16 +23,21 @@ class FatalProviderError(RuntimeError):
     """The provider cannot go on at all (bad API key, no quota): the run stops cleanly."""
 
 
+class UnsupportedSettingError(ValueError):
+    """The provider cannot honour a build setting (e.g. turn bounds it never writes)."""
+
+
 class Deferred(Exception):
-    """The input waits for a result that is not there yet (a batch response): it stays pending.
+    """The input cannot finish now (a batch answer not in yet, a server that kept failing):
+    it is not journalled, so the next run of the same command does it.
 
     Attributes:
-        key: what it waits for (a request cache key).
+        reason: why, in one line.
     """
 
-    def __init__(self, key: str) -> None:
-        super().__init__(f"waiting for {key[:12]}")
-        self.key = key
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -111,6 +116,13 @@ class Provider(ABC):
         self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext
     ) -> list[DialogueRecord]:
         """Step 3 (section 3.2.3): one dialogue per tree path, ending in ``[OBJ]focus[SEG]``."""
+
+    def check_settings(self, min_turns: int, max_turns: int) -> None:
+        """Refuse settings this provider cannot meet, before any work.
+
+        Raises:
+            UnsupportedSettingError: with a one-line reason naming the option.
+        """
 
     async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> Any:
         """Run one step. ``run_pass`` processes every pending input once and returns its report.

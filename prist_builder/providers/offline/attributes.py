@@ -88,17 +88,20 @@ def colour_codes(rgb: np.ndarray) -> np.ndarray:
     return np.where(value < DARK_VALUE, COLOUR_NAMES.index("black"), codes).astype(np.uint8)
 
 
-def dominant_colour(pixels: np.ndarray, mask: np.ndarray) -> str:
-    """The dominant colour name of the masked pixels, or ``"X and Y"`` for two strong ones.
+def sampling_stride(area: int) -> int:
+    """Grid stride that leaves about :data:`MAX_COLOUR_SAMPLES` pixels of a mask of ``area`` pixels."""
+    return max(1, int(np.sqrt(area / MAX_COLOUR_SAMPLES)))
 
-    Large masks are read on an evenly strided grid of about :data:`MAX_COLOUR_SAMPLES`
-    pixels, which keeps the cost flat at any mask size.
+
+def dominant_colour(pixels: np.ndarray, mask: np.ndarray, stride: int = 1) -> str:
+    """The dominant colour name of the masked pixels, or ``"X and Y"`` for two strong ones.
 
     Args:
         pixels: ``(H, W, 3) uint8`` RGB image (or the crop of the mask's box).
         mask: ``(H, W) bool`` region mask (non-empty), same height and width as ``pixels``.
+        stride: read every ``stride``-th row and column only (see :func:`sampling_stride`),
+            which keeps the cost flat at any mask size.
     """
-    stride = max(1, int(np.sqrt(mask.sum() / MAX_COLOUR_SAMPLES)))
     selected = pixels[::stride, ::stride][mask[::stride, ::stride]]
     if len(selected) == 0:
         selected = pixels[mask]
@@ -110,15 +113,22 @@ def dominant_colour(pixels: np.ndarray, mask: np.ndarray) -> str:
     return first
 
 
-def centroid(mask: np.ndarray) -> tuple[float, float]:
-    """``(x, y)`` centroid in pixels of a non-empty ``(H, W) bool`` mask."""
-    row_weights = mask.sum(axis=1)
-    col_weights = mask.sum(axis=0)
+def centroid(mask: np.ndarray, stride: int = 1) -> tuple[float, float]:
+    """``(x, y)`` centroid in pixels of a non-empty ``(H, W) bool`` mask.
+
+    With ``stride > 1`` only every ``stride``-th row and column is read (error under
+    ``stride`` pixels, plenty for a 3x3 grid position).
+    """
+    sampled = mask[::stride, ::stride]
+    row_weights = sampled.sum(axis=1)
     total = float(row_weights.sum())
     if total == 0:
-        raise ValueError("centroid of an empty mask")
-    y = float(np.dot(np.arange(mask.shape[0]), row_weights) / total)
-    x = float(np.dot(np.arange(mask.shape[1]), col_weights) / total)
+        if stride == 1:
+            raise ValueError("centroid of an empty mask")
+        return centroid(mask, 1)
+    col_weights = sampled.sum(axis=0)
+    y = float(np.dot(np.arange(sampled.shape[0]), row_weights) / total) * stride
+    x = float(np.dot(np.arange(sampled.shape[1]), col_weights) / total) * stride
     return x, y
 
 

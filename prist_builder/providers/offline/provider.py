@@ -12,18 +12,31 @@ from collections import Counter
 import numpy as np
 
 from prist_builder.pipeline.assemble import make_dialogue
-from prist_builder.providers.base import Provider, StepContext
+from prist_builder.providers.base import Provider, StepContext, UnsupportedSettingError
 from prist_builder.providers.offline import phrasing as say
-from prist_builder.providers.offline.attributes import centroid, dominant_colour, grid_position, relative_size
+from prist_builder.providers.offline.attributes import (
+    centroid,
+    dominant_colour,
+    grid_position,
+    relative_size,
+    sampling_stride,
+)
 from prist_builder.providers.offline.tree_builder import OfflineTreeBuilder, element_facts, focus_phrase
 from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, TreeRecord, Turn
 from prist_builder.records.limits import OBJ_TOKEN, SEG_TOKEN
 from prist_builder.sources import InputRejected, LoadedImage
 
 
+OFFLINE_MAX_MIN_TURNS = 6
+"""Highest --min-turns every offline dialogue can reach (3 base nodes + 2 detail nodes + the final turn)."""
+OFFLINE_MIN_MAX_TURNS = 6
+"""Lowest --max-turns every offline dialogue fits (root + 3 split levels + leaf + the final turn)."""
+
+
 def element_name(label: str) -> str:
-    """A readable name from an annotation label: ``"coffee_cup"`` -> ``"coffee cup"``."""
-    return " ".join(label.replace("_", " ").replace("-", " ").split())
+    """A readable name from an annotation label: ``"coffee_cup"`` -> ``"coffee cup"`` (the label
+    itself when nothing readable is left, e.g. ``"-"``)."""
+    return " ".join(label.replace("_", " ").replace("-", " ").split()) or label.strip()
 
 
 def describe(name: str, attributes: ElementAttributes) -> str:
@@ -44,6 +57,14 @@ class OfflineProvider(Provider):
     needs_regions = True
     cpu_bound = True
 
+    def check_settings(self, min_turns: int, max_turns: int) -> None:
+        """Paths hold 3 to 5 nodes before extras (root, 1-3 split levels, leaf) and can always
+        take 2 detail nodes, so any dialogue fits 4..6 turns but not every one fits fewer."""
+        if min_turns > OFFLINE_MAX_MIN_TURNS or max_turns < OFFLINE_MIN_MAX_TURNS:
+            raise UnsupportedSettingError(
+                f"the offline provider needs --min-turns <= {OFFLINE_MAX_MIN_TURNS} and --max-turns >="
+                f" {OFFLINE_MIN_MAX_TURNS} (got {min_turns}..{max_turns})")
+
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
         return self.elements_sync(image, ctx)
 
@@ -59,11 +80,12 @@ class OfflineProvider(Provider):
             x0, y0, w, h = region.bbox
             mask = image.masks[region.region_id][y0 : y0 + h, x0 : x0 + w]
             name = element_name(region.label)
-            cx, cy = centroid(mask)
+            stride = sampling_stride(region.area)
+            cx, cy = centroid(mask, stride)
             x, y = cx + x0, cy + y0
             fraction = region.area / float(record.width * record.height)
             attributes = ElementAttributes(
-                colour=dominant_colour(pixels[y0 : y0 + h, x0 : x0 + w], mask),
+                colour=dominant_colour(pixels[y0 : y0 + h, x0 : x0 + w], mask, stride),
                 position=grid_position(x, y, record.width, record.height),
                 relative_size=relative_size(fraction),
                 area_fraction=round(fraction, 6),

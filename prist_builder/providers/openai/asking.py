@@ -53,4 +53,4 @@ class GatheringAsker:
         if found is not None:
             return found
         self.wanted[key] = body
-        raise Deferred(key)
+        raise Deferred(f"waiting for batch answer {key[:12]}")

@@ -5,8 +5,8 @@ it writes them as JSONL (``custom_id`` = the request's cache key, so results joi
 without any bookkeeping), uploads the file, creates the batch, polls it with a progress
 bar, and puts every successful answer in the response cache. Failed and expired lines are
 simply still missing, so the next round re-submits only them. Batch ids are recorded in
-``RUN/batches.jsonl`` before polling starts; a re-run after a crash polls the recorded
-batch again instead of paying for a new one.
+``RUN/batches.jsonl`` as soon as the batch is created, before polling starts; a re-run
+after a crash polls the recorded batch again instead of paying for a new one.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prist_builder.providers.openai.transport import BATCH_ENDPOINT
 
-BATCH_ENDPOINT = "/v1/chat/completions"
+
+REFUSED_STATUSES = frozenset({400, 413, 422})
+"""Line statuses that concern the request itself: re-sending it cannot help."""
 TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
 STATE_FILE = "batches.jsonl"
 
@@ -34,6 +37,7 @@ class BatchResult:
     answered: int = 0
     failed: int = 0
     expired: int = 0
+    refused: int = 0
 
 
 ProgressFn = Callable[[str, int, int], None]
@@ -110,7 +114,8 @@ class BatchDriver:
             if batch.get(file_key):
                 self._read_results(await self.transport.download(batch[file_key]), result)
         self._record({"event": "joined", "batch_id": batch_id, "status": result.status, "answered": result.answered,
-                      "failed": result.failed, "expired": result.expired, "at": time.time()})
+                      "failed": result.failed, "expired": result.expired, "refused": result.refused,
+                      "at": time.time()})
         self.results.append(result)
         return result
 
@@ -129,6 +134,13 @@ class BatchDriver:
                                                    "batch": result.batch_id, "cost_usd": cost,
                                                    **{k: (body.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")}})
                 result.answered += 1
+            elif response.get("status_code") in REFUSED_STATUSES:
+                # refused for good (an image the API will not take): cache the refusal so the
+                # input goes to rejects instead of being re-sent every round
+                body = response.get("body") if isinstance(response.get("body"), dict) else {}
+                self.cache.put(entry["custom_id"], {"error": body.get("error") or {"message": str(body)},
+                                                    "status_code": response["status_code"]})
+                result.refused += 1
             elif error.get("code") == "batch_expired":
                 result.expired += 1
             else:

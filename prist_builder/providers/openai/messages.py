@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from prist_builder.records import Element, ElementsRecord, TreeRecord
+from prist_builder.records import Element, ElementsRecord, SourceRegion, TreeRecord
 
 
-def regions_block(record: ElementsRecord | None, regions: list | None = None) -> str:
-    """One line per usable source region: id, label, box and share of the image."""
+def regions_block(regions: list[SourceRegion], scale: float = 1.0) -> str:
+    """One line per usable source region: id, label, box and share of the image.
+
+    Boxes are ``[x, y, width, height]`` in pixels of the image as sent (source boxes
+    times ``scale``, see :class:`.images.PreparedImage`).
+    """
     if not regions:
         return ""
-    lines = ["Marked regions (id, label, box [x, y, width, height] in pixels, share of the image):"]
+    lines = ["Marked regions (id, label, box [x, y, width, height] in pixels of this image, share of the image):"]
     total = float(regions[0].mask.size[0] * regions[0].mask.size[1])
     for region in regions:
-        lines.append(f"- {region.region_id}: {region.label!r}, box {region.bbox}, {100 * region.area / total:.1f}%")
+        box = [round(v * scale) for v in region.bbox]
+        lines.append(f"- {region.region_id}: {region.label!r}, box {box}, {100 * region.area / total:.1f}%")
     return "\n".join(lines) + "\n"
 
 

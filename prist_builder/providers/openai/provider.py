@@ -20,20 +20,20 @@ from pydantic import BaseModel, ValidationError
 
 import prompts
 from prist_builder.pipeline.assemble import make_dialogue
-from prist_builder.providers.base import Provider, StepContext
+from prist_builder.providers.base import Deferred, Provider, StepContext
 from prist_builder.providers.openai import messages as blocks
 from prist_builder.providers.openai.answers import DialoguesAnswer, ElementsAnswer, TreeAnswer
 from prist_builder.pipeline.runner import StepReport, merge_reports
 from prist_builder.providers.openai.asking import Asker, GatheringAsker, OnlineAsker
 from prist_builder.providers.openai.batch import BatchDriver, ProgressFn
 from prist_builder.providers.openai.cache import ResponseCache
-from prist_builder.providers.openai.images import image_part, image_tokens, prepare_image
+from prist_builder.providers.openai.images import PreparedImage, image_part, image_tokens, prepare_image
 from prist_builder.providers.openai.parsing import AnswerFormatError, extract_json
 from prist_builder.providers.openai.pricing import load_prices
 from prist_builder.providers.openai.strict_schema import response_format, strict_schema
-from prist_builder.providers.openai.transport import RequestRejected, Transport
+from prist_builder.providers.openai.transport import RequestRejected, Transport, TransportGaveUp
 from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, Reject, TreeRecord, Turn
-from prist_builder.records.limits import MAX_CHILDREN, OBJ_TOKEN, SEG_TOKEN
+from prist_builder.records.limits import MAX_CHILDREN, MIN_TARGETS, OBJ_TOKEN, SEG_TOKEN
 from prist_builder.sources import InputRejected, LoadedImage, read_image
 
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
@@ -86,6 +86,8 @@ class OpenAIProvider(Provider):
         max_reasks: re-asks per step after an answer that breaks a rule.
         temperature: sampling temperature (``None``: the server's default).
         timeout_s: seconds per request.
+        max_attempts: transport attempts per request (rate limits, 5xx, timeouts) before the
+            input is left for the next run.
         cache_dir: response cache folder.
         price_file: JSON overriding the price table.
         seed: sent as the request ``seed`` (set per build from the run seed).
@@ -101,11 +103,11 @@ class OpenAIProvider(Provider):
     def __init__(self, model: str = DEFAULT_MODEL, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 8, rpm: int | None = None, tpm: int | None = None, detail: str = "high",
                  max_side: int | None = 1024, response_format: str = "json_schema", max_reasks: int = 2,
-                 temperature: float | None = None, timeout_s: float = 120.0, cache_dir: str | None = None,
+                 temperature: float | None = None, timeout_s: float = 120.0, max_attempts: int = 6,
+                 cache_dir: str | None = None,
                  price_file: str | None = None, seed: int | None = None, batch: bool = False,
                  batch_poll_s: float = 30.0, batch_rounds: int | None = None, batch_fallback: bool = False) -> None:
         self.model = model
-        self.base_url = base_url or "https://api.openai.com/v1"
         self.concurrency = concurrency
         self.detail = detail
         self.max_side = max_side
@@ -116,9 +118,11 @@ class OpenAIProvider(Provider):
         self.options = {"model": model, "base_url": base_url, "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
                         "detail": detail, "max_side": max_side, "response_format": response_format,
                         "max_reasks": max_reasks, "temperature": temperature, "timeout_s": timeout_s,
+                        "max_attempts": max_attempts,
                         "cache_dir": cache_dir, "price_file": price_file}
         self.cache = ResponseCache(Path(cache_dir) if cache_dir else default_cache_dir())
         self.transport = Transport(base_url, api_key, concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout_s,
+                                   max_attempts=max_attempts,
                                    cache=self.cache, prices=load_prices(Path(price_file) if price_file else None))
         self.asker: Asker = OnlineAsker(self.transport)
         self.batch = batch
@@ -128,7 +132,7 @@ class OpenAIProvider(Provider):
         self.batch_progress: ProgressFn | None = None
         if batch:
             self.options.update(batch=True, batch_rounds=self.batch_rounds, batch_fallback=batch_fallback)
-        self._images: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._images: OrderedDict[str, PreparedImage] = OrderedDict()
 
     # -- plumbing --------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -167,16 +171,20 @@ class OpenAIProvider(Provider):
         assert report is not None
         return report
 
-    def _image(self, image_id: str, data: bytes | None, mime: str, record=None) -> tuple[str, int]:
-        """Data URL and token estimate of an image, prepared once per image."""
+    def _image(self, image_id: str, data: bytes | None, mime: str, record=None) -> tuple[PreparedImage, int]:
+        """The image as sent and its token estimate, prepared once per image.
+
+        Raises:
+            InputRejected: the recorded image is gone or changed (``record`` given, no ``data``).
+        """
         if image_id not in self._images:
             if data is None:
                 data, _ = read_image(record)
             self._images[image_id] = prepare_image(data, mime, self.max_side)
             while len(self._images) > IMAGE_MEMO:
                 self._images.popitem(last=False)
-        url, width, height = self._images[image_id]
-        return url, image_tokens(width, height, self.detail)
+        prepared = self._images[image_id]
+        return prepared, image_tokens(prepared.width, prepared.height, self.detail)
 
     def _messages(self, step: str, url: str, **fields: object) -> tuple[list[dict], int]:
         template = prompts.load(step)
@@ -210,6 +218,12 @@ class OpenAIProvider(Provider):
                 if exc.status not in INPUT_SPECIFIC_STATUSES:
                     raise  # a wrong model name or endpoint stops the run
                 raise InputRejected(f"{where}: {step}: the server refused the request: {exc}", where) from None
+            except TransportGaveUp as exc:  # the server kept failing: leave the input for the next run
+                raise Deferred(f"{where}: {step}: {exc}") from None
+            if "choices" not in completion and isinstance(completion.get("error"), dict):  # a refused batch line
+                error = completion["error"]
+                raise InputRejected(f"{where}: {step}: the server refused the request: {error.get('message')}"
+                                    f" ({error.get('code')})", where)
             choice = completion["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")
@@ -232,7 +246,8 @@ class OpenAIProvider(Provider):
         record = image.record
         where = record.annotation_path or record.path
         regions = [r for r in record.regions if not r.ignore]
-        url, tokens = self._image(record.image_id, image.data, record.mime)
+        picture, tokens = self._image(record.image_id, image.data, record.mime)
+        url = picture.url
         if regions:
             rule = "the id of the marked region this element is; every element is one marked region, each region at most once"
             minimum = f"one element for each of the {len(regions)} marked regions,"
@@ -240,7 +255,7 @@ class OpenAIProvider(Provider):
             rule = "always null (no regions are marked on this image)"
             minimum = str(MIN_BARE_ELEMENTS)
         messages, text_tokens = self._messages(
-            "elements", url, region_rule=rule, regions_block=blocks.regions_block(None, regions), minimum_elements=minimum)
+            "elements", url, region_rule=rule, regions_block=blocks.regions_block(regions, picture.scale), minimum_elements=minimum)
         known = {r.region_id for r in regions}
 
         def accept(answer: ElementsAnswer) -> list[Element]:
@@ -254,7 +269,7 @@ class OpenAIProvider(Provider):
                 elif not regions and item.region_id is not None:
                     problems.append(f"elements[{index}].region_id must be null: this image has no marked regions")
                 seen.add(item.region_id or "")
-            needed = 2 if regions else MIN_BARE_ELEMENTS
+            needed = MIN_TARGETS if regions else MIN_BARE_ELEMENTS
             if len(answer.elements) < needed:
                 problems.append(f"{len(answer.elements)} elements; at least {needed} are needed")
             if problems:
@@ -273,7 +288,8 @@ class OpenAIProvider(Provider):
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
         record = elements.image
         where = record.annotation_path or record.path
-        url, tokens = self._image(record.image_id, None, record.mime, record)
+        picture, tokens = self._image(record.image_id, None, record.mime, record)
+        url = picture.url
         messages, text_tokens = self._messages(
             "tree", url, elements_block=blocks.elements_block(elements), targets=blocks.targets_line(targets),
             max_children=MAX_CHILDREN, min_nodes=ctx.min_turns - 1, max_nodes=ctx.max_turns - 1)
@@ -302,7 +318,8 @@ class OpenAIProvider(Provider):
                         ctx: StepContext) -> list[DialogueRecord]:
         record = elements.image
         where = record.annotation_path or record.path
-        url, tokens = self._image(record.image_id, None, record.mime, record)
+        picture, tokens = self._image(record.image_id, None, record.mime, record)
+        url = picture.url
         messages, text_tokens = self._messages(
             "dialogues", url, elements_block=blocks.elements_block(elements), paths_block=blocks.paths_block(tree, elements),
             min_turns=ctx.min_turns, max_turns=ctx.max_turns, obj=OBJ_TOKEN, seg=SEG_TOKEN)

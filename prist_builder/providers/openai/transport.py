@@ -159,8 +159,9 @@ class Transport:
                 completion = raw.json()
             except ValueError as exc:
                 raise retry.MalformedResponse(f"the answer is not JSON ({exc})") from None
-            if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
-                raise retry.MalformedResponse("the answer has no 'choices' list")
+            if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list) \
+                    or not completion["choices"]:
+                raise retry.MalformedResponse("the answer has no choices")
             return completion
 
         completion = await self._call("chat completion", attempt)
@@ -204,8 +205,8 @@ class Transport:
     async def create_batch(self, input_file_id: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Start a 24 h chat-completions batch over an uploaded JSONL file; returns the batch object.
 
-        A retry after a lost answer can create a second batch: record the id and check
-        ``metadata`` on resume. Raises like :meth:`chat`.
+        A retry after a lost answer can create a second batch (the API takes no idempotency
+        key); the caller records the id it gets. Raises like :meth:`chat`.
         """
         client = self._get_client()
         extra = {"metadata": metadata} if metadata is not None else {}

@@ -1,0 +1,63 @@
+"""Images as the model sees them: orientation, format, size, token estimate, box scaling."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from PIL import Image
+
+from prist_builder.providers.openai.images import image_tokens, prepare_image
+from prist_builder.providers.openai.messages import regions_block
+from prist_builder.records import RLE, SourceRegion
+
+
+def _encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def _decoded(url: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_small_supported_images_go_as_their_own_bytes() -> None:
+    data = _encode(Image.new("RGB", (40, 30), "red"), "PNG")
+    prepared = prepare_image(data, "image/png", 1024)
+    assert prepared.url == "data:image/png;base64," + base64.b64encode(data).decode()
+    assert (prepared.width, prepared.height, prepared.scale) == (40, 30, 1.0)
+
+
+def test_large_images_are_downscaled_and_keep_their_format() -> None:
+    data = _encode(Image.new("RGB", (2000, 1000), "blue"), "JPEG")
+    prepared = prepare_image(data, "image/jpeg", 1000)
+    assert prepared.url.startswith("data:image/jpeg;base64,")
+    assert _decoded(prepared.url).size == (1000, 500) and prepared.scale == 0.5
+
+
+def test_exif_orientation_is_applied_like_the_annotations() -> None:
+    image = Image.new("RGB", (60, 20), "green")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    prepared = prepare_image(_encode(image, "JPEG", exif=exif), "image/jpeg", 1024)
+    assert (prepared.width, prepared.height) == (20, 60)
+    assert _decoded(prepared.url).size == (20, 60)
+
+
+def test_formats_the_api_refuses_become_png() -> None:
+    prepared = prepare_image(_encode(Image.new("RGB", (10, 10)), "BMP"), "image/bmp", 1024)
+    assert prepared.url.startswith("data:image/png;base64,")
+
+
+def test_token_estimate_follows_the_tile_rule() -> None:
+    assert image_tokens(1024, 1024) == 85 + 170 * 4  # fitted to 768x768: 2x2 tiles
+    assert image_tokens(2048, 4096) == 85 + 170 * 6  # 1024x2048 -> 768x1536: 2x3 tiles
+    assert image_tokens(4000, 3000, "low") == 85
+
+
+def test_region_boxes_are_given_in_sent_pixels() -> None:
+    region = SourceRegion(region_id="r0", label="cup", shape_types=["polygon"], source="x.json#shapes[0]",
+                          mask=RLE(size=[960, 1280], counts="0"), area=25600, bbox=[491, 658, 160, 160])
+    text = regions_block([region], scale=0.8)
+    assert "- r0: 'cup', box [393, 526, 128, 128]" in text
