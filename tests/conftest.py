@@ -8,14 +8,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collections.abc import Iterator
+
+import openai
 import pytest
 from typer.testing import CliRunner
 
 from prist_builder.cli import app
+from prist_builder.testing import FakeOpenAIServer
 from prist_builder.testing.synthetic import write_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    """A fake OpenAI server on 127.0.0.1 (default responder, no faults)."""
+    with FakeOpenAIServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def client(server: FakeOpenAIServer) -> Iterator[openai.OpenAI]:
+    """The real (sync) openai client pointed at :func:`server`."""
+    with openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=5) as sync_client:
+        yield sync_client
 
 
 def fixtures_dir(name: str) -> Path:

@@ -32,7 +32,7 @@ from prist_builder.providers.openai.parsing import AnswerFormatError, extract_js
 from prist_builder.providers.openai.pricing import load_prices
 from prist_builder.providers.openai.strict_schema import response_format, strict_schema
 from prist_builder.providers.openai.transport import RequestRejected, Transport, TransportGaveUp
-from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, Reject, TreeRecord, Turn
+from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, TreeRecord, Turn
 from prist_builder.records.limits import MAX_CHILDREN, MIN_TARGETS, OBJ_TOKEN, SEG_TOKEN
 from prist_builder.sources import InputRejected, LoadedImage, read_image
 
