@@ -17,8 +17,10 @@ from prist_builder.providers.openai.transport import Transport
 
 LATENCY_S = 0.2
 CONCURRENCIES = (8, 32, 64)
-ROUNDS = 8
-"""Requests per run: this many times the concurrency (after one warm-up round)."""
+ROUNDS = 30
+"""Requests per run: this many times the concurrency, after one warm-up round. Enough for
+the steady state: with few rounds, the first waves (every request sent at once, every
+answer back at once) dominate the figure."""
 TARGET_FRACTION_AT_64 = 0.95
 PROMPT_CHARS = 2000
 
