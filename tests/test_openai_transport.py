@@ -22,7 +22,7 @@ from prist_builder.providers.openai.cache import ResponseCache
 from prist_builder.providers.openai.limiter import AdaptiveConcurrency, RateLimiter
 from prist_builder.providers.openai.pricing import BATCH_DISCOUNT, Usage, cost_usd, load_prices
 from prist_builder.providers.openai.retry import BackoffWait, classify, parse_duration, server_wait_s
-from prist_builder.providers.openai.transport import RequestRejected, Transport, TransportGaveUp
+from prist_builder.providers.openai.transport import DEFAULT_BASE_URL, RequestRejected, Transport, TransportGaveUp
 from prist_builder.testing import FakeOpenAIServer, FaultRule
 
 MODEL = "gpt-4o-mini"
@@ -195,7 +195,7 @@ def test_missing_key_fails_only_when_a_request_is_needed(tmp_path: Path, monkeyp
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     tx = Transport(None, None, cache=(cache := ResponseCache(tmp_path)))
-    assert tx.base_url == "https://api.openai.com/v1"
+    assert tx.base_url == DEFAULT_BASE_URL  # the public API when nothing else is set
     cache.put(ResponseCache.key(tx.base_url, body(), {}), {"choices": [], "usage": {}})
     assert run_chats(tx, [body()])[0] == ({"choices": [], "usage": {}}, True)
     with pytest.raises(FatalProviderError, match="no API key: set OPENAI_API_KEY"):
