@@ -157,12 +157,3 @@ def rle_bbox(rle: RLE) -> list[int]:
     """``[x, y, w, h]`` in pixels of a mask's bounding box, computed on the RLE."""
     box = coco_mask.toBbox({"size": rle.size, "counts": rle.counts.encode("ascii")})
     return [int(v) for v in box]
-
-
-def bbox_of(mask: np.ndarray) -> list[int]:
-    """``[x, y, w, h]`` in pixels of the tight bounding box of a non-empty ``(H, W) bool`` mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return [0, 0, 0, 0]
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]

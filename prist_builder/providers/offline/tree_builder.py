@@ -200,16 +200,20 @@ class OfflineTreeBuilder:
             self._grow(child, group, narrowed, path + [child])
 
     # -- the target's chain ------------------------------------------------------------
+    def _related(self, target: Facts, inverse: bool) -> list[tuple[str, str]]:
+        """``(phrase, other element id)`` for the target's relations to differently named
+        elements, sorted; with ``inverse``, also relations where the target is the object."""
+        element_id = target.element.element_id
+        options = [(say.RELATION_PHRASES[d["predicate"]][0], o) for _, o, d in self.graph.out_edges(element_id, data=True)]
+        if inverse:
+            options += [(say.RELATION_PHRASES[d["predicate"]][1], o) for o, _, d in self.graph.in_edges(element_id, data=True)]
+        return sorted((p, o) for p, o in options if self.facts[o].element.name != target.element.name)
+
     def _relation_node(self, target: Facts) -> tuple[str, str] | None:
-        options = []
-        for _, other, data in self.graph.out_edges(target.element.element_id, data=True):
-            options.append((say.RELATION_PHRASES[data["predicate"]][0], other))
-        for other, _, data in self.graph.in_edges(target.element.element_id, data=True):
-            options.append((say.RELATION_PHRASES[data["predicate"]][1], other))
-        options = [(p, o) for p, o in options if self.facts[o].element.name != target.element.name]
+        options = self._related(target, inverse=True)
         if not options:
             return None
-        phrase, other = sorted(options)[self.rng.randrange(len(options))]
+        phrase, other = options[self.rng.randrange(len(options))]
         other_name = self.facts[other].element.name
         question = say.pick(self.rng, say.RELATION_QUESTIONS).format(phrase=phrase, other=other_name)
         answer = say.pick(self.rng, say.RELATION_ANSWERS).format(name=target.element.name, phrase=phrase, other=other_name)
@@ -253,22 +257,17 @@ class OfflineTreeBuilder:
         self.paths.append(
             TreePath(
                 target_element_id=target.element.element_id,
-                reasoning_question=self._reasoning_question(target, relation),
+                reasoning_question=self._reasoning_question(target),
                 node_ids=path + [leaf],
             )
         )
 
-    def _reasoning_question(self, target: Facts, relation: tuple[str, str] | None) -> str:
+    def _reasoning_question(self, target: Facts) -> str:
         """Step 2-1's question ``Q_i`` (Eq. 2): it designates the target without naming it."""
         attrs = target.element.attributes
         slots = {"colour": attrs.colour, "size": attrs.relative_size, "position": attrs.position}
-        for phrase, other in self._relations_for_question(target):
+        named = sorted((p, self.facts[o].element.name) for p, o in self._related(target, inverse=False))
+        if named:
+            phrase, other = named[0]
             return say.pick(self.rng, say.REASONING_QUESTIONS).format(phrase=phrase, other=other, **slots)
         return say.pick(self.rng, say.REASONING_QUESTIONS_ALONE).format(**slots)
-
-    def _relations_for_question(self, target: Facts) -> list[tuple[str, str]]:
-        out = []
-        for _, other, data in self.graph.out_edges(target.element.element_id, data=True):
-            if self.facts[other].element.name != target.element.name:
-                out.append((say.RELATION_PHRASES[data["predicate"]][0], self.facts[other].element.name))
-        return sorted(out)[:1]

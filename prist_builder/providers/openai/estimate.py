@@ -40,7 +40,6 @@ class StepEstimate:
 
     step: str
     requests: int = 0
-    cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usd: float | None = 0.0
