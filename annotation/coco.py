@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from annotation.masks import decode, polygon_area, rasterize
-from annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
+from prist_builder.annotation.masks import decode, polygon_area, rasterize
+from prist_builder.annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
 
 
 @dataclass

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from annotation.masks import AREA_SHAPES, NON_AREA_SHAPES, place_bbox_mask, rasterize, shape_area
-from annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
+from prist_builder.annotation.masks import AREA_SHAPES, NON_AREA_SHAPES, place_bbox_mask, rasterize, shape_area
+from prist_builder.annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
 
 
 @dataclass

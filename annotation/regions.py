@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from annotation.masks import area, encode, rle_bbox
+from prist_builder.annotation.masks import area, encode, rle_bbox
 from prist_builder.records.image import SourceRegion
 
 IGNORE_LABELS = frozenset({"__ignore__", "_background_"})

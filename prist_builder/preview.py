@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from annotation.masks import decode
+from prist_builder.annotation.masks import decode
 from prist_builder.pipeline.store import read_records, run_bounds
 from prist_builder.records import DialogueRecord, ElementsRecord, TreeRecord
 from prist_builder.sources import read_image

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from annotation.coco import CocoFile, CocoImage, coco_regions, read_coco
-from annotation.labelme import labelme_regions, read_labelme
-from annotation.regions import AnnotationError, RegionDraft, ShapeProblem, finish_regions
+from prist_builder.annotation.coco import CocoFile, CocoImage, coco_regions, read_coco
+from prist_builder.annotation.labelme import labelme_regions, read_labelme
+from prist_builder.annotation.regions import AnnotationError, RegionDraft, ShapeProblem, finish_regions
 from prist_builder.records import ImageRecord, Reject
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from annotation.masks import area
+from prist_builder.annotation.masks import area
 from prist_builder.records import DialogueRecord, ElementsRecord
 
 SCALE = 1.6

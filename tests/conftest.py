@@ -87,7 +87,7 @@ def check_run(run: Path, min_turns: int = 3, max_turns: int = 7) -> dict[str, li
     dialogue has ``min_turns..max_turns`` turns, ends in ``[OBJ]focus[SEG]`` and has a
     non-empty mask equal to its target region's mask.
     """
-    from annotation.masks import decode
+    from prist_builder.annotation.masks import decode
     from prist_builder.records import DialogueRecord, ElementsRecord, Reject, TreeRecord
 
     bounds = {"min_turns": min_turns, "max_turns": max_turns}

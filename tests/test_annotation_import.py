@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotation.coco import coco_regions, read_coco
-from annotation.labelme import labelme_regions, read_labelme
-from annotation.masks import area, decode, encode, rasterize
-from annotation.regions import AnnotationError, finish_regions
+from prist_builder.annotation.coco import coco_regions, read_coco
+from prist_builder.annotation.labelme import labelme_regions, read_labelme
+from prist_builder.annotation.masks import area, decode, encode, rasterize
+from prist_builder.annotation.regions import AnnotationError, finish_regions
 from conftest import fixtures_dir
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotation.masks import encode, rasterize
+from prist_builder.annotation.masks import encode, rasterize
 from conftest import check_run, read_jsonl, run_cli
 
 
@@ -164,7 +164,7 @@ def test_masks_are_the_source_regions(synthetic: Path, tmp_path: Path) -> None:
     index = int(first.target_region_ids[0][1:])
     shape = doc["shapes"][index]
     expected = rasterize(shape["shape_type"], [tuple(p) for p in shape["points"]], 240, 320)
-    from annotation.masks import decode
+    from prist_builder.annotation.masks import decode
 
     assert np.array_equal(decode(first.mask), expected)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from annotation.regions import AnnotationError
+from prist_builder.annotation.regions import AnnotationError
 from prist_builder.cli.console import console, fail, report_table, step_progress
 from prist_builder.cli.openai_options import OpenAIOpts, openai_provider, print_dry_run, with_openai_options
 from prist_builder.pipeline.build import BuildResult, build

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-import prompts
+from prist_builder import prompts
 from prist_builder.pipeline.assemble import make_dialogue
 from prist_builder.providers.base import Deferred, Provider, StepContext
 from prist_builder.providers.openai import messages as blocks
