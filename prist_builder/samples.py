@@ -1,0 +1,166 @@
+"""One finished sample of a run, as every step after the build sees it.
+
+This is the one place that joins a run folder's files into samples: the dialogue
+(``dialogues.jsonl``) with reviewers' edits applied (``reviews.jsonl``), its reasoning tree
+(``trees.jsonl``), its image and elements (``elements.jsonl``), and its final mask
+(``final_masks.jsonl`` if a mask was annotated and resolved, else the grounded region the
+build gave it, else none). Export, review, training and evaluation read runs through
+:func:`iter_samples`; none of them re-implements the join.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from prist_builder import appendlog
+from prist_builder.pipeline.store import MANIFEST_FILE, read_records, run_bounds
+from prist_builder.records import DialogueRecord, ElementsRecord, ImageRecord, TreeRecord, Turn
+from prist_builder.records.curation import (
+    FINAL_MASKS_FILE,
+    REVIEWS_FILE,
+    FinalMask,
+    MaskRule,
+    ReviewDecision,
+)
+from prist_builder.records.rle import RLE
+
+ReviewStatus = Literal["unreviewed", "accepted", "rejected", "edited"]
+
+
+@dataclass
+class Review:
+    """A sample's review state, folded from its decisions in ``reviews.jsonl``.
+
+    Attributes:
+        status: ``unreviewed``, ``accepted``, ``rejected`` or ``edited`` (edited, not yet accepted).
+        reviewer: who made the latest decision, if any.
+        reason: the reason of the latest reject.
+        edits: message index -> replacement text, the latest edit of each message.
+        time: time of the latest decision.
+    """
+
+    status: ReviewStatus = "unreviewed"
+    reviewer: str | None = None
+    reason: str = ""
+    edits: dict[int, str] = field(default_factory=dict)
+    time: str | None = None
+
+
+def fold_reviews(decisions: list[ReviewDecision]) -> dict[str, Review]:
+    """Each sample's :class:`Review` from its decisions in file order (latest wins)."""
+    out: dict[str, Review] = {}
+    for d in decisions:
+        review = out.setdefault(d.sample_id, Review())
+        if d.action == "reset":
+            out[d.sample_id] = Review(reviewer=d.reviewer, time=d.time)
+            continue
+        review.reviewer, review.time = d.reviewer, d.time
+        if d.action == "edit" and d.turn_index is not None and d.after is not None:
+            review.edits[d.turn_index] = d.after
+            if review.status != "rejected":
+                review.status = "edited"
+        elif d.action == "accept":
+            review.status, review.reason = "accepted", ""
+        elif d.action == "reject":
+            review.status, review.reason = "rejected", d.reason
+    return out
+
+
+@dataclass
+class Sample:
+    """A dialogue with everything known about it.
+
+    Attributes:
+        dialogue: the dialogue record, with reviewed edits applied to ``turns`` (the
+            build's text is in ``original_turns``).
+        original_turns: the turns as the build wrote them.
+        image: the image record (path, size in pixels, regions).
+        elements: step 1 record of the image.
+        tree: step 2 record of the image (``None`` if absent).
+        mask: the final ``(H, W)`` bool target mask as COCO RLE, or ``None`` when the
+            sample has no mask yet.
+        mask_rule: how ``mask`` was chosen (:data:`~prist_builder.records.curation.MaskRule`).
+        mask_provenance: the :class:`FinalMask` record when annotators drew it.
+        review: the review state.
+        manifest: the run's ``manifest.json`` (config, versions), ``{}`` if absent.
+    """
+
+    dialogue: DialogueRecord
+    original_turns: list[Turn]
+    image: ImageRecord
+    elements: ElementsRecord
+    tree: TreeRecord | None
+    mask: RLE | None
+    mask_rule: MaskRule | None
+    mask_provenance: FinalMask | None
+    review: Review
+    manifest: dict[str, Any]
+
+    @property
+    def sample_id(self) -> str:
+        """The run-unique sample id."""
+        return self.dialogue.sample_id
+
+    @property
+    def finished(self) -> bool:
+        """Has a final mask and was not rejected by a reviewer."""
+        return self.mask is not None and self.review.status != "rejected"
+
+
+def read_manifest(run: Path) -> dict[str, Any]:
+    """``RUN/manifest.json`` as a dict, ``{}`` when the run has none."""
+    path = Path(run) / MANIFEST_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def iter_samples(run: Path) -> Iterator[Sample]:
+    """Every dialogue of a run folder as a :class:`Sample`, in ``dialogues.jsonl`` order.
+
+    Raises:
+        FileNotFoundError: ``run`` has no ``dialogues.jsonl``.
+        prist_builder.appendlog.LogLineError: a curation log has a broken complete line.
+        pydantic.ValidationError: a build record is invalid.
+    """
+    run = Path(run)
+    if not (run / "dialogues.jsonl").exists():
+        raise FileNotFoundError(f"{run}: not a run folder (no dialogues.jsonl)")
+    bounds = run_bounds(run)
+    manifest = read_manifest(run)
+    elements = {r.image_id: r for r in read_records(run / "elements.jsonl", ElementsRecord)}
+    trees = {r.image_id: r for r in read_records(run / "trees.jsonl", TreeRecord)}
+    finals = appendlog.latest(appendlog.read(run / FINAL_MASKS_FILE, FinalMask), lambda r: r.sample_id)
+    reviews = fold_reviews(list(appendlog.read(run / REVIEWS_FILE, ReviewDecision)))
+    for dialogue in read_records(run / "dialogues.jsonl", DialogueRecord, context=bounds):
+        element_record = elements.get(dialogue.image_id)
+        if element_record is None:
+            continue
+        review = reviews.get(dialogue.sample_id, Review())
+        original = list(dialogue.turns)
+        if review.edits:
+            turns = [
+                Turn(role=t.role, content=review.edits.get(i, t.content)) for i, t in enumerate(original)
+            ]
+            dialogue = dialogue.model_copy(update={"turns": turns})
+        final = finals.get(dialogue.sample_id)
+        if final is not None:
+            mask, rule = final.mask, final.rule
+        elif dialogue.mask is not None:
+            mask, rule = dialogue.mask, "grounded"
+        else:
+            mask, rule = None, None
+        yield Sample(
+            dialogue=dialogue,
+            original_turns=original,
+            image=element_record.image,
+            elements=element_record,
+            tree=trees.get(dialogue.image_id),
+            mask=mask,
+            mask_rule=rule,
+            mask_provenance=final,
+            review=review,
+            manifest=manifest,
+        )
