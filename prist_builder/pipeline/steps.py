@@ -12,10 +12,11 @@ import random
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
 
+from prist_builder.errors import FatalError
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.runner import Outcome, Unit
 from prist_builder.pipeline.store import RunStore
-from prist_builder.providers.base import FatalError, Provider, StepContext
+from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
 from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item
