@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from prist_builder.cli.build import build_app
+from prist_builder.cli.console import show_library_warnings
 from prist_builder.cli.inspect import register_inspect
 from prist_builder.cli.demo import register_demo
 
@@ -22,4 +23,5 @@ register_demo(app)
 
 def main() -> None:
     """Console entry point of ``prist``."""
+    show_library_warnings()
     app()

@@ -22,7 +22,7 @@ from rich.table import Table
 from prist_builder.cli.console import console
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.steps import source_paths
-from prist_builder.pipeline.store import RunStore
+from prist_builder.pipeline.store import finished_keys, is_busy
 from prist_builder.providers.openai.config import OpenAIProviderConfig
 from prist_builder.records.steps import PROMPT_OF_STEP
 from prist_builder.sources import discover
@@ -202,15 +202,19 @@ def openai_provider(config: BuildConfig, opts: OpenAIOpts) -> Any:
 
 
 def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[str, ...]) -> None:
-    """Print the token and cost estimate of a build without sending anything."""
+    """Print the token and cost estimate of a build without sending anything.
+
+    Reads only: no lock, no repair of the run folder, no file written (the run may be
+    another build's, in progress)."""
     from prist_builder.providers.openai.estimate import estimate
 
     items, _ = discover(**source_paths(config))
     items = items[: config.limit] if config.limit else items
-    journal = run / ".journal" / "elements.jsonl"
-    if journal.exists():  # inputs this run already finished cost nothing more
-        with RunStore(run, fsync=False) as store:
-            items = [i for i in items if not store.is_done("elements", i.image_id)]
+    if is_busy(run):
+        console.print(f"{run} is being built by another prist process; estimating what it has not finished yet",
+                      highlight=False)
+    done = finished_keys(run, "elements")  # inputs this run already finished cost nothing more
+    items = [i for i in items if i.image_id not in done]
     rows = [
         e
         for e in estimate(

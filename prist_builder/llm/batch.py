@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES
+from prist_builder.llm.parsing import check_completion, loads_bounded
+from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES, MalformedResponse
 from prist_builder.llm.transport import BATCH_ENDPOINT
 
 TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
@@ -139,23 +140,26 @@ class BatchDriver:
         for line in data.decode("utf-8").splitlines():
             if not line.strip():
                 continue
-            entry = json.loads(line)
-            response = entry.get("response") or {}
-            error = entry.get("error") or {}
+            try:
+                entry = loads_bounded(line)
+                response = entry.get("response") or {}
+                error = entry.get("error") or {}
+                custom_id = str(entry["custom_id"])
+            except (ValueError, AttributeError, KeyError, TypeError):
+                result.failed += 1  # an unreadable line: its request is simply still missing
+                continue
             if response.get("status_code") == 200 and isinstance(response.get("body"), dict):
-                self.cache.put(entry["custom_id"], response["body"])
                 body = response["body"]
-                cost = self.transport.account(str(body.get("model", "")), body, batch=True)
-                self.transport.request_log.append(
-                    {
-                        "key": entry["custom_id"],
-                        "model": body.get("model"),
-                        "cached": False,
-                        "batch": result.batch_id,
-                        "cost_usd": cost,
-                        **{k: (body.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")},
-                    }
-                )
+                cost, tokens = self.transport.account(str(body.get("model", "")), body, batch=True)
+                self.transport.accounting_line(
+                    {"kind": "batch_line", "key": custom_id, "model": body.get("model"), "cached": False,
+                     "batch": result.batch_id, "attempts": 0, **tokens, "cost_usd": cost})
+                try:
+                    check_completion(body)
+                except MalformedResponse:
+                    result.failed += 1  # paid for, but unusable: never cached, sent again next round
+                    continue
+                self.cache.put(custom_id, body)
                 result.answered += 1
             elif response.get("status_code") in INPUT_SPECIFIC_STATUSES:
                 # refused for good (an image the API will not take): cache the refusal so the

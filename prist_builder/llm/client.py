@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from prist_builder.errors import Deferred
+from prist_builder.llm.accounting import AccountingLog
 from prist_builder.llm.asking import Asker, GatheringAsker, OnlineAsker
 from prist_builder.llm.batch import BatchDriver, ProgressFn
 from prist_builder.llm.cache import ResponseCache
@@ -161,13 +162,17 @@ class LLMClient:
             extra_tokens = sum(len(str(m["content"])) for m in history[len(request.messages) :]) // CHARS_PER_TOKEN
             estimate = request.prompt_tokens + extra_tokens + request.max_tokens
             try:
-                completion = await self.asker.ask(body, {"prompt_version": request.prompt_version}, estimate)
+                completion, cached = await self.asker.ask(body, {"prompt_version": request.prompt_version}, estimate)
+                if not isinstance(completion, dict):
+                    raise NoValidAnswer("the server's answer is not a JSON object")
             except RequestRejected as exc:
                 if exc.status not in INPUT_SPECIFIC_STATUSES:
                     raise  # a wrong model name or endpoint stops the run
                 raise RequestRefused(f"the server refused the request: {exc}") from None
-            except TransportGaveUp as exc:  # the server kept failing: leave the input for the next run
-                raise Deferred(str(exc)) from None
+            except TransportGaveUp as exc:
+                if exc.malformed:  # the server kept answering garbage: this input fails, with the reason
+                    raise NoValidAnswer(f"the server's answers were malformed: {exc}") from None
+                raise Deferred(str(exc)) from None  # the server kept failing: leave the input for the next run
             if "choices" not in completion and isinstance(completion.get("error"), dict):  # a refused batch line
                 failure = completion["error"]
                 raise RequestRefused(
@@ -176,22 +181,56 @@ class LLMClient:
             choice = completion["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")
-            if message.get("refusal"):
-                raise RequestRefused(f"the model refused: {message['refusal']}", raw=message)
+            self._screen(message)
             try:
                 if choice.get("finish_reason") == "length":
                     raise AnswerRuleError(
                         "the answer was cut off at the token limit (finish_reason 'length'); be briefer"
                     )
-                return accept(request.answer_model.model_validate(extract_json(content)))
+                accepted = accept(request.answer_model.model_validate(extract_json(content)))
             except (AnswerFormatError, AnswerRuleError, ValidationError, KeyError) as exc:
                 error = explain(exc)
                 history = history + [
                     {"role": "assistant", "content": content or ""},
                     {"role": "user", "content": FEEDBACK.format(errors=error)},
                 ]
+                continue
+            if not cached:
+                self._remember(body, {"prompt_version": request.prompt_version}, completion)
+            return accepted
         attempts = self.settings.max_reasks + 1
         raise NoValidAnswer(f"no valid answer in {attempts} attempts: {' '.join(error.split())}", raw=content)
+
+    def _screen(self, message: dict[str, Any]) -> None:
+        """Refuse a model refusal, an answer over the size cap, or one that holds the key.
+
+        Raises:
+            RequestRefused: with the reason; the answer itself is kept out of the reject.
+        """
+        if message.get("refusal"):
+            raise RequestRefused(f"the model refused: {message['refusal']}", raw=message)
+        content = message.get("content") or ""
+        if len(content) > self.settings.max_answer_chars:
+            raise RequestRefused(f"the answer is {len(content)} characters, over --max-answer-chars "
+                                 f"{self.settings.max_answer_chars}")
+        if any(secret in content for secret in self.settings.secrets()):
+            raise RequestRefused("the answer contains the configured API key; it was not stored")
+
+    def _remember(self, body: dict[str, Any], extra: dict[str, Any], completion: dict[str, Any]) -> None:
+        """Cache an answer that passed validation (never one that failed)."""
+        self.cache.put(ResponseCache.key(self.transport.base_url, body, extra), completion)
+
+    def open_accounting(self, path: Path, fsync: bool = True) -> None:
+        """Append every finished request's accounting line to ``path`` from now on
+        (see :mod:`.accounting`); the file exists from this call on."""
+        self.close_accounting()
+        self.transport.accounting = AccountingLog(path, fsync=fsync)
+
+    def close_accounting(self) -> None:
+        """Close the accounting log, if one is open."""
+        if self.transport.accounting is not None:
+            self.transport.accounting.close()
+            self.transport.accounting = None
 
     # -- a whole step ------------------------------------------------------------------
     async def drive(self, name: str, run: Path, run_pass: Callable[[], Awaitable[P]]) -> list[P]:
@@ -230,11 +269,7 @@ class LLMClient:
         """Run totals: requests, cached, retries, tokens, USD."""
         return self.transport.usage.as_dict()
 
-    def drain_request_log(self) -> list[dict[str, Any]]:
-        """Per-request accounting entries since the last call."""
-        entries, self.transport.request_log = self.transport.request_log, []
-        return entries
-
     async def aclose(self) -> None:
-        """Close the HTTP connections (safe to call twice)."""
+        """Close the HTTP connections and the accounting log (safe to call twice)."""
+        self.close_accounting()
         await self.transport.aclose()

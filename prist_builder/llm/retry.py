@@ -61,7 +61,12 @@ _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
 
 
 class MalformedResponse(Exception):
-    """A 200 answer whose body is not a usable JSON object (e.g. an HTML page from a proxy)."""
+    """A 200 answer whose body is not a well-formed chat completion (an HTML page from a
+    proxy, ``choices: [1]``, ``content`` that is a list, JSON nested too deep, a body too big)."""
+
+
+class DeadlineExceeded(Exception):
+    """An attempt did not end (connect, send and the whole body) within its time limit."""
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -72,7 +77,7 @@ def error_code(exc: BaseException) -> str | None:
 
 def classify(exc: BaseException) -> str:
     """Sort an exception raised by the openai client into a retry category (module docstring)."""
-    if isinstance(exc, (openai.APIConnectionError, MalformedResponse)):  # includes APITimeoutError
+    if isinstance(exc, (openai.APIConnectionError, MalformedResponse, DeadlineExceeded)):  # + APITimeoutError
         return TRANSIENT
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -162,6 +167,8 @@ def describe(exc: BaseException) -> str:
     """A one-line account of a failure, e.g. ``"429 rate_limit_exceeded: Rate limit reached ..."``."""
     if isinstance(exc, openai.APITimeoutError):
         return "the request timed out"
+    if isinstance(exc, (MalformedResponse, DeadlineExceeded)):
+        return str(exc)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         return f"connection failed ({cause or exc})"

@@ -90,6 +90,12 @@ class LLMSettings(BaseModel):
         description="Sampling temperature [default: the server's].",
         json_schema_extra=flag("--temperature"),
     )
+    max_answer_chars: int = Field(
+        200_000,
+        ge=1,
+        description="Longest answer text kept, in characters; a longer one rejects its input.",
+        json_schema_extra=flag("--max-answer-chars"),
+    )
     timeout_s: float = Field(
         120.0,
         gt=0.0,

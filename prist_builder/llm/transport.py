@@ -21,8 +21,10 @@ import tenacity
 
 from prist_builder.errors import FatalError
 from prist_builder.llm import retry
+from prist_builder.llm.accounting import AccountingLog
 from prist_builder.llm.cache import ResponseCache
 from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
+from prist_builder.llm.parsing import parse_completion
 from prist_builder.llm.pricing import PRICES_PER_MILLION, Usage, cost_usd
 from prist_builder.llm.settings import KEY_ENV, OPENAI_HOST, LLMSettings
 
@@ -41,12 +43,23 @@ SPARE_CONNECTIONS = 8
 """Keep-alive connections kept beyond the chat concurrency, for files and batch calls."""
 MIN_KEEPALIVE = 100
 MAX_CONNECTIONS = 1000
+LONG_WAIT_S = 30.0
+"""A server-imposed wait longer than this (seconds) is announced as it starts."""
+SECONDS_PER_MINUTE = 60.0
 CONNECTIONS_PER_CLIENT = 16
 """Connections per openai client before requests spread over another one (see ``_get_client``)."""
 
 
 class TransportGaveUp(RuntimeError):
-    """Retries ran out (attempts or total wait) on rate limits or transient failures."""
+    """Retries ran out (attempts or total wait) on rate limits or transient failures.
+
+    Attributes:
+        malformed: the last failure was a malformed answer (not a network or server fault).
+    """
+
+    def __init__(self, message: str, malformed: bool = False) -> None:
+        super().__init__(message)
+        self.malformed = malformed
 
 
 class RequestRejected(FatalError):
@@ -113,12 +126,13 @@ class Transport:
         self.usage = Usage()
         self._backoff = {"base_s": backoff_base_s, "cap_s": backoff_cap_s, "jitter": jitter}
         self._keepalive = max(MIN_KEEPALIVE, concurrency + SPARE_CONNECTIONS)
-        self.request_log: list[dict[str, Any]] = []
-        """One entry per chat call (cache key, model, tokens, USD, cached); drained into RUN/requests.jsonl."""
+        self.accounting: AccountingLog | None = None
+        """Where each finished call's accounting line goes (``RUN/requests.jsonl``), if anywhere."""
         self._clients: list[openai.AsyncOpenAI] = []
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._next_client = 0
         self._resume_at = 0.0  # monotonic time before which no attempt starts (server asked us to wait)
+        self._announced_until = 0.0  # the latest wait already announced
         self._unpriced: set[str] = set()
 
     @classmethod
@@ -154,92 +168,100 @@ class Transport:
     # ---- chat ----------------------------------------------------------------------------
 
     async def chat(
-        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int
+        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int, *, store: bool = True
     ) -> tuple[dict[str, Any], bool]:
         """One chat completion: ``(completion as a JSON dict, True if it came from the cache)``.
 
         ``body`` is the request as sent (``model``, ``messages``, ``response_format``...; every
         key must be a keyword of ``chat.completions.create``); ``extra`` joins the cache key
-        only; ``estimated_tokens`` is spent from the tpm budget per attempt.
+        only; ``estimated_tokens`` is spent from the tpm budget per attempt. ``store=False``
+        leaves caching to the caller (:class:`~.client.LLMClient` caches an answer only once
+        it passed validation). Each attempt must end within ``timeout_s`` seconds, connect to
+        last byte; a 200 whose body is not a well-formed chat completion is retried like a 5xx.
 
         Raises:
             FatalError: no API key, or the server refused the key, quota or access.
             RequestRejected: the server refused this request (400/404/422...).
             TransportGaveUp: rate limits or transient failures outlasted the retry budget.
         """
-        key = None
-        if self.cache is not None:
-            key = ResponseCache.key(self.base_url, body, extra)
+        key = ResponseCache.key(self.base_url, body, extra) if self.cache is not None else None
+        entry = {"kind": "chat", "key": key, "prompt": extra.get("prompt_version"), "model": body.get("model")}
+        if self.cache is not None and key is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.cached += 1
-                self.request_log.append(
-                    {"key": key, "prompt": extra.get("prompt_version"), "model": body.get("model"), "cached": True}
-                )
+                self.accounting_line({**entry, "cached": True, "attempts": 0})
                 return hit, True
         client = self._get_client()
+        counts = {"attempts": 0, "rate_limited": 0}
 
         async def attempt() -> dict[str, Any]:
             await self._wait_if_told()
             async with self.concurrency:
                 await self.limiter.acquire(estimated_tokens)
                 self.usage.requests += 1
+                counts["attempts"] += 1
                 try:
-                    raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
+                    async with asyncio.timeout(self.timeout_s):
+                        raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
+                        data = await raw.aread()
+                except TimeoutError:
+                    raise retry.DeadlineExceeded(f"no complete answer within {self.timeout_s:g} s") from None
                 except openai.RateLimitError as exc:
                     if retry.classify(exc) == retry.RATE_LIMITED:
                         self.usage.rate_limited += 1
+                        counts["rate_limited"] += 1
                         self.concurrency.on_rate_limited()
                     raise
             self.concurrency.on_success()
-            try:
-                completion = raw.json()
-            except ValueError as exc:
-                raise retry.MalformedResponse(f"the answer is not JSON ({exc})") from None
-            if (
-                not isinstance(completion, dict)
-                or not isinstance(completion.get("choices"), list)
-                or not completion["choices"]
-            ):
-                raise retry.MalformedResponse("the answer has no choices")
-            return completion
+            return parse_completion(data)
 
-        completion = await self._call("chat completion", attempt)
-        if self.cache is not None and key is not None:
+        try:
+            completion = await self._call("chat completion", attempt)
+        except Exception:
+            self.accounting_line({**entry, "cached": False, **counts, "retries": max(0, counts["attempts"] - 1),
+                          "failed": True})
+            raise
+        if store and self.cache is not None and key is not None:
             self.cache.put(key, completion)
-        cost = self.account(str(body.get("model", "")), completion)
-        self.request_log.append(
-            {
-                "key": key,
-                "prompt": extra.get("prompt_version"),
-                "model": body.get("model"),
-                "cached": False,
-                **{k: (completion.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")},
-                "cost_usd": cost,
-            }
-        )
+        cost, tokens = self.account(str(body.get("model", "")), completion)
+        self.accounting_line({**entry, "cached": False, **counts, "retries": counts["attempts"] - 1, **tokens,
+                      "cost_usd": cost})
         return completion, False
 
-    def account(self, model: str, completion: dict[str, Any], batch: bool = False) -> float | None:
-        """Add the tokens and cost (USD) of one answered request to :attr:`usage`; returns the cost.
+    def accounting_line(self, entry: dict[str, Any]) -> None:
+        """Write one finished call's accounting line, if an accounting log is open."""
+        if self.accounting is not None:
+            self.accounting.write(entry)
 
-        ``batch`` prices it at the Batch API discount (the batch driver accounts its lines here).
+    def account(
+        self, model: str, completion: dict[str, Any], batch: bool = False
+    ) -> tuple[float | None, dict[str, Any]]:
+        """Add the tokens and cost (USD) of one answered request to :attr:`usage`.
+
+        Returns ``(cost or None when unpriced or unknown, token fields for the accounting
+        line)``. Token counts that are not whole numbers leave the usage unknown (counted
+        in ``usage_unknown``) instead of failing the answer. ``batch`` prices it at the
+        Batch API discount (the batch driver accounts its lines here).
         """
-        usage = completion.get("usage") or {}
-        prompt = int(usage.get("prompt_tokens") or 0)
-        output = int(usage.get("completion_tokens") or 0)
+        usage = completion.get("usage")
+        prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        output = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (prompt, output)):
+            return None, {"usage_unknown": True}
         self.usage.prompt_tokens += prompt
         self.usage.completion_tokens += output
+        tokens = {"prompt_tokens": prompt, "completion_tokens": output}
         cost = cost_usd(model, prompt, output, self.prices, batch=batch)
-        if cost is None and completion.get("model"):
-            cost = cost_usd(str(completion["model"]), prompt, output, self.prices, batch=batch)
+        if cost is None and isinstance(completion.get("model"), str):
+            cost = cost_usd(completion["model"], prompt, output, self.prices, batch=batch)
         if cost is None:
             if model not in self._unpriced:
                 self._unpriced.add(model)
                 log.warning("no price for model %r: its cost is counted as 0 USD", model)
-            return None
+            return None, tokens
         self.usage.cost_usd += cost
-        return cost
+        return cost, tokens
 
     # ---- files and batches ----------------------------------------------------------------
 
@@ -288,6 +310,7 @@ class Transport:
         async def attempt() -> T:
             await self._wait_if_told()
             self.usage.requests += 1
+            self.accounting_line({"kind": "api", "attempts": 1})
             try:
                 return await send()
             except openai.RateLimitError as exc:
@@ -311,12 +334,21 @@ class Transport:
             last = err.last_attempt.exception()
             tries = err.last_attempt.attempt_number
             asked = retry.server_wait_s(last) if last else None
+            spent = time.monotonic() - started
+            why = ""
+            if asked is not None and spent + asked > self.max_wait_s:
+                why = (
+                    f" (the server asked to wait {asked:.0f} s, beyond the {self.max_wait_s:.0f} s"
+                    " a request may wait)"
+                )
+            elif asked:
+                why = f" (the server asked to wait {asked:.1f} s)"
             message = (
                 f"{what} failed after {tries} attempt{'s' if tries != 1 else ''} in "
-                f"{time.monotonic() - started:.1f} s; last error: {retry.describe(last) if last else '?'}"
-                + (f" (the server asked to wait {asked:.1f} s)" if asked else "")
+                f"{spent:.1f} s; last error: {retry.describe(last) if last else '?'}{why}"
             )
-            raise TransportGaveUp(self._scrub(message)) from None
+            malformed = isinstance(last, retry.MalformedResponse)
+            raise TransportGaveUp(self._scrub(message), malformed=malformed) from None
         except openai.APIStatusError as exc:
             if retry.classify(exc) != retry.FATAL:
                 raise
@@ -330,7 +362,18 @@ class Transport:
             wait = retry.server_wait_s(exc)
             if wait is not None:
                 self._resume_at = max(self._resume_at, time.monotonic() + wait)
+                self._announce_wait(wait)
         log.debug("retry in %.2f s after %s", state.upcoming_sleep, self._scrub(retry.describe(exc)) if exc else "?")
+
+    def _announce_wait(self, wait_s: float) -> None:
+        """Say so (a log line at WARNING, shown by the CLI as it happens) when the server's
+        rate limit holds every request for more than :data:`LONG_WAIT_S` seconds."""
+        if wait_s <= LONG_WAIT_S or self._resume_at <= self._announced_until:
+            return
+        self._announced_until = self._resume_at
+        until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait_s))
+        minutes = f"{wait_s / SECONDS_PER_MINUTE:.0f} min" if wait_s >= SECONDS_PER_MINUTE else f"{wait_s:.0f} s"
+        log.warning("waiting %s for the rate limit to reset, until %s", minutes, until)
 
     async def _wait_if_told(self) -> None:
         delay = self._resume_at - time.monotonic()

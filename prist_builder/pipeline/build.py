@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -10,7 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from prist_builder.pipeline.manifest import BuildConfig, check_config, read_manifest, update_manifest
+from prist_builder.llm.accounting import totals
+from prist_builder.pipeline.lifeline import die_with_parent
+from prist_builder.pipeline.manifest import BuildConfig, check_config, update_manifest
 from prist_builder.pipeline.runner import Outcome, StepReport, Unit, merge_reports, run_step
 from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
@@ -19,7 +20,8 @@ from prist_builder.records.steps import STEPS
 from prist_builder.sources import discover
 
 REQUESTS_FILE = "requests.jsonl"
-"""Per-request accounting of model-based providers, in the run folder."""
+"""Per-request accounting of model-based providers, in the run folder (see
+:mod:`prist_builder.llm.accounting`); written as each request completes."""
 
 MIN_INPUTS_FOR_POOL = 16
 """Below this many pending inputs, worker processes cost more than they save."""
@@ -50,8 +52,10 @@ def _discovery_units(config: BuildConfig) -> tuple[list[Unit], list]:
     return units, items
 
 
-def _close_inherited(descriptors: list[int]) -> None:
-    """Worker initializer: drop the run's descriptors copied by fork (the lock above all)."""
+def _worker_init(descriptors: list[int], parent_pid: int) -> None:
+    """Worker initializer: die with the parent, and drop the run's descriptors copied by
+    fork (the lock above all)."""
+    die_with_parent(parent_pid)
     for fd in descriptors:
         try:
             os.close(fd)
@@ -80,7 +84,10 @@ def _process_pool(workers: int, store: RunStore) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_close_inherited, initargs=(store.descriptors(),)
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(store.descriptors(), os.getpid()),
     )
 
 
@@ -114,22 +121,17 @@ async def build(
     provider.check_settings(config.min_turns, config.max_turns)
     reports: list[StepReport] = []
     manifest: dict = {}
-    earlier_usage = (read_manifest(run) or {}).get("usage", {})
+    accounted = False
 
     def provider_entries() -> dict:
-        log = provider.drain_request_log()
-        if log:  # per-request tokens and USD, one JSON line each
-            with open(Path(run) / REQUESTS_FILE, "a", encoding="utf-8") as handle:
-                handle.write("".join(json.dumps(entry) + "\n" for entry in log))
-        described = dict(provider.describe())
-        usage = described.pop("usage", None)
-        entries = {"provider": described}
-        if usage is not None:  # totals over every invocation on this run
-            entries["usage"] = {k: round(earlier_usage.get(k, 0) + v, 6) for k, v in usage.items()}
+        entries: dict = {"provider": provider.describe()}
+        if accounted:  # totals over every invocation on this run, rebuilt from its log
+            entries["usage"] = totals(Path(run) / REQUESTS_FILE)
         return entries
 
     try:
         with RunStore(run, fsync=fsync) as store:
+            accounted = provider.open_accounting(store.root / REQUESTS_FILE)
             manifest = update_manifest(store, config, extra=provider_entries())
             try:
                 for step in STEPS:

@@ -253,6 +253,28 @@ class RunStore:
         }
 
 
+def finished_keys(run: Path, step: str) -> set[str]:
+    """Keys of the inputs a step's journal marks finished, read only: no lock taken, no
+    repair made, nothing created (for estimates while another process may write the run)."""
+    lines, _ = _complete_lines(Path(run) / ".journal" / f"{step}.jsonl")
+    return {entry.key for entry in map(_parse_entry, lines) if entry is not None}
+
+
+def is_busy(run: Path) -> bool:
+    """True when another process holds the run's write lock (checked without creating anything)."""
+    lock = Path(run) / ".lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def read_records(path: Path, model: type[M], context: dict[str, Any] | None = None) -> list[M]:
     """Validated records of a JSONL file without opening the run for writing.
 

@@ -112,9 +112,10 @@ class Provider(ABC):
         """
         return [await run_pass()]
 
-    def drain_request_log(self) -> list[dict[str, Any]]:
-        """Per-request accounting entries since the last call (tokens, USD); none by default."""
-        return []
+    def open_accounting(self, path: Path) -> bool:
+        """Append each model request's accounting line (tokens, USD) to ``path`` as it
+        completes. Returns ``False`` for providers that send no requests (the default)."""
+        return False
 
     def describe(self) -> dict[str, Any]:
         """Settings of this provider worth recording in the run manifest."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from prist_builder import prompts
 from prist_builder.llm.client import (
+    MAX_LISTED_ERRORS,
     AnswerRuleError,
     LLMClient,
     NoValidAnswer,
@@ -79,17 +80,14 @@ class OpenAIProvider(Provider):
         return self.config.model
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            **self.config.model_dump(mode="json", exclude_none=True),
-            "usage": self.client.usage(),
-        }
+        return {"name": self.name, **self.config.model_dump(mode="json", exclude_none=True)}
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    def drain_request_log(self) -> list[dict[str, Any]]:
-        return self.client.drain_request_log()
+    def open_accounting(self, path: Path) -> bool:
+        self.client.open_accounting(path)
+        return True
 
     async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> list[Any]:
         """Online: one pass. Batch: passes that answer from the cache, with a batch between two."""
@@ -267,8 +265,8 @@ class OpenAIProvider(Provider):
             got = [d.target_element_id for d in answer.dialogues]
             if sorted(got) != sorted(paths):
                 raise AnswerRuleError(f"write exactly one conversation per path target {sorted(paths)}, got {got}")
-            out = []
-            for index, item in enumerate(answer.dialogues):
+            out, problems = [], []
+            for index, item in enumerate(answer.dialogues):  # every broken dialogue, so one re-ask fixes all
                 turns = []
                 for turn in item.turns:
                     turns += [Turn(role="user", content=turn.question), Turn(role="assistant", content=turn.answer)]
@@ -277,9 +275,9 @@ class OpenAIProvider(Provider):
                         make_dialogue(elements, paths[item.target_element_id], turns, item.focus, self.name, ctx)
                     )
                 except ValidationError as exc:
-                    raise AnswerRuleError(
-                        f"dialogues[{index}] ({item.target_element_id}): {explain(exc).lstrip('- ')}"
-                    ) from exc
+                    problems.append(f"dialogues[{index}] ({item.target_element_id}): {explain(exc).lstrip('- ')}")
+            if problems:
+                raise AnswerRuleError("\n- ".join(problems[:MAX_LISTED_ERRORS]))
             return out
 
         return await self._converse("dialogues", where, request, accept)

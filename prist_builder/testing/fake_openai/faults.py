@@ -16,7 +16,9 @@ CHAT_FAULT_PARAMS: dict[str, frozenset[str]] = {
     "drop": frozenset(),
     "truncated": frozenset(),
     "non_json": frozenset({"content"}),
-    "content": frozenset({"content", "finish_reason"}),
+    "content": frozenset({"content", "finish_reason", "usage"}),
+    "raw": frozenset({"body"}),
+    "trickle": frozenset({"seconds_per_byte"}),
 }
 """Fault kind -> the keyword parameters it accepts."""
 
@@ -53,8 +55,10 @@ class FaultRule:
     - `drop`: close the connection without sending a response.
     - `truncated`: 200, content cut in half, `finish_reason="length"`.
     - `non_json`: 200 with prose content (`content` overrides the prose).
-    - `content`: 200 with `content` (str, or dict/list sent as JSON) and
-      optional `finish_reason` (default "stop").
+    - `content`: 200 with `content` (str, or dict/list sent as JSON), optional
+      `finish_reason` (default "stop") and optional `usage` (replaces the usage object).
+    - `raw`: 200 whose whole body is `body` (dict/list sent as JSON, str/bytes as they are).
+    - `trickle`: the normal answer, its body sent one byte every `seconds_per_byte` (0.05).
 
     Raises ValueError for an unknown kind, an unknown parameter, `times < 1`, or a
     `content` rule without `content`.
@@ -64,6 +68,8 @@ class FaultRule:
         _check(kind, times, params, CHAT_FAULT_PARAMS)
         if kind == "content" and "content" not in params:
             raise ValueError("a 'content' fault needs content=...")
+        if kind == "raw" and "body" not in params:
+            raise ValueError("a 'raw' fault needs body=...")
         if kind == "server_error" and params.get("status", 500) not in (500, 502, 503):
             raise ValueError("server_error status must be 500, 502 or 503")
         self.kind = kind

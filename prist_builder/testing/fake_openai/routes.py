@@ -107,6 +107,10 @@ class FakeOpenAIApp:
         self._record("other", {"method": method, "path": path})
         return error_reply(404, f"Invalid URL ({method} {path})")
 
+    def stopping(self, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` seconds; True if the server is stopping (cut the wait short)."""
+        return self._stop.wait(wait_s)
+
     # ---- chat ----------------------------------------------------------------------
 
     def _chat(self, _m: re.Match[str], raw: bytes, _h: Mapping[str, str], summary: dict[str, Any]) -> Reply:
@@ -125,6 +129,11 @@ class FakeOpenAIApp:
         if self._stop.wait(self.latency_s):
             return DROP  # the server is stopping: in-flight requests get no answer
         kind = rule.kind if rule is not None else None
+        if rule is not None and kind == "raw":
+            raw_body = rule.params["body"]
+            if isinstance(raw_body, (dict, list)):
+                return json_reply(raw_body)
+            return Reply(body=raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body))
         finish_reason = "stop"
         if rule is not None and kind == "content":
             content = chat.render_content(rule.params["content"])
@@ -139,7 +148,13 @@ class FakeOpenAIApp:
             if kind == "truncated":
                 content, finish_reason = content[: len(content) // 2], "length"
         completion = chat.chat_completion(body, content, finish_reason)
-        return json_reply(completion, headers=self._limit_headers(completion["usage"]["prompt_tokens"]))
+        reply = json_reply(completion, headers=self._limit_headers(completion["usage"]["prompt_tokens"]))
+        if rule is not None and kind == "content" and "usage" in rule.params:
+            completion["usage"] = rule.params["usage"]
+            reply.body = json.dumps(completion).encode("utf-8")
+        if rule is not None and kind == "trickle":
+            reply.trickle_s = float(rule.params.get("seconds_per_byte", 0.05))
+        return reply
 
     def _early_fault(self, rule: FaultRule, body: dict[str, Any]) -> Reply | None:
         """Faults that replace the answer (errors, drops) or delay it (`slow`)."""

@@ -262,6 +262,16 @@ class _Handler(BaseHTTPRequestHandler):
         head = f"{self.protocol_version} {reply.status} {reason}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         try:
+            if reply.trickle_s > 0:
+                self.wfile.write(head.encode("latin-1") + b"\r\n")
+                self.wfile.flush()
+                for index in range(len(reply.body)):
+                    if self.server.app.stopping(reply.trickle_s):
+                        break
+                    self.wfile.write(reply.body[index : index + 1])
+                    self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(head.encode("latin-1") + b"\r\n" + reply.body)
             self.wfile.flush()
         except OSError:
