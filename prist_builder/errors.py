@@ -17,8 +17,10 @@ class Deferred(Exception):
 
     Attributes:
         reason: why, in one line.
+        quiet: an expected wait (a batch answer not in yet) rather than a failure worth
+            telling the user about as it happens.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, quiet: bool = False) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.quiet = reason, quiet

@@ -6,8 +6,8 @@ import typer
 
 from prist_builder.cli.build import build_app
 from prist_builder.cli.console import show_library_warnings
-from prist_builder.cli.inspect import register_inspect
 from prist_builder.cli.demo import register_demo
+from prist_builder.cli.inspect import register_inspect
 
 app = typer.Typer(
     name="prist",

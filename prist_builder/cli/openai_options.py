@@ -211,8 +211,9 @@ def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[st
     items, _ = discover(**source_paths(config))
     items = items[: config.limit] if config.limit else items
     if is_busy(run):
-        console.print(f"{run} is being built by another prist process; estimating what it has not finished yet",
-                      highlight=False)
+        console.print(
+            f"{run} is being built by another prist process; estimating what it has not finished yet", highlight=False
+        )
     done = finished_keys(run, "elements")  # inputs this run already finished cost nothing more
     items = [i for i in items if i.image_id not in done]
     rows = [

@@ -67,8 +67,19 @@ def totals(path: Path) -> dict[str, Any]:
         "prompt_tokens", "completion_tokens", "cost_usd": USD, "unknown_usage": answered
         calls whose token counts the server did not give as numbers}``.
     """
-    out: dict[str, float] = {k: 0 for k in ("requests", "cached", "retries", "rate_limited", "prompt_tokens",
-                                            "completion_tokens", "cost_usd", "unknown_usage")}
+    out: dict[str, float] = {
+        k: 0
+        for k in (
+            "requests",
+            "cached",
+            "retries",
+            "rate_limited",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "unknown_usage",
+        )
+    }
     path = Path(path)
     if path.exists():
         with open(path, "rb") as handle:

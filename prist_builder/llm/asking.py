@@ -53,4 +53,4 @@ class GatheringAsker:
         if found is not None:
             return found, True
         self.wanted[key] = body
-        raise Deferred(f"waiting for batch answer {key[:12]}")
+        raise Deferred(f"waiting for batch answer {key[:12]}", quiet=True)

@@ -152,8 +152,17 @@ class BatchDriver:
                 body = response["body"]
                 cost, tokens = self.transport.account(str(body.get("model", "")), body, batch=True)
                 self.transport.accounting_line(
-                    {"kind": "batch_line", "key": custom_id, "model": body.get("model"), "cached": False,
-                     "batch": result.batch_id, "attempts": 0, **tokens, "cost_usd": cost})
+                    {
+                        "kind": "batch_line",
+                        "key": custom_id,
+                        "model": body.get("model"),
+                        "cached": False,
+                        "batch": result.batch_id,
+                        "attempts": 0,
+                        **tokens,
+                        "cost_usd": cost,
+                    }
+                )
                 try:
                     check_completion(body)
                 except MalformedResponse:

@@ -211,8 +211,9 @@ class LLMClient:
             raise RequestRefused(f"the model refused: {message['refusal']}", raw=message)
         content = message.get("content") or ""
         if len(content) > self.settings.max_answer_chars:
-            raise RequestRefused(f"the answer is {len(content)} characters, over --max-answer-chars "
-                                 f"{self.settings.max_answer_chars}")
+            raise RequestRefused(
+                f"the answer is {len(content)} characters, over --max-answer-chars {self.settings.max_answer_chars}"
+            )
         if any(secret in content for secret in self.settings.secrets()):
             raise RequestRefused("the answer contains the configured API key; it was not stored")
 

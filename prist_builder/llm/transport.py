@@ -219,14 +219,16 @@ class Transport:
         try:
             completion = await self._call("chat completion", attempt)
         except Exception:
-            self.accounting_line({**entry, "cached": False, **counts, "retries": max(0, counts["attempts"] - 1),
-                          "failed": True})
+            self.accounting_line(
+                {**entry, "cached": False, **counts, "retries": max(0, counts["attempts"] - 1), "failed": True}
+            )
             raise
         if store and self.cache is not None and key is not None:
             self.cache.put(key, completion)
         cost, tokens = self.account(str(body.get("model", "")), completion)
-        self.accounting_line({**entry, "cached": False, **counts, "retries": counts["attempts"] - 1, **tokens,
-                      "cost_usd": cost})
+        self.accounting_line(
+            {**entry, "cached": False, **counts, "retries": counts["attempts"] - 1, **tokens, "cost_usd": cost}
+        )
         return completion, False
 
     def accounting_line(self, entry: dict[str, Any]) -> None:
@@ -338,8 +340,7 @@ class Transport:
             why = ""
             if asked is not None and spent + asked > self.max_wait_s:
                 why = (
-                    f" (the server asked to wait {asked:.0f} s, beyond the {self.max_wait_s:.0f} s"
-                    " a request may wait)"
+                    f" (the server asked to wait {asked:.0f} s, beyond the {self.max_wait_s:.0f} s a request may wait)"
                 )
             elif asked:
                 why = f" (the server asked to wait {asked:.1f} s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from prist_builder.errors import Deferred, FatalError
 from prist_builder.pipeline.store import RunStore
 from prist_builder.records import Reject
 from prist_builder.sources import InputRejected
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,8 +90,10 @@ async def _guarded(unit: Unit, step: str) -> Outcome | None:
 
     try:
         return await unit.work()
-    except Deferred:
-        return None  # left unfinished on purpose: a later pass completes it
+    except Deferred as exc:  # left unfinished on purpose: a later pass or run completes it
+        if not exc.quiet:
+            log.warning("%s: left unfinished for the next run: %s", unit.source_file or unit.key, exc.reason)
+        return None
     except FatalError:
         raise
     except InputRejected as exc:

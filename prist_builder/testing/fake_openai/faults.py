@@ -16,7 +16,8 @@ CHAT_FAULT_PARAMS: dict[str, frozenset[str]] = {
     "drop": frozenset(),
     "truncated": frozenset(),
     "non_json": frozenset({"content"}),
-    "content": frozenset({"content", "finish_reason", "usage"}),
+    "content": frozenset({"content", "finish_reason"}),
+    "usage": frozenset({"usage"}),
     "raw": frozenset({"body"}),
     "trickle": frozenset({"seconds_per_byte"}),
 }
@@ -55,8 +56,9 @@ class FaultRule:
     - `drop`: close the connection without sending a response.
     - `truncated`: 200, content cut in half, `finish_reason="length"`.
     - `non_json`: 200 with prose content (`content` overrides the prose).
-    - `content`: 200 with `content` (str, or dict/list sent as JSON), optional
-      `finish_reason` (default "stop") and optional `usage` (replaces the usage object).
+    - `content`: 200 with `content` (str, or dict/list sent as JSON) and optional
+      `finish_reason` (default "stop").
+    - `usage`: the normal answer with its `usage` object replaced by `usage`.
     - `raw`: 200 whose whole body is `body` (dict/list sent as JSON, str/bytes as they are).
     - `trickle`: the normal answer, its body sent one byte every `seconds_per_byte` (0.05).
 

@@ -149,7 +149,7 @@ class FakeOpenAIApp:
                 content, finish_reason = content[: len(content) // 2], "length"
         completion = chat.chat_completion(body, content, finish_reason)
         reply = json_reply(completion, headers=self._limit_headers(completion["usage"]["prompt_tokens"]))
-        if rule is not None and kind == "content" and "usage" in rule.params:
+        if rule is not None and kind == "usage":
             completion["usage"] = rule.params["usage"]
             reply.body = json.dumps(completion).encode("utf-8")
         if rule is not None and kind == "trickle":
