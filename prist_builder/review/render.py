@@ -28,7 +28,7 @@ PNG_COMPRESS_LEVEL = 1
 """zlib level of generated PNGs: the layer is mostly transparent, fast beats small here."""
 NODE_W, NODE_H, GAP_X, GAP_Y = 210, 66, 18, 40
 """Tree drawing geometry in SVG user units (pixels at 100 % zoom)."""
-WRAP_CHARS = 34
+WRAP_CHARS = 30
 """Characters per line of a node's question."""
 NODE_LINES = 3
 """Lines of question text drawn in a node (the full text is in its tooltip)."""
