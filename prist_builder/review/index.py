@@ -83,7 +83,7 @@ class Filters:
     size: int = PAGE_SIZE
 
     @classmethod
-    def from_query(cls, params: dict[str, str]) -> "Filters":
+    def from_query(cls, params: dict[str, str]) -> Filters:
         """Read filters from query parameters; unknown values read as no constraint."""
 
         def number(name: str, default: int, top: int) -> int:
@@ -140,7 +140,7 @@ class RunIndex:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, run: Path) -> "RunIndex":
+    def load(cls, run: Path) -> RunIndex:
         """Join the run folder once (via :func:`prist_builder.samples.iter_samples`).
 
         Raises:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import textwrap
 from typing import Any
 
@@ -83,14 +84,15 @@ def tree_svg(tree: TreeRecord, path_node_ids: list[str], target_element_id: str)
     width = int(columns * (NODE_W + GAP_X) + GAP_X)
     height = int(rows * (NODE_H + GAP_Y) + GAP_Y / 2)
     on_path = set(path_node_ids)
-    path_edges = set(zip(path_node_ids, path_node_ids[1:]))
+    path_edges = set(itertools.pairwise(path_node_ids))
 
     def corner(node_id: str) -> tuple[float, float]:
         col, row = grid[node_id]
         return GAP_X + col * (NODE_W + GAP_X), GAP_Y / 2 + row * (NODE_H + GAP_Y)
 
-    parts = [f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="reasoning tree">']
+    opening = (f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+               f'viewBox="0 0 {width} {height}" role="img" aria-label="reasoning tree">')
+    parts = [opening]
     for parent, child in tree.edges:
         (px, py), (cx, cy) = corner(parent), corner(child)
         kind = "path-edge" if (parent, child) in path_edges else "edge"

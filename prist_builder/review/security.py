@@ -17,10 +17,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Callable
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 """Host names always accepted on a loopback server."""
@@ -79,7 +81,7 @@ def same(a: str, b: str) -> bool:
 class Guard(BaseHTTPMiddleware):
     """Host check, token gate and security headers (see the module docstring)."""
 
-    def __init__(self, app, token: str | None, loopback: bool, login_page) -> None:  # noqa: ANN001
+    def __init__(self, app: ASGIApp, token: str | None, loopback: bool, login_page: Callable[..., Response]) -> None:
         super().__init__(app)
         self.token = token
         self.loopback = loopback

@@ -7,7 +7,6 @@ arrives as markup, built with escaped text by :func:`prist_builder.review.render
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -108,5 +107,8 @@ def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], mask_src
 def neighbour_ids(index: RunIndex, filters: Filters, sample: Sample) -> tuple[str | None, str | None]:
     """Ids of the previous and next sample in the list order under ``filters``."""
     previous, following = index.neighbours(index.select(filters), index.by_id[sample.sample_id])
-    name: Callable[[int | None], str | None] = lambda p: None if p is None else index.rows[p].sample_id  # noqa: E731
+
+    def name(position: int | None) -> str | None:
+        return None if position is None else index.rows[position].sample_id
+
     return name(previous), name(following)
