@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import run_cli
 from starlette.testclient import TestClient
-from test_review_helpers import copy_run
+from test_review_helpers import SERVER_START_S, copy_run, free_port
 
 from prist_builder import appendlog
 from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
@@ -138,12 +142,27 @@ def _inject_script(run: Path) -> str:
     return first["sample_id"]
 
 
+def _inject_in_tree_and_elements(run: Path) -> None:
+    for name, edit in (("trees.jsonl", lambda r: r["nodes"][0].update(question=f"Why {SCRIPT}?")),
+                       ("elements.jsonl", lambda r: r["elements"][0].update(description=f"A {SCRIPT} thing."))):
+        path = run / name
+        lines = path.read_text(encoding="utf-8").splitlines()
+        first = json.loads(lines[0])
+        edit(first)
+        lines[0] = json.dumps(first)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def test_injected_script_is_shown_as_text(run: Path, tmp_path: Path) -> None:
     sample_id = _inject_script(run)
+    _inject_in_tree_and_elements(run)
     web = client(run)
+    token = csrf(web.get(f"/sample/{sample_id}").text)
+    web.post(f"/sample/{sample_id}/reject", data={"csrf": token, "reason": f"has {SCRIPT}"})
     page = web.get(f"/sample/{sample_id}")
-    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page.text
+    assert page.text.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;") >= 5  # turn, tree x2, element, reason
     assert SCRIPT not in page.text
+    assert SCRIPT not in web.get("/").text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     out = tmp_path / "report.html"
     build_report(run, out)
@@ -221,3 +240,29 @@ def test_static_report(run: Path, tmp_path: Path) -> None:
     assert html.count("background-image:url(data:") == len(images)  # each photo embedded once
     assert html.count('class="mask" src="data:image/png;base64,') == sum(s.mask is not None for s in samples)
     assert "<script" not in html and "/static/" not in html and 'action="' not in html
+
+
+def test_cli_serves_the_app(run: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "prist_builder", "review", str(run), "--port", str(port),
+                                "--reviewer", "cli"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, answer = time.monotonic() + SERVER_START_S, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None and answer.status_code == 200
+        assert "reviewer <b>cli</b>" in answer.text
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert f"open http://127.0.0.1:{port}/" in output
+
+
+def test_cli_refuses_a_broken_reviews_log(run: Path) -> None:
+    (run / REVIEWS_FILE).write_text('{"sample_id": "x"}\n', encoding="utf-8")
+    result = run_cli("review", run, "--report", run / "out.html")
+    assert result.exit_code == 1
+    assert not (run / "out.html").exists()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from prist_builder.cli.console import console, fail
 
@@ -20,6 +22,14 @@ def _default_reviewer() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "reviewer"
+
+
+def _free_port(host: str) -> int:
+    """A port free on ``host`` now (so the address printed is the one served)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def register_review(app: typer.Typer) -> None:
@@ -41,28 +51,37 @@ def register_review(app: typer.Typer) -> None:
     ) -> None:
         """Check and correct a run's dialogues in the browser (accept, reject, edit) or export a static report."""
         try:
+            from prist_builder.appendlog import LogLineError
             from prist_builder.review.index import RunIndex
         except ImportError as exc:
-            raise fail(f"{INSTALL_HINT} ({exc})")
+            raise fail(escape(f"{INSTALL_HINT} ({exc})"))
         if not (run / "dialogues.jsonl").exists():
-            raise fail(f"{run}: not a run folder (no dialogues.jsonl)")
+            raise fail(escape(f"{run}: not a run folder (no dialogues.jsonl)"))
+        name = (reviewer if reviewer is not None else _default_reviewer()).strip()
+        if not name:
+            raise fail("--reviewer must not be empty: every decision names its reviewer")
+        if report is None:
+            from prist_builder.review.security import BindRefused, check_bind
+
+            try:
+                check_bind(host, token)
+            except BindRefused as exc:
+                raise fail(escape(str(exc)))
+        try:
+            index = RunIndex.load(run)
+        except LogLineError as exc:
+            raise fail(escape(str(exc)))
         if report is not None:
             from prist_builder.review.report import build_report
 
-            count = build_report(run, report)
+            count = build_report(run, report, index=index)
             console.print(f"report: {report} ({count} samples)", highlight=False, markup=False)
             return
         import uvicorn
 
         from prist_builder.review.app import create_app
-        from prist_builder.review.security import BindRefused, check_bind
 
-        try:
-            check_bind(host, token)
-        except BindRefused as exc:
-            raise fail(str(exc))
-        name = reviewer or _default_reviewer()
-        index = RunIndex.load(run)
+        port = port or _free_port(host)
         web = create_app(run, name, host=host, token=token, index=index)
         shown = f"[{host}]" if ":" in host else host
         console.print(f"reviewing {len(index.samples)} samples of {run} as {name!r}; decisions go to "
