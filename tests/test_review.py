@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from test_review_helpers import SERVER_START_S, copy_run, free_port
 
 from prist_builder import appendlog
+from prist_builder.records import Reject
 from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
 from prist_builder.review.app import create_app
 from prist_builder.review.report import build_report
@@ -266,3 +267,14 @@ def test_cli_refuses_a_broken_reviews_log(run: Path) -> None:
     result = run_cli("review", run, "--report", run / "out.html")
     assert result.exit_code == 1
     assert not (run / "out.html").exists()
+
+
+def test_build_rejects_filter_and_page(run: Path) -> None:
+    reject = Reject(input_id="china/dialogue-e7", image_id="china", step="dialogues", reason=f"bad answer {SCRIPT}")
+    appendlog.append(run / "rejects.jsonl", [reject])
+    web = client(run)
+    china = sum(s.image.image_id == "china" for s in iter_samples(run))
+    assert matched(web.get("/?rejects=yes").text) == china
+    assert matched(web.get("/?rejects=no").text) == len(list(iter_samples(run))) - china
+    page = web.get("/rejects").text
+    assert "china/dialogue-e7" in page and "bad answer &lt;script&gt;" in page and SCRIPT not in page

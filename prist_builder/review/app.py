@@ -65,16 +65,19 @@ class ReviewApp:
 
     def _mask(self, sample_id: str) -> bytes:
         sample = self.index.sample(sample_id)
-        assert sample is not None and sample.mask is not None
+        if sample is None or sample.mask is None:
+            raise KeyError(f"no mask for sample {sample_id!r}")
         return mask_layer_png(sample.mask)
 
     # --- pages --------------------------------------------------------------------------
     async def home(self, request: Request) -> Response:
+        """``GET /``: one page of the sample list under the query's filters."""
         self.index.refresh()
         filters = Filters.from_query(dict(request.query_params))
         return self.page("list.html", **list_view(self.index, filters))
 
     def sample_page(self, request: Request, sample_id: str, status_code: int = 200, **extra: Any) -> Response:
+        """The sample page (404 page for an unknown id); ``extra`` carries a refused action back."""
         self.index.refresh()
         sample = self.index.sample(sample_id)
         if sample is None:
@@ -90,9 +93,11 @@ class ReviewApp:
                          following=following, done=done, **extra)
 
     async def sample(self, request: Request) -> Response:
+        """``GET /sample/{id}``."""
         return self.sample_page(request, request.path_params["sample_id"])
 
     async def image(self, request: Request) -> Response:
+        """``GET /image/{image_id}``: the photo's bytes, only for image ids of the run (404 otherwise)."""
         image_id = request.path_params["image_id"]
         record = self.index.images.get(image_id)
         if record is None:
@@ -105,6 +110,7 @@ class ReviewApp:
             "Cache-Control": f"private, max-age={CACHE_SECONDS}", "ETag": f'"{record.sha256}"'})
 
     async def mask_layer(self, request: Request) -> Response:
+        """``GET /mask/{sample_id}``: the transparent mask layer PNG (404 without a mask)."""
         sample_id = request.path_params["sample_id"]
         sample = self.index.sample(sample_id)
         if sample is None or sample.mask is None:
@@ -113,10 +119,16 @@ class ReviewApp:
         return Response(data, media_type="image/png", headers={"Cache-Control": f"private, max-age={CACHE_SECONDS}"})
 
     async def rejects(self, request: Request) -> Response:
+        """``GET /rejects``: the build's ``rejects.jsonl``."""
         return self.page("rejects.html", rejects=self.index.rejects)
 
     # --- actions ------------------------------------------------------------------------
     async def act(self, request: Request) -> Response:
+        """``POST /sample/{id}/{action}``: append a decision, then go on (accept/reject: next sample).
+
+        A refused action re-renders the page with status 422 and the rule; a form without the
+        process's CSRF value gets 403 and writes nothing.
+        """
         sample_id, action = request.path_params["sample_id"], request.path_params["action"]
         form = await request.form()
         if not same(str(form.get("csrf", "")), self.csrf):
@@ -155,10 +167,12 @@ class ReviewApp:
 
     # --- token --------------------------------------------------------------------------
     def login_page(self, request: Request, status_code: int = 200, wrong: bool = False) -> Response:
+        """The page asking for the access token; it returns to the requested URL."""
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return self.page("login.html", status_code, target=target if target != "/login" else "/", wrong=wrong)
 
     async def login(self, request: Request) -> Response:
+        """``GET|POST /login``: ask for the token; a right one sets the session cookie."""
         if request.method == "GET":
             return self.login_page(request)
         form = await request.form()
@@ -169,6 +183,7 @@ class ReviewApp:
 
 
 def _int(value: Any) -> int:
+    """A form field as an int, ``-1`` when it is not one."""
     try:
         return int(str(value))
     except ValueError:
