@@ -54,7 +54,7 @@ def register_review(app: typer.Typer) -> None:
             from prist_builder.appendlog import LogLineError
             from prist_builder.review.index import RunIndex
         except ImportError as exc:
-            raise fail(escape(f"{INSTALL_HINT} ({exc})"))
+            raise fail(escape(f"{INSTALL_HINT} ({exc})")) from None
         if not (run / "dialogues.jsonl").exists():
             raise fail(escape(f"{run}: not a run folder (no dialogues.jsonl)"))
         name = (reviewer if reviewer is not None else _default_reviewer()).strip()
@@ -66,11 +66,11 @@ def register_review(app: typer.Typer) -> None:
             try:
                 check_bind(host, token)
             except BindRefused as exc:
-                raise fail(escape(str(exc)))
+                raise fail(escape(str(exc))) from None
         try:
             index = RunIndex.load(run)
         except LogLineError as exc:
-            raise fail(escape(str(exc)))
+            raise fail(escape(str(exc))) from None
         if report is not None:
             from prist_builder.review.report import build_report
 

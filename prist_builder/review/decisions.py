@@ -8,7 +8,7 @@ answer, non-empty messages). A refused edit raises :class:`ActionRefused` with t
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,7 +27,7 @@ class ActionRefused(ValueError):
 
 def now() -> str:
     """Current UTC time, ISO 8601."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -7,7 +7,7 @@ the list links to each sample's section, the mask toggle is a plain checkbox.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from markupsafe import Markup
@@ -55,7 +55,7 @@ def build_report(run: Path, out: Path, index: RunIndex | None = None) -> int:
     listing = list_view(index, Filters(size=max(1, len(index.samples))))
     html = env.get_template("report.html").render(
         report=True, inline_css=Markup(css.replace("</", "<\\/")), run_name=index.run.name, reviewer=None,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), samples=views, **listing)
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), samples=views, **listing)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
