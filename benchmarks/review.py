@@ -24,6 +24,7 @@ from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
 from prist_builder.review.index import RunIndex
 
 SAMPLES = 10_000
+TITLE = f"prist review pages, {SAMPLES:,} samples (targets: list < 300 ms, sample < 500 ms)"
 SEED_IMAGES = 40
 """Synthetic images really built; their records are replicated to reach ``SAMPLES``."""
 ROUNDS = 15
