@@ -66,23 +66,27 @@ def make_run(root: Path) -> Path:
         for element in elements:
             image_id = element["image_id"]
             new_id = f"{image_id}_c{copy:04d}"
-            out["elements"].append(json.dumps({**element, "image_id": new_id,
-                                               "image": {**element["image"], "image_id": new_id}}))
+            out["elements"].append(
+                json.dumps({**element, "image_id": new_id, "image": {**element["image"], "image_id": new_id}})
+            )
             out["trees"].append(json.dumps({**json.loads(trees[image_id]), "image_id": new_id}))
             for dialogue in dialogues.get(image_id, []):
                 if written == SAMPLES:
                     break
                 element_id = dialogue["target_element_id"]
-                out["dialogues"].append(json.dumps({**dialogue, "image_id": new_id,
-                                                    "sample_id": f"{new_id}-{element_id}"}))
+                out["dialogues"].append(
+                    json.dumps({**dialogue, "image_id": new_id, "sample_id": f"{new_id}-{element_id}"})
+                )
                 written += 1
         copy += 1
     for name, lines in out.items():
         (run / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (run / MANIFEST_FILE).write_text((seed / MANIFEST_FILE).read_text(encoding="utf-8"), encoding="utf-8")
     ids = [json.loads(x)["sample_id"] for x in out["dialogues"][::REVIEWED_FRACTION]]
-    appendlog.append(run / REVIEWS_FILE, [ReviewDecision(sample_id=i, reviewer="bench", time="2026-01-01T00:00:00Z",
-                                                         action="accept") for i in ids])
+    appendlog.append(
+        run / REVIEWS_FILE,
+        [ReviewDecision(sample_id=i, reviewer="bench", time="2026-01-01T00:00:00Z", action="accept") for i in ids],
+    )
     return run
 
 
@@ -151,21 +155,36 @@ def run() -> list[dict[str, str]]:
                 for name, url, target in cases:
                     ms = _time(client, url)
                     rows.append(_row(name, ms, floor, target))
-                fresh = [r.sample_id for r in index.rows[1:SAMPLES:SAMPLES // ROUNDS]][:ROUNDS]
-                images = [f"/image/{i}" for i in list(index.images)[1:ROUNDS + 1]]
+                fresh = [r.sample_id for r in index.rows[1 : SAMPLES : SAMPLES // ROUNDS]][:ROUNDS]
+                images = [f"/image/{i}" for i in list(index.images)[1 : ROUNDS + 1]]
                 reviewed = len(index.samples) // REVIEWED_FRACTION
                 for name, ms in (
                     ("mask layer, first request", _time_each(client, [f"/mask/{i}" for i in fresh])),
                     ("photo, first request", _time_each(client, images)),
-                    (f"accept (append + refold {reviewed:,}+ decisions)",
-                     _time_each(client, [f"/sample/{i}/accept" for i in fresh], "POST",
-                                {"csrf": web.state.review.csrf})),
+                    (
+                        f"accept (append + refold {reviewed:,}+ decisions)",
+                        _time_each(
+                            client, [f"/sample/{i}/accept" for i in fresh], "POST", {"csrf": web.state.review.csrf}
+                        ),
+                    ),
                 ):
                     rows.append(_row(name, ms, floor, None))
-                rows.append({"request": f"start-up: join {SAMPLES:,} samples", "median ms": f"{load_s * 1000:.0f}",
-                             "x static floor": "", "target ms": ""})
-                rows.append({"request": "static file (baseline)", "median ms": f"{floor:.1f}", "x static floor": "1.0",
-                             "target ms": ""})
+                rows.append(
+                    {
+                        "request": f"start-up: join {SAMPLES:,} samples",
+                        "median ms": f"{load_s * 1000:.0f}",
+                        "x static floor": "",
+                        "target ms": "",
+                    }
+                )
+                rows.append(
+                    {
+                        "request": "static file (baseline)",
+                        "median ms": f"{floor:.1f}",
+                        "x static floor": "1.0",
+                        "target ms": "",
+                    }
+                )
         finally:
             server.should_exit = True
             thread.join(timeout=10)

@@ -101,13 +101,16 @@ def test_decisions_append_and_fold(run: Path) -> None:
     assert matched(web.get("/?status=rejected").text) == 0
 
 
-@pytest.mark.parametrize(("turn", "text", "rule"), [
-    ("1", "It is the [OBJ]thing[SEG].", "turns[1] uses [OBJ]/[SEG]; only the final answer may"),
-    ("last", "No template here.", "the final answer must hold [OBJ]&lt;focus&gt;[SEG] exactly once"),
-    ("last", "[OBJ]something else[SEG]", "the final answer segments &#39;something else&#39; but focus is"),
-    ("0", "   ", "turns[0].content: String should have at least 1 character"),
-    ("99", "text", "turn 99 does not exist"),
-])
+@pytest.mark.parametrize(
+    ("turn", "text", "rule"),
+    [
+        ("1", "It is the [OBJ]thing[SEG].", "turns[1] uses [OBJ]/[SEG]; only the final answer may"),
+        ("last", "No template here.", "the final answer must hold [OBJ]&lt;focus&gt;[SEG] exactly once"),
+        ("last", "[OBJ]something else[SEG]", "the final answer segments &#39;something else&#39; but focus is"),
+        ("0", "   ", "turns[0].content: String should have at least 1 character"),
+        ("99", "text", "turn 99 does not exist"),
+    ],
+)
 def test_invalid_edit_refused_with_rule(run: Path, turn: str, text: str, rule: str) -> None:
     web = client(run)
     sample = next(iter_samples(run))
@@ -144,8 +147,10 @@ def _inject_script(run: Path) -> str:
 
 
 def _inject_in_tree_and_elements(run: Path) -> None:
-    for name, edit in (("trees.jsonl", lambda r: r["nodes"][0].update(question=f"Why {SCRIPT}?")),
-                       ("elements.jsonl", lambda r: r["elements"][0].update(description=f"A {SCRIPT} thing."))):
+    for name, edit in (
+        ("trees.jsonl", lambda r: r["nodes"][0].update(question=f"Why {SCRIPT}?")),
+        ("elements.jsonl", lambda r: r["elements"][0].update(description=f"A {SCRIPT} thing.")),
+    ):
         path = run / name
         lines = path.read_text(encoding="utf-8").splitlines()
         first = json.loads(lines[0])
@@ -172,9 +177,16 @@ def test_injected_script_is_shown_as_text(run: Path, tmp_path: Path) -> None:
 
 def test_no_path_traversal(run: Path) -> None:
     web = client(run)
-    for url in ("/image/..%2F..%2F..%2Fetc%2Fpasswd", "/image/../../etc/passwd", "/image/%2Fetc%2Fpasswd",
-                "/static/../../../../etc/passwd", "/static/..%2F..%2Fapp.py", "/mask/..%2Fmanifest.json",
-                "/image/manifest.json", "/sample/..%2F..%2Fetc%2Fpasswd"):
+    for url in (
+        "/image/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/image/../../etc/passwd",
+        "/image/%2Fetc%2Fpasswd",
+        "/static/../../../../etc/passwd",
+        "/static/..%2F..%2Fapp.py",
+        "/mask/..%2Fmanifest.json",
+        "/image/manifest.json",
+        "/sample/..%2F..%2Fetc%2Fpasswd",
+    ):
         answer = web.get(url)
         assert answer.status_code in (400, 404), url
         assert "root:" not in answer.text
@@ -223,8 +235,10 @@ def test_decisions_from_another_process_show_up(run: Path) -> None:
     web = client(run)
     sample_id = next(iter_samples(run)).sample_id
     assert 'id="status">unreviewed<' in web.get(f"/sample/{sample_id}").text
-    appendlog.append(run / REVIEWS_FILE, [ReviewDecision(sample_id=sample_id, reviewer="other", time="t",
-                                                         action="reject", reason="blurry")])
+    appendlog.append(
+        run / REVIEWS_FILE,
+        [ReviewDecision(sample_id=sample_id, reviewer="other", time="t", action="reject", reason="blurry")],
+    )
     page = web.get(f"/sample/{sample_id}").text
     assert 'id="status">rejected<' in page and "Rejected by other: blurry" in page
 
@@ -245,8 +259,12 @@ def test_static_report(run: Path, tmp_path: Path) -> None:
 
 def test_cli_serves_the_app(run: Path) -> None:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "prist_builder", "review", str(run), "--port", str(port),
-                                "--reviewer", "cli"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prist_builder", "review", str(run), "--port", str(port), "--reviewer", "cli"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, answer = time.monotonic() + SERVER_START_S, None
         while time.monotonic() < deadline and answer is None:

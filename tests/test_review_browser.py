@@ -21,10 +21,13 @@ TIMEOUT_MS = 15_000
 """Longest wait for one browser step, milliseconds."""
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the "
-                "browser tests", allow_module_level=True)
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
-                                      "(pip install playwright)")
+    pytest.skip(
+        f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the browser tests",
+        allow_module_level=True,
+    )
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (pip install playwright)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,9 @@ def test_review_in_chromium(demo: Path, tmp_path: Path) -> None:
         sample_id = page.text_content("h1").split()[0]
 
         # photo and mask layer loaded; the toggle hides the mask (keyboard m)
-        page.wait_for_function("document.querySelector('img.base').naturalWidth > 0 && "
-                               "document.querySelector('img.mask').naturalWidth > 0")
+        page.wait_for_function(
+            "document.querySelector('img.base').naturalWidth > 0 && document.querySelector('img.mask').naturalWidth > 0"
+        )
         assert page.is_visible("img.mask")
         page.keyboard.press("m")
         assert not page.is_visible("img.mask")

@@ -38,16 +38,23 @@ def register_review(app: typer.Typer) -> None:
     @app.command("review")
     def review(
         run: Annotated[Path, typer.Argument(help="Run folder.")],
-        host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs a token.")]
-        = DEFAULT_HOST,
+        host: Annotated[
+            str, typer.Option("--host", help="Address to bind; anything but loopback needs a token.")
+        ] = DEFAULT_HOST,
         port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).")] = DEFAULT_PORT,
-        reviewer: Annotated[str | None, typer.Option("--reviewer", help="Name written into each decision "
-                                                     "(default: the login name).")] = None,
-        token: Annotated[str | None, typer.Option("--token", envvar="PRIST_REVIEW_TOKEN", show_envvar=True,
-                                                  help="Access token the page asks for (prefer the variable).")]
-        = None,
-        report: Annotated[Path | None, typer.Option("--report", help="Write one static HTML file and exit.")]
-        = None,
+        reviewer: Annotated[
+            str | None, typer.Option("--reviewer", help="Name written into each decision (default: the login name).")
+        ] = None,
+        token: Annotated[
+            str | None,
+            typer.Option(
+                "--token",
+                envvar="PRIST_REVIEW_TOKEN",
+                show_envvar=True,
+                help="Access token the page asks for (prefer the variable).",
+            ),
+        ] = None,
+        report: Annotated[Path | None, typer.Option("--report", help="Write one static HTML file and exit.")] = None,
     ) -> None:
         """Check and correct a run's dialogues in the browser (accept, reject, edit) or export a static report."""
         try:
@@ -84,7 +91,10 @@ def register_review(app: typer.Typer) -> None:
         port = port or _free_port(host)
         web = create_app(run, name, host=host, token=token, index=index)
         shown = f"[{host}]" if ":" in host else host
-        console.print(f"reviewing {len(index.samples)} samples of {run} as {name!r}; decisions go to "
-                      f"{run / 'reviews.jsonl'}", highlight=False, markup=False)
+        console.print(
+            f"reviewing {len(index.samples)} samples of {run} as {name!r}; decisions go to {run / 'reviews.jsonl'}",
+            highlight=False,
+            markup=False,
+        )
         console.print(f"open http://{shown}:{port}/  (Ctrl+C stops)", highlight=False, markup=False)
         uvicorn.run(web, host=host, port=port, log_level="warning")

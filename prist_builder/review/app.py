@@ -51,8 +51,9 @@ class ReviewApp:
         self.token = token
         self.csrf = new_csrf()
         self.env = environment()
-        self.env.globals.update(csrf=self.csrf, reviewer=reviewer, run_name=index.run.name, static="/static",
-                                report=False)
+        self.env.globals.update(
+            csrf=self.csrf, reviewer=reviewer, run_name=index.run.name, static="/static", report=False
+        )
         self.photo = functools.lru_cache(maxsize=IMAGE_CACHE)(self._photo)
         self.mask = functools.lru_cache(maxsize=MASK_CACHE)(self._mask)
 
@@ -84,13 +85,24 @@ class ReviewApp:
             return self.page("error.html", 404, message=f"no sample {sample_id!r} in this run")
         filters = Filters.from_query(dict(request.query_params))
         previous, following = neighbour_ids(self.index, filters, sample)
-        photo = {"src": f"/image/{quote(sample.image.image_id, safe='')}", "width": sample.image.width,
-                 "height": sample.image.height}
+        photo = {
+            "src": f"/image/{quote(sample.image.image_id, safe='')}",
+            "width": sample.image.width,
+            "height": sample.image.height,
+        }
         mask_src = f"/mask/{quote(sample_id, safe='')}" if sample.mask else None
         view = sample_view(self.index, sample, photo, mask_src)
         done = DONE_MESSAGES.get(request.query_params.get("done", ""))
-        return self.page("sample.html", status_code, s=view, query=filters.query(), previous=previous,
-                         following=following, done=done, **extra)
+        return self.page(
+            "sample.html",
+            status_code,
+            s=view,
+            query=filters.query(),
+            previous=previous,
+            following=following,
+            done=done,
+            **extra,
+        )
 
     async def sample(self, request: Request) -> Response:
         """``GET /sample/{id}``."""
@@ -106,8 +118,11 @@ class ReviewApp:
             data = await run_in_threadpool(self.photo, image_id)
         except InputRejected as exc:
             return Response(f"image unavailable: {exc}", status_code=410, media_type="text/plain")
-        return Response(data, media_type=record.mime, headers={
-            "Cache-Control": f"private, max-age={CACHE_SECONDS}", "ETag": f'"{record.sha256}"'})
+        return Response(
+            data,
+            media_type=record.mime,
+            headers={"Cache-Control": f"private, max-age={CACHE_SECONDS}", "ETag": f'"{record.sha256}"'},
+        )
 
     async def mask_layer(self, request: Request) -> Response:
         """``GET /mask/{sample_id}``: the transparent mask layer PNG (404 without a mask)."""
@@ -145,15 +160,20 @@ class ReviewApp:
                 decision = decisions.reject_decision(sample, self.reviewer, str(form.get("reason", "")))
             elif action == "edit":
                 turn = _int(form.get("turn"))
-                decision = decisions.edit_decision(sample, self.reviewer, turn, str(form.get("text", "")),
-                                                   self.index.bounds)
+                decision = decisions.edit_decision(
+                    sample, self.reviewer, turn, str(form.get("text", "")), self.index.bounds
+                )
             elif action == "reset":
                 decision = decisions.reset_decision(sample, self.reviewer)
             else:
                 return self.page("error.html", 404, message=f"unknown action {action!r}")
         except decisions.ActionRefused as exc:
-            attempt = {"action": action, "turn": _int(form.get("turn")), "text": str(form.get("text", "")),
-                       "reason": str(form.get("reason", ""))}
+            attempt = {
+                "action": action,
+                "turn": _int(form.get("turn")),
+                "text": str(form.get("text", "")),
+                "reason": str(form.get("reason", "")),
+            }
             return self.sample_page(request, sample_id, 422, refused=str(exc), attempt=attempt)
         await run_in_threadpool(self.index.decide, decision)
         target = sample_id
@@ -190,8 +210,9 @@ def _int(value: Any) -> int:
         return -1
 
 
-def create_app(run: Path, reviewer: str, host: str = "127.0.0.1", token: str | None = None,
-               index: RunIndex | None = None) -> Starlette:
+def create_app(
+    run: Path, reviewer: str, host: str = "127.0.0.1", token: str | None = None, index: RunIndex | None = None
+) -> Starlette:
     """The review app of a run folder (the run is joined once, here).
 
     Args:

@@ -79,8 +79,15 @@ def check_edit(sample: Sample, turn_index: int, text: str, bounds: dict[str, Any
 def edit_decision(sample: Sample, reviewer: str, turn_index: int, text: str, bounds: dict[str, Any]) -> ReviewDecision:
     """The ``edit`` decision for a checked edit (see :func:`check_edit`, whose errors it raises)."""
     after = check_edit(sample, turn_index, text, bounds)
-    return ReviewDecision(sample_id=sample.sample_id, reviewer=reviewer, time=now(), action="edit",
-                          turn_index=turn_index, before=sample.dialogue.turns[turn_index].content, after=after)
+    return ReviewDecision(
+        sample_id=sample.sample_id,
+        reviewer=reviewer,
+        time=now(),
+        action="edit",
+        turn_index=turn_index,
+        before=sample.dialogue.turns[turn_index].content,
+        after=after,
+    )
 
 
 def accept_decision(sample: Sample, reviewer: str) -> ReviewDecision:

@@ -105,9 +105,18 @@ class Filters:
 
     def query(self, page: int | None = None) -> dict[str, str]:
         """The non-empty filters as query parameters (``page`` only when given)."""
-        out = {k: v for k, v in (("image", self.image), ("q", self.q), ("provider", self.provider),
-                                 ("granularity", self.granularity), ("status", self.status),
-                                 ("rejects", self.rejects)) if v}
+        out = {
+            k: v
+            for k, v in (
+                ("image", self.image),
+                ("q", self.q),
+                ("provider", self.provider),
+                ("granularity", self.granularity),
+                ("status", self.status),
+                ("rejects", self.rejects),
+            )
+            if v
+        }
         if self.size != PAGE_SIZE:
             out["size"] = str(self.size)
         if page is not None:
@@ -242,9 +251,17 @@ def _row(position: int, sample: Sample, image_rejects: int) -> Row:
         grain = "none"
     else:
         grain = granularity(area(sample.mask), sample.image.height, sample.image.width)
-    return Row(position=position, sample_id=dialogue.sample_id, image_id=dialogue.image_id, focus=dialogue.focus,
-               focus_key=dialogue.focus.lower(), provider=dialogue.provider, granularity=grain,
-               turns=dialogue.num_turns, image_rejects=image_rejects)
+    return Row(
+        position=position,
+        sample_id=dialogue.sample_id,
+        image_id=dialogue.image_id,
+        focus=dialogue.focus,
+        focus_key=dialogue.focus.lower(),
+        provider=dialogue.provider,
+        granularity=grain,
+        turns=dialogue.num_turns,
+        image_rejects=image_rejects,
+    )
 
 
 def _apply(sample: Sample, review: Review) -> None:

@@ -46,7 +46,7 @@ def mask_layer_png(mask: RLE) -> bytes:
     rgba = np.zeros((*pixels.shape, 4), dtype=np.uint8)
     rgba[pixels, :3] = MASK_RGB
     rgba[pixels, 3] = int(MASK_ALPHA * OPAQUE)
-    inner = (np.roll(pixels, 1, 0) & np.roll(pixels, -1, 0) & np.roll(pixels, 1, 1) & np.roll(pixels, -1, 1))
+    inner = np.roll(pixels, 1, 0) & np.roll(pixels, -1, 0) & np.roll(pixels, 1, 1) & np.roll(pixels, -1, 1)
     edge = pixels & ~inner
     rgba[edge, :3] = MASK_RGB
     rgba[edge, 3] = OPAQUE
@@ -90,14 +90,18 @@ def tree_svg(tree: TreeRecord, path_node_ids: list[str], target_element_id: str)
         col, row = grid[node_id]
         return GAP_X + col * (NODE_W + GAP_X), GAP_Y / 2 + row * (NODE_H + GAP_Y)
 
-    opening = (f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-               f'viewBox="0 0 {width} {height}" role="img" aria-label="reasoning tree">')
+    opening = (
+        f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="reasoning tree">'
+    )
     parts = [opening]
     for parent, child in tree.edges:
         (px, py), (cx, cy) = corner(parent), corner(child)
         kind = "path-edge" if (parent, child) in path_edges else "edge"
-        parts.append(f'<line class="{kind}" x1="{px + NODE_W / 2:.1f}" y1="{py + NODE_H:.1f}" '
-                     f'x2="{cx + NODE_W / 2:.1f}" y2="{cy:.1f}"/>')
+        parts.append(
+            f'<line class="{kind}" x1="{px + NODE_W / 2:.1f}" y1="{py + NODE_H:.1f}" '
+            f'x2="{cx + NODE_W / 2:.1f}" y2="{cy:.1f}"/>'
+        )
     for node in tree.nodes:
         x, y = corner(node.id)
         classes = ["node"]
@@ -111,9 +115,11 @@ def tree_svg(tree: TreeRecord, path_node_ids: list[str], target_element_id: str)
             lines = lines[:NODE_LINES]
             lines[-1] = lines[-1][: WRAP_CHARS - 1] + "\u2026"
         tip = f"{node.id}: {node.question}\nanswer: {node.answer}"
-        parts.append(f'<g class="{" ".join(classes)}" data-node="{escape(node.id)}"><title>{escape(tip)}</title>'
-                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
-                     f'<text x="{x + 8:.1f}" y="{y + 15:.1f}"><tspan class="head">{escape(head)}</tspan>')
+        parts.append(
+            f'<g class="{" ".join(classes)}" data-node="{escape(node.id)}"><title>{escape(tip)}</title>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
+            f'<text x="{x + 8:.1f}" y="{y + 15:.1f}"><tspan class="head">{escape(head)}</tspan>'
+        )
         for index, line in enumerate(lines, start=1):
             parts.append(f'<tspan x="{x + 8:.1f}" y="{y + 15 + index * LINE_STEP:.1f}">{escape(line)}</tspan>')
         parts.append("</text></g>")

@@ -47,15 +47,25 @@ def build_report(run: Path, out: Path, index: RunIndex | None = None) -> int:
         css_rules.append(f".{classes[image_id]}{{background-image:url({data_uri(record.mime, data)})}}")
     views = []
     for sample in index.samples:
-        photo = {"cls": classes.get(sample.image.image_id, "missing"), "width": sample.image.width,
-                 "height": sample.image.height, "missing": missing.get(sample.image.image_id)}
+        photo = {
+            "cls": classes.get(sample.image.image_id, "missing"),
+            "width": sample.image.width,
+            "height": sample.image.height,
+            "missing": missing.get(sample.image.image_id),
+        }
         mask = data_uri("image/png", mask_layer_png(sample.mask)) if sample.mask is not None else None
         views.append(sample_view(index, sample, photo, mask))
     css = (STATIC_DIR / "style.css").read_text(encoding="utf-8") + "\n".join(css_rules)
     listing = list_view(index, Filters(size=max(1, len(index.samples))))
     html = env.get_template("report.html").render(
-        report=True, inline_css=Markup(css.replace("</", "<\\/")), run_name=index.run.name, reviewer=None,
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), samples=views, **listing)
+        report=True,
+        inline_css=Markup(css.replace("</", "<\\/")),
+        run_name=index.run.name,
+        reviewer=None,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        samples=views,
+        **listing,
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -34,8 +34,10 @@ MIN_TOKEN_CHARS = 16
 """Shortest access token accepted."""
 OPEN_PATHS = ("/login", "/static/")
 """Paths served without the token."""
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 """Content-Security-Policy of every page."""
 
 
@@ -62,8 +64,10 @@ def check_bind(host: str, token: str | None) -> None:
     if is_loopback(host):
         return
     if not token:
-        raise BindRefused(f"binding {host} exposes the run beyond this machine: set {TOKEN_ENV} (or --token) "
-                          "to an access token the page will ask for")
+        raise BindRefused(
+            f"binding {host} exposes the run beyond this machine: set {TOKEN_ENV} (or --token) "
+            "to an access token the page will ask for"
+        )
     if len(token) < MIN_TOKEN_CHARS:
         raise BindRefused(f"the access token has {len(token)} characters; use at least {MIN_TOKEN_CHARS}")
 
@@ -94,7 +98,7 @@ class Guard(BaseHTTPMiddleware):
         if cookie and same(cookie, session_value(self.token)):
             return True
         header = request.headers.get("authorization", "")
-        return header.startswith("Bearer ") and same(header[len("Bearer "):], self.token)
+        return header.startswith("Bearer ") and same(header[len("Bearer ") :], self.token)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Refuse, ask for the token, or serve, then add the security headers."""

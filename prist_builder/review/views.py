@@ -17,16 +17,22 @@ from prist_builder.review.render import provenance, tree_svg
 from prist_builder.samples import Sample
 
 SHORTCUTS: tuple[tuple[str, str], ...] = (
-    ("a", "accept"), ("r", "reject (type a reason, Enter)"), ("e", "edit the final answer"),
-    ("n", "next sample"), ("p", "previous sample"), ("m", "mask on/off"), ("l", "back to the list"),
+    ("a", "accept"),
+    ("r", "reject (type a reason, Enter)"),
+    ("e", "edit the final answer"),
+    ("n", "next sample"),
+    ("p", "previous sample"),
+    ("m", "mask on/off"),
+    ("l", "back to the list"),
 )
 """Keyboard shortcuts of the sample page (key, what it does); ``static/review.js`` binds them."""
 
 
 def environment() -> Environment:
     """The Jinja2 environment of the review templates (package data), autoescape always on."""
-    env = Environment(loader=PackageLoader("prist_builder.review", "templates"), autoescape=True,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("prist_builder.review", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["u"] = lambda value: quote(str(value), safe="")
     env.filters["qs"] = lambda params: ("?" + urlencode(params)) if params else ""
     env.globals.update(STATUSES=STATUSES, GRANULARITIES=GRANULARITIES, SHORTCUTS=SHORTCUTS)
@@ -40,10 +46,16 @@ def list_view(index: RunIndex, filters: Filters) -> dict[str, Any]:
     page = min(filters.page, pages)
     start = (page - 1) * filters.size
     rows = []
-    for position in selected[start:start + filters.size]:
+    for position in selected[start : start + filters.size]:
         row, sample = index.rows[position], index.samples[position]
-        rows.append({"row": row, "status": sample.review.status, "reviewer": sample.review.reviewer,
-                     "reason": sample.review.reason})
+        rows.append(
+            {
+                "row": row,
+                "status": sample.review.status,
+                "reviewer": sample.review.reviewer,
+                "reason": sample.review.reason,
+            }
+        )
     return {
         "filters": filters,
         "query": filters.query(),
@@ -78,11 +90,17 @@ def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], mask_src
     last = len(dialogue.turns) - 1
     for i, turn in enumerate(dialogue.turns):
         original = sample.original_turns[i].content
-        turns.append({"index": i, "role": turn.role, "content": turn.content, "final": i == last,
-                      "original": original if original != turn.content else None,
-                      "number": i // 2 + 1})
-    elements = [{"element": e, "target": e.element_id == dialogue.target_element_id}
-                for e in sample.elements.elements]
+        turns.append(
+            {
+                "index": i,
+                "role": turn.role,
+                "content": turn.content,
+                "final": i == last,
+                "original": original if original != turn.content else None,
+                "number": i // 2 + 1,
+            }
+        )
+    elements = [{"element": e, "target": e.element_id == dialogue.target_element_id} for e in sample.elements.elements]
     tree = sample.tree
     path_nodes = []
     if tree is not None:
