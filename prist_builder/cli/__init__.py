@@ -8,6 +8,7 @@ from prist_builder.cli.build import build_app
 from prist_builder.cli.console import show_library_warnings
 from prist_builder.cli.demo import register_demo
 from prist_builder.cli.inspect import register_inspect
+from prist_builder.cli.review import register_review
 
 app = typer.Typer(
     name="prist",
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(build_app, name="build")
 register_inspect(app)
 register_demo(app)
+register_review(app)
 
 
 def main() -> None:
