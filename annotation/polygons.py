@@ -1,0 +1,68 @@
+"""Masks to editable Labelme polygons (pre-filled work packages, SAM pre-labels, adjudication).
+
+Each connected part of a mask becomes one polygon: its outer contour (holes filled,
+scikit-image's marching squares at level 0.5), simplified with Douglas-Peucker at
+:data:`SIMPLIFY_TOLERANCE` pixels. Re-rasterised with :func:`~prist_builder.annotation.masks.rasterize`
+the polygons keep IoU >= :data:`MIN_ROUND_TRIP_IOU` with the mask for parts larger than
+:data:`MIN_PART_AREA` (tested); smaller specks are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.measure import approximate_polygon, find_contours
+
+from prist_builder.annotation.masks import rasterize
+
+SIMPLIFY_TOLERANCE = 1.0
+"""Douglas-Peucker tolerance in pixels: no contour point moves further than this."""
+MIN_PART_AREA = 16
+"""Connected parts smaller than this many pixels are left out (specks an annotator would not draw)."""
+MIN_ROUND_TRIP_IOU = 0.95
+"""Promised IoU between a mask and its polygons re-rasterised (parts >= MIN_PART_AREA)."""
+CONTOUR_LEVEL = 0.5
+"""Iso-level between background (0) and target (1) that the contour follows."""
+
+
+def mask_to_polygons(mask: np.ndarray, tolerance: float = SIMPLIFY_TOLERANCE) -> list[list[list[float]]]:
+    """Outline each connected part of a mask as a polygon.
+
+    Args:
+        mask: ``(H, W) bool`` mask.
+        tolerance: simplification tolerance in pixels (0 keeps every contour point).
+
+    Returns:
+        polygons as Labelme ``points`` lists ``[[x, y], ...]`` (pixels, x right, y down),
+        largest part first; ``[]`` for an empty mask.
+    """
+    labels, count = ndimage.label(mask)
+    parts: list[tuple[int, list[list[float]]]] = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None:
+            continue
+        part = labels[region] == index
+        part_area = int(np.count_nonzero(part))
+        if part_area < MIN_PART_AREA:
+            continue
+        filled = np.pad(ndimage.binary_fill_holes(part), 1).astype(np.float32)
+        contours = find_contours(filled, CONTOUR_LEVEL)
+        if not contours:
+            continue
+        contour = max(contours, key=len)
+        if tolerance > 0:
+            contour = approximate_polygon(contour, tolerance=tolerance)
+        top, left = region[0].start - 1, region[1].start - 1  # undo the crop and the padding
+        points = [[round(float(c) + left, 2), round(float(r) + top, 2)] for r, c in contour[:-1]]
+        if len(points) >= 3:
+            parts.append((part_area, points))
+    parts.sort(key=lambda p: -p[0])
+    return [points for _, points in parts]
+
+
+def polygons_to_mask(polygons: list[list[list[float]]], height: int, width: int) -> np.ndarray:
+    """Union of polygons rasterised with the project's one rasteriser: ``(height, width) bool``."""
+    out = np.zeros((height, width), dtype=bool)
+    for points in polygons:
+        out |= rasterize("polygon", [(p[0], p[1]) for p in points], height, width)
+    return out
