@@ -109,8 +109,12 @@ def _points(shape: dict[str, Any]) -> list[tuple[float, float]]:
     return out
 
 
-def _shape_mask(shape: dict[str, Any], shape_type: str, height: int, width: int) -> np.ndarray:
-    """Rasterise one area shape; raises ``ValueError`` with the reason it is unusable."""
+def shape_mask(shape: dict[str, Any], shape_type: str, height: int, width: int) -> np.ndarray:
+    """Rasterise one Labelme area shape dict to ``(height, width) bool``.
+
+    Raises:
+        ValueError: the reason the shape is unusable (bad points, zero area, outside the image).
+    """
     points = _points(shape)
     if shape_type == "mask":
         if len(points) != 2 or not shape.get("mask"):
@@ -169,7 +173,7 @@ def labelme_regions(
             problems.append(ShapeProblem(where, f"{name}: {where}.shape_type {shape_type!r} is unknown", shape))
             continue
         try:
-            mask = _shape_mask(shape, shape_type, height, width)
+            mask = shape_mask(shape, shape_type, height, width)
         except ValueError as exc:
             problems.append(ShapeProblem(where, f"{name}: {where} ({label!r}): {exc}", shape))
             continue

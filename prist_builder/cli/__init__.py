@@ -7,6 +7,8 @@ import typer
 from prist_builder.cli.build import build_app
 from prist_builder.cli.inspect import register_inspect
 from prist_builder.cli.demo import register_demo
+from prist_builder.cli.annotate import register_annotate
+from prist_builder.cli.qa import register_qa
 
 app = typer.Typer(
     name="prist",
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.add_typer(build_app, name="build")
 register_inspect(app)
 register_demo(app)
+register_annotate(app)
+register_qa(app)
 
 
 def main() -> None:
