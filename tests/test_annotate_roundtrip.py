@@ -133,7 +133,10 @@ def test_round_trip_on_voc(voc: Path, tmp_path: Path) -> None:
     assert len(read_jsonl(run / "final_masks.jsonl")) == lines
     # Re-importing an edited file appends; the latest line wins and the old one stays.
     edited = next(r for r in rows if r["annotator"] == "a" and r["sample_id"] not in flagged)
-    edit(pkg / "a" / f"{edited['sample_id']}.json", "A", False)
+    path = pkg / "a" / f"{edited['sample_id']}.json"
+    data = json.loads(path.read_text())
+    data["shapes"].append(dict(data["shapes"][0], points=[[60.0, 60.0], [64.0, 60.0], [64.0, 64.0]]))  # a small part
+    path.write_text(json.dumps(data))
     result = run_cli("annotate", "import", run, "--labelme", pkg / "a", "--annotator", "a")
     assert "imported 1," in result.output
     history = [r for r in read_jsonl(run / "annotations.jsonl") if (r["sample_id"], r["annotator"]) ==
