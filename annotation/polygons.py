@@ -49,7 +49,7 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = SIMPLIFY_TOLERANCE) ->
         contours = find_contours(filled, CONTOUR_LEVEL)
         if not contours:
             continue
-        contour = max(contours, key=len)
+        contour = _snap_inside(max(contours, key=len), filled > CONTOUR_LEVEL)
         if tolerance > 0:
             contour = approximate_polygon(contour, tolerance=tolerance)
         top, left = region[0].start - 1, region[1].start - 1  # undo the crop and the padding
@@ -58,6 +58,22 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = SIMPLIFY_TOLERANCE) ->
             parts.append((part_area, points))
     parts.sort(key=lambda p: -p[0])
     return [points for _, points in parts]
+
+
+def _snap_inside(contour: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Move each contour vertex (half-way between an inside and an outside pixel centre) onto the
+    inside pixel's centre, so the polygon runs through the mask's boundary pixels: Labelme's
+    fill-plus-outline drawing then covers them without spilling one pixel outwards."""
+    snapped = []
+    for r, c in contour:
+        candidates = [(rr, cc) for rr in {int(np.floor(r)), int(np.ceil(r))} for cc in {int(np.floor(c)), int(np.ceil(c))}]
+        inner = [p for p in candidates if inside[p]]
+        point = min(inner, key=lambda p: (p[0] - r) ** 2 + (p[1] - c) ** 2) if inner else (r, c)
+        if not snapped or snapped[-1] != point:
+            snapped.append(point)
+    if len(snapped) > 1 and snapped[0] != snapped[-1]:
+        snapped.append(snapped[0])
+    return np.asarray(snapped, dtype=np.float64)
 
 
 def polygons_to_mask(polygons: list[list[list[float]]], height: int, width: int) -> np.ndarray:
