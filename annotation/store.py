@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from prist_builder import appendlog
-from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, PairScore, score_pair
+from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, PairScore, score_pair, score_rles
 from prist_builder.annotation.assignment import Assignment, now
 from prist_builder.annotation.masks import decode, encode
 from prist_builder.annotation.regions import AnnotationError
@@ -151,7 +151,7 @@ def pairs(run: Path, assignments: dict[str, Assignment]) -> list[Pair]:
         if len(chosen) < 2:
             out.append(Pair(sample_id, group, chosen[0], None, None))
             continue
-        score = score_pair(decode(chosen[0].mask), decode(chosen[1].mask))
+        score = score_rles(chosen[0].mask, chosen[1].mask)
         out.append(Pair(sample_id, group, chosen[0], chosen[1], score))
     return out
 

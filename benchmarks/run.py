@@ -14,12 +14,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import agreement  # noqa: E402
 import build_offline  # noqa: E402
 import openai_throughput  # noqa: E402
 
 BENCHMARKS = {
     "prist build all --provider offline": build_offline,
     f"openai transport vs fake server (latency {openai_throughput.LATENCY_S * 1000:.0f} ms)": openai_throughput,
+    f"agreement pairs/s at {agreement.SIZE}x{agreement.SIZE}": agreement,
 }
 
 

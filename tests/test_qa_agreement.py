@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from conftest import fixtures_dir, run_cli
-from prist_builder.annotation.agreement import match_instances, score_counts, score_pair, summarise
+from prist_builder.annotation.agreement import match_instances, score_counts, score_pair, score_rles, summarise
+from prist_builder.annotation.masks import encode
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.polygons import MIN_ROUND_TRIP_IOU, mask_to_polygons, polygons_to_mask
 
@@ -64,6 +65,14 @@ def test_kappa_equals_sklearn_on_real_masks() -> None:
                 union = np.logical_or(a, other).sum()
                 assert ours.iou == pytest.approx(np.logical_and(a, other).sum() / union if union else 1.0, abs=1e-12)
     assert checked > 20
+
+
+def test_rle_scores_equal_mask_scores() -> None:
+    masks = [m for m in _voc_masks() if m.shape == (338, 500)]
+    empty = np.zeros((338, 500), bool)
+    for a in masks + [empty]:
+        for b in masks + [empty, ~empty]:
+            assert score_rles(encode(a), encode(b)) == score_pair(a, b)
 
 
 def test_instances_are_matched_optimally() -> None:
