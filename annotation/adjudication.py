@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from prist_builder.annotation.polygons import mask_to_polygons
+from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import REFERENCE_PREFIX
 from prist_builder.annotation.workpackage import (
     IMAGES_DIR,
@@ -92,8 +92,8 @@ def write_queue(
         data, photo = load_image(image)
         file_name = write_image(queue, image, lambda _: data)
         text = dialogue_text(dialogue)
-        shapes = [shape(reference_label("A", name_a), points, text) for points in mask_to_polygons(mask_a)]
-        shapes += [shape(reference_label("B", name_b), points) for points in mask_to_polygons(mask_b)]
+        shapes = [shape(reference_label("A", name_a), points, text) for points in fit_polygons(mask_a)[0]]
+        shapes += [shape(reference_label("B", name_b), points) for points in fit_polygons(mask_b)[0]]
         meta = {"sample_id": dialogue.sample_id, "image_id": image.image_id, "target": dialogue.focus,
                 "dialogue": text, "annotators": [name_a, name_b]}
         write_json(queue / f"{dialogue.sample_id}.json", labelme_document(image, f"{IMAGES_DIR}/{file_name}",

@@ -82,3 +82,26 @@ def polygons_to_mask(polygons: list[list[list[float]]], height: int, width: int)
     for points in polygons:
         out |= rasterize("polygon", [(p[0], p[1]) for p in points], height, width)
     return out
+
+
+def fit_polygons(mask: np.ndarray, tolerance: float = SIMPLIFY_TOLERANCE) -> tuple[list[list[list[float]]], float]:
+    """Polygons for a mask and their round-trip IoU, falling back to no simplification when the
+    simplified outline drops under :data:`MIN_ROUND_TRIP_IOU`.
+
+    Returns:
+        ``(polygons, iou)``: Labelme ``points`` lists, and the IoU of the polygons
+        re-rasterised against ``mask`` (1.0 when both are empty). Masks made of many specks
+        or with holes can stay under the promise: polygons have no holes.
+    """
+    best: tuple[list[list[list[float]]], float] | None = None
+    for level in (tolerance, 0.0) if tolerance > 0 else (0.0,):
+        polygons = mask_to_polygons(mask, level)
+        redrawn = polygons_to_mask(polygons, *mask.shape)
+        union = int(np.count_nonzero(mask | redrawn))
+        iou = 1.0 if union == 0 else int(np.count_nonzero(mask & redrawn)) / union
+        if best is None or iou > best[1]:
+            best = (polygons, iou)
+        if iou >= MIN_ROUND_TRIP_IOU:
+            break
+    assert best is not None
+    return best

@@ -10,8 +10,9 @@ at module level.
 The prompt is a box ``[x, y, w, h]`` in pixels: the grounded region's box, or a box given
 per sample (e.g. a model's box answer). SAM returns three candidate masks; the one with the
 highest predicted IoU wins. The mask becomes Labelme polygons
-(:func:`~prist_builder.annotation.polygons.mask_to_polygons`, tolerance
-:data:`~prist_builder.annotation.polygons.SIMPLIFY_TOLERANCE` pixels).
+(:func:`~prist_builder.annotation.polygons.fit_polygons`: tolerance
+:data:`~prist_builder.annotation.polygons.SIMPLIFY_TOLERANCE` pixels, none if that would
+drop the round-trip IoU under 0.95); the pre-label records that IoU.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         " then pip install -e '.[model]'"
     ) from exc
 
-from prist_builder.annotation.polygons import mask_to_polygons, polygons_to_mask
+from prist_builder.annotation.polygons import fit_polygons
 
 MASK_THRESHOLD = 0.0
 """Logit above which a pixel is in SAM's mask (SAM's own default)."""
@@ -101,8 +102,5 @@ class SamPrelabeler:
         scores = out.iou_scores[0, 0].cpu().numpy()
         best = int(np.argmax(scores))
         mask = np.asarray(masks[best].numpy(), dtype=bool)
-        polygons = mask_to_polygons(mask)
-        redrawn = polygons_to_mask(polygons, *mask.shape)
-        union = np.count_nonzero(mask | redrawn)
-        polygon_iou = 1.0 if union == 0 else float(np.count_nonzero(mask & redrawn) / union)
+        polygons, polygon_iou = fit_polygons(mask)
         return SamResult(mask=mask, score=float(scores[best]), polygons=polygons, polygon_iou=polygon_iou)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from prist_builder.annotation.assignment import Assignment
-from prist_builder.annotation.polygons import mask_to_polygons
+from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import PRIST_KEY
 from prist_builder.records import DialogueRecord, ImageRecord
 
@@ -135,7 +135,7 @@ def write_package(
             continue
         name = write_image(out, image, load_bytes)
         text = dialogue_text(dialogue)
-        outlines = mask_to_polygons(prefill[dialogue.sample_id]) if dialogue.sample_id in prefill else []
+        outlines = fit_polygons(prefill[dialogue.sample_id])[0] if dialogue.sample_id in prefill else []
         prefilled += bool(outlines)
         shapes = [shape(dialogue.focus, points, text if i == 0 else "") for i, points in enumerate(outlines)]
         for role, annotator in zip("AB", assignment.annotators):
