@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import REFERENCE_PREFIX
 from prist_builder.annotation.workpackage import (
@@ -29,6 +28,7 @@ from prist_builder.annotation.workpackage import (
     write_image,
     write_json,
 )
+
 from prist_builder.records import ImageRecord
 
 COLOUR_A = (230, 25, 75)

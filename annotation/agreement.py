@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from pycocotools import mask as coco_mask
-from scipy.optimize import linear_sum_assignment
 
 from prist_builder.records.rle import RLE
 
@@ -138,6 +137,8 @@ def match_instances(a_masks: Sequence[np.ndarray], b_masks: Sequence[np.ndarray]
     Returns:
         matched pairs in A's order, then A's unmatched, then B's unmatched.
     """
+    from scipy.optimize import linear_sum_assignment  # imported here: only the folder form needs it
+
     ious = np.zeros((len(a_masks), len(b_masks)), dtype=np.float64)
     for i, a in enumerate(a_masks):
         for j, b in enumerate(b_masks):

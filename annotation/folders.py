@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from prist_builder.annotation.agreement import match_instances, score_pair
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.regions import AnnotationError, RegionDraft
@@ -115,7 +114,9 @@ def compare_folders(
             result.errors.append(str(exc))
             continue
         if size_a != size_b:
-            result.errors.append(f"{path_b}: image is {size_b[0]}x{size_b[1]} but {path_a} says {size_a[0]}x{size_a[1]}")
+            result.errors.append(
+                f"{path_b}: image is {size_b[0]}x{size_b[1]} but {path_a} says {size_a[0]}x{size_a[1]}"
+            )
             continue
         stem = Path(name).stem
         group = groups.get(stem, DEFAULT_GROUP)

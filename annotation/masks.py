@@ -114,7 +114,8 @@ def rasterize(shape_type: str, points: Sequence[Point], height: int, width: int)
         draw.line(xy, fill=1, width=LINE_WIDTH)
     elif shape_type == "point":
         (cx, cy) = xy[0]
-        draw.ellipse(((cx - POINT_RADIUS, cy - POINT_RADIUS), (cx + POINT_RADIUS, cy + POINT_RADIUS)), outline=1, fill=1)
+        corners = ((cx - POINT_RADIUS, cy - POINT_RADIUS), (cx + POINT_RADIUS, cy + POINT_RADIUS))
+        draw.ellipse(corners, outline=1, fill=1)
     else:
         raise ValueError(f"cannot rasterise shape type {shape_type!r}")
     return np.asfortranarray(np.asarray(canvas, dtype=bool))

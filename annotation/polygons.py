@@ -10,10 +10,8 @@ the polygons keep IoU >= :data:`MIN_ROUND_TRIP_IOU` with the mask for parts larg
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
-from skimage.measure import approximate_polygon, find_contours
-
 from prist_builder.annotation.masks import rasterize
+from scipy import ndimage
 
 SIMPLIFY_TOLERANCE = 1.0
 """Douglas-Peucker tolerance in pixels: no contour point moves further than this."""
@@ -36,7 +34,9 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = SIMPLIFY_TOLERANCE) ->
         polygons as Labelme ``points`` lists ``[[x, y], ...]`` (pixels, x right, y down),
         largest part first; ``[]`` for an empty mask.
     """
-    labels, count = ndimage.label(mask)
+    from skimage.measure import approximate_polygon, find_contours  # slow to import (scipy.signal): only here
+
+    labels, _ = ndimage.label(mask)
     parts: list[tuple[int, list[list[float]]]] = []
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
         if region is None:
@@ -66,7 +66,8 @@ def _snap_inside(contour: np.ndarray, inside: np.ndarray) -> np.ndarray:
     fill-plus-outline drawing then covers them without spilling one pixel outwards."""
     snapped = []
     for r, c in contour:
-        candidates = [(rr, cc) for rr in {int(np.floor(r)), int(np.ceil(r))} for cc in {int(np.floor(c)), int(np.ceil(c))}]
+        rows, cols = {int(np.floor(r)), int(np.ceil(r))}, {int(np.floor(c)), int(np.ceil(c))}
+        candidates = [(rr, cc) for rr in rows for cc in cols]
         inner = [p for p in candidates if inside[p]]
         point = min(inner, key=lambda p: (p[0] - r) ** 2 + (p[1] - c) ** 2) if inner else (r, c)
         if not snapped or snapped[-1] != point:

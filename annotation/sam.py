@@ -97,7 +97,8 @@ class SamPrelabeler:
             out = self.model(pixel_values=inputs["pixel_values"].to(self.device),
                              input_boxes=inputs["input_boxes"].to(self.device), multimask_output=True)
         masks = self.processor.image_processor.post_process_masks(
-            out.pred_masks.cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"], mask_threshold=MASK_THRESHOLD
+            out.pred_masks.cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"],
+            mask_threshold=MASK_THRESHOLD,
         )[0][0]  # (candidates, H, W) for the one box
         scores = out.iou_scores[0, 0].cpu().numpy()
         best = int(np.argmax(scores))

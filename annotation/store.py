@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from prist_builder import appendlog
 from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, PairScore, score_pair, score_rles
 from prist_builder.annotation.assignment import Assignment, now
 from prist_builder.annotation.masks import decode, encode
 from prist_builder.annotation.regions import AnnotationError
 from prist_builder.annotation.target import read_target
+
+from prist_builder import appendlog
 from prist_builder.records.curation import FINAL_MASKS_FILE, MASKS_FILE, FinalMask, MaskAnnotation
 
 Role = str  # "annotator" | "adjudicator"

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
 from prist_builder.annotation.assignment import Assignment
 from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import PRIST_KEY
+
 from prist_builder.records import DialogueRecord, ImageRecord
 
 LABELME_VERSION = "5.4.1"

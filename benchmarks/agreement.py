@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
-
 from prist_builder.annotation.agreement import score_pair, score_rles
 from prist_builder.annotation.masks import encode, rasterize
+from sklearn.metrics import cohen_kappa_score
 
 SIZE = 1024
 """Masks are SIZE x SIZE pixels."""

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import read_jsonl, run_cli
+from PIL import Image
 from prist_builder.annotation.assignment import deal, split_groups
 from prist_builder.annotation.masks import decode, rasterize
 from prist_builder.annotation.regions import AnnotationError

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_jsonl, run_cli
 from PIL import Image, ImageDraw
+from prist_builder.annotation.masks import decode
 from sklearn.metrics import cohen_kappa_score
 
-from conftest import read_jsonl, run_cli
-from prist_builder.annotation.masks import decode
 from prist_builder.samples import iter_samples
 
 SQUARE = [[5.0, 5.0], [45.0, 5.0], [45.0, 45.0], [5.0, 45.0]]  # the polygon annotator B adds (pixels)
@@ -104,7 +104,8 @@ def test_round_trip_on_voc(voc: Path, tmp_path: Path) -> None:
     # The adjudicator keeps annotator B's outline of each flagged sample.
     for path in (qa / "adjudication").glob("*.json"):
         data = json.loads(path.read_text())
-        data["shapes"] = [dict(s, label=data["prist"]["target"]) for s in data["shapes"] if s["label"].startswith("ref:B")]
+        target = data["prist"]["target"]
+        data["shapes"] = [dict(s, label=target) for s in data["shapes"] if s["label"].startswith("ref:B")]
         path.write_text(json.dumps(data))
     result = run_cli("annotate", "resolve", run, "--labelme", qa / "adjudication", "--annotator", "judge")
     assert result.exit_code == 0, result.output

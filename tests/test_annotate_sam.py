@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import read_jsonl, run_cli
-from prist_builder.annotation.masks import decode
 from prist_builder.annotation.agreement import score_pair
+from prist_builder.annotation.masks import decode
 from prist_builder.annotation.polygons import MIN_ROUND_TRIP_IOU, fit_polygons, polygons_to_mask
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0, then '.[model]')")
@@ -89,7 +88,6 @@ def test_smooth_masks_keep_the_promised_polygon_iou() -> None:
 
 def test_prelabeler_returns_the_best_candidate(tmp_path: Path) -> None:
     from PIL import Image
-
     from prist_builder.annotation.sam import SamPrelabeler
 
     model = SamPrelabeler.from_folder(tiny_sam(tmp_path / "sam"))

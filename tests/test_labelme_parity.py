@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import fixtures_dir, run_cli
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.masks import place_bbox_mask, rasterize
@@ -36,12 +35,16 @@ def _random_points(rng: random.Random, shape_type: str) -> list[list[float]]:
         cx, cy, w, h = coord(width), coord(height), rng.uniform(4, 90), rng.uniform(4, 90)
         angle = rng.uniform(0, np.pi)
         u, v = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
-        corners = [np.array([cx, cy]) + su * w / 2 * u + sv * h / 2 * v for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        signs = ((-1, -1), (1, -1), (1, 1), (-1, 1))
+        corners = [np.array([cx, cy]) + su * w / 2 * u + sv * h / 2 * v for su, sv in signs]
         return [[float(x), float(y)] for x, y in corners]
     return [[coord(width), coord(height)] for _ in range(count)]
 
 
-@pytest.mark.parametrize("shape_type", ["polygon", "rectangle", "oriented_rectangle", "circle", "line", "linestrip", "point"])
+SHAPE_TYPES = ["polygon", "rectangle", "oriented_rectangle", "circle", "line", "linestrip", "point"]
+
+
+@pytest.mark.parametrize("shape_type", SHAPE_TYPES)
 def test_rasterize_equals_labelme_shape_to_mask(shape_type: str) -> None:
     utils = pytest.importorskip("labelme.utils", reason="labelme is not installed (pip install -e '.[annotate]')")
     rng = random.Random(f"parity-{shape_type}")

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import cohen_kappa_score
-
 from conftest import fixtures_dir, run_cli
 from prist_builder.annotation.agreement import match_instances, score_counts, score_pair, score_rles, summarise
-from prist_builder.annotation.masks import encode
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
+from prist_builder.annotation.masks import encode
 from prist_builder.annotation.polygons import MIN_ROUND_TRIP_IOU, mask_to_polygons, polygons_to_mask
+from sklearn.metrics import cohen_kappa_score
 
 
 def _voc_masks() -> list[np.ndarray]:

@@ -10,6 +10,7 @@ import numpy as np
 import typer
 
 from prist_builder import appendlog
+from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD
 from prist_builder.annotation.assignment import ASSIGNMENTS_FILE, deal, now, read_assignments, split_groups
 from prist_builder.annotation.masks import decode, encode, rle_bbox
 from prist_builder.annotation.prelabels import PRELABELS_FILE, Prelabel, read_prelabels
@@ -56,7 +57,8 @@ def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
 def export(
     run: RunArg,
     out: Annotated[Path, typer.Option("--out", help="Package folder to write.", file_okay=False)],
-    annotators: Annotated[str, typer.Option("--annotators", help="Comma-separated annotator names.")] = DEFAULT_ANNOTATORS,
+    annotators: Annotated[str, typer.Option("--annotators", help="Comma-separated annotator names.")]
+    = DEFAULT_ANNOTATORS,
     groups: Annotated[int, typer.Option("--groups", min=1, help="Groups of annotators (each >= 2).")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment.")] = 0,
 ) -> None:
@@ -109,9 +111,12 @@ def resolve_masks(
     run: RunArg,
     labelme: Annotated[Optional[Path], typer.Option("--labelme", help="Adjudicated Labelme files.")] = None,
     annotator: Annotated[Optional[str], typer.Option("--annotator", help="The adjudicator's name.")] = None,
-    rule: Annotated[str, typer.Option("--rule", help="Without adjudication: annotator-a or iou-winner.")] = "annotator-a",
-    iou_min: Annotated[float, typer.Option("--iou-min", help="IoU under which a pair awaits adjudication.")] = 0.80,
-    kappa_min: Annotated[float, typer.Option("--kappa-min", help="Kappa under which a pair awaits adjudication.")] = 0.75,
+    rule: Annotated[str, typer.Option("--rule", help="Without adjudication: annotator-a or iou-winner.")]
+    = "annotator-a",
+    iou_min: Annotated[float, typer.Option("--iou-min", help="IoU under which a pair awaits adjudication.")]
+    = IOU_THRESHOLD,
+    kappa_min: Annotated[float, typer.Option("--kappa-min", help="Kappa under which a pair awaits adjudication.")]
+    = KAPPA_THRESHOLD,
     accept_disagreements: Annotated[bool, typer.Option("--accept-disagreements",
                                                        help="Resolve pairs under a threshold by --rule too.")] = False,
 ) -> None:
