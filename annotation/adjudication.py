@@ -21,6 +21,7 @@ from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import REFERENCE_PREFIX
 from prist_builder.annotation.workpackage import (
     IMAGES_DIR,
+    LABELME_VERSION,
     SampleLike,
     dialogue_text,
     labelme_document,
@@ -65,6 +66,43 @@ def overlay(photo: Image.Image, a: np.ndarray, b: np.ndarray) -> Image.Image:
     for mask, colour in ((a, COLOUR_A), (b, COLOUR_B)):
         pixels[mask] = (1 - OVERLAY_ALPHA) * pixels[mask] + OVERLAY_ALPHA * np.array(colour, dtype=np.float32)
     return Image.fromarray(pixels.round().astype(np.uint8))
+
+
+def write_folder_queue(out: Path, flagged: list[tuple[Path, str, np.ndarray, np.ndarray]], names: tuple[str, str],
+                       image: Callable[[Path], tuple[str, bytes]]) -> int:
+    """Adjudication Labelme files for the folder form: one per image with a flagged label.
+
+    Args:
+        out: the ``--out`` folder; writes ``out/adjudication/<file name>`` and its ``images/``.
+        flagged: ``(file of annotator A, label, mask_a, mask_b)`` per flagged unit, ``(H, W) bool``.
+        names: the two annotators' names (their folder names).
+        image: A's file -> (image file name, encoded bytes).
+
+    Returns:
+        the number of files written. The outlines are labelled ``ref:A <name> <label>`` and
+        ``ref:B <name> <label>``; the adjudicator relabels the right one to the label.
+    """
+    queue = Path(out) / "adjudication"
+    by_file: dict[Path, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for path, label, mask_a, mask_b in flagged:
+        by_file.setdefault(path, []).append((label, mask_a, mask_b))
+    for path, units in by_file.items():
+        name, data = image(path)
+        target = queue / IMAGES_DIR / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        shapes = []
+        for label, mask_a, mask_b in units:
+            shapes += [shape(f"{reference_label('A', names[0])} {label}", p) for p in fit_polygons(mask_a)[0]]
+            shapes += [shape(f"{reference_label('B', names[1])} {label}", p) for p in fit_polygons(mask_b)[0]]
+        height, width = units[0][1].shape
+        document = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": f"{IMAGES_DIR}/{name}",
+                    "imageData": None, "imageHeight": height, "imageWidth": width,
+                    "prist": {"labels": [u[0] for u in units], "annotators": list(names)}}
+        write_json(queue / path.name, document)
+    if by_file:
+        (queue / "README.md").write_text(ADJUDICATION_README, encoding="utf-8")
+    return len(by_file)
 
 
 def write_queue(

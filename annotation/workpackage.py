@@ -11,7 +11,8 @@ Each Labelme file names the target (the dialogue's focus) and carries the dialog
 first shape's ``description`` and under the top-level ``prist`` key (which Labelme keeps on
 save) with the sample id. When the run has a mask for the sample (a grounded region or a
 SAM pre-label) it is pre-filled as editable polygons labelled with the focus; otherwise the
-file has no shapes and the annotator draws the target.
+file has no shapes and the annotator draws the target. A re-export into the same folder
+writes only the files that are missing: an annotator's saved work is never overwritten.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ class PackageSummary:
     Attributes:
         files: Labelme files written (one per sample and annotator).
         prefilled: samples whose files carry a pre-filled outline.
-        per_annotator: files per annotator.
+        per_annotator: files per annotator (written or kept).
+        kept: files already in the package, left as they are (a re-export never overwrites).
     """
 
     files: int
     prefilled: int
     per_annotator: dict[str, int]
+    kept: int = 0
 
 
 def dialogue_text(dialogue: DialogueRecord) -> str:
@@ -127,7 +130,7 @@ def write_package(
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Sequence[str]] = []
     per_annotator: dict[str, int] = {}
-    files = prefilled = 0
+    files = prefilled = kept = 0
     for sample in samples:
         dialogue, image = sample.dialogue, sample.image
         assignment = assignments.get(dialogue.sample_id)
@@ -141,17 +144,20 @@ def write_package(
         for role, annotator in zip("AB", assignment.annotators):
             meta = {"sample_id": dialogue.sample_id, "image_id": image.image_id, "annotator": annotator,
                     "group": assignment.group, "target": dialogue.focus, "dialogue": text}
-            document = labelme_document(image, f"../{IMAGES_DIR}/{name}", shapes, meta)
-            write_json(out / annotator / f"{dialogue.sample_id}.json", document)
+            target = out / annotator / f"{dialogue.sample_id}.json"
+            if target.exists():  # never overwrite an annotator's (possibly edited) file
+                kept += 1
+            else:
+                write_json(target, labelme_document(image, f"../{IMAGES_DIR}/{name}", shapes, meta))
+                files += 1
             rows.append((dialogue.sample_id, image.image_id, assignment.group, annotator, role))
             per_annotator[annotator] = per_annotator.get(annotator, 0) + 1
-            files += 1
     with open(out / ASSIGNMENT_CSV, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(("sample_id", "image_id", "group", "annotator", "role"))
         writer.writerows(rows)
     (out / "README.md").write_text(README, encoding="utf-8")
-    return PackageSummary(files, prefilled, per_annotator)
+    return PackageSummary(files, prefilled, per_annotator, kept)
 
 
 README = """# Annotation work package

@@ -69,6 +69,10 @@ def test_round_trip_on_voc(voc: Path, tmp_path: Path) -> None:
     first = rows[0]["sample_id"]
     for row in rows:
         edit(pkg / row["annotator"] / f"{row['sample_id']}.json", row["role"], row["sample_id"] == first)
+    edited = {p: p.read_text() for p in pkg.glob("*/*.json")}
+    again = run_cli("annotate", "export", run, "--out", pkg, "--annotators", "a,b,c,d", "--groups", "2", "--seed", "1")
+    assert "wrote 0 Labelme files" in again.output and f"{len(rows)} already there" in again.output
+    assert {p: p.read_text() for p in pkg.glob("*/*.json")} == edited  # annotators' work is never overwritten
     for name in "abcd":
         result = run_cli("annotate", "import", run, "--labelme", pkg / name, "--annotator", name)
         assert result.exit_code == 0, result.output

@@ -132,6 +132,10 @@ def test_folder_form_by_label_and_by_instance(tmp_path: Path) -> None:
     assert 0.5 < float(rows["2011_000003:person"]["iou"]) < 1.0
     assert float(rows["2011_000006:sofa"]["iou"]) == 1.0 and rows["2011_000006:sofa"]["group"] == "g2"
     assert (out / "overlays" / "2011_000003__bottle.png").exists()
+    queue = json.loads((out / "adjudication" / "2011_000003.json").read_text())
+    labels = {s["label"] for s in queue["shapes"]}
+    assert "ref:A A bottle" in labels and not any(label.startswith("ref:B B bottle") for label in labels)
+    assert (out / "adjudication" / queue["imagePath"]).is_file()
     table = (out / "agreement.md").read_text()
     assert table.splitlines()[0].split("|")[2:5] == [" g1 ", " g2 ", " overall "]
 

@@ -77,7 +77,7 @@ def export(
         raise fail(str(exc)) from None
     loads = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_annotator.items()))
     console.print(f"wrote {summary.files} Labelme files for {len(samples)} samples to {out}"
-                  f" ({summary.prefilled} pre-filled; {loads})", highlight=False)
+                  f" ({summary.kept} already there, kept; {summary.prefilled} pre-filled; {loads})", highlight=False)
 
 
 def _report_import(summary, label: str) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from prist_builder.annotation.adjudication import overlay, write_queue
+from prist_builder.annotation.adjudication import overlay, write_folder_queue, write_queue
 from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, summarise
 from prist_builder.annotation.assignment import read_assignments
 from prist_builder.annotation.folders import MATCH_MODES, compare_folders, read_groups
@@ -69,20 +69,28 @@ def _folder_form(a: Path, b: Path, groups: Optional[Path], match: str, out: Path
         raise fail(str(exc)) from None
     overlays = out / "overlays"
     overlays.mkdir(parents=True, exist_ok=True)
+    images: dict[Path, tuple[str, bytes]] = {}
+    queued = []
     for unit in result.units:
         if not unit.pair.flagged:
             continue
         try:
-            doc = read_labelme(unit.file_a)
-            data = doc.image_data or (unit.file_a.parent / (doc.image_path or "")).read_bytes()
-            photo = decode_image(data, str(unit.file_a))[0]
+            if unit.file_a not in images:
+                doc = read_labelme(unit.file_a)
+                name = Path(doc.image_path).name if doc.image_path else f"{unit.file_a.stem}.png"
+                data = doc.image_data or (unit.file_a.parent / (doc.image_path or "")).read_bytes()
+                images[unit.file_a] = (name, data)
+            photo = decode_image(images[unit.file_a][1], str(unit.file_a))[0]
         except (AnnotationError, InputRejected, OSError) as exc:
-            result.errors.append(f"{unit.file_a}: no overlay ({str(exc).splitlines()[0]})")
+            result.errors.append(f"{unit.file_a}: no overlay or adjudication file ({str(exc).splitlines()[0]})")
             continue
         name = unit.pair.sample_id.replace(":", "__").replace("/", "_").replace("#", "_")
         overlay(photo, unit.mask_a, unit.mask_b).save(overlays / f"{name}.png")
+        label = unit.pair.sample_id.split(":", 1)[1]
+        queued.append((unit.file_a, label, unit.mask_a, unit.mask_b))
+    count = write_folder_queue(out, queued, (a.name, b.name), images.__getitem__)
     return [u.pair for u in result.units], {"source": {"a": str(a), "b": str(b)}, "match": match,
-                                            "errors": result.errors}
+                                            "queued": count, "errors": result.errors}
 
 
 @qa_app.command("agreement")
