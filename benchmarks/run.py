@@ -16,6 +16,7 @@ from rich.table import Table
 BENCHMARKS = [
     "build_offline",
     "openai_throughput",
+    "agreement",
     "review",
 ]
 """Benchmark modules beside this file; each has ``TITLE`` and ``run() -> list[dict[str, str]]``."""

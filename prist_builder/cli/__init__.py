@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from prist_builder.cli.annotate import register_annotate
 from prist_builder.cli.build import build_app
 from prist_builder.cli.console import show_library_warnings
 from prist_builder.cli.demo import register_demo
 from prist_builder.cli.inspect import register_inspect
+from prist_builder.cli.qa import register_qa
 from prist_builder.cli.review import register_review
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app = typer.Typer(
 app.add_typer(build_app, name="build")
 register_inspect(app)
 register_demo(app)
+register_annotate(app)
+register_qa(app)
 register_review(app)
 
 
