@@ -30,6 +30,17 @@ GRANULARITIES = ("coarse", "medium", "fine")
 """Granularity classes of Table 2, in the paper's order."""
 
 
+AREA_CHUNK = 255
+"""Masks per ``pycocotools.mask.area`` call: 2.0.11 with numpy 2 overflows on 256 or more in one call."""
+
+
+def _areas(rles: list[dict]) -> list[int]:
+    out: list[int] = []
+    for start in range(0, len(rles), AREA_CHUNK):
+        out += [int(v) for v in coco_mask.area(rles[start:start + AREA_CHUNK])]
+    return out
+
+
 def _coco(rle: RLE) -> dict:
     return {"size": list(rle.size), "counts": rle.counts.encode("ascii")}
 
@@ -85,15 +96,15 @@ def count_pairs(pairs: Sequence[tuple[RLE | None, RLE]]) -> list[PairCounts]:
         ValueError: a pair's sizes differ.
     """
     targets = [_coco(t) for _, t in pairs]
-    target_areas = coco_mask.area(targets).tolist() if targets else []
+    target_areas = _areas(targets)
     predicted = [(i, _coco(p)) for i, (p, t) in enumerate(pairs) if p is not None]
     for i, p in predicted:
         if p["size"] != targets[i]["size"]:
             raise ValueError(f"pair {i}: predicted mask size {p['size']} differs from the target's {targets[i]['size']}")
     predicted_areas = [0] * len(pairs)
     if predicted:
-        for (i, _), value in zip(predicted, coco_mask.area([p for _, p in predicted]).tolist()):
-            predicted_areas[i] = int(value)
+        for (i, _), value in zip(predicted, _areas([p for _, p in predicted])):
+            predicted_areas[i] = value
     out = []
     for i, target in enumerate(targets):
         g, p = int(target_areas[i]), predicted_areas[i]
