@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.table import Table
 
 from prist_builder.cli.console import console, fail
 from prist_builder.cli.openai_options import OpenAIOpts, with_openai_options
@@ -23,6 +24,8 @@ from prist_builder.evaluate.tables import (
 
 COMPARE_PLOT, COMPARE_TABLE = "compare.png", "compare"
 """File names ``--compare`` writes into ``--out``."""
+WIDEST = 400
+"""Most characters per line a table printed into a pipe or file takes."""
 
 InputsArg = Annotated[list[Path], typer.Argument(help="Predictions JSONL; with --compare, results.json files.")]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="References: a prist export folder or a run folder.")]
@@ -42,19 +45,25 @@ JudgeLimitOpt = Annotated[Optional[int], typer.Option("--judge-limit", min=1, he
 CompareOpt = Annotated[bool, typer.Option("--compare", help="Compare results.json files: deltas and a PNG plot.")]
 
 
+def show(table: Table) -> None:
+    """Print a table; into a pipe or file at its natural width (no cropped columns)."""
+    width = None if console.is_terminal else max(console.width, console.measure(table, options=console.options.update_width(WIDEST)).maximum)
+    console.print(table, width=width, crop=width is None)
+
+
 def print_tables(summary: dict[str, Any]) -> None:
     """Print Table 3, the granularity breakdown, Table 4 (if judged) and the problems."""
-    console.print(rich_table("Table 3: pixel-level RS (percent; Precision/Recall/F1 pixel-wise micro)",
+    show(rich_table("Table 3: pixel-level RS (percent; Precision/Recall/F1 pixel-wise micro)",
                              table3_rows([summary])))
     rows = granularity_rows(summary)
     if rows:
-        console.print(rich_table("Segmentation by granularity (percent)", rows))
+        show(rich_table("Segmentation by granularity (percent)", rows))
     judged = table4_rows([summary])
     if judged:
-        console.print(rich_table("Table 4: reasoning quality (LLM judge, 0-5)", judged))
+        show(rich_table("Table 4: reasoning quality (LLM judge, 0-5)", judged))
     problems = problem_rows(summary)
     if problems:
-        console.print(rich_table("Problems (scored as described in README; see results.json)", problems))
+        show(rich_table("Problems (scored as described in README; see results.json)", problems))
 
 
 def _compare(paths: list[Path], out: Path) -> None:
@@ -66,11 +75,11 @@ def _compare(paths: list[Path], out: Path) -> None:
         summaries = unique_names([load_summary(p) for p in paths], paths)
     except CompareError as exc:
         raise fail(str(exc))
-    console.print(rich_table("Table 3 layout", table3_rows(summaries)))
+    show(rich_table("Table 3 layout", table3_rows(summaries)))
     if table4_rows(summaries):
-        console.print(rich_table("Table 4 layout", table4_rows(summaries)))
+        show(rich_table("Table 4 layout", table4_rows(summaries)))
     deltas = delta_rows(summaries)
-    console.print(rich_table(f"Deltas against {summaries[0]['name']}", deltas))
+    show(rich_table(f"Deltas against {summaries[0]['name']}", deltas))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{COMPARE_TABLE}.md").write_text(markdown(table3_rows(summaries)) + "\n" + markdown(deltas), encoding="utf-8")
     write_csv(out / f"{COMPARE_TABLE}.csv", deltas, ("Metric",))

@@ -88,9 +88,15 @@ def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
     Raises:
         ReferenceError: the split is absent, a contract column is missing, or a row is malformed.
     """
-    from datasets import load_dataset
+    import datasets
 
-    data = load_dataset("parquet", data_files={split: _export_files(folder, split)}, split=split)
+    quiet = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # no bars in the scorer's output
+    try:
+        data = datasets.load_dataset("parquet", data_files={split: _export_files(folder, split)}, split=split)
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
     missing = [c for c in EXPORT_COLUMNS if c not in data.column_names]
     if missing:
         raise ReferenceError(f"{folder}: export split '{split}' lacks column(s) {', '.join(missing)}")

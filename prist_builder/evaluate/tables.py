@@ -105,7 +105,8 @@ def rich_table(title: str, rows: list[Row]) -> Table:
     """A rich table of ``rows`` (first column left-aligned, the rest right-aligned); markup in cells is escaped."""
     table = Table(title=title, title_justify="left")
     for index, column in enumerate(rows[0] if rows else []):
-        table.add_column(column, justify="left" if index == 0 else "right")
+        widest = max([len(column)] + [len(row[column]) for row in rows])
+        table.add_column(column, justify="left" if index == 0 else "right", min_width=widest, no_wrap=True)
     for row in rows:
         table.add_row(*(Text(value) for value in row.values()))
     return table
