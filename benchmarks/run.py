@@ -15,10 +15,12 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import build_offline  # noqa: E402
+import evaluate  # noqa: E402
 import openai_throughput  # noqa: E402
 
 BENCHMARKS = {
     "prist build all --provider offline": build_offline,
+    f"prist evaluate segmentation metrics ({evaluate.SAMPLES:,} masks of {evaluate.SIDE}x{evaluate.SIDE})": evaluate,
     f"openai transport vs fake server (latency {openai_throughput.LATENCY_S * 1000:.0f} ms)": openai_throughput,
 }
 
