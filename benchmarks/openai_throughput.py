@@ -13,7 +13,7 @@ import asyncio
 import multiprocessing
 import time
 
-from prist_builder.providers.openai.transport import Transport
+from prist_builder.llm.transport import Transport
 
 LATENCY_S = 0.2
 CONCURRENCIES = (8, 32, 64)

@@ -204,7 +204,7 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_p
 
     from prist_builder.pipeline.build import build
     from prist_builder.pipeline.manifest import BuildConfig
-    from prist_builder.providers.openai.batch import BatchDriver
+    from prist_builder.llm.batch import BatchDriver
     from prist_builder.providers.openai.provider import OpenAIProvider
 
     async def die(self: BatchDriver, batch_id: str) -> None:  # the process dies right after submitting

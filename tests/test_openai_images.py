@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from prist_builder.providers.openai.images import image_tokens, prepare_image
+from prist_builder.llm.images import image_tokens, prepare_image
 from prist_builder.providers.openai.messages import regions_block
 from prist_builder.records import RLE, SourceRegion
 

@@ -17,12 +17,13 @@ import openai
 import pytest
 import tenacity
 
-from prist_builder.providers.base import FatalProviderError
-from prist_builder.providers.openai.cache import ResponseCache
-from prist_builder.providers.openai.limiter import AdaptiveConcurrency, RateLimiter
-from prist_builder.providers.openai.pricing import BATCH_DISCOUNT, Usage, cost_usd, load_prices
-from prist_builder.providers.openai.retry import BackoffWait, classify, parse_duration, server_wait_s
-from prist_builder.providers.openai.transport import DEFAULT_BASE_URL, RequestRejected, Transport, TransportGaveUp
+from prist_builder.errors import FatalError
+from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
+from prist_builder.llm.pricing import BATCH_DISCOUNT, Usage, cost_usd, load_prices
+from prist_builder.llm.retry import BackoffWait, classify, parse_duration, server_wait_s
+from prist_builder.llm.settings import DEFAULT_BASE_URL, LLMSettings
+from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
 from prist_builder.testing import FakeOpenAIServer, FaultRule
 
 MODEL = "gpt-4o-mini"
@@ -164,8 +165,8 @@ def test_transient_failures_are_retried(server: FakeOpenAIServer, faults: list[F
 
 
 @pytest.mark.parametrize(("fault", "sent", "error", "words"), [
-    ("insufficient_quota", body(), FatalProviderError, "no quota left (429 insufficient_quota)"),
-    ("unauthorized", body(), FatalProviderError, "rejected the API key (401 invalid_api_key)"),
+    ("insufficient_quota", body(), FatalError, "no quota left (429 insufficient_quota)"),
+    ("unauthorized", body(), FatalError, "rejected the API key (401 invalid_api_key)"),
     (None, {"model": MODEL, "messages": []}, RequestRejected, "rejected the request (400 invalid_request_error): Mi"),
 ])
 def test_fatal_errors_stop_at_once_without_the_key(server: Any, fault: Any, sent: Any, error: Any, words: str) -> None:
@@ -175,7 +176,7 @@ def test_fatal_errors_stop_at_once_without_the_key(server: Any, fault: Any, sent
     with pytest.raises(error, match=re.escape(words)) as caught:
         chat_once(tx, sent)
     assert server.request_count("chat") == 1 and tx.usage.retries == 0 and caught.value.__cause__ is None
-    assert isinstance(caught.value, FatalProviderError)
+    assert isinstance(caught.value, FatalError)
     assert "SECRET" not in str(caught.value) + repr(caught.value) + repr(tx)
 
 
@@ -194,13 +195,13 @@ def test_gives_up_after_max_attempts_naming_the_last_error_without_the_key() -> 
 def test_missing_key_fails_only_when_a_request_is_needed(tmp_path: Path, monkeypatch: Any, server: Any) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    tx = Transport(None, None, cache=(cache := ResponseCache(tmp_path)))
+    tx = Transport.from_settings(LLMSettings(), cache=(cache := ResponseCache(tmp_path)))
     assert tx.base_url == DEFAULT_BASE_URL  # the public API when nothing else is set
     cache.put(ResponseCache.key(tx.base_url, body(), {}), {"choices": [], "usage": {}})
     assert run_chats(tx, [body()])[0] == ({"choices": [], "usage": {}}, True)
-    with pytest.raises(FatalProviderError, match="no API key: set OPENAI_API_KEY"):
+    with pytest.raises(FatalError, match="no API key: set OPENAI_API_KEY"):
         chat_once(tx, body("not cached"))
-    chat_once(Transport(server.base_url, None))  # another server needs no key
+    chat_once(Transport.from_settings(LLMSettings(base_url=server.base_url)))  # another server needs no key
     assert server.request_count("chat") == 1
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prist_builder.pipeline.manifest import BuildConfig, check_config, read_manifest, update_manifest
-from prist_builder.pipeline.runner import Outcome, StepReport, Unit, run_step
+from prist_builder.pipeline.runner import Outcome, StepReport, Unit, merge_reports, run_step
 from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
@@ -101,7 +101,7 @@ async def build(
         ConfigMismatchError: the run was built with other settings.
         UnsupportedSettingError: the provider cannot honour a setting (nothing is done).
         RunLockedError: another process writes the run.
-        FatalProviderError: the provider cannot continue (finished inputs are kept).
+        FatalError: the provider cannot continue (finished inputs are kept).
         FileNotFoundError, AnnotationError: the inputs themselves are missing or unreadable.
     """
     check_config(run, config)
@@ -139,7 +139,7 @@ async def build(
                         return await run_step(store, step, units, concurrency, hook)
 
                     try:
-                        report = await provider.drive(step, store.root, run_pass)
+                        report = merge_reports(await provider.drive(step, store.root, run_pass))
                     finally:
                         if pool is not None:
                             pool.shutdown(wait=True, cancel_futures=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ValidationError
 
 from prist_builder.pipeline.store import RunStore
-from prist_builder.providers.base import Deferred, FatalProviderError
+from prist_builder.errors import Deferred, FatalError
 from prist_builder.records import Reject
 from prist_builder.sources import InputRejected
 
@@ -47,14 +47,13 @@ class StepReport:
     seconds: float = 0.0
 
 
-def merge_reports(first: StepReport | None, later: StepReport) -> StepReport:
-    """Sum two passes of one step: counts add up, ``skipped`` is the first pass's,
-    ``deferred`` the later pass's (what is still waiting)."""
-    if first is None:
-        return later
-    return StepReport(step=later.step, skipped=first.skipped, built=first.built + later.built,
-                      rejected=first.rejected + later.rejected, deferred=later.deferred,
-                      records=first.records + later.records, seconds=first.seconds + later.seconds)
+def merge_reports(passes: Sequence[StepReport]) -> StepReport:
+    """Sum the passes of one step (a batch build runs several): counts add up, ``skipped``
+    is the first pass's, ``deferred`` the last pass's (what is still waiting)."""
+    first, last = passes[0], passes[-1]
+    return StepReport(step=last.step, skipped=first.skipped, built=sum(p.built for p in passes),
+                      rejected=sum(p.rejected for p in passes), deferred=last.deferred,
+                      records=sum(p.records for p in passes), seconds=sum(p.seconds for p in passes))
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -72,7 +71,7 @@ async def _guarded(unit: Unit, step: str) -> Outcome | None:
         return await unit.work()
     except Deferred:
         return None  # left unfinished on purpose: a later pass completes it
-    except FatalProviderError:
+    except FatalError:
         raise
     except InputRejected as exc:
         outcome = reject(exc.reason, exc.source_file or unit.source_file, exc.raw)
@@ -170,7 +169,7 @@ async def run_step(
         on_done: called after each unit is committed (progress bars).
 
     Raises:
-        FatalProviderError: the provider cannot continue; finished units stay committed.
+        FatalError: the provider cannot continue; finished units stay committed.
     """
     started = time.perf_counter()
     pending = [u for u in units if not store.is_done(step, u.key)]

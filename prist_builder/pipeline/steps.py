@@ -15,7 +15,7 @@ from pathlib import Path
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.runner import Outcome, Unit
 from prist_builder.pipeline.store import RunStore
-from prist_builder.providers.base import FatalProviderError, Provider, StepContext
+from prist_builder.providers.base import FatalError, Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
 from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item
@@ -85,7 +85,7 @@ def elements_units(items: list[SourceItem], provider: Provider, config: BuildCon
                 try:
                     return await asyncio.get_running_loop().run_in_executor(pool, _elements_in_worker, item, config)
                 except BrokenExecutor as exc:  # a worker died (killed, out of memory): stop, reject nothing
-                    raise FatalProviderError(f"a step 1 worker process died ({exc}); finished inputs are kept,"
+                    raise FatalError(f"a step 1 worker process died ({exc}); finished inputs are kept,"
                                              " run the same command to go on") from None
             loaded = prepare(item, provider.needs_regions, provider.name)
             elements = await provider.elements(loaded, _context(config, "elements", item.image_id))

@@ -14,30 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from prist_builder.errors import Deferred, FatalError
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MAX_TURNS, MIN_TARGETS, MIN_TURNS
 from prist_builder.sources import LoadedImage
 
 
-class FatalProviderError(RuntimeError):
-    """The provider cannot go on at all (bad API key, no quota): the run stops cleanly."""
-
-
 class UnsupportedSettingError(ValueError):
     """The provider cannot honour a build setting (e.g. turn bounds it never writes)."""
-
-
-class Deferred(Exception):
-    """The input cannot finish now (a batch answer not in yet, a server that kept failing):
-    it is not journalled, so the next run of the same command does it.
-
-    Attributes:
-        reason: why, in one line.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -45,13 +29,11 @@ class StepContext:
     """Per-input settings handed to a provider.
 
     Attributes:
-        seed: the run's seed.
         rng: a generator seeded from ``(seed, step, input id)`` only, so that an input's
             output does not depend on which other inputs ran before it (resume-safe).
         min_turns, max_turns: dialogue length bounds in turns (Table 2).
     """
 
-    seed: int
     rng: random.Random
     min_turns: int = MIN_TURNS
     max_turns: int = MAX_TURNS
@@ -59,7 +41,7 @@ class StepContext:
     @classmethod
     def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> "StepContext":
         """Context whose ``rng`` depends on ``seed``, ``step`` and ``key`` alone."""
-        return cls(seed=seed, rng=random.Random(f"{seed}/{step}/{key}"), **bounds)
+        return cls(rng=random.Random(f"{seed}/{step}/{key}"), **bounds)
 
     def validation(self) -> dict[str, Any]:
         """The pydantic validation context that carries the bounds to the record validators."""
@@ -124,13 +106,14 @@ class Provider(ABC):
             UnsupportedSettingError: with a one-line reason naming the option.
         """
 
-    async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one step. ``run_pass`` processes every pending input once and returns its report.
+    async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> list[Any]:
+        """Run one step. ``run_pass`` processes every pending input once and returns its
+        report; ``drive`` returns the reports of the passes it ran, in order.
 
         The default runs one pass. A provider that gathers work first (the Batch API) runs
         several passes, sending what a pass deferred between them.
         """
-        return await run_pass()
+        return [await run_pass()]
 
     def drain_request_log(self) -> list[dict[str, Any]]:
         """Per-request accounting entries since the last call (tokens, USD); none by default."""

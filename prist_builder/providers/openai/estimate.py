@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from prist_builder.providers.openai.images import image_tokens
-from prist_builder.providers.openai.pricing import BATCH_DISCOUNT, cost_usd
+from prist_builder.llm.images import image_tokens
+from prist_builder.llm.pricing import BATCH_DISCOUNT, cost_usd
 from prist_builder.sources import SourceItem
 
 TYPICAL_COMPLETION = {"elements": 700, "tree": 1200, "dialogues": 1800}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prist_builder.providers.base import Deferred
+from prist_builder.errors import Deferred
 
 
 class Asker(Protocol):

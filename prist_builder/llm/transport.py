@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit
@@ -19,11 +18,12 @@ import httpx2
 import openai
 import tenacity
 
-from prist_builder.providers.base import FatalProviderError
-from prist_builder.providers.openai import retry
-from prist_builder.providers.openai.cache import ResponseCache
-from prist_builder.providers.openai.limiter import AdaptiveConcurrency, RateLimiter
-from prist_builder.providers.openai.pricing import PRICES_PER_MILLION, Usage, cost_usd
+from prist_builder.errors import FatalError
+from prist_builder.llm import retry
+from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
+from prist_builder.llm.pricing import PRICES_PER_MILLION, Usage, cost_usd
+from prist_builder.llm.settings import KEY_ENV, OPENAI_HOST, LLMSettings
 
 CHAT_PATH = "/chat/completions"
 """Chat completions route, relative to the base URL. Posted through the client's low-level
@@ -34,12 +34,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-OPENAI_HOST = "api.openai.com"
-KEY_ENV = "OPENAI_API_KEY"
-BASE_URL_ENV = "OPENAI_BASE_URL"
-NO_KEY = "none"
-"""Sent as the key to a non-OpenAI server when none is configured (local servers ignore it)."""
 BATCH_ENDPOINT = "/v1/chat/completions"
 BATCH_WINDOW = "24h"
 SPARE_CONNECTIONS = 8
@@ -54,10 +48,10 @@ class TransportGaveUp(RuntimeError):
     """Retries ran out (attempts or total wait) on rate limits or transient failures."""
 
 
-class RequestRejected(FatalProviderError):
+class RequestRejected(FatalError):
     """The server refused one request for good (400/404/422...): ``status`` and ``code`` tell why.
 
-    A subclass of :class:`FatalProviderError`, so by default it stops the run; a provider
+    A subclass of :class:`FatalError`, so by default it stops the run; a provider
     that knows a rejection is specific to one input (say an image the API refuses) may
     catch it and reject just that input.
     """
@@ -70,11 +64,13 @@ class RequestRejected(FatalProviderError):
 class Transport:
     """Sends chat completions, file and batch calls with caching, pacing and retries.
 
+    Build it with :meth:`from_settings`; the constructor takes resolved values.
+
     Args:
-        base_url: server root (``.../v1``); None reads ``OPENAI_BASE_URL``, else api.openai.com.
-        api_key: None reads ``OPENAI_API_KEY``. With no key, api.openai.com calls raise
-            :class:`FatalProviderError` at the first real request (cache hits and dry runs
-            need none); other servers get the placeholder ``"none"``.
+        base_url: server root (``.../v1``).
+        api_key: the key; ``None`` makes the first real request raise :class:`FatalError`
+            (cache hits and dry runs need none).
+        organization: OpenAI organization id sent with every request, if any.
         concurrency: most chat requests in flight (adapts down on 429s, see
             :class:`AdaptiveConcurrency`).
         rpm, tpm: client-side requests/min and tokens/min budgets; None = unlimited.
@@ -86,17 +82,17 @@ class Transport:
     """
 
     def __init__(
-        self, base_url: str | None, api_key: str | None, *, concurrency: int = 8, rpm: int | None = None,
+        self, base_url: str, api_key: str | None, *, organization: str | None = None, concurrency: int = 8, rpm: int | None = None,
         tpm: int | None = None, timeout_s: float = 120.0, max_attempts: int = 6, max_wait_s: float = 600.0,
         cache: ResponseCache | None = None, prices: dict[str, tuple[float, float]] | None = None,
         backoff_base_s: float = retry.BACKOFF_BASE_S, backoff_cap_s: float = retry.BACKOFF_CAP_S,
         jitter: retry.Jitter = "full",
     ) -> None:
-        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self.is_openai = urlsplit(self.base_url).hostname == OPENAI_HOST
-        key = api_key if api_key is not None else os.environ.get(KEY_ENV)
-        self._api_key = key or (None if self.is_openai else NO_KEY)
-        self._secrets = [s for s in (key, api_key) if s]
+        self._api_key = api_key
+        self._organization = organization
+        self._secrets = [api_key] if api_key else []
         self.timeout_s, self.max_attempts, self.max_wait_s = timeout_s, max_attempts, max_wait_s
         self.cache = cache
         self.prices = prices if prices is not None else dict(PRICES_PER_MILLION)
@@ -113,6 +109,19 @@ class Transport:
         self._resume_at = 0.0  # monotonic time before which no attempt starts (server asked us to wait)
         self._unpriced: set[str] = set()
 
+    @classmethod
+    def from_settings(cls, settings: LLMSettings, cache: ResponseCache | None = None,
+                      prices: dict[str, tuple[float, float]] | None = None, **tuning: Any) -> "Transport":
+        """A transport configured by ``settings`` (environment variables resolved there).
+
+        ``tuning`` passes test-only knobs (``max_wait_s``, backoff shape)."""
+        transport = cls(settings.resolved_base_url(), settings.resolved_api_key(),
+                        organization=settings.resolved_organization(), concurrency=settings.concurrency,
+                        rpm=settings.rpm, tpm=settings.tpm, timeout_s=settings.timeout_s,
+                        max_attempts=settings.max_attempts, cache=cache, prices=prices, **tuning)
+        transport._secrets = sorted(set(transport._secrets + settings.secrets()))
+        return transport
+
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, concurrency={self.concurrency.maximum})"
 
@@ -128,7 +137,7 @@ class Transport:
         only; ``estimated_tokens`` is spent from the tpm budget per attempt.
 
         Raises:
-            FatalProviderError: no API key, or the server refused the key, quota or access.
+            FatalError: no API key, or the server refused the key, quota or access.
             RequestRejected: the server refused this request (400/404/422...).
             TransportGaveUp: rate limits or transient failures outlasted the retry budget.
         """
@@ -276,17 +285,17 @@ class Transport:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _fatal(self, exc: openai.APIStatusError) -> FatalProviderError:
+    def _fatal(self, exc: openai.APIStatusError) -> FatalError:
         """A clear, key-free error for a response that retrying cannot fix."""
         status, code = exc.status_code, retry.error_code(exc)
         server = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
         label = f"{status} {code}" if code else str(status)
         if status == retry.RATE_LIMIT_STATUS:
-            return FatalProviderError(f"the account has no quota left ({label})")
+            return FatalError(f"the account has no quota left ({label})")
         if status == 401:
-            return FatalProviderError(self._scrub(f"{server} rejected the API key ({label})"))
+            return FatalError(self._scrub(f"{server} rejected the API key ({label})"))
         if status == 403:
-            return FatalProviderError(self._scrub(f"{server} denied access ({label}): {retry.server_message(exc)}"))
+            return FatalError(self._scrub(f"{server} denied access ({label}): {retry.server_message(exc)}"))
         message = self._scrub(f"{server} rejected the request ({label}): {retry.server_message(exc)}")
         return RequestRejected(message, status, code)
 
@@ -302,10 +311,10 @@ class Transport:
         pools of 16 at the same concurrency.
 
         Raises:
-            FatalProviderError: api.openai.com and no API key.
+            FatalError: api.openai.com and no API key.
         """
         if self._api_key is None:
-            raise FatalProviderError(f"no API key: set {KEY_ENV} or pass --api-key")
+            raise FatalError(f"no API key: set {KEY_ENV} or pass --api-key")
         loop = asyncio.get_running_loop()
         if not self._clients or self._client_loop is not loop:
             shards = max(1, math.ceil(self.concurrency.maximum / CONNECTIONS_PER_CLIENT))
@@ -316,6 +325,7 @@ class Transport:
                                        max_keepalive_connections=per_client)
                 http = openai.DefaultAsyncHttpxClient(limits=limits)
                 self._clients.append(openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
+                                                        organization=self._organization,
                                                         timeout=self.timeout_s, http_client=http))
             self._client_loop = loop
         self._next_client = (self._next_client + 1) % len(self._clients)

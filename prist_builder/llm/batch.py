@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prist_builder.providers.openai.transport import BATCH_ENDPOINT
+from prist_builder.llm.transport import BATCH_ENDPOINT
 
 
 REFUSED_STATUSES = frozenset({400, 413, 422})
