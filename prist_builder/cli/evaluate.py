@@ -131,7 +131,7 @@ def register_evaluate(app: typer.Typer) -> None:
         target = out or Path("evaluation") / results.name
         opts = OpenAIOpts.from_kwargs(openai)
         if judge or opts.dry_run:
-            if not _judge(results, matched, opts, repeats, judge_limit):
+            if not _judge(results, matched, opts, repeats, judge_limit, include_final_turn, target):
                 return  # a dry run: the estimate is printed, nothing scored or written
         summary = results.summary()
         written = write_outputs(target, summary, results.per_sample)
@@ -142,6 +142,57 @@ def register_evaluate(app: typer.Typer) -> None:
 
 
 
-def _judge(results: Any, matched: Any, opts: OpenAIOpts, repeats: int, limit: int | None) -> bool:
-    """Run the LLM judge into ``results``; ``False`` after a dry run (estimate printed only)."""
-    raise fail("the LLM judge is not available yet", 2)
+def _judge(results: Any, matched: list[Any], opts: OpenAIOpts, repeats: int, limit: int | None,
+           include_final: bool, out: Path) -> bool:
+    """Run the LLM judge into ``results``; ``False`` after a dry run (estimate printed only).
+
+    Raises:
+        typer.Exit: bad options (2), or the judge cannot go on (bad key, unknown model: 1).
+    """
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from prist_builder.errors import FatalError
+    from prist_builder.evaluate import judge
+    from prist_builder.evaluate.predictions import Problems
+    from prist_builder.llm.client import LLMClient
+    from prist_builder.llm.settings import LLMSettings
+
+    values = {k: v for k, v in opts.values.items() if k in LLMSettings.model_fields}
+    try:
+        settings = LLMSettings.model_validate({**values, **({"api_key": opts.api_key} if opts.api_key else {})})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"--{'.'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}", 2)
+    chosen = matched[:limit] if limit else matched
+    if opts.dry_run:
+        plan = judge.estimate(chosen, repeats, include_final, settings)
+        money = "unknown model" if plan.usd is None else f"${plan.usd:.4f} online, ${plan.usd_batch:.4f} batch"
+        console.print(f"dry run: {plan.requests:,} judge requests ({len(chosen)} samples x 2 sides x {repeats} repeats),"
+                      f" about {plan.prompt_tokens:,} prompt + at most {plan.completion_tokens:,} completion tokens,"
+                      f" {money}, model {settings.model}; nothing sent (cached answers cost nothing)", highlight=False)
+        return False
+    problems = Problems()
+    out.mkdir(parents=True, exist_ok=True)
+
+    async def go() -> tuple[judge.JudgeRun, dict[str, Any]]:
+        client = LLMClient(settings)
+        client.batch_progress = lambda status, done, total: console.print(
+            f"judge batch {status}: {done}/{total} requests", highlight=False)
+        try:
+            run = await judge.run_judge(client, chosen, repeats, include_final, out, problems)
+        finally:
+            await client.aclose()
+        return run, client.usage()
+
+    try:
+        run, usage = asyncio.run(go())
+    except FatalError as exc:
+        raise fail(f"judge: {exc}")
+    except KeyboardInterrupt:
+        raise fail("interrupted; judge answers received so far are cached: run the same command to resume", 130)
+    table, per_sample = judge.aggregate(run, [m.reference.sample_id for m in chosen], repeats)
+    judge.attach(results, table, per_sample, problems,
+                 {"judge_model": settings.model, "prompt_version": judge.prompt_version(), "usage": usage})
+    return True

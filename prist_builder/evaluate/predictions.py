@@ -15,6 +15,8 @@ results; the sample is still scored where that makes sense:
 - ``short_responses``: fewer responses than reference assistant messages (missing ones score
   as empty text); ``extra_responses``: more (the extra ones are ignored).
 - ``reference_without_mask``: the reference has no target mask: left out of segmentation.
+- ``judge_failed``, ``judge_pending``: judge requests refused or invalid after re-asks, or not
+  answered yet (:mod:`.judge`); that repeat is left out of the sample's judge means.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from prist_builder.records.prediction import Prediction
 from prist_builder.records.rle import RLE
 
 PROBLEM_KINDS = ("bad_line", "unknown_sample", "duplicate", "missing", "wrong_size", "unparsed_box", "no_detected",
-                 "short_responses", "extra_responses", "reference_without_mask")
+                 "short_responses", "extra_responses", "reference_without_mask", "judge_failed", "judge_pending")
 """Every kind of problem the scorer counts, in report order."""
 MAX_EXAMPLES = 5
 """Examples kept per problem kind for the report."""
