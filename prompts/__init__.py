@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
-PROMPTS_DIR = Path(__file__).parent
-STEPS = ("elements", "tree", "dialogues", "judge")
 _FRONT = re.compile(r"^---\n(?P<meta>.*?)\n---\n", re.DOTALL)
 _SECTION = re.compile(r"^## (system|user)\s*$", re.MULTILINE)
 
@@ -47,14 +46,19 @@ class Template:
         return self.system.format_map(fields), self.user.format_map(fields)
 
 
+def _packaged() -> Traversable:
+    """The folder of the packaged templates (read through :mod:`importlib.resources`)."""
+    return resources.files(__name__)
+
+
 @lru_cache(maxsize=None)
-def load(name: str, folder: Path = PROMPTS_DIR) -> Template:
-    """Read ``folder/<name>.md``.
+def load(name: str, folder: Traversable | None = None) -> Template:
+    """Read the template ``<name>.md`` from the package (or from ``folder``).
 
     Raises:
         PromptError: missing file, front matter without ``version``, or a missing section.
     """
-    path = folder / f"{name}.md"
+    path = (folder or _packaged()) / f"{name}.md"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -181,7 +181,7 @@ def test_sigkill_during_an_online_build_resends_at_most_the_concurrency(tmp_path
     assert 0 <= sent - unique <= concurrency, (before, sent, unique)
     for name in ("elements.jsonl", "trees.jsonl", "dialogues.jsonl"):  # none lost, none duplicated
         assert (run / name).read_bytes() == (reference / name).read_bytes()
-    assert not (run / "rejects.jsonl").exists() and not (reference / "rejects.jsonl").exists()
+    assert (run / "rejects.jsonl").read_bytes() == (reference / "rejects.jsonl").read_bytes() == b""
     check_run(run)
 
 
@@ -219,7 +219,7 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_p
             with pytest.raises(KeyboardInterrupt):
                 asyncio.run(build(run, config, ("elements",), provider=provider()))
         submitted = [e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted"]
-        assert len(submitted) == 1 and not (run / "elements.jsonl").exists()
+        assert len(submitted) == 1 and (run / "elements.jsonl").read_bytes() == b""
         asyncio.run(build(run, config, ("elements",), provider=provider()))
         assert server.request_count("chat") == 0
     events = read_jsonl(run / "batches.jsonl")
@@ -259,7 +259,7 @@ def test_a_server_that_keeps_failing_leaves_the_input_for_the_next_run(inputs: P
         first = run_cli(*openai_args(server, run, inputs, "--max-attempts", "2"))
         assert first.exit_code == 1 and "could not finish yet" in first.output
         assert "img_0003" not in {r["image_id"] for r in read_jsonl(run / "elements.jsonl")}
-        assert not (run / "rejects.jsonl").exists()  # not rejected: simply not finished
+        assert (run / "rejects.jsonl").read_bytes() == b""  # not rejected: simply not finished
         again = run_cli(*openai_args(server, run, inputs, "--max-attempts", "2"))
         assert again.exit_code == 0, again.output
     assert len(check_run(run)["elements"]) == 6

@@ -157,10 +157,10 @@ def status_error(status: int, headers: dict[str, str], error: dict[str, Any] | N
 def test_transient_failures_are_retried(server: FakeOpenAIServer, faults: list[FaultRule], options: dict) -> None:
     for rule in faults:
         server.add_fault(rule)
-    tx, started = transport(server, **options), time.perf_counter()
+    tx = transport(server, **options)
     assert chat_once(tx)["choices"][0]["message"]["content"] == "Echo: hello"
     attempts = sum(rule.times for rule in faults) + 1
-    assert server.request_count("chat") == tx.usage.requests == attempts and time.perf_counter() - started < 0.9
+    assert server.request_count("chat") == tx.usage.requests == attempts
     assert (tx.usage.retries, tx.usage.rate_limited) == (attempts - 1, 0)
 
 
@@ -207,9 +207,9 @@ def test_missing_key_fails_only_when_a_request_is_needed(tmp_path: Path, monkeyp
 
 def test_burst_of_rate_limits_under_concurrency_all_succeeds(server: FakeOpenAIServer) -> None:
     server.add_fault(FaultRule("rate_limit", times=12, retry_after=0.05))
-    tx, started = transport(server, concurrency=8), time.perf_counter()
+    tx = transport(server, concurrency=8)
     results = run_chats(tx, [body(f"q{i}") for i in range(24)])
-    assert all(not isinstance(r, BaseException) for r in results) and time.perf_counter() - started < 5
+    assert all(not isinstance(r, BaseException) for r in results)
     assert tx.usage.rate_limited == 12 and server.request_count("chat") == 36 and tx.concurrency.current < 8
 
 
@@ -239,19 +239,31 @@ def test_adaptive_concurrency_halves_on_429_and_grows_back() -> None:
     assert (max(peaks), len(peaks), cap.in_flight) == (2, 10, 0)
 
 
-def test_rate_limiter_paces_requests_and_tokens() -> None:
+def test_rate_limiter_paces_requests_and_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paced on a virtual clock: ``asyncio.sleep`` in the limiter advances it (no wall time)."""
+    now = [0.0]
+
+    async def virtual_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr("prist_builder.llm.limiter.asyncio.sleep", virtual_sleep)
+
     async def times(limiter: RateLimiter, sizes: list[int]) -> list[float]:
-        started, stamps = time.perf_counter(), []
+        stamps = []
         for size in sizes:
             await limiter.acquire(size)
-            stamps.append(time.perf_counter() - started)
+            stamps.append(now[0])
         return stamps
 
-    by_requests = asyncio.run(times(RateLimiter(rpm=1200, tpm=None), [1] * 32))  # 20/s, a burst of 20
-    assert by_requests[19] < 0.1 and by_requests[31] >= 0.55
-    by_tokens = asyncio.run(times(RateLimiter(rpm=None, tpm=6000), [10_000, 50]))  # 100/s, a bucket of 6000
-    assert by_tokens[0] < 0.05 and by_tokens[1] >= 0.45  # more than the bucket: goes once it is full
-    assert asyncio.run(times(RateLimiter(None, None), [10**9] * 100))[-1] < 0.05
+    clock = lambda: now[0]  # noqa: E731
+    by_requests = asyncio.run(times(RateLimiter(rpm=1200, tpm=None, clock=clock), [1] * 32))  # 20/s, a burst of 20
+    assert by_requests[19] == 0.0 and by_requests[31] == pytest.approx(0.6)
+    now[0] = 0.0
+    by_tokens = asyncio.run(times(RateLimiter(rpm=None, tpm=6000, clock=clock), [10_000, 50]))  # 100/s, bucket 6000
+    assert by_tokens[0] == 0.0 and by_tokens[1] >= 0.5  # more than the bucket: goes once it is full
+    now[0] = 0.0
+    assert asyncio.run(times(RateLimiter(None, None, clock=clock), [10**9] * 100))[-1] == 0.0
+
 
 
 def test_usage_cost_and_prices(server: FakeOpenAIServer, tmp_path: Path) -> None:

@@ -62,7 +62,6 @@ class BatchDriver:
         self.state = Path(run) / STATE_FILE
         self.poll_s = poll_s
         self.progress = progress
-        self.results: list[BatchResult] = []
 
     # -- state -----------------------------------------------------------------------
     def _record(self, entry: dict[str, Any]) -> None:
@@ -116,7 +115,6 @@ class BatchDriver:
         self._record({"event": "joined", "batch_id": batch_id, "status": result.status, "answered": result.answered,
                       "failed": result.failed, "expired": result.expired, "refused": result.refused,
                       "at": time.time()})
-        self.results.append(result)
         return result
 
     def _read_results(self, data: bytes, result: BatchResult) -> None:

@@ -42,6 +42,8 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
     "trees": TreeRecord,
     "dialogues": DialogueRecord,
 }
+CONTRACT_FILES: tuple[str, ...] = (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE)
+"""Data files of a run folder, created (empty) when a run is opened for writing."""
 FSYNC_INTERVAL_S = 1.0
 """Most seconds between two fsyncs of the run files when fsync is on."""
 
@@ -111,6 +113,8 @@ class RunStore:
         self._fds: dict[str, int] = {}
         self.journal: dict[str, dict[str, JournalEntry]] = {}
         self._recover()
+        for name in CONTRACT_FILES:  # every file the README names exists, even when empty
+            self._fd(name)
 
     # -- recovery --------------------------------------------------------------------
     def _recover(self) -> None:
@@ -121,7 +125,7 @@ class RunStore:
         is cut at its first line that fails, and each data file at the largest size the
         remaining lines name.
         """
-        actual = {name: self._size(name) for name in (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE)}
+        actual = {name: self._size(name) for name in CONTRACT_FILES}
         committed: dict[str, int] = {}
         for step in STEPS:
             path = self._journal_path(step)
