@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from prist_builder import prompts
 from prist_builder.errors import Deferred
 from prist_builder.evaluate.predictions import Matched, Problems
@@ -36,7 +38,6 @@ from prist_builder.llm.client import (
 )
 from prist_builder.llm.pricing import cost_usd, load_prices
 from prist_builder.llm.settings import LLMSettings
-from prist_builder.providers.openai.answers import JudgeAnswer
 
 DIMENSIONS = (("PR", "progression"), ("LC", "logical_coherence"), ("CC", "content_consistency"),
               ("TR", "target_relevance"))
@@ -51,6 +52,26 @@ PERCENT = 100.0
 ROLE_NAMES = {"user": "User", "assistant": "Assistant"}
 Side = Literal["model", "human"]
 SIDES: tuple[Side, ...] = ("model", "human")
+
+
+class JudgeAnswer(BaseModel):
+    """What the judge returns for one conversation (strict JSON; Figure 8's dimensions).
+
+    Attributes:
+        progression, logical_coherence, content_consistency, target_relevance: scores on 0-5
+            (PR, LC, CC, TR of Table 4; the range is checked by :func:`accept`).
+        total: the judge's sum of the four (not used: the scorer averages the four itself).
+        summary: one sentence on strengths and weaknesses.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    progression: float
+    logical_coherence: float
+    content_consistency: float
+    target_relevance: float
+    total: float
+    summary: str
 
 
 def judged_turns(item: Matched, side: Side, include_final: bool) -> list[tuple[str, str]]:
