@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from prist_builder.annotation.masks import area
 from pycocotools import mask as coco_mask
 
+from prist_builder.annotation.masks import area
 from prist_builder.evaluate.references import Reference
 from prist_builder.evaluate.scoring import ScoringOptions, evaluate
 from prist_builder.evaluate.segmentation import AREA_CHUNK, by_granularity, count_pairs, summarize

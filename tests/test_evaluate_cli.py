@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import read_jsonl, run_cli
-from prist_builder.annotation.masks import encode
 
+from prist_builder.annotation.masks import encode
 from prist_builder.evaluate.predictions import PROBLEM_KINDS
 from prist_builder.evaluate.references import ReferenceError, load_references
 from prist_builder.testing.synthetic import write_synthetic

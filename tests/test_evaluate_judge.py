@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import run_cli
-from prist_builder.annotation.masks import encode
 
+from prist_builder.annotation.masks import encode
 from prist_builder.testing import FakeOpenAIServer
 
 H, W = 16, 16
@@ -111,7 +111,7 @@ def test_five_repeats_averages_and_win_rate(dataset: tuple[Path, Path], tmp_path
         assert rows["s0"]["judge_model"]["PR"] == pytest.approx(3.0)
         table4 = (tmp_path / "out" / "table4.md").read_text()
         assert "| Human |" in table4 and "Win Rate(%)" in table4 and "50.0" in table4
-        assert "Table 4" in result.output
+        assert "Table 3" in result.output and "Table 4" in result.output  # both tables printed
         for path in (tmp_path / "out").iterdir():  # the key reaches no file
             assert "sk-test-judge" not in path.read_text(errors="ignore")
         # a second run answers from the cache: nothing is sent again

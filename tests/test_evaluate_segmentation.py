@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from prist_builder.annotation.masks import area, decode, encode
 
+from prist_builder.annotation.masks import area, decode, encode
 from prist_builder.evaluate.boxes import box_mask, parse_box, to_pixels
 from prist_builder.evaluate.references import Reference
 from prist_builder.evaluate.segmentation import by_granularity, count_pairs, summarize

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import fixtures_dir
-from prist_builder.annotation.masks import encode
 
+from prist_builder.annotation.masks import encode
 from prist_builder.evaluate import text
 from prist_builder.evaluate.predictions import Problems, match
 from prist_builder.evaluate.references import Reference
@@ -140,3 +141,14 @@ def test_official_split_against_shuffled_answers_scores_low() -> None:
     assert results.response["BLEU-4"] < 10
     assert results.response["ROUGE-L"] < 30
     assert results.response.get("METEOR", results.response.get(text.METEOR_EXACT_STEM)) < 30
+
+
+def test_bertscore_only_from_a_local_model(tmp_path: Path) -> None:
+    import importlib.util
+
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        text.bert_scores(["a cat"], ["a cat"], tmp_path / "absent")
+    assert "BERTScore" not in text.score_texts(HYPS, REFS, None).overall  # not asked: not computed
+    if importlib.util.find_spec("bert_score") is None:
+        with pytest.raises(ImportError, match="pip install bert-score"):
+            text.bert_scores(["a cat"], ["a cat"], tmp_path)

@@ -173,8 +173,12 @@ def bert_scores(hypotheses: Sequence[str], references: Sequence[str], model_path
     """
     if not Path(model_path).exists():
         raise FileNotFoundError(f"{model_path}: no such BERTScore model folder (it is never downloaded)")
-    import bert_score
-    from transformers import AutoConfig
+    try:
+        import bert_score
+        from transformers import AutoConfig
+    except ImportError as exc:
+        raise ImportError(f"BERTScore needs the bert-score and transformers packages ({exc.name} is missing):"
+                          " pip install bert-score transformers") from None
 
     layers = AutoConfig.from_pretrained(str(model_path), local_files_only=True).num_hidden_layers
     _, _, f1 = bert_score.score(list(hypotheses), list(references), model_type=str(model_path), num_layers=layers)
