@@ -6,7 +6,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRIST  := $(VENV)/bin/prist
 
-.PHONY: demo test bench clean
+LINT   := build/lint
+
+.PHONY: demo test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +22,20 @@ $(VENV)/.stamp-%: pyproject.toml | $(PY)
 demo: $(VENV)/.stamp-demo
 	$(PRIST) demo --out demo_output
 
-test: $(VENV)/.stamp-dev
-	$(PY) -m pytest -q -p no:cacheprovider
+# ruff, then the import-layer contracts on the built wheel (the root folders annotation/,
+# prompts/ and model/ only become prist_builder.* once installed), then the tests.
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	rm -rf $(LINT) && $(PY) -m pip wheel -q --no-deps -w $(LINT)/wheel .
+	$(PY) -m pip install -q --no-deps --no-compile --target $(LINT)/site $(LINT)/wheel/*.whl
+	cd $(LINT)/site && $(CURDIR)/$(VENV)/bin/lint-imports $(CURDIR)/pyproject.toml
+
+test: lint
+	PRIST_WHEEL="$$(ls $(CURDIR)/$(LINT)/wheel/*.whl)" $(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf demo_output .pytest_cache
+	rm -rf demo_output .pytest_cache build

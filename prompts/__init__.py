@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -51,7 +51,7 @@ def _packaged() -> Traversable:
     return resources.files(__name__)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str, folder: Traversable | None = None) -> Template:
     """Read the template ``<name>.md`` from the package (or from ``folder``).
 
@@ -68,7 +68,7 @@ def load(name: str, folder: Traversable | None = None) -> Template:
     version = meta.get("version", "").strip()
     if not version:
         raise PromptError(f"{path}: front matter needs a 'version:' line")
-    body = text[front.end():] if front else text
+    body = text[front.end() :] if front else text
     parts = _SECTION.split(body)
     sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
     for section in ("system", "user"):

@@ -7,13 +7,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import check_run, read_jsonl, run_cli
 
 
 def _labelme(folder: Path, name: str, shapes: list[dict], image: str | None = None, size=(240, 320)) -> Path:
-    doc = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": image or f"{name}.png",
-           "imageData": None, "imageHeight": size[0], "imageWidth": size[1]}
+    doc = {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image or f"{name}.png",
+        "imageData": None,
+        "imageHeight": size[0],
+        "imageWidth": size[1],
+    }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
@@ -66,7 +72,10 @@ def test_each_bad_input_is_rejected_and_the_rest_is_built(mixed: Path, tmp_path:
     expected = {
         "z_corrupt": ("z_corrupt.png: unreadable image", "elements"),
         "z_badjson": ("z_badjson.json: not valid JSON", "elements"),
-        "z_outside/shapes[2]": ("z_outside.json: shapes[2] ('ghost'): the polygon lies entirely outside the 320x240 image", "elements"),
+        "z_outside/shapes[2]": (
+            "z_outside.json: shapes[2] ('ghost'): the polygon lies entirely outside the 320x240 image",
+            "elements",
+        ),
         "z_zero/shapes[2]": ("z_zero.json: shapes[2] ('flat'): zero-area polygon", "elements"),
         "z_single": ("z_single.json: 1 usable region(s); an image needs at least 2", "elements"),
         "z_missing": ("z_missing.json: imagePath 'nowhere.png' is not found", "elements"),
@@ -98,10 +107,14 @@ def test_duplicate_image_ids_are_rejected(synthetic: Path, tmp_path: Path) -> No
 
 
 def _coco_for(images: Path, tmp_path: Path) -> Path:
-    coco = {"images": [{"id": 1, "file_name": "same.png", "height": 240, "width": 320}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[10, 10, 60, 10, 60, 60]]},
-                            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[100, 100, 200, 100, 200, 180]]}],
-            "categories": [{"id": 1, "name": "cup"}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "same.png", "height": 240, "width": 320}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[10, 10, 60, 10, 60, 60]]},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[100, 100, 200, 100, 200, 180]]},
+        ],
+        "categories": [{"id": 1, "name": "cup"}],
+    }
     path = tmp_path / "coco.json"
     path.write_text(json.dumps(coco))
     return path

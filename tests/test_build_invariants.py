@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from prist_builder.annotation.masks import decode
 from prist_builder.pipeline.build import MIN_INPUTS_FOR_POOL
 from prist_builder.stats import COARSE_ABOVE, FINE_BELOW, STANDARD_SIDE, granularity
 from prist_builder.testing.synthetic import write_synthetic
-from conftest import run_cli
 
 STEP_FILES = ("elements.jsonl", "trees.jsonl", "dialogues.jsonl", "rejects.jsonl")
 
@@ -43,9 +43,19 @@ def test_exif_rotated_photo_is_annotated_in_its_display_frame(tmp_path: Path) ->
         {"label": "top", "points": [[2, 2], [40, 2], [40, 30]], "shape_type": "polygon", "group_id": None, "flags": {}},
         {"label": "bottom", "points": [[4, 50], [44, 76]], "shape_type": "rectangle", "group_id": None, "flags": {}},
     ]
-    (tmp_path / "rot.json").write_text(json.dumps({
-        "version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": "rot.jpg", "imageData": None,
-        "imageHeight": stored_w, "imageWidth": stored_h}))
+    (tmp_path / "rot.json").write_text(
+        json.dumps(
+            {
+                "version": "5.4.1",
+                "flags": {},
+                "shapes": shapes,
+                "imagePath": "rot.jpg",
+                "imageData": None,
+                "imageHeight": stored_w,
+                "imageWidth": stored_h,
+            }
+        )
+    )
     run = tmp_path / "run"
     result = run_cli("build", "elements", "--labelme", tmp_path, "--run", run)
     assert result.exit_code == 0, result.output

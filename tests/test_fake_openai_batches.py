@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from typing import Any
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletion
-
-from prist_builder.testing import BatchFaultRule, FakeOpenAIServer
 from test_fake_openai import MODEL, ask
 
-
-
+from prist_builder.testing import BatchFaultRule, FakeOpenAIServer
 
 # ---- files and batches -----------------------------------------------------------------------
 
@@ -37,8 +33,12 @@ def test_file_upload_and_download(server: FakeOpenAIServer, client: openai.OpenA
 
 def batch_file(custom_ids: list[str]) -> bytes:
     lines = [
-        {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": MODEL, "messages": [{"role": "user", "content": f"text of {cid}"}]}}
+        {
+            "custom_id": cid,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": MODEL, "messages": [{"role": "user", "content": f"text of {cid}"}]},
+        }
         for cid in custom_ids
     ]
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
@@ -51,15 +51,18 @@ def read_jsonl(client: openai.OpenAI, file_id: str | None) -> dict[str, dict[str
 
 
 def test_batch_round_trip_with_failed_and_expired_lines() -> None:
-    with FakeOpenAIServer(batch_polls_until_done=2) as fake, openai.OpenAI(
-        base_url=fake.base_url, api_key="sk-test", max_retries=0
-    ) as sync_client:
+    with (
+        FakeOpenAIServer(batch_polls_until_done=2) as fake,
+        openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0) as sync_client,
+    ):
         fake.add_fault(BatchFaultRule("fail", match="req-2"))
         fake.add_fault(BatchFaultRule("expire", match="req-3"))
         ids = ["req-1", "req-2", "req-3", "req-4"]
         input_file = sync_client.files.create(file=("in.jsonl", batch_file(ids)), purpose="batch")
         batch = sync_client.batches.create(
-            input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h",
+            input_file_id=input_file.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
             metadata={"job": "test"},
         )
         assert (batch.status, batch.metadata) == ("validating", {"job": "test"})
@@ -127,9 +130,13 @@ def test_requests_are_served_concurrently() -> None:
 
     async def run(base_url: str) -> list[str]:
         async with openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0, timeout=30) as aclient:
+
             async def one(i: int) -> str:
-                answer = await aclient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": str(i)}])
+                answer = await aclient.chat.completions.create(
+                    model=MODEL, messages=[{"role": "user", "content": str(i)}]
+                )
                 return answer.choices[0].message.content or ""
+
             return await asyncio.gather(*(one(i) for i in range(parties)))
 
     with FakeOpenAIServer(responder=responder) as fake:

@@ -29,8 +29,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
     return next(out.glob("prist-*.whl"))
 
 
@@ -46,8 +49,12 @@ def test_wheel_top_level_names_are_only_the_project(wheel: Path) -> None:
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    roots = {"prist_builder": REPO / "prist_builder", "prist_builder.annotation": REPO / "annotation",
-             "prist_builder.prompts": REPO / "prompts", "prist_builder.model": REPO / "model"}
+    roots = {
+        "prist_builder": REPO / "prist_builder",
+        "prist_builder.annotation": REPO / "annotation",
+        "prist_builder.prompts": REPO / "prompts",
+        "prist_builder.model": REPO / "model",
+    }
     found = set()
     for name, root in roots.items():
         for init in root.rglob("__init__.py"):
@@ -60,10 +67,19 @@ def test_installed_wheel_builds_with_openai_beside_shadowing_modules(wheel: Path
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site),
-                    str(wheel)], check=True, capture_output=True)
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     # the dependencies come from the test environment's site-packages (not its editable prist)
     (site / "_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     work = tmp_path / "user"
@@ -74,14 +90,37 @@ def test_installed_wheel_builds_with_openai_beside_shadowing_modules(wheel: Path
     write_synthetic(labelme, 1)
     with FakeOpenAIServer(responder=prist_responder) as server:
         result = subprocess.run(
-            [str(python), "-m", "prist_builder", "build", "all", "--provider", "openai", "--labelme", str(labelme),
-             "--run", str(work / "run"), "--base-url", server.base_url,
-             "--cache-dir", str(tmp_path / "cache")],
-            cwd=work, capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "sk-test", "COLUMNS": "120"},
-            timeout=120)
+            [
+                str(python),
+                "-m",
+                "prist_builder",
+                "build",
+                "all",
+                "--provider",
+                "openai",
+                "--labelme",
+                str(labelme),
+                "--run",
+                str(work / "run"),
+                "--base-url",
+                server.base_url,
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OPENAI_API_KEY": "sk-test", "COLUMNS": "120"},
+            timeout=120,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
-    located = subprocess.run([str(python), "-c", "import prist_builder.prompts as p; print(p.__file__)"], cwd=work,
-                             capture_output=True, text=True, check=True).stdout
+    located = subprocess.run(
+        [str(python), "-c", "import prist_builder.prompts as p; print(p.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert located.startswith(str(site))
     assert (work / "run" / "dialogues.jsonl").read_text().count("\n") >= 2
 

@@ -10,9 +10,10 @@ import functools
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import SecretStr, ValidationError
@@ -23,6 +24,7 @@ from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.steps import source_paths
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers.openai.config import OpenAIProviderConfig
+from prist_builder.records.steps import PROMPT_OF_STEP
 from prist_builder.sources import discover
 
 PANEL = "OpenAI provider (--provider openai)"
@@ -66,16 +68,31 @@ def _options() -> tuple[list[inspect.Parameter], dict[str, str]]:
             help_text += f" \\[default: {default}]"
         if kind is bool:
             annotation = Annotated[bool, typer.Option(flag, help=help_text, rich_help_panel=PANEL)]
-            params.append(inspect.Parameter(flag[2:].replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=False,
-                                            annotation=annotation))
+            params.append(
+                inspect.Parameter(
+                    flag[2:].replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation
+                )
+            )
         else:
-            annotation = Annotated[Optional[kind], typer.Option(flag, help=help_text, rich_help_panel=PANEL,
-                                                                show_default=False)]
-            params.append(inspect.Parameter(flag[2:].replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=None,
-                                            annotation=annotation))
+            annotation = Annotated[
+                kind | None, typer.Option(flag, help=help_text, rich_help_panel=PANEL, show_default=False)
+            ]
+            params.append(
+                inspect.Parameter(
+                    flag[2:].replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+                )
+            )
         names[flag[2:].replace("-", "_")] = name
-    params.append(inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option("--dry-run", help="Estimate tokens and cost; send nothing.", rich_help_panel=PANEL)]))
+    params.append(
+        inspect.Parameter(
+            "dry_run",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool, typer.Option("--dry-run", help="Estimate tokens and cost; send nothing.", rich_help_panel=PANEL)
+            ],
+        )
+    )
     return params, names
 
 
@@ -109,10 +126,13 @@ class OpenAIOpts:
     dry_run: bool = False
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "OpenAIOpts":
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> OpenAIOpts:
         """Collect the options a command received (unset ones are ``None`` or ``False``)."""
-        values = {FIELD_OF[name]: (str(v) if isinstance(v, Path) else v) for name, v in kwargs.items()
-                  if name in FIELD_OF and name != "api_key" and v is not None and v is not False}
+        values = {
+            FIELD_OF[name]: (str(v) if isinstance(v, Path) else v)
+            for name, v in kwargs.items()
+            if name in FIELD_OF and name != "api_key" and v is not None and v is not False
+        }
         return cls(values, kwargs.get("api_key"), bool(kwargs.get("dry_run")))
 
     def stored(self, provider: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,7 +144,9 @@ class OpenAIOpts:
         """
         if provider != "openai":
             if self.values or self.api_key:
-                raise typer.BadParameter(f"--{next(iter(self.values), 'api-key').replace('_', '-')} needs --provider openai")
+                raise typer.BadParameter(
+                    f"--{next(iter(self.values), 'api-key').replace('_', '-')} needs --provider openai"
+                )
             return dict(base or {})
         merged = {**(base or {}), **self.values}
         try:
@@ -149,8 +171,13 @@ class OpenAIOpts:
                 raise typer.BadParameter(f"--{name.replace('_', '-')} {value!r}: this run was built with {recorded!r}")
             merged[name] = value
         try:
-            return config.model_copy(update={"provider_options": BuildConfig.model_validate(
-                {**config.model_dump(), "provider_options": merged}).provider_options})
+            return config.model_copy(
+                update={
+                    "provider_options": BuildConfig.model_validate(
+                        {**config.model_dump(), "provider_options": merged}
+                    ).provider_options
+                }
+            )
         except ValidationError as exc:
             raise typer.BadParameter(one_line(exc)) from None
 
@@ -169,7 +196,8 @@ def openai_provider(config: BuildConfig, opts: OpenAIOpts) -> Any:
     settings = OpenAIProviderConfig.model_validate({**config.provider_options, "api_key": opts.api_key})
     provider = OpenAIProvider(settings, seed=config.seed)
     provider.client.batch_progress = lambda status, done, total: console.print(
-        f"batch {status}: {done}/{total} requests", highlight=False)
+        f"batch {status}: {done}/{total} requests", highlight=False
+    )
     return provider
 
 
@@ -183,20 +211,38 @@ def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[st
     if journal.exists():  # inputs this run already finished cost nothing more
         with RunStore(run, fsync=False) as store:
             items = [i for i in items if not store.is_done("elements", i.image_id)]
-    wanted = {"elements": "elements", "trees": "tree", "dialogues": "dialogues"}
-    rows = [e for e in estimate(items, provider.model, provider.config.detail, provider.config.max_side,
-                                provider.client.transport.prices)
-            if e.step in {wanted[s] for s in steps}]
-    table = Table(title=f"dry run: {len(items)} image(s), model {provider.model} (no request sent)", title_justify="left")
+    rows = [
+        e
+        for e in estimate(
+            items, provider.model, provider.config.detail, provider.config.max_side, provider.client.transport.prices
+        )
+        if e.step in {PROMPT_OF_STEP[s] for s in steps}
+    ]
+    table = Table(
+        title=f"dry run: {len(items)} image(s), model {provider.model} (no request sent)", title_justify="left"
+    )
     for column in ("step", "requests", "prompt tokens", "completion tokens", "USD online", "USD batch"):
         table.add_column(column, justify="left" if column == "step" else "right")
-    money = lambda v: "unknown model" if v is None else f"{v:.4f}"  # noqa: E731
+
+    def money(value: float | None) -> str:
+        return "unknown model" if value is None else f"{value:.4f}"
+
     for row in rows:
-        table.add_row(row.step, str(row.requests), f"{row.prompt_tokens:,}", f"{row.completion_tokens:,}",
-                      money(row.usd), money(row.usd_batch))
+        table.add_row(
+            row.step,
+            str(row.requests),
+            f"{row.prompt_tokens:,}",
+            f"{row.completion_tokens:,}",
+            money(row.usd),
+            money(row.usd_batch),
+        )
     total = [r.usd for r in rows]
-    table.add_row("total", str(sum(r.requests for r in rows)), f"{sum(r.prompt_tokens for r in rows):,}",
-                  f"{sum(r.completion_tokens for r in rows):,}",
-                  money(None if None in total else sum(total)),
-                  money(None if None in total else sum(r.usd_batch for r in rows)))
+    table.add_row(
+        "total",
+        str(sum(r.requests for r in rows)),
+        f"{sum(r.prompt_tokens for r in rows):,}",
+        f"{sum(r.completion_tokens for r in rows):,}",
+        money(None if None in total else sum(total)),
+        money(None if None in total else sum(r.usd_batch for r in rows)),
+    )
     console.print(table)

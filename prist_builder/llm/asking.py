@@ -26,7 +26,7 @@ class Asker(Protocol):
 class OnlineAsker:
     """Sends each request through the transport (which also reads and fills the cache)."""
 
-    transport: "object"
+    transport: object
 
     async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
         completion, _ = await self.transport.chat(body, extra, estimated_tokens)  # type: ignore[attr-defined]
@@ -43,7 +43,7 @@ class GatheringAsker:
         wanted: missing requests by cache key: ``{key: body}``.
     """
 
-    cache: "object"
+    cache: object
     base_url: str
     wanted: dict[str, dict] = field(default_factory=dict)
 

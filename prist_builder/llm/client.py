@@ -19,23 +19,21 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from prist_builder.errors import Deferred
 from prist_builder.llm.asking import Asker, GatheringAsker, OnlineAsker
 from prist_builder.llm.batch import BatchDriver, ProgressFn
 from prist_builder.llm.cache import ResponseCache
 from prist_builder.llm.parsing import AnswerFormatError, extract_json
 from prist_builder.llm.pricing import load_prices
+from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES
 from prist_builder.llm.settings import LLMSettings
 from prist_builder.llm.strict_schema import response_format, strict_schema
 from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
-from prist_builder.errors import Deferred
 
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for rate limiting and estimates."""
 MAX_LISTED_ERRORS = 8
 """Validation errors listed in one re-ask or reject reason at most."""
-INPUT_SPECIFIC_STATUSES = frozenset({400, 413, 422})
-"""Refusals that concern one request (an image the API will not take, a context too long):
-that input fails and the run goes on. Others (404 model not found, ...) stop the run."""
 FEEDBACK = (
     "Your answer does not satisfy the rules:\n{errors}\n"
     "Write the whole answer again as one JSON object that fixes every point above."
@@ -110,7 +108,8 @@ class LLMClient:
         self.seed = seed
         self.cache = ResponseCache(settings.resolved_cache_dir())
         self.transport = transport or Transport.from_settings(
-            settings, cache=self.cache, prices=load_prices(settings.price_file))
+            settings, cache=self.cache, prices=load_prices(settings.price_file)
+        )
         self.asker: Asker = OnlineAsker(self.transport)
         self.batch_progress: ProgressFn | None = None
 
@@ -159,7 +158,7 @@ class LLMClient:
         error, content = "", None
         for _ in range(self.settings.max_reasks + 1):
             body = self._body(request, history)
-            extra_tokens = sum(len(str(m["content"])) for m in history[len(request.messages):]) // CHARS_PER_TOKEN
+            extra_tokens = sum(len(str(m["content"])) for m in history[len(request.messages) :]) // CHARS_PER_TOKEN
             estimate = request.prompt_tokens + extra_tokens + request.max_tokens
             try:
                 completion = await self.asker.ask(body, {"prompt_version": request.prompt_version}, estimate)
@@ -171,8 +170,9 @@ class LLMClient:
                 raise Deferred(str(exc)) from None
             if "choices" not in completion and isinstance(completion.get("error"), dict):  # a refused batch line
                 failure = completion["error"]
-                raise RequestRefused(f"the server refused the request: {failure.get('message')}"
-                                     f" ({failure.get('code')})", raw=failure)
+                raise RequestRefused(
+                    f"the server refused the request: {failure.get('message')} ({failure.get('code')})", raw=failure
+                )
             choice = completion["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")
@@ -180,12 +180,16 @@ class LLMClient:
                 raise RequestRefused(f"the model refused: {message['refusal']}", raw=message)
             try:
                 if choice.get("finish_reason") == "length":
-                    raise AnswerRuleError("the answer was cut off at the token limit (finish_reason 'length'); be briefer")
+                    raise AnswerRuleError(
+                        "the answer was cut off at the token limit (finish_reason 'length'); be briefer"
+                    )
                 return accept(request.answer_model.model_validate(extract_json(content)))
             except (AnswerFormatError, AnswerRuleError, ValidationError, KeyError) as exc:
                 error = explain(exc)
-                history = history + [{"role": "assistant", "content": content or ""},
-                                     {"role": "user", "content": FEEDBACK.format(errors=error)}]
+                history = history + [
+                    {"role": "assistant", "content": content or ""},
+                    {"role": "user", "content": FEEDBACK.format(errors=error)},
+                ]
         attempts = self.settings.max_reasks + 1
         raise NoValidAnswer(f"no valid answer in {attempts} attempts: {' '.join(error.split())}", raw=content)
 

@@ -86,8 +86,12 @@ def prepare_image(data: bytes, mime: str, max_side: int | None) -> PreparedImage
             picture = picture.convert("RGB")
         buffer = io.BytesIO()
         picture.save(buffer, format=fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
-        return PreparedImage(f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
-                             picture.width, picture.height, scale)
+        return PreparedImage(
+            f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
+            picture.width,
+            picture.height,
+            scale,
+        )
 
 
 def image_part(url: str, detail: str) -> dict:

@@ -15,7 +15,8 @@ import math
 import random
 import re
 import time
-from typing import Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import openai
 import tenacity
@@ -27,6 +28,9 @@ OTHER = "other"
 RETRYABLE = frozenset({RATE_LIMITED, TRANSIENT})
 
 QUOTA_CODE = "insufficient_quota"
+INPUT_SPECIFIC_STATUSES = frozenset({400, 413, 422})
+"""Refusals that concern one request (an image the API will not take, a context too long):
+that input fails and the run goes on. Others (404 model not found, ...) stop the run."""
 TRANSIENT_STATUSES = frozenset({408, 409})
 """Client-error statuses that mean "try again" (request timeout, conflict/lock timeout)."""
 SERVER_ERROR_MIN = 500
@@ -196,7 +200,10 @@ class BackoffWait(tenacity.wait.wait_base):
     """
 
     def __init__(
-        self, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S, jitter: Jitter = "full",
+        self,
+        base_s: float = BACKOFF_BASE_S,
+        cap_s: float = BACKOFF_CAP_S,
+        jitter: Jitter = "full",
         rng: random.Random | None = None,
     ) -> None:
         if jitter not in ("full", "decorrelated"):

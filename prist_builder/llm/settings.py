@@ -47,40 +47,85 @@ class LLMSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    model: str = Field(DEFAULT_MODEL, min_length=1, description="Model name.",
-                       json_schema_extra=flag("--model", identity=True))
-    base_url: str | None = Field(None, description=f"OpenAI-compatible API base URL (vLLM, Ollama, Azure) "
-                                 f"[default: ${BASE_URL_ENV}, else OpenAI].", json_schema_extra=flag("--base-url"))
-    api_key: SecretStr | None = Field(None, exclude=True, description=f"API key [default: ${KEY_ENV}]; never written "
-                                      "to files or messages (prefer the variable: a flag shows in ps).",
-                                      json_schema_extra=flag("--api-key"))
-    organization: str | None = Field(None, description=f"OpenAI organization id [default: ${ORG_ENV}].",
-                                     json_schema_extra=flag("--organization"))
-    concurrency: int = Field(8, ge=1, description="Requests in flight at most.", json_schema_extra=flag("--concurrency"))
+    model: str = Field(
+        DEFAULT_MODEL, min_length=1, description="Model name.", json_schema_extra=flag("--model", identity=True)
+    )
+    base_url: str | None = Field(
+        None,
+        description=f"OpenAI-compatible API base URL (vLLM, Ollama, Azure) [default: ${BASE_URL_ENV}, else OpenAI].",
+        json_schema_extra=flag("--base-url"),
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        exclude=True,
+        description=f"API key [default: ${KEY_ENV}]; never written "
+        "to files or messages (prefer the variable: a flag shows in ps).",
+        json_schema_extra=flag("--api-key"),
+    )
+    organization: str | None = Field(
+        None, description=f"OpenAI organization id [default: ${ORG_ENV}].", json_schema_extra=flag("--organization")
+    )
+    concurrency: int = Field(
+        8, ge=1, description="Requests in flight at most.", json_schema_extra=flag("--concurrency")
+    )
     rpm: int | None = Field(None, ge=1, description="Requests per minute budget.", json_schema_extra=flag("--rpm"))
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute budget (images by GPT-4o's tile rule).",
-                            json_schema_extra=flag("--tpm"))
-    response_format: ResponseFormat = Field("json_schema", description="Answer format: strict structured outputs, JSON mode, or plain text.",
-                                            json_schema_extra=flag("--response-format", identity=True))
-    max_reasks: int = Field(2, ge=0, description="Re-asks after an answer that breaks a rule.",
-                            json_schema_extra=flag("--max-reasks"))
-    temperature: float | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature [default: the server's].",
-                                      json_schema_extra=flag("--temperature"))
-    timeout_s: float = Field(120.0, gt=0.0, description="Seconds one request may take, connect to last byte.",
-                             json_schema_extra=flag("--timeout"))
-    max_attempts: int = Field(6, ge=1, description="Attempts per request on 429/5xx/timeouts.",
-                              json_schema_extra=flag("--max-attempts"))
-    cache_dir: Path | None = Field(None, description=f"Response cache [default: ${CACHE_ENV} or ~/.cache/prist/openai].",
-                                   json_schema_extra=flag("--cache-dir"))
-    price_file: Path | None = Field(None, description="JSON {model: [USD per 1M input, per 1M output]} overriding prices.",
-                                    json_schema_extra=flag("--price-file"))
-    batch: bool = Field(False, description="Use the Batch API (half price, up to 24 h).", json_schema_extra=flag("--batch"))
-    batch_poll_s: float = Field(30.0, ge=0.0, description="Seconds between batch polls.",
-                                json_schema_extra=flag("--batch-poll"))
-    batch_rounds: int | None = Field(None, ge=1, description="Batches per step at most [default: max re-asks + 3].",
-                                     json_schema_extra=flag("--batch-rounds"))
-    batch_fallback: bool = Field(False, description="After the last batch round, send what is missing online.",
-                                 json_schema_extra=flag("--batch-fallback"))
+    tpm: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens per minute budget (images by GPT-4o's tile rule).",
+        json_schema_extra=flag("--tpm"),
+    )
+    response_format: ResponseFormat = Field(
+        "json_schema",
+        description="Answer format: strict structured outputs, JSON mode, or plain text.",
+        json_schema_extra=flag("--response-format", identity=True),
+    )
+    max_reasks: int = Field(
+        2, ge=0, description="Re-asks after an answer that breaks a rule.", json_schema_extra=flag("--max-reasks")
+    )
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature [default: the server's].",
+        json_schema_extra=flag("--temperature"),
+    )
+    timeout_s: float = Field(
+        120.0,
+        gt=0.0,
+        description="Seconds one request may take, connect to last byte.",
+        json_schema_extra=flag("--timeout"),
+    )
+    max_attempts: int = Field(
+        6, ge=1, description="Attempts per request on 429/5xx/timeouts.", json_schema_extra=flag("--max-attempts")
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description=f"Response cache [default: ${CACHE_ENV} or ~/.cache/prist/openai].",
+        json_schema_extra=flag("--cache-dir"),
+    )
+    price_file: Path | None = Field(
+        None,
+        description="JSON {model: [USD per 1M input, per 1M output]} overriding prices.",
+        json_schema_extra=flag("--price-file"),
+    )
+    batch: bool = Field(
+        False, description="Use the Batch API (half price, up to 24 h).", json_schema_extra=flag("--batch")
+    )
+    batch_poll_s: float = Field(
+        30.0, ge=0.0, description="Seconds between batch polls.", json_schema_extra=flag("--batch-poll")
+    )
+    batch_rounds: int | None = Field(
+        None,
+        ge=1,
+        description="Batches per step at most [default: max re-asks + 3].",
+        json_schema_extra=flag("--batch-rounds"),
+    )
+    batch_fallback: bool = Field(
+        False,
+        description="After the last batch round, send what is missing online.",
+        json_schema_extra=flag("--batch-fallback"),
+    )
 
     # -- resolved values (environment read here only) ---------------------------------
     def resolved_base_url(self) -> str:
@@ -122,5 +167,8 @@ class LLMSettings(BaseModel):
     @classmethod
     def identity_fields(cls) -> tuple[str, ...]:
         """Fields that change what the model writes (a resumed run must keep them)."""
-        return tuple(name for name, f in cls.model_fields.items()
-                     if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("identity"))
+        return tuple(
+            name
+            for name, f in cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("identity")
+        )

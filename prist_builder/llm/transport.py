@@ -11,7 +11,8 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
@@ -82,10 +83,21 @@ class Transport:
     """
 
     def __init__(
-        self, base_url: str, api_key: str | None, *, organization: str | None = None, concurrency: int = 8, rpm: int | None = None,
-        tpm: int | None = None, timeout_s: float = 120.0, max_attempts: int = 6, max_wait_s: float = 600.0,
-        cache: ResponseCache | None = None, prices: dict[str, tuple[float, float]] | None = None,
-        backoff_base_s: float = retry.BACKOFF_BASE_S, backoff_cap_s: float = retry.BACKOFF_CAP_S,
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        organization: str | None = None,
+        concurrency: int = 8,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        timeout_s: float = 120.0,
+        max_attempts: int = 6,
+        max_wait_s: float = 600.0,
+        cache: ResponseCache | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+        backoff_base_s: float = retry.BACKOFF_BASE_S,
+        backoff_cap_s: float = retry.BACKOFF_CAP_S,
         jitter: retry.Jitter = "full",
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -110,15 +122,29 @@ class Transport:
         self._unpriced: set[str] = set()
 
     @classmethod
-    def from_settings(cls, settings: LLMSettings, cache: ResponseCache | None = None,
-                      prices: dict[str, tuple[float, float]] | None = None, **tuning: Any) -> "Transport":
+    def from_settings(
+        cls,
+        settings: LLMSettings,
+        cache: ResponseCache | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+        **tuning: Any,
+    ) -> Transport:
         """A transport configured by ``settings`` (environment variables resolved there).
 
         ``tuning`` passes test-only knobs (``max_wait_s``, backoff shape)."""
-        transport = cls(settings.resolved_base_url(), settings.resolved_api_key(),
-                        organization=settings.resolved_organization(), concurrency=settings.concurrency,
-                        rpm=settings.rpm, tpm=settings.tpm, timeout_s=settings.timeout_s,
-                        max_attempts=settings.max_attempts, cache=cache, prices=prices, **tuning)
+        transport = cls(
+            settings.resolved_base_url(),
+            settings.resolved_api_key(),
+            organization=settings.resolved_organization(),
+            concurrency=settings.concurrency,
+            rpm=settings.rpm,
+            tpm=settings.tpm,
+            timeout_s=settings.timeout_s,
+            max_attempts=settings.max_attempts,
+            cache=cache,
+            prices=prices,
+            **tuning,
+        )
         transport._secrets = sorted(set(transport._secrets + settings.secrets()))
         return transport
 
@@ -147,7 +173,9 @@ class Transport:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.cached += 1
-                self.request_log.append({"key": key, "prompt": extra.get("prompt_version"), "model": body.get("model"), "cached": True})
+                self.request_log.append(
+                    {"key": key, "prompt": extra.get("prompt_version"), "model": body.get("model"), "cached": True}
+                )
                 return hit, True
         client = self._get_client()
 
@@ -168,8 +196,11 @@ class Transport:
                 completion = raw.json()
             except ValueError as exc:
                 raise retry.MalformedResponse(f"the answer is not JSON ({exc})") from None
-            if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list) \
-                    or not completion["choices"]:
+            if (
+                not isinstance(completion, dict)
+                or not isinstance(completion.get("choices"), list)
+                or not completion["choices"]
+            ):
                 raise retry.MalformedResponse("the answer has no choices")
             return completion
 
@@ -177,9 +208,16 @@ class Transport:
         if self.cache is not None and key is not None:
             self.cache.put(key, completion)
         cost = self.account(str(body.get("model", "")), completion)
-        self.request_log.append({"key": key, "prompt": extra.get("prompt_version"), "model": body.get("model"), "cached": False,
-                                 **{k: (completion.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")},
-                                 "cost_usd": cost})
+        self.request_log.append(
+            {
+                "key": key,
+                "prompt": extra.get("prompt_version"),
+                "model": body.get("model"),
+                "cached": False,
+                **{k: (completion.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")},
+                "cost_usd": cost,
+            }
+        )
         return completion, False
 
     def account(self, model: str, completion: dict[str, Any], batch: bool = False) -> float | None:
@@ -208,8 +246,11 @@ class Transport:
     async def upload(self, data: bytes, filename: str, purpose: str = "batch") -> str:
         """Upload ``data`` as ``filename``; returns the file id. Raises like :meth:`chat`."""
         client = self._get_client()
-        return (await self._call("file upload", self._counted(
-            lambda: client.files.create(file=(filename, data), purpose=purpose)))).id  # type: ignore[arg-type]
+        return (
+            await self._call(
+                "file upload", self._counted(lambda: client.files.create(file=(filename, data), purpose=purpose))
+            )
+        ).id  # type: ignore[arg-type]
 
     async def create_batch(self, input_file_id: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Start a 24 h chat-completions batch over an uploaded JSONL file; returns the batch object.
@@ -219,8 +260,14 @@ class Transport:
         """
         client = self._get_client()
         extra = {"metadata": metadata} if metadata is not None else {}
-        batch = await self._call("batch creation", self._counted(lambda: client.batches.create(
-            input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, **extra)))
+        batch = await self._call(
+            "batch creation",
+            self._counted(
+                lambda: client.batches.create(
+                    input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, **extra
+                )
+            ),
+        )
         return batch.model_dump(mode="json")
 
     async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
@@ -237,6 +284,7 @@ class Transport:
 
     def _counted(self, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """Wrap one non-chat HTTP call so each attempt is counted and honours server waits."""
+
         async def attempt() -> T:
             await self._wait_if_told()
             self.usage.requests += 1
@@ -246,14 +294,16 @@ class Transport:
                 if retry.classify(exc) == retry.RATE_LIMITED:
                     self.usage.rate_limited += 1
                 raise
+
         return attempt
 
     # ---- shared machinery -------------------------------------------------------------------
 
     async def _call(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` under the retry policy; translate final failures (see :meth:`chat`)."""
-        policy = retry.make_retrying(self.max_attempts, self.max_wait_s, before_sleep=self._before_sleep,
-                                     **self._backoff)  # type: ignore[arg-type]
+        policy = retry.make_retrying(
+            self.max_attempts, self.max_wait_s, before_sleep=self._before_sleep, **self._backoff
+        )  # type: ignore[arg-type]
         started = time.monotonic()
         try:
             return await policy(attempt)
@@ -261,9 +311,11 @@ class Transport:
             last = err.last_attempt.exception()
             tries = err.last_attempt.attempt_number
             asked = retry.server_wait_s(last) if last else None
-            message = (f"{what} failed after {tries} attempt{'s' if tries != 1 else ''} in "
-                       f"{time.monotonic() - started:.1f} s; last error: {retry.describe(last) if last else '?'}"
-                       + (f" (the server asked to wait {asked:.1f} s)" if asked else ""))
+            message = (
+                f"{what} failed after {tries} attempt{'s' if tries != 1 else ''} in "
+                f"{time.monotonic() - started:.1f} s; last error: {retry.describe(last) if last else '?'}"
+                + (f" (the server asked to wait {asked:.1f} s)" if asked else "")
+            )
             raise TransportGaveUp(self._scrub(message)) from None
         except openai.APIStatusError as exc:
             if retry.classify(exc) != retry.FATAL:
@@ -321,12 +373,20 @@ class Transport:
             per_client = math.ceil(self._keepalive / shards)
             self._clients = []
             for _ in range(shards):
-                limits = httpx2.Limits(max_connections=max(MAX_CONNECTIONS // shards, per_client),
-                                       max_keepalive_connections=per_client)
+                limits = httpx2.Limits(
+                    max_connections=max(MAX_CONNECTIONS // shards, per_client), max_keepalive_connections=per_client
+                )
                 http = openai.DefaultAsyncHttpxClient(limits=limits)
-                self._clients.append(openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                                                        organization=self._organization,
-                                                        timeout=self.timeout_s, http_client=http))
+                self._clients.append(
+                    openai.AsyncOpenAI(
+                        base_url=self.base_url,
+                        api_key=self._api_key,
+                        max_retries=0,
+                        organization=self._organization,
+                        timeout=self.timeout_s,
+                        http_client=http,
+                    )
+                )
             self._client_loop = loop
         self._next_client = (self._next_client + 1) % len(self._clients)
         return self._clients[self._next_client]

@@ -15,6 +15,7 @@ from prist_builder.pipeline.runner import Outcome, StepReport, Unit, merge_repor
 from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
+from prist_builder.records.steps import STEPS
 from prist_builder.sources import discover
 
 REQUESTS_FILE = "requests.jsonl"
@@ -41,8 +42,10 @@ def _discovery_units(config: BuildConfig) -> tuple[list[Unit], list]:
         items = items[: config.limit]
     units = []
     for reject in clashes:
+
         async def work(reject=reject) -> Outcome:
             return Outcome(rejects=[reject])
+
         units.append(Unit(f"clash:{reject.input_id}", reject.image_id, reject.source_file, work))
     return units, items
 
@@ -56,8 +59,9 @@ def _close_inherited(descriptors: list[int]) -> None:
             pass
 
 
-def _step_units(step: str, store: RunStore, provider: Provider,
-                config: BuildConfig) -> tuple[list[Unit], ProcessPoolExecutor | None]:
+def _step_units(
+    step: str, store: RunStore, provider: Provider, config: BuildConfig
+) -> tuple[list[Unit], ProcessPoolExecutor | None]:
     """A step's units, and the process pool step 1 runs in (CPU-bound providers, enough inputs)."""
     if step == "trees":
         return trees_units(store, provider, config), None
@@ -75,8 +79,9 @@ def _process_pool(workers: int, store: RunStore) -> ProcessPoolExecutor:
     """Worker processes for CPU-bound step 1 (``fork`` where the platform has it: no re-imports)."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_close_inherited,
-                               initargs=(store.descriptors(),))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_close_inherited, initargs=(store.descriptors(),)
+    )
 
 
 async def build(
@@ -127,7 +132,7 @@ async def build(
         with RunStore(run, fsync=fsync) as store:
             manifest = update_manifest(store, config, extra=provider_entries())
             try:
-                for step in ("elements", "trees", "dialogues"):
+                for step in STEPS:
                     if step not in steps:
                         continue
                     units, pool = _step_units(step, store, provider, config)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from prist_builder.pipeline.store import MANIFEST_FILE, STEPS, RunStore, write_json_atomic
+from prist_builder.pipeline.store import MANIFEST_FILE, RunStore, write_json_atomic
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+from prist_builder.records.steps import STEPS
 
 VERSIONED_PACKAGES = ("prist", "pydantic", "numpy", "pillow", "pycocotools", "networkx", "openai")
 IDENTITY_FIELDS = ("provider", "seed", "images", "labelme", "coco", "min_turns", "max_turns")
@@ -57,19 +58,24 @@ class BuildConfig(BaseModel):
     provider_options: dict[str, Any] = Field(default_factory=dict, description="The provider's settings.")
 
     @model_validator(mode="after")
-    def _check(self) -> "BuildConfig":
+    def _check(self) -> BuildConfig:
         if self.min_turns > self.max_turns:
             raise ValueError(f"min_turns {self.min_turns} is above max_turns {self.max_turns}")
         if self.labelme is not None and self.coco is not None:
             raise ValueError("give labelme or coco, not both")
         from prist_builder.providers import provider_config  # providers sit below the pipeline
 
-        options = provider_config(self.provider).model_validate(self.provider_options)
+        try:
+            options = provider_config(self.provider).model_validate(self.provider_options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise ValueError(f"provider_options.{where} ({self.provider} provider): {first.get('msg')}") from None
         self.provider_options = options.model_dump(mode="json", exclude_none=True)
         return self
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuildConfig":
+    def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
         """Rebuild a config from a manifest's ``config`` object (unknown keys ignored)."""
         return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
 
@@ -112,8 +118,13 @@ def check_config(run: Path, config: BuildConfig) -> None:
             )
 
 
-def update_manifest(store: RunStore, config: BuildConfig, step: str | None = None, seconds: float = 0.0,
-                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def update_manifest(
+    store: RunStore,
+    config: BuildConfig,
+    step: str | None = None,
+    seconds: float = 0.0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Rewrite the manifest (atomically) with current counts and this step's time.
 
     Args:
@@ -124,8 +135,8 @@ def update_manifest(store: RunStore, config: BuildConfig, step: str | None = Non
         extra: more top-level entries to merge in (e.g. provider usage).
     """
     path = store.root / MANIFEST_FILE
-    manifest = read_manifest(store.root) or {"created": datetime.now(timezone.utc).isoformat()}
-    manifest["updated"] = datetime.now(timezone.utc).isoformat()
+    manifest = read_manifest(store.root) or {"created": datetime.now(UTC).isoformat()}
+    manifest["updated"] = datetime.now(UTC).isoformat()
     manifest["config"] = config.model_dump(mode="json")
     manifest["versions"] = dict(_versions())
     steps = manifest.setdefault("steps", {})

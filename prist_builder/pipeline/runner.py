@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from prist_builder.pipeline.store import RunStore
 from prist_builder.errors import Deferred, FatalError
+from prist_builder.pipeline.store import RunStore
 from prist_builder.records import Reject
 from prist_builder.sources import InputRejected
 
@@ -51,9 +51,15 @@ def merge_reports(passes: Sequence[StepReport]) -> StepReport:
     """Sum the passes of one step (a batch build runs several): counts add up, ``skipped``
     is the first pass's, ``deferred`` the last pass's (what is still waiting)."""
     first, last = passes[0], passes[-1]
-    return StepReport(step=last.step, skipped=first.skipped, built=sum(p.built for p in passes),
-                      rejected=sum(p.rejected for p in passes), deferred=last.deferred,
-                      records=sum(p.records for p in passes), seconds=sum(p.seconds for p in passes))
+    return StepReport(
+        step=last.step,
+        skipped=first.skipped,
+        built=sum(p.built for p in passes),
+        rejected=sum(p.rejected for p in passes),
+        deferred=last.deferred,
+        records=sum(p.records for p in passes),
+        seconds=sum(p.seconds for p in passes),
+    )
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -64,9 +70,21 @@ def _first_error(exc: ValidationError) -> str:
 
 async def _guarded(unit: Unit, step: str) -> Outcome | None:
     """Run a unit, turning every non-fatal failure into a reject that names the file."""
+
     def reject(reason: str, source: str | None, raw: object = None) -> Outcome:
-        return Outcome(rejects=[Reject(input_id=unit.key, image_id=unit.image_id, step=step,  # type: ignore[arg-type]
-                                       reason=reason, source_file=source, raw=raw)])
+        return Outcome(
+            rejects=[
+                Reject(
+                    input_id=unit.key,
+                    image_id=unit.image_id,
+                    step=step,  # type: ignore[arg-type]
+                    reason=reason,
+                    source_file=source,
+                    raw=raw,
+                )
+            ]
+        )
+
     try:
         return await unit.work()
     except Deferred:
@@ -79,7 +97,7 @@ async def _guarded(unit: Unit, step: str) -> Outcome | None:
         return outcome
     except ValidationError as exc:
         return reject(f"{unit.source_file or unit.key}: invalid {step} record: {_first_error(exc)}", unit.source_file)
-    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the run
+    except Exception as exc:  # one bad input must not stop the run
         return reject(f"{unit.source_file or unit.key}: internal error {type(exc).__name__}: {exc}", unit.source_file)
 
 

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from prist_builder.records import DialogueRecord, ElementsRecord, Reject, TreeRecord
+from prist_builder.records.steps import STEPS
 
-STEPS: tuple[str, ...] = ("elements", "trees", "dialogues")
 REJECTS_FILE = "rejects.jsonl"
 MANIFEST_FILE = "manifest.json"
 RECORD_TYPES: dict[str, type[BaseModel]] = {
@@ -222,7 +222,7 @@ class RunStore:
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         os.close(self._lock_fd)
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

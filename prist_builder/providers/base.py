@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from prist_builder.errors import Deferred, FatalError
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MAX_TURNS, MIN_TARGETS, MIN_TURNS
 from prist_builder.sources import LoadedImage
@@ -39,7 +38,7 @@ class StepContext:
     max_turns: int = MAX_TURNS
 
     @classmethod
-    def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> "StepContext":
+    def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> StepContext:
         """Context whose ``rng`` depends on ``seed``, ``step`` and ``key`` alone."""
         return cls(rng=random.Random(f"{seed}/{step}/{key}"), **bounds)
 
@@ -94,12 +93,10 @@ class Provider(ABC):
         """
 
     @abstractmethod
-    async def dialogues(
-        self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext
-    ) -> list[DialogueRecord]:
+    async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
         """Step 3 (section 3.2.3): one dialogue per tree path, ending in ``[OBJ]focus[SEG]``."""
 
-    def check_settings(self, min_turns: int, max_turns: int) -> None:
+    def check_settings(self, min_turns: int, max_turns: int) -> None:  # noqa: B027 (optional hook)
         """Refuse settings this provider cannot meet, before any work.
 
         Raises:
@@ -123,5 +120,5 @@ class Provider(ABC):
         """Settings of this provider worth recording in the run manifest."""
         return {"name": self.name}
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release clients and files; called once when a build ends."""

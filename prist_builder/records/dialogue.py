@@ -68,7 +68,7 @@ class DialogueRecord(BaseModel):
         return len(self.turns) // 2
 
     @model_validator(mode="after")
-    def _check_dialogue(self, info: ValidationInfo) -> "DialogueRecord":
+    def _check_dialogue(self, info: ValidationInfo) -> DialogueRecord:
         context: dict[str, Any] = info.context or {}
         min_turns = int(context.get("min_turns", MIN_TURNS))
         max_turns = int(context.get("max_turns", MAX_TURNS))

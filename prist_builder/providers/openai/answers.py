@@ -84,4 +84,3 @@ class DialoguesAnswer(_Answer):
     """Step 3 answer: one conversation per reasoning path."""
 
     dialogues: list[DialogueAnswer]
-

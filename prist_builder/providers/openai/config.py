@@ -11,7 +11,12 @@ from prist_builder.llm.settings import LLMSettings, flag
 class OpenAIProviderConfig(LLMSettings):
     """Every option of ``--provider openai`` (see :class:`~prist_builder.llm.settings.LLMSettings`)."""
 
-    detail: Detail = Field("high", description="Image detail sent with each image.",
-                           json_schema_extra=flag("--detail", identity=True))
-    max_side: int | None = Field(1024, ge=16, description="Downscale images to this long side in pixels.",
-                                 json_schema_extra=flag("--max-side", identity=True))
+    detail: Detail = Field(
+        "high", description="Image detail sent with each image.", json_schema_extra=flag("--detail", identity=True)
+    )
+    max_side: int | None = Field(
+        1024,
+        ge=16,
+        description="Downscale images to this long side in pixels.",
+        json_schema_extra=flag("--max-side", identity=True),
+    )

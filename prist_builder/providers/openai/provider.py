@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from prist_builder import prompts
-from prist_builder.llm.client import AnswerRuleError, LLMClient, NoValidAnswer, RequestRefused, StructuredRequest, explain
+from prist_builder.llm.client import (
+    AnswerRuleError,
+    LLMClient,
+    NoValidAnswer,
+    RequestRefused,
+    StructuredRequest,
+    explain,
+)
 from prist_builder.llm.images import PreparedImage, image_part, image_tokens, prepare_image
 from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import Provider, StepContext
@@ -53,8 +60,13 @@ class OpenAIProvider(Provider):
 
     name = "openai"
 
-    def __init__(self, config: OpenAIProviderConfig | None = None, seed: int | None = None,
-                 client: LLMClient | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: OpenAIProviderConfig | None = None,
+        seed: int | None = None,
+        client: LLMClient | None = None,
+        **options: Any,
+    ) -> None:
         self.config = config if config is not None else OpenAIProviderConfig(**options)
         self.client = client or LLMClient(self.config, seed=seed)
         self.concurrency = self.config.concurrency
@@ -67,8 +79,11 @@ class OpenAIProvider(Provider):
         return self.config.model
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self.config.model_dump(mode="json", exclude_none=True),
-                "usage": self.client.usage()}
+        return {
+            "name": self.name,
+            **self.config.model_dump(mode="json", exclude_none=True),
+            "usage": self.client.usage(),
+        }
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -95,15 +110,21 @@ class OpenAIProvider(Provider):
         prepared = self._images[image_id]
         return prepared, image_tokens(prepared.width, prepared.height, self.config.detail)
 
-    def _request(self, step: str, url: str, image_tokens_: int, answer_model: type[A],
-                 **fields: object) -> StructuredRequest[A]:
+    def _request(
+        self, step: str, url: str, image_tokens_: int, answer_model: type[A], **fields: object
+    ) -> StructuredRequest[A]:
         """The step's request: its prompt template filled in, the image attached."""
         template = prompts.load(step)
         system, user = template.render(**fields)
         content = [{"type": "text", "text": user}, image_part(url, self.config.detail)]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
-        return StructuredRequest(messages, answer_model, MAX_TOKENS[step], template.version,
-                                 (len(system) + len(user)) // CHARS_PER_TOKEN + image_tokens_)
+        return StructuredRequest(
+            messages,
+            answer_model,
+            MAX_TOKENS[step],
+            template.version,
+            (len(system) + len(user)) // CHARS_PER_TOKEN + image_tokens_,
+        )
 
     async def _converse(self, step: str, where: str, request: StructuredRequest[A], accept: Callable[[A], R]) -> R:
         """Ask through the LLM client; a refusal or no valid answer rejects the input."""
@@ -122,13 +143,23 @@ class OpenAIProvider(Provider):
         picture, tokens = self._image(record.image_id, image.data, record.mime)
         url = picture.url
         if regions:
-            rule = "the id of the marked region this element is; every element is one marked region, each region at most once"
+            rule = (
+                "the id of the marked region this element is; every element is one marked region,"
+                " each region at most once"
+            )
             minimum = f"one element for each of the {len(regions)} marked regions,"
         else:
             rule = "always null (no regions are marked on this image)"
             minimum = str(MIN_BARE_ELEMENTS)
-        request = self._request("elements", url, tokens, ElementsAnswer, region_rule=rule,
-                                regions_block=blocks.regions_block(regions, picture.scale), minimum_elements=minimum)
+        request = self._request(
+            "elements",
+            url,
+            tokens,
+            ElementsAnswer,
+            region_rule=rule,
+            regions_block=blocks.regions_block(regions, picture.scale),
+            minimum_elements=minimum,
+        )
         known = {r.region_id for r in regions}
 
         def accept(answer: ElementsAnswer) -> list[Element]:
@@ -136,7 +167,10 @@ class OpenAIProvider(Provider):
             problems = []
             for index, item in enumerate(answer.elements):
                 if regions and item.region_id not in known:
-                    problems.append(f"elements[{index}].region_id {item.region_id!r} is not a marked region ({', '.join(sorted(known))})")
+                    problems.append(
+                        f"elements[{index}].region_id {item.region_id!r} is not a marked region"
+                        f" ({', '.join(sorted(known))})"
+                    )
                 elif regions and item.region_id in seen:
                     problems.append(f"elements[{index}].region_id {item.region_id!r} is used twice")
                 elif not regions and item.region_id is not None:
@@ -148,10 +182,18 @@ class OpenAIProvider(Provider):
             if problems:
                 raise AnswerRuleError("; ".join(problems))
             return [
-                Element(element_id=f"e{i}", name=item.name, description=item.description, region_id=item.region_id,
-                        attributes=ElementAttributes(colour=item.colour, position=item.position,
-                                                     count=item.count if item.count and item.count > 0 else None,
-                                                     visible_text=item.visible_text))
+                Element(
+                    element_id=f"e{i}",
+                    name=item.name,
+                    description=item.description,
+                    region_id=item.region_id,
+                    attributes=ElementAttributes(
+                        colour=item.colour,
+                        position=item.position,
+                        count=item.count if item.count and item.count > 0 else None,
+                        visible_text=item.visible_text,
+                    ),
+                )
                 for i, item in enumerate(answer.elements)
             ]
 
@@ -164,40 +206,61 @@ class OpenAIProvider(Provider):
         picture, tokens = self._image(record.image_id, None, record.mime, record)
         url = picture.url
         request = self._request(
-            "tree", url, tokens, TreeAnswer, elements_block=blocks.elements_block(elements),
+            "tree",
+            url,
+            tokens,
+            TreeAnswer,
+            elements_block=blocks.elements_block(elements),
             targets=blocks.targets_line(targets),
-            max_children=MAX_CHILDREN, min_nodes=ctx.min_turns - 1, max_nodes=ctx.max_turns - 1)
+            max_children=MAX_CHILDREN,
+            min_nodes=ctx.min_turns - 1,
+            max_nodes=ctx.max_turns - 1,
+        )
         wanted = {t.element_id for t in targets}
 
         def accept(answer: TreeAnswer) -> TreeRecord:
             tree = TreeRecord.model_validate(
-                {"image_id": elements.image_id, "provider": self.name, "root": answer.root,
-                 "nodes": [n.model_dump() for n in answer.nodes],
-                 "edges": [(e.parent, e.child) for e in answer.edges],
-                 "paths": [p.model_dump() for p in answer.paths]},
-                context=ctx.validation())
+                {
+                    "image_id": elements.image_id,
+                    "provider": self.name,
+                    "root": answer.root,
+                    "nodes": [n.model_dump() for n in answer.nodes],
+                    "edges": [(e.parent, e.child) for e in answer.edges],
+                    "paths": [p.model_dump() for p in answer.paths],
+                },
+                context=ctx.validation(),
+            )
             got = {p.target_element_id for p in tree.paths}
             if got != wanted:
                 raise AnswerRuleError(f"paths must cover exactly the targets {sorted(wanted)}, got {sorted(got)}")
             for path in tree.paths:
                 if not ctx.min_turns - 1 <= len(path.node_ids) <= ctx.max_turns - 1:
-                    raise AnswerRuleError(f"the path to {path.target_element_id} has {len(path.node_ids)} nodes;"
-                                          f" it needs {ctx.min_turns - 1} to {ctx.max_turns - 1}")
+                    raise AnswerRuleError(
+                        f"the path to {path.target_element_id} has {len(path.node_ids)} nodes;"
+                        f" it needs {ctx.min_turns - 1} to {ctx.max_turns - 1}"
+                    )
             return tree
 
         return await self._converse("tree", where, request, accept)
 
     # -- step 3 ----------------------------------------------------------------------
-    async def dialogues(self, elements: ElementsRecord, tree: TreeRecord,
-                        ctx: StepContext) -> list[DialogueRecord]:
+    async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
         record = elements.image
         where = record.annotation_path or record.path
         picture, tokens = self._image(record.image_id, None, record.mime, record)
         url = picture.url
         request = self._request(
-            "dialogues", url, tokens, DialoguesAnswer, elements_block=blocks.elements_block(elements),
+            "dialogues",
+            url,
+            tokens,
+            DialoguesAnswer,
+            elements_block=blocks.elements_block(elements),
             paths_block=blocks.paths_block(tree, elements),
-            min_turns=ctx.min_turns, max_turns=ctx.max_turns, obj=OBJ_TOKEN, seg=SEG_TOKEN)
+            min_turns=ctx.min_turns,
+            max_turns=ctx.max_turns,
+            obj=OBJ_TOKEN,
+            seg=SEG_TOKEN,
+        )
         paths = {p.target_element_id: p for p in tree.paths}
 
         def accept(answer: DialoguesAnswer) -> list[DialogueRecord]:
@@ -210,10 +273,13 @@ class OpenAIProvider(Provider):
                 for turn in item.turns:
                     turns += [Turn(role="user", content=turn.question), Turn(role="assistant", content=turn.answer)]
                 try:
-                    out.append(make_dialogue(elements, paths[item.target_element_id], turns, item.focus, self.name, ctx))
+                    out.append(
+                        make_dialogue(elements, paths[item.target_element_id], turns, item.focus, self.name, ctx)
+                    )
                 except ValidationError as exc:
-                    raise AnswerRuleError(f"dialogues[{index}] ({item.target_element_id}): {explain(exc).lstrip('- ')}") from exc
+                    raise AnswerRuleError(
+                        f"dialogues[{index}] ({item.target_element_id}): {explain(exc).lstrip('- ')}"
+                    ) from exc
             return out
 
         return await self._converse("dialogues", where, request, accept)
-

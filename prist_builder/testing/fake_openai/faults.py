@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 CHAT_FAULT_PARAMS: dict[str, frozenset[str]] = {
     "rate_limit": frozenset({"retry_after", "scope"}),

@@ -7,7 +7,8 @@ import re
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prist_builder.testing.fake_openai import chat
 from prist_builder.testing.fake_openai.batches import BatchStore, FileStore
@@ -160,7 +161,9 @@ class FakeOpenAIApp:
             return json_reply(error_body(message, "invalid_request_error", "invalid_api_key"), 401)
         if kind == "bad_request":
             message = str(rule.params.get("message", "The image could not be processed."))
-            return json_reply(error_body(message, "invalid_request_error", str(rule.params.get("code", "invalid_image"))), 400)
+            return json_reply(
+                error_body(message, "invalid_request_error", str(rule.params.get("code", "invalid_image"))), 400
+            )
         if kind == "server_error":
             status = int(rule.params.get("status", 500))
             message = (
@@ -175,8 +178,9 @@ class FakeOpenAIApp:
         retry_after = float(rule.params.get("retry_after", 0.05))
         scope = rule.params.get("scope", "requests")
         wait = duration_text(retry_after)
-        unit, limit = ("requests per min (RPM)", REQUEST_LIMIT) if scope == "requests" else (
-            "tokens per min (TPM)", TOKEN_LIMIT)
+        unit, limit = (
+            ("requests per min (RPM)", REQUEST_LIMIT) if scope == "requests" else ("tokens per min (TPM)", TOKEN_LIMIT)
+        )
         message = (
             f"Rate limit reached for {body.get('model')} in organization org-fake on {unit}: "
             f"Limit {limit}, Used {limit}, Requested 1. Please try again in {wait}."
@@ -260,7 +264,9 @@ class FakeOpenAIApp:
             return error_reply(400, "Missing required parameter: 'input_file_id'.")
         try:
             batch = self.batches.create(
-                body["input_file_id"], body.get("endpoint", ""), body.get("completion_window", ""),
+                body["input_file_id"],
+                body.get("endpoint", ""),
+                body.get("completion_window", ""),
                 body.get("metadata"),
             )
         except LookupError as exc:
