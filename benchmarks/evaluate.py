@@ -76,32 +76,45 @@ def time_pycocotools(pairs: list[tuple[RLE, RLE]]) -> float:
     started = time.perf_counter()
     preds = [{"size": p.size, "counts": p.counts.encode("ascii")} for p, _ in pairs]
     targets = [{"size": t.size, "counts": t.counts.encode("ascii")} for _, t in pairs]
-    for p, t in zip(preds, targets):
+    for p, t in zip(preds, targets, strict=True):
         coco_mask.iou([p], [t], [0])
     for start in range(0, len(pairs), AREA_CHUNK):
-        coco_mask.area(preds[start:start + AREA_CHUNK])
-        coco_mask.area(targets[start:start + AREA_CHUNK])
+        coco_mask.area(preds[start : start + AREA_CHUNK])
+        coco_mask.area(targets[start : start + AREA_CHUNK])
     return time.perf_counter() - started
 
 
 def time_end_to_end(pairs: list[tuple[RLE, RLE]]) -> float:
     """Seconds for ``evaluate()`` from a predictions JSONL file: read, match, score (no response texts)."""
-    refs = [Reference(f"s{i}", f"img{i}", SIDE, SIDE, (("user", "Segment it."), ("assistant", "Certainly, [SEG].")),
-                      "target", t) for i, (_, t) in enumerate(pairs)]
+    refs = [
+        Reference(
+            f"s{i}", f"img{i}", SIDE, SIDE, (("user", "Segment it."), ("assistant", "Certainly, [SEG].")), "target", t
+        )
+        for i, (_, t) in enumerate(pairs)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictions.jsonl"
-        path.write_text("".join(json.dumps({"sample_id": f"s{i}", "responses": ["Certainly, [SEG]."],
-                                            "mask": p.model_dump()}) + "\n" for i, (p, _) in enumerate(pairs)),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(
+                json.dumps({"sample_id": f"s{i}", "responses": ["Certainly, [SEG]."], "mask": p.model_dump()}) + "\n"
+                for i, (p, _) in enumerate(pairs)
+            ),
+            encoding="utf-8",
+        )
         started = time.perf_counter()
         evaluate(path, refs, ScoringOptions())
         return time.perf_counter() - started
 
 
 def _row(name: str, samples: int, seconds: float, baseline: float, target: str) -> dict[str, str]:
-    return {"pass": name, "samples": f"{samples:,}", "seconds": f"{seconds:.2f}",
-            "ms / sample": f"{1000 * seconds / samples:.3f}", "ratio to baseline": f"{seconds / baseline:.2f}",
-            "target s": target}
+    return {
+        "pass": name,
+        "samples": f"{samples:,}",
+        "seconds": f"{seconds:.2f}",
+        "ms / sample": f"{1000 * seconds / samples:.3f}",
+        "ratio to baseline": f"{seconds / baseline:.2f}",
+        "target s": target,
+    }
 
 
 def run(samples: int = SAMPLES) -> list[dict[str, str]]:

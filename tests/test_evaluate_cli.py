@@ -17,14 +17,19 @@ from prist_builder.evaluate.references import ReferenceError, load_references
 from prist_builder.testing.synthetic import write_synthetic
 
 H, W = 32, 48
-TURNS = [("user", "What is on the table?"), ("assistant", "A red cup stands on the wooden table."),
-         ("user", "Which one holds coffee?"), ("assistant", "The cup near the window holds coffee."),
-         ("user", "Segment it."), ("assistant", "Certainly, [OBJ]the cup[SEG].")]
+TURNS = [
+    ("user", "What is on the table?"),
+    ("assistant", "A red cup stands on the wooden table."),
+    ("user", "Which one holds coffee?"),
+    ("assistant", "The cup near the window holds coffee."),
+    ("user", "Segment it."),
+    ("assistant", "Certainly, [OBJ]the cup[SEG]."),
+]
 
 
 def _box(y: int, x: int, side: int) -> np.ndarray:
     mask = np.zeros((H, W), dtype=bool)
-    mask[y:y + side, x:x + side] = True
+    mask[y : y + side, x : x + side] = True
     return mask
 
 
@@ -37,11 +42,26 @@ def write_export(folder: Path, samples: int = 4) -> list[np.ndarray]:
         mask = _box(i * 4, i * 6, 8 + i)
         rle = encode(mask)
         masks.append(mask)
-        rows.append({"sample_id": f"s{i}", "image_id": f"img{i}", "width": W, "height": H,
-                     "turns": [{"role": r, "content": c} for r, c in TURNS], "focus": "the cup",
-                     "targets": [{"focus": "the cup", "mask": {"size": rle.size, "counts": rle.counts},
-                                  "box": [0.0, 0.0, 1.0, 1.0], "area": int(mask.sum()), "granularity": "coarse",
-                                  "element_id": "e0"}]})
+        rows.append(
+            {
+                "sample_id": f"s{i}",
+                "image_id": f"img{i}",
+                "width": W,
+                "height": H,
+                "turns": [{"role": r, "content": c} for r, c in TURNS],
+                "focus": "the cup",
+                "targets": [
+                    {
+                        "focus": "the cup",
+                        "mask": {"size": rle.size, "counts": rle.counts},
+                        "box": [0.0, 0.0, 1.0, 1.0],
+                        "area": int(mask.sum()),
+                        "granularity": "coarse",
+                        "element_id": "e0",
+                    }
+                ],
+            }
+        )
     (folder / "data").mkdir(parents=True)
     Dataset.from_list(rows).to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
     return masks
@@ -78,8 +98,15 @@ def test_export_reference_every_problem_kind_and_every_output(tmp_path: Path) ->
     counts = summary["problems"]["counts"]
     assert set(counts) == set(PROBLEM_KINDS)
     assert {k: v for k, v in counts.items() if v} == {
-        "bad_line": 2, "duplicate": 1, "unknown_sample": 1, "missing": 1, "wrong_size": 1, "unparsed_box": 1,
-        "no_detected": 1, "short_responses": 1}
+        "bad_line": 2,
+        "duplicate": 1,
+        "unknown_sample": 1,
+        "missing": 1,
+        "wrong_size": 1,
+        "unparsed_box": 1,
+        "no_detected": 1,
+        "short_responses": 1,
+    }
     assert summary["mask_sources"] == {"mask": 2, "unparsed_box": 1, "wrong_size": 1, "no_detected": 1, "missing": 1}
     assert summary["samples"] == 6
     # only s0 and s1 have a mask to score, both perfect; the four others count as empty predictions
@@ -87,8 +114,16 @@ def test_export_reference_every_problem_kind_and_every_output(tmp_path: Path) ->
     inter = int(masks[0].sum() + masks[1].sum())
     assert summary["segmentation"]["cIoU"] == pytest.approx(100 * inter / sum(int(m.sum()) for m in masks))
     assert summary["segmentation"]["precision"] == pytest.approx(100.0)
-    for name in ("results.json", "per_sample.jsonl", "table3.md", "table3.csv", "table4.md", "table4.csv",
-                 "granularity.md", "granularity.csv"):
+    for name in (
+        "results.json",
+        "per_sample.jsonl",
+        "table3.md",
+        "table3.csv",
+        "table4.md",
+        "table4.csv",
+        "granularity.md",
+        "granularity.csv",
+    ):
         assert (out / name).exists(), name
     rows = read_jsonl(out / "per_sample.jsonl")
     assert [r["sample_id"] for r in rows] == [f"s{i}" for i in range(6)]
@@ -111,8 +146,12 @@ def test_run_folder_reference_and_box_answers(tmp_path: Path) -> None:
     lines = []
     for ref in refs:  # a general MLLM answering with the target's bounding box in 0-1000 coordinates
         x, y, w, h = rle_bbox(ref.mask)
-        box = (x / ref.width * 1000, y / ref.height * 1000, (x + w - 1) / ref.width * 1000,
-               (y + h - 1) / ref.height * 1000)
+        box = (
+            x / ref.width * 1000,
+            y / ref.height * 1000,
+            (x + w - 1) / ref.width * 1000,
+            (y + h - 1) / ref.height * 1000,
+        )
         answer = "<box>({:.1f}, {:.1f}), ({:.1f}, {:.1f})</box>".format(*box)
         lines.append(json.dumps({"sample_id": ref.sample_id, "responses": ref.responses[:-1] + [answer]}))
     preds = tmp_path / "boxes.jsonl"
@@ -137,7 +176,9 @@ def test_compare_writes_deltas_and_plot(tmp_path: Path) -> None:
     for name, shift in (("good", 0), ("worse", 3)):
         lines = [_line(f"s{i}", answers, np.roll(m, shift, axis=1)) for i, m in enumerate(masks)]
         (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        assert run_cli("evaluate", tmp_path / f"{name}.jsonl", "--data", export, "--out", tmp_path / name).exit_code == 0
+        assert (
+            run_cli("evaluate", tmp_path / f"{name}.jsonl", "--data", export, "--out", tmp_path / name).exit_code == 0
+        )
         paths.append(tmp_path / name / "results.json")
     result = run_cli("evaluate", "--compare", *paths, "--out", tmp_path / "cmp")
     assert result.exit_code == 0, result.output

@@ -29,13 +29,32 @@ def _sample(index: int, focus: str) -> dict[str, Any]:
     mask = np.zeros((H, W), bool)
     mask[2:8, 2:8] = True
     rle = encode(mask)
-    turns = [("user", f"What is near the {focus}?"), ("assistant", f"A plate stands next to the {focus}."),
-             ("user", "Which object holds the drink?"), ("assistant", f"The {focus} holds the drink."),
-             ("user", "Segment it."), ("assistant", f"Certainly, [OBJ]{focus}[SEG].")]
-    return {"sample_id": f"s{index}", "image_id": f"img{index}", "width": W, "height": H,
-            "turns": [{"role": r, "content": c} for r, c in turns], "focus": focus,
-            "targets": [{"focus": focus, "mask": {"size": rle.size, "counts": rle.counts}, "box": [2.0, 2.0, 6.0, 6.0],
-                         "area": 36, "granularity": "coarse", "element_id": "e0"}]}
+    turns = [
+        ("user", f"What is near the {focus}?"),
+        ("assistant", f"A plate stands next to the {focus}."),
+        ("user", "Which object holds the drink?"),
+        ("assistant", f"The {focus} holds the drink."),
+        ("user", "Segment it."),
+        ("assistant", f"Certainly, [OBJ]{focus}[SEG]."),
+    ]
+    return {
+        "sample_id": f"s{index}",
+        "image_id": f"img{index}",
+        "width": W,
+        "height": H,
+        "turns": [{"role": r, "content": c} for r, c in turns],
+        "focus": focus,
+        "targets": [
+            {
+                "focus": focus,
+                "mask": {"size": rle.size, "counts": rle.counts},
+                "box": [2.0, 2.0, 6.0, 6.0],
+                "area": 36,
+                "granularity": "coarse",
+                "element_id": "e0",
+            }
+        ],
+    }
 
 
 @pytest.fixture
@@ -48,10 +67,24 @@ def dataset(tmp_path: Path) -> tuple[Path, Path]:
     (export / "data").mkdir(parents=True)
     Dataset.from_list(rows).to_parquet(str(export / "data" / "test-00000-of-00001.parquet"))
     preds = tmp_path / "model.jsonl"
-    preds.write_text("".join(json.dumps({
-        "sample_id": r["sample_id"], "mask": r["targets"][0]["mask"],
-        "responses": [f"{MODEL_MARK} I see the {r['focus']}.", f"{MODEL_MARK} It is the {r['focus']}.",
-                      "Certainly, [SEG]."]}) + "\n" for r in rows), encoding="utf-8")
+    preds.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "sample_id": r["sample_id"],
+                    "mask": r["targets"][0]["mask"],
+                    "responses": [
+                        f"{MODEL_MARK} I see the {r['focus']}.",
+                        f"{MODEL_MARK} It is the {r['focus']}.",
+                        "Certainly, [SEG].",
+                    ],
+                }
+            )
+            + "\n"
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
     return export, preds
 
 
@@ -77,18 +110,50 @@ class ScriptedJudge:
                 self.calls[(focus, side)] += 1
             n = self.calls[(focus, side)]
             if len(messages) > 2 and focus in self.garbage:  # a re-ask of a malformed first answer: still wrong
-                return json.dumps({"progression": 9, "logical_coherence": 4, "content_consistency": 4,
-                                   "target_relevance": 4, "total": 21, "summary": "out of range"})
+                return json.dumps(
+                    {
+                        "progression": 9,
+                        "logical_coherence": 4,
+                        "content_consistency": 4,
+                        "target_relevance": 4,
+                        "total": 21,
+                        "summary": "out of range",
+                    }
+                )
             if self.garbage.get(focus, 0) >= n:
                 return "Scores: progression 4, looks fine"
         score = SCRIPT[focus][side][n - 1]
-        return json.dumps({"progression": score, "logical_coherence": score, "content_consistency": score,
-                           "target_relevance": score, "total": 4 * score, "summary": "ok"})
+        return json.dumps(
+            {
+                "progression": score,
+                "logical_coherence": score,
+                "content_consistency": score,
+                "target_relevance": score,
+                "total": 4 * score,
+                "summary": "ok",
+            }
+        )
 
 
 def _evaluate(export: Path, preds: Path, out: Path, server: FakeOpenAIServer, cache: Path, *extra: str):
-    return run_cli("evaluate", preds, "--data", export, "--out", out, "--judge", "--base-url", server.base_url,
-                   "--api-key", "sk-test-judge", "--cache-dir", cache, "--max-attempts", "1", *extra)
+    return run_cli(
+        "evaluate",
+        preds,
+        "--data",
+        export,
+        "--out",
+        out,
+        "--judge",
+        "--base-url",
+        server.base_url,
+        "--api-key",
+        "sk-test-judge",
+        "--cache-dir",
+        cache,
+        "--max-attempts",
+        "1",
+        *extra,
+    )
 
 
 def test_five_repeats_averages_and_win_rate(dataset: tuple[Path, Path], tmp_path: Path) -> None:

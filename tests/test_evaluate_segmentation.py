@@ -32,7 +32,11 @@ def _hand_case():
 def test_giou_ciou_and_pixel_metrics_match_hand_computation() -> None:
     counts = count_pairs(_hand_case())
     assert [(c.intersection, c.union, c.predicted, c.target) for c in counts] == [
-        (4, 12, 8, 8), (2, 6, 6, 2), (0, 0, 0, 0), (0, 4, 0, 4)]
+        (4, 12, 8, 8),
+        (2, 6, 6, 2),
+        (0, 0, 0, 0),
+        (0, 4, 0, 4),
+    ]
     scores = summarize(counts)
     assert scores is not None and scores.samples == 4
     assert scores.gIoU == pytest.approx(100 * (1 / 3 + 1 / 3 + 1 + 0) / 4)  # an empty union counts 1.0 (LISA)
@@ -86,29 +90,35 @@ def test_by_granularity_groups_with_the_stats_definition() -> None:
     assert groups["coarse"].cIoU == pytest.approx(100.0)
 
 
-@pytest.mark.parametrize("text, coords", [
-    ("<box>(10, 20), (110, 220)</box>", (10, 20, 110, 220)),
-    ("Sure. <box> ( 10 ,20 ) ( 110 , 220 ) </box> ", (10, 20, 110, 220)),
-    ("<box>[10, 20], [110, 220]</box>", (10, 20, 110, 220)),
-    ("<box>[10,20,110,220]", (10, 20, 110, 220)),
-    ("<|box_start|>(100,200),(500,700)<|box_end|>", (100, 200, 500, 700)),
-    ("The logo is at (0.1, 0.2), (0.5, 0.75).", (0.1, 0.2, 0.5, 0.75)),
-    ("box: [12.5, 30, 40.25, 60]", (12.5, 30, 40.25, 60)),
-    ("<box>(10, 20), (110, 220)</box> no detected elsewhere", (10, 20, 110, 220)),
-])
+@pytest.mark.parametrize(
+    "text, coords",
+    [
+        ("<box>(10, 20), (110, 220)</box>", (10, 20, 110, 220)),
+        ("Sure. <box> ( 10 ,20 ) ( 110 , 220 ) </box> ", (10, 20, 110, 220)),
+        ("<box>[10, 20], [110, 220]</box>", (10, 20, 110, 220)),
+        ("<box>[10,20,110,220]", (10, 20, 110, 220)),
+        ("<|box_start|>(100,200),(500,700)<|box_end|>", (100, 200, 500, 700)),
+        ("The logo is at (0.1, 0.2), (0.5, 0.75).", (0.1, 0.2, 0.5, 0.75)),
+        ("box: [12.5, 30, 40.25, 60]", (12.5, 30, 40.25, 60)),
+        ("<box>(10, 20), (110, 220)</box> no detected elsewhere", (10, 20, 110, 220)),
+    ],
+)
 def test_parse_box_is_tolerant(text: str, coords: tuple) -> None:
     parsed = parse_box(text)
     assert parsed.kind == "box" and parsed.coords == pytest.approx(coords)
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("no detected ", "no_detected"),
-    ("No Detected.", "no_detected"),
-    ("not detected", "no_detected"),
-    ("I cannot find it.", "unparsed"),
-    ("<box>(10, 20)</box>", "unparsed"),
-    ("", "unparsed"),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("no detected ", "no_detected"),
+        ("No Detected.", "no_detected"),
+        ("not detected", "no_detected"),
+        ("I cannot find it.", "unparsed"),
+        ("<box>(10, 20)</box>", "unparsed"),
+        ("", "unparsed"),
+    ],
+)
 def test_parse_box_other_answers(text: str, kind: str) -> None:
     assert parse_box(text).kind == kind
 

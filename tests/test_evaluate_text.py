@@ -52,7 +52,7 @@ def test_bleu4_equals_nltk_corpus_bleu() -> None:
 
 
 def test_rouge_l_equals_hand_lcs_f_measure() -> None:
-    for hyp, ref, got in zip(HYPS, REFS, text.rouge_l_scores(HYPS, REFS)):
+    for hyp, ref, got in zip(HYPS, REFS, text.rouge_l_scores(HYPS, REFS), strict=True):
         lcs = _lcs(hyp.split(), ref.split())
         p, r = lcs / len(hyp.split()), lcs / len(ref.split())
         assert got == pytest.approx(2 * p * r / (p + r))
@@ -81,8 +81,10 @@ def test_meteor_without_wordnet_is_reported_under_its_own_name() -> None:
     assert text.METEOR_EXACT_STEM in scores.overall and "METEOR" not in scores.overall
     assert scores.meteor_name == text.METEOR_EXACT_STEM
     # exact + Porter stem only: "jumps"/"jumped" match by stem
-    assert text.meteor_scores(["he jumps"], ["he jumped"], None)[0] > text.meteor_scores(["he leaps"], ["he jumped"],
-                                                                                          None)[0]
+    assert (
+        text.meteor_scores(["he jumps"], ["he jumped"], None)[0]
+        > text.meteor_scores(["he leaps"], ["he jumped"], None)[0]
+    )
 
 
 def test_empty_hypotheses_score_zero_not_crash() -> None:
@@ -97,7 +99,7 @@ def _official_references() -> list[Reference]:
     for index, item in enumerate(data):  # the split has no masks: give each sample its own random box
         y, x = rng.integers(0, 48, size=2)
         mask = np.zeros((64, 64), bool)
-        mask[y:y + 16, x:x + 16] = True
+        mask[y : y + 16, x : x + 16] = True
         turns = tuple(("user" if t["from"] == "human" else "assistant", t["value"]) for t in item["dialogue"])
         refs.append(Reference(f"s{index}", item["img_id"], 64, 64, turns, item["focus"], encode(mask)))
     return refs
@@ -110,8 +112,9 @@ def _score(refs: list[Reference], preds: dict[str, Prediction]):
 
 def test_official_split_against_itself_gives_the_ceiling() -> None:
     refs = _official_references()
-    results = _score(refs, {r.sample_id: Prediction(sample_id=r.sample_id, responses=r.responses, mask=r.mask)
-                            for r in refs})
+    results = _score(
+        refs, {r.sample_id: Prediction(sample_id=r.sample_id, responses=r.responses, mask=r.mask) for r in refs}
+    )
     assert results.samples == 508
     for key in ("gIoU", "cIoU", "precision", "recall", "F1"):
         assert results.segmentation[key] == pytest.approx(100.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,33 +28,39 @@ WIDEST = 400
 """Most characters per line a table printed into a pipe or file takes."""
 
 InputsArg = Annotated[list[Path], typer.Argument(help="Predictions JSONL; with --compare, results.json files.")]
-DataOpt = Annotated[Optional[Path], typer.Option("--data", help="References: a prist export folder or a run folder.")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="References: a prist export folder or a run folder.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="Split of an export folder.")]
-OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder \\[default: evaluation/<name>].")]
-NameOpt = Annotated[Optional[str], typer.Option("--name", help="Row label \\[default: the predictions file's stem].")]
-BoxOpt = Annotated[str, typer.Option("--box-coords",
-                                     help="Coordinates of <box> answers: pixel, unit (0-1) or thousand (0-1000).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder \\[default: evaluation/<name>].")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Row label \\[default: the predictions file's stem].")]
+BoxOpt = Annotated[
+    str, typer.Option("--box-coords", help="Coordinates of <box> answers: pixel, unit (0-1) or thousand (0-1000).")
+]
 FinalTurnOpt = Annotated[bool, typer.Option("--include-final-turn", help="Also score the segmentation answer's text.")]
-WordnetOpt = Annotated[Optional[Path], typer.Option("--wordnet", file_okay=False,
-                                                    help="nltk data folder holding corpora/wordnet.")]
-BertScoreOpt = Annotated[Optional[Path], typer.Option("--bertscore-model",
-                                                      help="Local model folder for BERTScore (never downloaded).")]
+WordnetOpt = Annotated[
+    Path | None, typer.Option("--wordnet", file_okay=False, help="nltk data folder holding corpora/wordnet.")
+]
+BertScoreOpt = Annotated[
+    Path | None, typer.Option("--bertscore-model", help="Local model folder for BERTScore (never downloaded).")
+]
 JudgeOpt = Annotated[bool, typer.Option("--judge", help="Also run the LLM judge (Table 4; uses the OpenAI options).")]
 RepeatsOpt = Annotated[int, typer.Option("--repeats", min=1, help="Judge repeats per dialogue (Appendix C.4.2).")]
-JudgeLimitOpt = Annotated[Optional[int], typer.Option("--judge-limit", min=1, help="Judge only the first N samples.")]
+JudgeLimitOpt = Annotated[int | None, typer.Option("--judge-limit", min=1, help="Judge only the first N samples.")]
 CompareOpt = Annotated[bool, typer.Option("--compare", help="Compare results.json files: deltas and a PNG plot.")]
 
 
 def show(table: Table) -> None:
     """Print a table; into a pipe or file at its natural width (no cropped columns)."""
-    width = None if console.is_terminal else max(console.width, console.measure(table, options=console.options.update_width(WIDEST)).maximum)
+    width = (
+        None
+        if console.is_terminal
+        else max(console.width, console.measure(table, options=console.options.update_width(WIDEST)).maximum)
+    )
     console.print(table, width=width, crop=width is None)
 
 
 def print_tables(summary: dict[str, Any]) -> None:
     """Print Table 3, the granularity breakdown, Table 4 (if judged) and the problems."""
-    show(rich_table("Table 3: pixel-level RS (percent; Precision/Recall/F1 pixel-wise micro)",
-                             table3_rows([summary])))
+    show(rich_table("Table 3: pixel-level RS (percent; Precision/Recall/F1 pixel-wise micro)", table3_rows([summary])))
     rows = granularity_rows(summary)
     if rows:
         show(rich_table("Segmentation by granularity (percent)", rows))
@@ -74,14 +80,16 @@ def _compare(paths: list[Path], out: Path) -> None:
     try:
         summaries = unique_names([load_summary(p) for p in paths], paths)
     except CompareError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     show(rich_table("Table 3 layout", table3_rows(summaries)))
     if table4_rows(summaries):
         show(rich_table("Table 4 layout", table4_rows(summaries)))
     deltas = delta_rows(summaries)
     show(rich_table(f"Deltas against {summaries[0]['name']}", deltas))
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{COMPARE_TABLE}.md").write_text(markdown(table3_rows(summaries)) + "\n" + markdown(deltas), encoding="utf-8")
+    (out / f"{COMPARE_TABLE}.md").write_text(
+        markdown(table3_rows(summaries)) + "\n" + markdown(deltas), encoding="utf-8"
+    )
     write_csv(out / f"{COMPARE_TABLE}.csv", deltas, ("Metric",))
     console.print(f"plot: {plot(summaries, out / COMPARE_PLOT)}", highlight=False)
 
@@ -121,13 +129,17 @@ def register_evaluate(app: typer.Typer) -> None:
         from prist_builder.evaluate.scoring import ScoringOptions
         from prist_builder.evaluate.scoring import evaluate as run_scoring
 
-        options = ScoringOptions(split=split, box_convention=box_coords,  # type: ignore[arg-type]
-                                 include_final_turn=include_final_turn, wordnet_dir=wordnet,
-                                 bertscore_model=bertscore_model)
+        options = ScoringOptions(
+            split=split,
+            box_convention=box_coords,  # type: ignore[arg-type]
+            include_final_turn=include_final_turn,
+            wordnet_dir=wordnet,
+            bertscore_model=bertscore_model,
+        )
         try:
             results, matched = run_scoring(inputs[0], data, options, name)
         except (FileNotFoundError, ReferenceError, ImportError) as exc:
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
         target = out or Path("evaluation") / results.name
         opts = OpenAIOpts.from_kwargs(openai)
         if judge or opts.dry_run:
@@ -141,9 +153,9 @@ def register_evaluate(app: typer.Typer) -> None:
             raise fail("no prediction matched a reference sample id (all scored as empty); check --data and --split")
 
 
-
-def _judge(results: Any, matched: list[Any], opts: OpenAIOpts, repeats: int, limit: int | None,
-           include_final: bool, out: Path) -> bool:
+def _judge(
+    results: Any, matched: list[Any], opts: OpenAIOpts, repeats: int, limit: int | None, include_final: bool, out: Path
+) -> bool:
     """Run the LLM judge into ``results``; ``False`` after a dry run (estimate printed only).
 
     Raises:
@@ -164,14 +176,17 @@ def _judge(results: Any, matched: list[Any], opts: OpenAIOpts, repeats: int, lim
         settings = LLMSettings.model_validate({**values, **({"api_key": opts.api_key} if opts.api_key else {})})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise fail(f"--{'.'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}", 2)
+        raise fail(f"--{'.'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}", 2) from None
     chosen = matched[:limit] if limit else matched
     if opts.dry_run:
         plan = judge.estimate(chosen, repeats, include_final, settings)
         money = "unknown model" if plan.usd is None else f"${plan.usd:.4f} online, ${plan.usd_batch:.4f} batch"
-        console.print(f"dry run: {plan.requests:,} judge requests ({len(chosen)} samples x 2 sides x {repeats} repeats),"
-                      f" about {plan.prompt_tokens:,} prompt + at most {plan.completion_tokens:,} completion tokens,"
-                      f" {money}, model {settings.model}; nothing sent (cached answers cost nothing)", highlight=False)
+        console.print(
+            f"dry run: {plan.requests:,} judge requests ({len(chosen)} samples x 2 sides x {repeats} repeats),"
+            f" about {plan.prompt_tokens:,} prompt + at most {plan.completion_tokens:,} completion tokens,"
+            f" {money}, model {settings.model}; nothing sent (cached answers cost nothing)",
+            highlight=False,
+        )
         return False
     problems = Problems()
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +194,8 @@ def _judge(results: Any, matched: list[Any], opts: OpenAIOpts, repeats: int, lim
     async def go() -> tuple[judge.JudgeRun, dict[str, Any]]:
         client = LLMClient(settings)
         client.batch_progress = lambda status, done, total: console.print(
-            f"judge batch {status}: {done}/{total} requests", highlight=False)
+            f"judge batch {status}: {done}/{total} requests", highlight=False
+        )
         try:
             run = await judge.run_judge(client, chosen, repeats, include_final, out, problems)
         finally:
@@ -189,10 +205,17 @@ def _judge(results: Any, matched: list[Any], opts: OpenAIOpts, repeats: int, lim
     try:
         run, usage = asyncio.run(go())
     except FatalError as exc:
-        raise fail(f"judge: {exc}")
+        raise fail(f"judge: {exc}") from None
     except KeyboardInterrupt:
-        raise fail("interrupted; judge answers received so far are cached: run the same command to resume", 130)
+        raise fail(
+            "interrupted; judge answers received so far are cached: run the same command to resume", 130
+        ) from None
     table, per_sample = judge.aggregate(run, [m.reference.sample_id for m in chosen], repeats)
-    judge.attach(results, table, per_sample, problems,
-                 {"judge_model": settings.model, "prompt_version": judge.prompt_version(), "usage": usage})
+    judge.attach(
+        results,
+        table,
+        per_sample,
+        problems,
+        {"judge_model": settings.model, "prompt_version": judge.prompt_version(), "usage": usage},
+    )
     return True

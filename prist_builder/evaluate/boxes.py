@@ -27,11 +27,17 @@ CONVENTION_SCALE = {"pixel": None, "unit": 1.0, "thousand": 1000.0}
 """Full image side in each normalised convention (``None``: coordinates are pixels)."""
 NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _NUM = re.compile(NUMBER)
-_TAGGED = re.compile(r"<\s*(?:\|\s*)?box(?:_start)?\s*(?:\|\s*)?>(?P<body>.*?)(?:<\s*(?:\|\s*)?/?\s*box(?:_end)?\s*(?:\|\s*)?>|$)",
-                     re.IGNORECASE | re.DOTALL)
-_PAIRS = re.compile(rf"[\(\[\{{]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[\)\]\}}]\s*[,;]?\s*(?:to|-)?\s*"
-                    rf"[\(\[\{{]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[\)\]\}}]")
-_QUAD = re.compile(rf"[\(\[\{{]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[\)\]\}}]")
+_TAGGED = re.compile(
+    r"<\s*(?:\|\s*)?box(?:_start)?\s*(?:\|\s*)?>(?P<body>.*?)(?:<\s*(?:\|\s*)?/?\s*box(?:_end)?\s*(?:\|\s*)?>|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+_PAIRS = re.compile(
+    rf"[\(\[\{{]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[\)\]\}}]\s*[,;]?\s*(?:to|-)?\s*"
+    rf"[\(\[\{{]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[\)\]\}}]"
+)
+_QUAD = re.compile(
+    rf"[\(\[\{{]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[,;\s]\s*({NUMBER})\s*[\)\]\}}]"
+)
 _NONE = re.compile(r"\bno[t]?[\s_-]*(?:object[\s_-]*)?detected\b", re.IGNORECASE)
 
 ParseKind = Literal["box", "no_detected", "unparsed"]
@@ -71,8 +77,9 @@ def parse_box(text: str) -> ParsedBox:
     return ParsedBox("unparsed")
 
 
-def to_pixels(coords: tuple[float, float, float, float], convention: BoxConvention, height: int,
-              width: int) -> tuple[float, float, float, float]:
+def to_pixels(
+    coords: tuple[float, float, float, float], convention: BoxConvention, height: int, width: int
+) -> tuple[float, float, float, float]:
     """``(x1, y1, x2, y2)`` in pixels of a ``height x width`` image, corners sorted, clipped to the image.
 
     Raises:
@@ -90,8 +97,9 @@ def to_pixels(coords: tuple[float, float, float, float], convention: BoxConventi
     return x1, y1, x2, y2
 
 
-def box_mask(coords: tuple[float, float, float, float], convention: BoxConvention, height: int,
-             width: int) -> RLE | None:
+def box_mask(
+    coords: tuple[float, float, float, float], convention: BoxConvention, height: int, width: int
+) -> RLE | None:
     """The box filled as a ``(height, width)`` mask (COCO RLE); ``None`` when the box has no area in the image.
 
     Drawn by the project's one rasteriser (a Labelme ``rectangle``), so a box scores like an

@@ -12,8 +12,25 @@ from typing import Any
 
 from prist_builder.evaluate.text import METEOR, METEOR_EXACT_STEM
 
-COMPARED = ("gIoU", "cIoU", "Precision", "Recall", "F1", "BLEU-4", "ROUGE-L", METEOR, METEOR_EXACT_STEM,
-            "Dist-1", "Dist-2", "BERTScore", "PR", "LC", "CC", "TR", "Win Rate")
+COMPARED = (
+    "gIoU",
+    "cIoU",
+    "Precision",
+    "Recall",
+    "F1",
+    "BLEU-4",
+    "ROUGE-L",
+    METEOR,
+    METEOR_EXACT_STEM,
+    "Dist-1",
+    "Dist-2",
+    "BERTScore",
+    "PR",
+    "LC",
+    "CC",
+    "TR",
+    "Win Rate",
+)
 """Figures compared, in plot order (those no run has are left out)."""
 _SEGMENTATION_KEYS = {"gIoU": "gIoU", "cIoU": "cIoU", "Precision": "precision", "Recall": "recall", "F1": "F1"}
 FIGURE_WIDTH_IN, FIGURE_HEIGHT_IN, DPI = 12.0, 5.0, 120
@@ -65,7 +82,7 @@ def delta_rows(summaries: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     for name in names:
         base = values[0].get(name)
         row = {"Metric": name, summaries[0]["name"]: "-" if base is None else f"{base:.2f}"}
-        for summary, value in zip(summaries[1:], values[1:]):
+        for summary, value in zip(summaries[1:], values[1:], strict=True):
             got = value.get(name)
             label = f"{summary['name']} (delta)"
             row[label] = "-" if got is None or base is None else f"{got - base:+.2f}"
@@ -76,8 +93,10 @@ def delta_rows(summaries: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
 def unique_names(summaries: list[dict[str, Any]], paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Summaries renamed ``name (folder)`` where two runs share a name."""
     seen = [s["name"] for s in summaries]
-    return [dict(s, name=f"{s['name']} ({Path(p).parent.name})") if seen.count(s["name"]) > 1 else s
-            for s, p in zip(summaries, paths)]
+    return [
+        dict(s, name=f"{s['name']} ({Path(p).parent.name})") if seen.count(s["name"]) > 1 else s
+        for s, p in zip(summaries, paths, strict=True)
+    ]
 
 
 def plot(summaries: Sequence[dict[str, Any]], out: Path) -> Path:
@@ -91,7 +110,7 @@ def plot(summaries: Sequence[dict[str, Any]], out: Path) -> Path:
     names = [n for n in COMPARED if any(n in v for v in values)]
     width = 0.8 / max(len(summaries), 1)
     fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, FIGURE_HEIGHT_IN))
-    for index, (summary, value) in enumerate(zip(summaries, values)):
+    for index, (summary, value) in enumerate(zip(summaries, values, strict=True)):
         xs = [i + index * width for i in range(len(names))]
         ax.bar(xs, [value.get(n, 0.0) for n in names], width=width, label=summary["name"])
     ax.set_xticks([i + width * (len(summaries) - 1) / 2 for i in range(len(names))])

@@ -39,8 +39,12 @@ from prist_builder.llm.client import (
 from prist_builder.llm.pricing import cost_usd, load_prices
 from prist_builder.llm.settings import LLMSettings
 
-DIMENSIONS = (("PR", "progression"), ("LC", "logical_coherence"), ("CC", "content_consistency"),
-              ("TR", "target_relevance"))
+DIMENSIONS = (
+    ("PR", "progression"),
+    ("LC", "logical_coherence"),
+    ("CC", "content_consistency"),
+    ("TR", "target_relevance"),
+)
 """Table 4 columns and the :class:`JudgeAnswer` fields they come from."""
 REPEATS = 5
 """Scorings per dimension in the paper (Appendix C.4.2)."""
@@ -91,18 +95,22 @@ def judged_turns(item: Matched, side: Side, include_final: bool) -> list[tuple[s
 
 def dialogue_block(turns: Sequence[tuple[str, str]]) -> str:
     """The conversation as the judge reads it: ``User: ...`` / ``Assistant: ...`` lines."""
-    return "\n".join(f"{ROLE_NAMES.get(role, role)}: {' '.join(content.split()) or '(no answer)'}"
-                     for role, content in turns)
+    return "\n".join(
+        f"{ROLE_NAMES.get(role, role)}: {' '.join(content.split()) or '(no answer)'}" for role, content in turns
+    )
 
 
 def judge_request(turns: Sequence[tuple[str, str]], focus: str, repeat: int) -> StructuredRequest[JudgeAnswer]:
     """The request of one scoring. ``repeat`` joins the cache key, so each repeat is its own answer."""
     template = prompts.load("judge")
     system, user = template.render(dialogue_block=dialogue_block(turns), focus=focus)
-    return StructuredRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-                             answer_model=JudgeAnswer, max_tokens=MAX_TOKENS,
-                             prompt_version=f"{template.version}/repeat-{repeat}",
-                             prompt_tokens=(len(system) + len(user)) // CHARS_PER_TOKEN)
+    return StructuredRequest(
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+        answer_model=JudgeAnswer,
+        max_tokens=MAX_TOKENS,
+        prompt_version=f"{template.version}/repeat-{repeat}",
+        prompt_tokens=(len(system) + len(user)) // CHARS_PER_TOKEN,
+    )
 
 
 def accept(answer: JudgeAnswer) -> dict[str, float]:
@@ -112,8 +120,9 @@ def accept(answer: JudgeAnswer) -> dict[str, float]:
         AnswerRuleError: a score outside 0-5 (the client re-asks with this message).
     """
     scores = {column: float(getattr(answer, name)) for column, name in DIMENSIONS}
-    wrong = [f"{name} is {scores[column]}" for column, name in DIMENSIONS
-             if not SCORE_MIN <= scores[column] <= SCORE_MAX]
+    wrong = [
+        f"{name} is {scores[column]}" for column, name in DIMENSIONS if not SCORE_MIN <= scores[column] <= SCORE_MAX
+    ]
     if wrong:
         raise AnswerRuleError(f"every score must be between {SCORE_MIN:g} and {SCORE_MAX:g}: " + "; ".join(wrong))
     return scores
@@ -160,15 +169,29 @@ def aggregate(run: JudgeRun, sample_ids: Sequence[str], repeats: int) -> tuple[d
             wins += int(won)
             row["judge_win"] = won
         per_sample[sid] = row
-    table: dict[str, Any] = {side: {column: _mean([m[column] for m in sides[side]]) for column, _ in DIMENSIONS}
-                             for side in SIDES}
-    table.update({"Win Rate": PERCENT * wins / compared if compared else None, "wins": wins, "compared": compared,
-                  "repeats": repeats, "samples": len(sample_ids)})
+    table: dict[str, Any] = {
+        side: {column: _mean([m[column] for m in sides[side]]) for column, _ in DIMENSIONS} for side in SIDES
+    }
+    table.update(
+        {
+            "Win Rate": PERCENT * wins / compared if compared else None,
+            "wins": wins,
+            "compared": compared,
+            "repeats": repeats,
+            "samples": len(sample_ids),
+        }
+    )
     return table, per_sample
 
 
-async def run_judge(client: LLMClient, matched: Sequence[Matched], repeats: int, include_final: bool,
-                    batch_dir: Path, problems: Problems) -> JudgeRun:
+async def run_judge(
+    client: LLMClient,
+    matched: Sequence[Matched],
+    repeats: int,
+    include_final: bool,
+    batch_dir: Path,
+    problems: Problems,
+) -> JudgeRun:
     """Grade every matched sample, both sides, ``repeats`` times, through ``client``.
 
     Failures are counted in ``problems`` (``judge_failed``: refused or invalid after the
@@ -217,17 +240,29 @@ class Estimate:
 
 def estimate(matched: Sequence[Matched], repeats: int, include_final: bool, settings: LLMSettings) -> Estimate:
     """Cost of grading ``matched`` (before cache hits); nothing is sent."""
-    prompt = sum(judge_request(judged_turns(item, side, include_final), item.reference.focus, 0).prompt_tokens
-                 for item in matched for side in SIDES) * repeats
+    prompt = (
+        sum(
+            judge_request(judged_turns(item, side, include_final), item.reference.focus, 0).prompt_tokens
+            for item in matched
+            for side in SIDES
+        )
+        * repeats
+    )
     requests = len(matched) * len(SIDES) * repeats
     completion = requests * MAX_TOKENS
     prices = load_prices(settings.price_file)
-    return Estimate(requests, prompt, completion, cost_usd(settings.model, prompt, completion, prices),
-                    cost_usd(settings.model, prompt, completion, prices, batch=True))
+    return Estimate(
+        requests,
+        prompt,
+        completion,
+        cost_usd(settings.model, prompt, completion, prices),
+        cost_usd(settings.model, prompt, completion, prices, batch=True),
+    )
 
 
-def attach(results: Any, table: dict[str, Any], per_sample: dict[str, dict], problems: Problems,
-           info: dict[str, Any]) -> None:
+def attach(
+    results: Any, table: dict[str, Any], per_sample: dict[str, dict], problems: Problems, info: dict[str, Any]
+) -> None:
     """Put judge figures into :class:`~.scoring.Results`: ``judge`` (``table`` plus ``info``:
     judge model, prompt version, usage), the per-sample rows, and the judge problem counts."""
     results.judge = {**table, **info}

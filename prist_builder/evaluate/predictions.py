@@ -33,8 +33,20 @@ from prist_builder.evaluate.references import Reference
 from prist_builder.records.prediction import Prediction
 from prist_builder.records.rle import RLE
 
-PROBLEM_KINDS = ("bad_line", "unknown_sample", "duplicate", "missing", "wrong_size", "unparsed_box", "no_detected",
-                 "short_responses", "extra_responses", "reference_without_mask", "judge_failed", "judge_pending")
+PROBLEM_KINDS = (
+    "bad_line",
+    "unknown_sample",
+    "duplicate",
+    "missing",
+    "wrong_size",
+    "unparsed_box",
+    "no_detected",
+    "short_responses",
+    "extra_responses",
+    "reference_without_mask",
+    "judge_failed",
+    "judge_pending",
+)
 """Every kind of problem the scorer counts, in report order."""
 MAX_EXAMPLES = 5
 """Examples kept per problem kind for the report."""
@@ -116,15 +128,18 @@ class Matched:
     responses: tuple[str, ...]
 
 
-def resolve_mask(reference: Reference, prediction: Prediction | None, convention: BoxConvention,
-                 problems: Problems) -> tuple[RLE | None, str]:
+def resolve_mask(
+    reference: Reference, prediction: Prediction | None, convention: BoxConvention, problems: Problems
+) -> tuple[RLE | None, str]:
     """The mask to score for ``reference`` and where it came from (see :class:`Matched`)."""
     sid = reference.sample_id
     if prediction is None:
         return None, "missing"
     if prediction.mask is not None:
         if list(prediction.mask.size) != [reference.height, reference.width]:
-            problems.add("wrong_size", f"{sid}: mask {prediction.mask.size}, image [{reference.height}, {reference.width}]")
+            problems.add(
+                "wrong_size", f"{sid}: mask {prediction.mask.size}, image [{reference.height}, {reference.width}]"
+            )
             return None, "wrong_size"
         return prediction.mask, "mask"
     answer = prediction.responses[-1] if prediction.responses else ""
@@ -139,8 +154,9 @@ def resolve_mask(reference: Reference, prediction: Prediction | None, convention
     return None, "unparsed_box"
 
 
-def match(references: list[Reference], predictions: dict[str, Prediction], convention: BoxConvention,
-          problems: Problems) -> list[Matched]:
+def match(
+    references: list[Reference], predictions: dict[str, Prediction], convention: BoxConvention, problems: Problems
+) -> list[Matched]:
     """One :class:`Matched` per reference, in reference order; counts problems (module doc)."""
     known = {r.sample_id for r in references}
     for sid in predictions:

@@ -110,9 +110,15 @@ def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
                 mask = RLE(size=[int(v) for v in raw["size"]], counts=raw["counts"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise ReferenceError(f"{where}: targets[0].mask is not COCO RLE ({exc})") from None
-        yield Reference(sample_id=row["sample_id"], image_id=row["image_id"], height=int(row["height"]),
-                        width=int(row["width"]), turns=_turns(row["turns"], where), focus=row["focus"] or "",
-                        mask=mask)
+        yield Reference(
+            sample_id=row["sample_id"],
+            image_id=row["image_id"],
+            height=int(row["height"]),
+            width=int(row["width"]),
+            turns=_turns(row["turns"], where),
+            focus=row["focus"] or "",
+            mask=mask,
+        )
 
 
 def read_run(folder: Path) -> Iterator[Reference]:
@@ -126,9 +132,15 @@ def read_run(folder: Path) -> Iterator[Reference]:
     for sample in iter_samples(folder):
         if sample.review.status == "rejected":
             continue
-        yield Reference(sample_id=sample.sample_id, image_id=sample.dialogue.image_id, height=sample.image.height,
-                        width=sample.image.width, turns=tuple((t.role, t.content) for t in sample.dialogue.turns),
-                        focus=sample.dialogue.focus, mask=sample.mask)
+        yield Reference(
+            sample_id=sample.sample_id,
+            image_id=sample.dialogue.image_id,
+            height=sample.image.height,
+            width=sample.image.width,
+            turns=tuple((t.role, t.content) for t in sample.dialogue.turns),
+            focus=sample.dialogue.focus,
+            mask=sample.mask,
+        )
 
 
 def load_references(path: Path, split: str = "test") -> list[Reference]:

@@ -80,7 +80,7 @@ def _pairs(matched: list[Matched], include_final: bool) -> tuple[list[str], list
     for index, item in enumerate(matched):
         wanted = item.reference.responses
         keep = len(wanted) if include_final else max(len(wanted) - 1, 0)
-        for hyp, ref in zip(item.responses[:keep], wanted[:keep]):
+        for hyp, ref in zip(item.responses[:keep], wanted[:keep], strict=True):
             hyps.append(hyp)
             refs.append(ref)
             owners.append(index)
@@ -117,16 +117,26 @@ def score(matched: list[Matched], problems: Problems, options: ScoringOptions, n
     groups: dict[int, list[int]] = {}
     for pair, owner in enumerate(owners):
         groups.setdefault(owner, []).append(pair)
-    by_sample = iter(zip(segmented, counts))
+    by_sample = iter(zip(segmented, counts, strict=True))
     current = next(by_sample, None)
     for index, item in enumerate(matched):
-        row: dict[str, Any] = {"sample_id": item.reference.sample_id, "granularity": item.reference.granularity,
-                               "mask_source": item.mask_source}
+        row: dict[str, Any] = {
+            "sample_id": item.reference.sample_id,
+            "granularity": item.reference.granularity,
+            "mask_source": item.mask_source,
+        }
         if current is not None and current[0] is item:
             c = current[1]
-            row.update(IoU=PERCENT * c.iou, precision=PERCENT * c.precision, recall=PERCENT * c.recall,
-                       F1=PERCENT * c.f1, intersection=c.intersection, union=c.union,
-                       predicted_area=c.predicted, target_area=c.target)
+            row.update(
+                IoU=PERCENT * c.iou,
+                precision=PERCENT * c.precision,
+                recall=PERCENT * c.recall,
+                F1=PERCENT * c.f1,
+                intersection=c.intersection,
+                union=c.union,
+                predicted_area=c.predicted,
+                target_area=c.target,
+            )
             current = next(by_sample, None)
         mine = groups.get(index, [])
         if mine:
@@ -147,17 +157,26 @@ def score(matched: list[Matched], problems: Problems, options: ScoringOptions, n
         problems=problems.as_dict(),
         mask_sources=sources,
         per_sample=rows,
-        settings={"split": options.split, "box_convention": options.box_convention,
-                  "include_final_turn": options.include_final_turn, "response_pairs": len(hyps),
-                  "meteor": text.meteor_name, "segmentation_samples": len(segmented),
-                  "bertscore_model": str(options.bertscore_model) if options.bertscore_model else None,
-                  "precision_recall_f1": "micro (pixels of all samples pooled); *_macro: mean per sample",
-                  "versions": _versions()},
+        settings={
+            "split": options.split,
+            "box_convention": options.box_convention,
+            "include_final_turn": options.include_final_turn,
+            "response_pairs": len(hyps),
+            "meteor": text.meteor_name,
+            "segmentation_samples": len(segmented),
+            "bertscore_model": str(options.bertscore_model) if options.bertscore_model else None,
+            "precision_recall_f1": "micro (pixels of all samples pooled); *_macro: mean per sample",
+            "versions": _versions(),
+        },
     )
 
 
-def evaluate(predictions: Path, references: Path | list[Reference], options: ScoringOptions = ScoringOptions(),
-             name: str | None = None) -> tuple[Results, list[Matched]]:
+def evaluate(
+    predictions: Path,
+    references: Path | list[Reference],
+    options: ScoringOptions = ScoringOptions(),
+    name: str | None = None,
+) -> tuple[Results, list[Matched]]:
     """Read, match and score a predictions file against a reference folder (or loaded references).
 
     Raises:

@@ -37,7 +37,7 @@ AREA_CHUNK = 255
 def _areas(rles: list[dict]) -> list[int]:
     out: list[int] = []
     for start in range(0, len(rles), AREA_CHUNK):
-        out += [int(v) for v in coco_mask.area(rles[start:start + AREA_CHUNK])]
+        out += [int(v) for v in coco_mask.area(rles[start : start + AREA_CHUNK])]
     return out
 
 
@@ -100,10 +100,12 @@ def count_pairs(pairs: Sequence[tuple[RLE | None, RLE]]) -> list[PairCounts]:
     predicted = [(i, _coco(p)) for i, (p, t) in enumerate(pairs) if p is not None]
     for i, p in predicted:
         if p["size"] != targets[i]["size"]:
-            raise ValueError(f"pair {i}: predicted mask size {p['size']} differs from the target's {targets[i]['size']}")
+            raise ValueError(
+                f"pair {i}: predicted mask size {p['size']} differs from the target's {targets[i]['size']}"
+            )
     predicted_areas = [0] * len(pairs)
     if predicted:
-        for (i, _), value in zip(predicted, _areas([p for _, p in predicted])):
+        for (i, _), value in zip(predicted, _areas([p for _, p in predicted]), strict=True):
             predicted_areas[i] = value
     out = []
     for i, target in enumerate(targets):
@@ -170,7 +172,7 @@ def by_granularity(counts: Sequence[PairCounts], grains: Sequence[str]) -> dict[
     """:func:`summarize` per granularity class (``grains[i]`` is sample ``i``'s); absent classes are left out."""
     out = {}
     for name in GRANULARITIES:
-        scores = summarize([c for c, g in zip(counts, grains) if g == name])
+        scores = summarize([c for c, g in zip(counts, grains, strict=True) if g == name])
         if scores is not None:
             out[name] = scores
     return out

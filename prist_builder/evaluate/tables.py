@@ -29,8 +29,13 @@ from prist_builder.evaluate.text import METEOR, METEOR_EXACT_STEM
 Row = dict[str, str]
 MISSING = "-"
 """Cell text of a figure that was not computed."""
-SEGMENTATION_COLUMNS = (("gIoU", "gIoU"), ("cIoU", "cIoU"), ("Precision", "precision"), ("Recall", "recall"),
-                        ("F1", "F1"))
+SEGMENTATION_COLUMNS = (
+    ("gIoU", "gIoU"),
+    ("cIoU", "cIoU"),
+    ("Precision", "precision"),
+    ("Recall", "recall"),
+    ("F1", "F1"),
+)
 """Table 3's segmentation columns: (header, key in the segmentation figures)."""
 JUDGE_COLUMNS = ("PR", "LC", "CC", "TR")
 """Table 4's rubric columns (Appendix C.4.2)."""
@@ -78,8 +83,13 @@ def table4_rows(summaries: Sequence[dict[str, Any]]) -> list[Row]:
     rows = [{"Model": "Human", **{k: _fmt(human.get(k)) for k in JUDGE_COLUMNS}, WIN_RATE: MISSING}]
     for s in judged:
         model = s["judge"]["model"]
-        rows.append({"Model": s["name"], **{k: _fmt(model.get(k)) for k in JUDGE_COLUMNS},
-                     WIN_RATE: _fmt(s["judge"].get("Win Rate"), 1)})
+        rows.append(
+            {
+                "Model": s["name"],
+                **{k: _fmt(model.get(k)) for k in JUDGE_COLUMNS},
+                WIN_RATE: _fmt(s["judge"].get("Win Rate"), 1),
+            }
+        )
     return rows
 
 
@@ -89,16 +99,24 @@ def granularity_rows(summary: dict[str, Any]) -> list[Row]:
     for name in GRANULARITIES:
         scores = summary.get("granularity", {}).get(name)
         if scores:
-            rows.append({"Granularity": name, "Samples": str(scores["samples"]),
-                         **{h: _fmt(scores.get(k)) for h, k in SEGMENTATION_COLUMNS}})
+            rows.append(
+                {
+                    "Granularity": name,
+                    "Samples": str(scores["samples"]),
+                    **{h: _fmt(scores.get(k)) for h, k in SEGMENTATION_COLUMNS},
+                }
+            )
     return rows
 
 
 def problem_rows(summary: dict[str, Any]) -> list[Row]:
     """Problem kinds with a non-zero count and one example each."""
     problems = summary["problems"]
-    return [{"Problem": kind, "Count": str(count), "Example": (problems["examples"].get(kind) or [""])[0]}
-            for kind, count in problems["counts"].items() if count]
+    return [
+        {"Problem": kind, "Count": str(count), "Example": (problems["examples"].get(kind) or [""])[0]}
+        for kind, count in problems["counts"].items()
+        if count
+    ]
 
 
 def rich_table(title: str, rows: list[Row]) -> Table:
@@ -134,10 +152,14 @@ def write_csv(path: Path, rows: list[Row], header: Sequence[str]) -> None:
         writer.writerows(rows)
 
 
-TABLE3_NOTE = ("Segmentation in percent; Precision/Recall/F1 are pixel-wise micro (all pixels pooled), "
-               "macro figures are in results.json. Response metrics over {pairs} assistant messages.")
-TABLE4_NOTE = ("PR, LC, CC, TR: LLM judge on 0-5, each the mean of {repeats} repeats (Appendix C.4.2). "
-               "Win Rate: share of samples whose mean score beats the reference (human) response's.")
+TABLE3_NOTE = (
+    "Segmentation in percent; Precision/Recall/F1 are pixel-wise micro (all pixels pooled), "
+    "macro figures are in results.json. Response metrics over {pairs} assistant messages."
+)
+TABLE4_NOTE = (
+    "PR, LC, CC, TR: LLM judge on 0-5, each the mean of {repeats} repeats (Appendix C.4.2). "
+    "Win Rate: share of samples whose mean score beats the reference (human) response's."
+)
 NO_JUDGE = "The LLM judge did not run (prist evaluate --judge)."
 
 
@@ -150,21 +172,26 @@ def write_outputs(out: Path, summary: dict[str, Any], per_sample: list[dict[str,
     files: dict[str, str] = {
         RESULTS_FILE: json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
         PER_SAMPLE_FILE: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in per_sample),
-        f"{TABLE3}.md": markdown(table3_rows([summary]),
-                                 TABLE3_NOTE.format(pairs=summary["settings"].get("response_pairs", 0))),
+        f"{TABLE3}.md": markdown(
+            table3_rows([summary]), TABLE3_NOTE.format(pairs=summary["settings"].get("response_pairs", 0))
+        ),
         f"{GRANULARITY}.md": markdown(granularity_rows(summary), "Granularity as prist stats defines it."),
     }
     judge = summary.get("judge")
-    files[f"{TABLE4}.md"] = (markdown(table4_rows([summary]), TABLE4_NOTE.format(repeats=judge.get("repeats")))
-                             if judge else NO_JUDGE + "\n")
+    files[f"{TABLE4}.md"] = (
+        markdown(table4_rows([summary]), TABLE4_NOTE.format(repeats=judge.get("repeats"))) if judge else NO_JUDGE + "\n"
+    )
     written = []
     for name, text in files.items():
         tmp = out / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out / name)
         written.append(out / name)
-    csvs = {TABLE3: (table3_rows([summary]), ()), TABLE4: (table4_rows([summary]), ("Model", *JUDGE_COLUMNS, WIN_RATE)),
-            GRANULARITY: (granularity_rows(summary), ("Granularity", "Samples"))}
+    csvs = {
+        TABLE3: (table3_rows([summary]), ()),
+        TABLE4: (table4_rows([summary]), ("Model", *JUDGE_COLUMNS, WIN_RATE)),
+        GRANULARITY: (granularity_rows(summary), ("Granularity", "Samples")),
+    }
     for stem, (rows, header) in csvs.items():
         tmp = out / f".{stem}.csv.tmp"
         write_csv(tmp, rows, header)

@@ -22,7 +22,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PERCENT = 100.0
@@ -48,7 +48,7 @@ class _NoSynonyms:
         return []
 
 
-@lru_cache(maxsize=None)
+@cache
 def find_wordnet(folder: str | None = None) -> object | None:
     """nltk's WordNet reader if the data is installed, else ``None``.
 
@@ -88,13 +88,15 @@ def debian_layout_dir() -> Path:
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 """Where Debian's ``wordnet-base`` package puts WordNet 3.0."""
-LEXNAMES = ("adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
-            "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
-            "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
-            "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
-            "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
-            "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
-            "adj.ppl").split()
+LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+    "adj.ppl"
+).split()
 """WordNet 3.0's lexicographer files in number order (the ``lexnames`` file nltk reads, which Debian omits)."""
 _LEX_SYNTAX = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 
@@ -105,8 +107,9 @@ def nltk_data_from_debian(target: Path, source: Path = DEBIAN_WORDNET) -> Path:
     Raises:
         FileNotFoundError: ``source`` has no WordNet database files.
     """
-    files = sorted(p for p in source.glob("*")
-                   if p.is_file() and (p.name.startswith(("data.", "index.")) or p.suffix == ".exc"))
+    files = sorted(
+        p for p in source.glob("*") if p.is_file() and (p.name.startswith(("data.", "index.")) or p.suffix == ".exc")
+    )
     if not (source / "data.noun").exists():
         raise FileNotFoundError(f"{source}: no WordNet data.noun; install Debian's wordnet-base package")
     root = Path(target) / "corpora" / "wordnet"
@@ -116,7 +119,9 @@ def nltk_data_from_debian(target: Path, source: Path = DEBIAN_WORDNET) -> Path:
             (root / path.name).write_bytes(path.read_bytes())
     lines = [f"{i:02d}\t{name}\t{_LEX_SYNTAX[name.split('.')[0]]}" for i, name in enumerate(LEXNAMES)]
     (root / "lexnames").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if not (root / "index.sense").exists():  # Debian ships it apart (wordnet-sense-index); only multilingual use needs it
+    if not (
+        root / "index.sense"
+    ).exists():  # Debian ships it apart (wordnet-sense-index); only multilingual use needs it
         (root / "index.sense").write_text("", encoding="utf-8")
     return Path(target)
 
@@ -129,7 +134,7 @@ def meteor_scores(hypotheses: Sequence[str], references: Sequence[str], wordnet:
     stemmer = PorterStemmer()
     backend = wordnet if wordnet is not None else _NoSynonyms()
     out = []
-    for hyp, ref in zip(hypotheses, references):
+    for hyp, ref in zip(hypotheses, references, strict=True):
         h, r = tokens(hyp), tokens(ref)
         out.append(meteor_score([r], h, stemmer=stemmer, wordnet=backend) if h and r else 0.0)
     return out
@@ -140,7 +145,7 @@ def rouge_l_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    return [scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references)]
+    return [scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references, strict=True)]
 
 
 def bleu4(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -158,7 +163,7 @@ def distinct(texts: Sequence[str], n: int) -> float:
     total = 0
     for text in texts:
         words = tokens(text)
-        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         seen.update(grams)
         total += len(grams)
     return PERCENT * len(seen) / total if total else 0.0
@@ -177,8 +182,10 @@ def bert_scores(hypotheses: Sequence[str], references: Sequence[str], model_path
         import bert_score
         from transformers import AutoConfig
     except ImportError as exc:
-        raise ImportError(f"BERTScore needs the bert-score and transformers packages ({exc.name} is missing):"
-                          " pip install bert-score transformers") from None
+        raise ImportError(
+            f"BERTScore needs the bert-score and transformers packages ({exc.name} is missing):"
+            " pip install bert-score transformers"
+        ) from None
 
     layers = AutoConfig.from_pretrained(str(model_path), local_files_only=True).num_hidden_layers
     _, _, f1 = bert_score.score(list(hypotheses), list(references), model_type=str(model_path), num_layers=layers)
@@ -209,14 +216,18 @@ def _mean_percent(values: Sequence[float]) -> float:
     return PERCENT * sum(values) / len(values) if values else 0.0
 
 
-def score_texts(hypotheses: Sequence[str], references: Sequence[str], wordnet: object | None,
-                bertscore_model: Path | None = None) -> TextScores:
+def score_texts(
+    hypotheses: Sequence[str], references: Sequence[str], wordnet: object | None, bertscore_model: Path | None = None
+) -> TextScores:
     """Score aligned ``hypotheses`` against ``references`` (one reference each)."""
     rouge = rouge_l_scores(hypotheses, references)
     meteor = meteor_scores(hypotheses, references, wordnet)
     meteor_name = METEOR if wordnet is not None else METEOR_EXACT_STEM
-    overall: dict[str, float] = {"BLEU-4": bleu4(hypotheses, references), "ROUGE-L": _mean_percent(rouge),
-                                 meteor_name: _mean_percent(meteor)}
+    overall: dict[str, float] = {
+        "BLEU-4": bleu4(hypotheses, references),
+        "ROUGE-L": _mean_percent(rouge),
+        meteor_name: _mean_percent(meteor),
+    }
     for order in DIST_ORDERS:
         overall[f"Dist-{order}"] = distinct(hypotheses, order)
     bert = None
