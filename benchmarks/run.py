@@ -15,6 +15,7 @@ from rich.table import Table
 
 BENCHMARKS = [
     "build_offline",
+    "evaluate",
     "openai_throughput",
     "agreement",
     "review",
