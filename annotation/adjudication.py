@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import REFERENCE_PREFIX
 from prist_builder.annotation.workpackage import (
@@ -29,7 +30,6 @@ from prist_builder.annotation.workpackage import (
     write_image,
     write_json,
 )
-
 from prist_builder.records import ImageRecord
 
 COLOUR_A = (230, 25, 75)
@@ -68,8 +68,12 @@ def overlay(photo: Image.Image, a: np.ndarray, b: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels.round().astype(np.uint8))
 
 
-def write_folder_queue(out: Path, flagged: list[tuple[Path, str, np.ndarray, np.ndarray]], names: tuple[str, str],
-                       image: Callable[[Path], tuple[str, bytes]]) -> int:
+def write_folder_queue(
+    out: Path,
+    flagged: list[tuple[Path, str, np.ndarray, np.ndarray]],
+    names: tuple[str, str],
+    image: Callable[[Path], tuple[str, bytes]],
+) -> int:
     """Adjudication Labelme files for the folder form: one per image with a flagged label.
 
     Args:
@@ -96,9 +100,16 @@ def write_folder_queue(out: Path, flagged: list[tuple[Path, str, np.ndarray, np.
             shapes += [shape(f"{reference_label('A', names[0])} {label}", p) for p in fit_polygons(mask_a)[0]]
             shapes += [shape(f"{reference_label('B', names[1])} {label}", p) for p in fit_polygons(mask_b)[0]]
         height, width = units[0][1].shape
-        document = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": f"{IMAGES_DIR}/{name}",
-                    "imageData": None, "imageHeight": height, "imageWidth": width,
-                    "prist": {"labels": [u[0] for u in units], "annotators": list(names)}}
+        document = {
+            "version": LABELME_VERSION,
+            "flags": {},
+            "shapes": shapes,
+            "imagePath": f"{IMAGES_DIR}/{name}",
+            "imageData": None,
+            "imageHeight": height,
+            "imageWidth": width,
+            "prist": {"labels": [u[0] for u in units], "annotators": list(names)},
+        }
         write_json(queue / path.name, document)
     if by_file:
         (queue / "README.md").write_text(ADJUDICATION_README, encoding="utf-8")
@@ -128,13 +139,19 @@ def write_queue(
     for sample, name_a, mask_a, name_b, mask_b in flagged:
         dialogue, image = sample.dialogue, sample.image
         data, photo = load_image(image)
-        file_name = write_image(queue, image, lambda _: data)
+        file_name = write_image(queue, image, lambda _, data=data: data)
         text = dialogue_text(dialogue)
         shapes = [shape(reference_label("A", name_a), points, text) for points in fit_polygons(mask_a)[0]]
         shapes += [shape(reference_label("B", name_b), points) for points in fit_polygons(mask_b)[0]]
-        meta = {"sample_id": dialogue.sample_id, "image_id": image.image_id, "target": dialogue.focus,
-                "dialogue": text, "annotators": [name_a, name_b]}
-        write_json(queue / f"{dialogue.sample_id}.json", labelme_document(image, f"{IMAGES_DIR}/{file_name}",
-                                                                          shapes, meta))
+        meta = {
+            "sample_id": dialogue.sample_id,
+            "image_id": image.image_id,
+            "target": dialogue.focus,
+            "dialogue": text,
+            "annotators": [name_a, name_b],
+        }
+        write_json(
+            queue / f"{dialogue.sample_id}.json", labelme_document(image, f"{IMAGES_DIR}/{file_name}", shapes, meta)
+        )
         overlay(photo, mask_a, mask_b).save(overlays / f"{dialogue.sample_id}.png")
     return len(flagged)

@@ -147,7 +147,7 @@ def match_instances(a_masks: Sequence[np.ndarray], b_masks: Sequence[np.ndarray]
     out: list[InstanceMatch] = []
     used_a: set[int] = set()
     used_b: set[int] = set()
-    for i, j in sorted(zip(rows, cols)):
+    for i, j in sorted(zip(rows, cols, strict=True)):
         if ious[i, j] > 0.0:
             out.append(InstanceMatch(int(i), int(j), score_pair(a_masks[i], b_masks[j])))
             used_a.add(int(i))

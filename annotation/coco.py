@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from prist_builder.annotation.masks import decode, polygon_area, rasterize
 from prist_builder.annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem, read_json
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from prist_builder.annotation.agreement import match_instances, score_pair
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.regions import AnnotationError, RegionDraft
@@ -76,8 +77,9 @@ def _instances(path: Path) -> tuple[dict[str, list[RegionDraft]], tuple[int, int
     height, width = (doc.height, doc.width) if doc.height and doc.width else image_size(doc)
     drafts, problems, _ = labelme_regions(doc, height, width)
     if problems:
-        raise AnnotationError(problems[0].reason if problems[0].reason.startswith(str(path)) else
-                              f"{path}: {problems[0].reason}")
+        raise AnnotationError(
+            problems[0].reason if problems[0].reason.startswith(str(path)) else f"{path}: {problems[0].reason}"
+        )
     by_label: dict[str, list[RegionDraft]] = {}
     for draft in drafts:
         if not draft.ignore:
@@ -86,8 +88,13 @@ def _instances(path: Path) -> tuple[dict[str, list[RegionDraft]], tuple[int, int
 
 
 def compare_folders(
-    folder_a: Path, folder_b: Path, groups: dict[str, str] | None = None, match: str = "label",
-    iou_min: float = 0.0, kappa_min: float = 0.0, names: tuple[str, str] = ("A", "B"),
+    folder_a: Path,
+    folder_b: Path,
+    groups: dict[str, str] | None = None,
+    match: str = "label",
+    iou_min: float = 0.0,
+    kappa_min: float = 0.0,
+    names: tuple[str, str] = ("A", "B"),
 ) -> FolderResult:
     """Score every pair of same-named Labelme files of two folders (rules in the module docstring).
 
@@ -127,9 +134,14 @@ def compare_folders(
             if match == "label":
                 units = [(f"{stem}:{label}", _union(masks_a, empty), _union(masks_b, empty))]
             else:
-                units = [(f"{stem}:{label}#{k}", masks_a[m.a] if m.a is not None else empty,
-                          masks_b[m.b] if m.b is not None else empty)
-                         for k, m in enumerate(match_instances(masks_a, masks_b))]
+                units = [
+                    (
+                        f"{stem}:{label}#{k}",
+                        masks_a[m.a] if m.a is not None else empty,
+                        masks_b[m.b] if m.b is not None else empty,
+                    )
+                    for k, m in enumerate(match_instances(masks_a, masks_b))
+                ]
             for unit_id, mask_a, mask_b in units:
                 score = score_pair(mask_a, mask_b)
                 flagged = score.iou < iou_min or score.kappa < kappa_min

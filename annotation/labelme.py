@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
 from prist_builder.annotation.masks import AREA_SHAPES, NON_AREA_SHAPES, place_bbox_mask, rasterize, shape_area
 from prist_builder.annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem, read_json
 

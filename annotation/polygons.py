@@ -10,8 +10,9 @@ the polygons keep IoU >= :data:`MIN_ROUND_TRIP_IOU` with the mask for parts larg
 from __future__ import annotations
 
 import numpy as np
-from prist_builder.annotation.masks import rasterize
 from scipy import ndimage
+
+from prist_builder.annotation.masks import rasterize
 
 SIMPLIFY_TOLERANCE = 1.0
 """Douglas-Peucker tolerance in pixels: no contour point moves further than this."""

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prist_builder.annotation.masks import area, encode, rle_bbox
 
+from prist_builder.annotation.masks import area, encode, rle_bbox
 from prist_builder.records.image import SourceRegion
 
 IGNORE_LABELS = frozenset({"__ignore__", "_background_"})

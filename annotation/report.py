@@ -65,8 +65,10 @@ def markdown(summaries: list[GroupSummary], iou_min: float, kappa_min: float) ->
     rows = table1(summaries)
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    caption = (f"\nAgreement between the two annotators of each sample, per group: mean IoU and mean Cohen's kappa"
-               f" over all pixels. Pass: IoU >= {iou_min} and kappa >= {kappa_min}.\n")
+    caption = (
+        f"\nAgreement between the two annotators of each sample, per group: mean IoU and mean Cohen's kappa"
+        f" over all pixels. Pass: IoU >= {iou_min} and kappa >= {kappa_min}.\n"
+    )
     return "\n".join(lines) + "\n" + caption
 
 
@@ -90,18 +92,50 @@ def write_report(
             writer.writerow((s.group, s.n, _fmt(s.mean_iou), _fmt(s.mean_kappa), "yes" if s.passed else "no"))
     document = {
         "thresholds": {"iou": iou_min, "kappa": kappa_min},
-        "groups": [{**asdict(s), "mean_iou": None if math.isnan(s.mean_iou) else s.mean_iou,
-                    "mean_kappa": None if math.isnan(s.mean_kappa) else s.mean_kappa} for s in summaries],
+        "groups": [
+            {
+                **asdict(s),
+                "mean_iou": None if math.isnan(s.mean_iou) else s.mean_iou,
+                "mean_kappa": None if math.isnan(s.mean_kappa) else s.mean_kappa,
+            }
+            for s in summaries
+        ],
         "flagged": [p.sample_id for p in pairs if p.flagged],
         **(extra or {}),
     }
     paths[2].write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
     with open(paths[3], "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("sample_id", "group", "annotator_a", "annotator_b", "iou", "kappa", "area_a", "area_b",
-                         "intersection", "pixels", "flagged"))
+        writer.writerow(
+            (
+                "sample_id",
+                "group",
+                "annotator_a",
+                "annotator_b",
+                "iou",
+                "kappa",
+                "area_a",
+                "area_b",
+                "intersection",
+                "pixels",
+                "flagged",
+            )
+        )
         for p in pairs:
             s = p.score
-            writer.writerow((p.sample_id, p.group, p.annotator_a, p.annotator_b, repr(s.iou), repr(s.kappa),
-                             s.area_a, s.area_b, s.intersection, s.pixels, "yes" if p.flagged else "no"))
+            writer.writerow(
+                (
+                    p.sample_id,
+                    p.group,
+                    p.annotator_a,
+                    p.annotator_b,
+                    repr(s.iou),
+                    repr(s.kappa),
+                    s.area_a,
+                    s.area_b,
+                    s.intersection,
+                    s.pixels,
+                    "yes" if p.flagged else "no",
+                )
+            )
     return paths

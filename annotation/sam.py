@@ -71,7 +71,7 @@ class SamPrelabeler:
         self.device = device
 
     @classmethod
-    def from_folder(cls, path: Path, device: str = "cpu") -> "SamPrelabeler":
+    def from_folder(cls, path: Path, device: str = "cpu") -> SamPrelabeler:
         """Load a SAM checkpoint saved with ``save_pretrained`` (e.g. a local ``facebook/sam-vit-huge``).
 
         Raises:
@@ -94,10 +94,15 @@ class SamPrelabeler:
         rgb = image.convert("RGB")
         inputs = self.processor(images=rgb, input_boxes=[[[x, y, x + w, y + h]]], return_tensors="pt")
         with torch.no_grad():
-            out = self.model(pixel_values=inputs["pixel_values"].to(self.device),
-                             input_boxes=inputs["input_boxes"].to(self.device), multimask_output=True)
+            out = self.model(
+                pixel_values=inputs["pixel_values"].to(self.device),
+                input_boxes=inputs["input_boxes"].to(self.device),
+                multimask_output=True,
+            )
         masks = self.processor.image_processor.post_process_masks(
-            out.pred_masks.cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"],
+            out.pred_masks.cpu(),
+            inputs["original_sizes"],
+            inputs["reshaped_input_sizes"],
             mask_threshold=MASK_THRESHOLD,
         )[0][0]  # (candidates, H, W) for the one box
         scores = out.iou_scores[0, 0].cpu().numpy()

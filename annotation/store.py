@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from prist_builder import appendlog
 from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, PairScore, score_pair, score_rles
 from prist_builder.annotation.assignment import Assignment, now
 from prist_builder.annotation.masks import decode, encode
 from prist_builder.annotation.regions import AnnotationError
 from prist_builder.annotation.target import read_target
-
-from prist_builder import appendlog
 from prist_builder.records.curation import FINAL_MASKS_FILE, MASKS_FILE, FinalMask, MaskAnnotation
 
 Role = str  # "annotator" | "adjudicator"
@@ -106,8 +106,15 @@ def import_folder(
         if previous is not None and previous.sha256 == target.sha256 and previous.source_file == source:
             summary.unchanged += 1
             continue
-        record = MaskAnnotation(sample_id=target.sample_id, annotator=annotator, mask=encode(target.mask),
-                                source_file=source, sha256=target.sha256, time=now(), role=role)  # type: ignore[arg-type]
+        record = MaskAnnotation(
+            sample_id=target.sample_id,
+            annotator=annotator,
+            mask=encode(target.mask),
+            source_file=source,
+            sha256=target.sha256,
+            time=now(),
+            role=role,
+        )  # type: ignore[arg-type]
         appendlog.append(Path(run) / MASKS_FILE, [record])
         known[_key(record)] = record
         summary.imported += 1
@@ -205,8 +212,14 @@ def resolve(
         scores = {"iou": pair.score.iou, "kappa": pair.score.kappa} if pair.score else {}
         judge = adjudicated.get(pair.sample_id)
         if judge is not None:
-            final = FinalMask(sample_id=pair.sample_id, mask=judge.mask, rule="adjudicated",
-                              annotators=[*names, judge.annotator], time=stamp, **scores)
+            final = FinalMask(
+                sample_id=pair.sample_id,
+                mask=judge.mask,
+                rule="adjudicated",
+                annotators=[*names, judge.annotator],
+                time=stamp,
+                **scores,
+            )
         elif pair.b is None:
             final = FinalMask(sample_id=pair.sample_id, mask=pair.a.mask, rule="single", annotators=names, time=stamp)
         elif below(pair.score, iou_min, kappa_min) and not accept_disagreements:  # type: ignore[arg-type]
@@ -214,8 +227,14 @@ def resolve(
             continue
         else:
             chosen = _winner(pair, rule, reference(pair.sample_id))
-            final = FinalMask(sample_id=pair.sample_id, mask=chosen.mask, rule=rule, annotators=names,  # type: ignore[arg-type]
-                              time=stamp, **scores)
+            final = FinalMask(
+                sample_id=pair.sample_id,
+                mask=chosen.mask,
+                rule=rule,
+                annotators=names,  # type: ignore[arg-type]
+                time=stamp,
+                **scores,
+            )
         previous = finals.get(pair.sample_id)
         if previous is not None and previous.model_dump(exclude={"time"}) == final.model_dump(exclude={"time"}):
             summary.unchanged.append(pair.sample_id)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from prist_builder.annotation.labelme import LabelmeFile, read_labelme, shape_mask
 from prist_builder.annotation.masks import AREA_SHAPES, NON_AREA_SHAPES
 from prist_builder.annotation.regions import IGNORE_LABELS, AnnotationError

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from prist_builder.annotation.assignment import Assignment
 from prist_builder.annotation.polygons import fit_polygons
 from prist_builder.annotation.target import PRIST_KEY
-
 from prist_builder.records import DialogueRecord, ImageRecord
 
 LABELME_VERSION = "5.4.1"
@@ -75,16 +75,31 @@ def image_name(image: ImageRecord) -> str:
 
 def shape(label: str, points: list[list[float]], description: str = "") -> dict[str, Any]:
     """One Labelme polygon shape dict."""
-    return {"label": label, "points": points, "group_id": None, "description": description,
-            "shape_type": "polygon", "flags": {}, "mask": None}
+    return {
+        "label": label,
+        "points": points,
+        "group_id": None,
+        "description": description,
+        "shape_type": "polygon",
+        "flags": {},
+        "mask": None,
+    }
 
 
 def labelme_document(
     image: ImageRecord, image_path: str, shapes: list[dict[str, Any]], meta: dict[str, Any]
 ) -> dict[str, Any]:
     """A Labelme JSON document for an image of the run (``imageData`` left out)."""
-    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
-            "imageHeight": image.height, "imageWidth": image.width, PRIST_KEY: meta}
+    return {
+        "version": LABELME_VERSION,
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": None,
+        "imageHeight": image.height,
+        "imageWidth": image.width,
+        PRIST_KEY: meta,
+    }
 
 
 def write_image(out: Path, image: ImageRecord, load_bytes: Callable[[ImageRecord], bytes]) -> str:
@@ -141,9 +156,15 @@ def write_package(
         outlines = fit_polygons(prefill[dialogue.sample_id])[0] if dialogue.sample_id in prefill else []
         prefilled += bool(outlines)
         shapes = [shape(dialogue.focus, points, text if i == 0 else "") for i, points in enumerate(outlines)]
-        for role, annotator in zip("AB", assignment.annotators):
-            meta = {"sample_id": dialogue.sample_id, "image_id": image.image_id, "annotator": annotator,
-                    "group": assignment.group, "target": dialogue.focus, "dialogue": text}
+        for role, annotator in zip("AB", assignment.annotators, strict=False):
+            meta = {
+                "sample_id": dialogue.sample_id,
+                "image_id": image.image_id,
+                "annotator": annotator,
+                "group": assignment.group,
+                "target": dialogue.focus,
+                "dialogue": text,
+            }
             target = out / annotator / f"{dialogue.sample_id}.json"
             if target.exists():  # never overwrite an annotator's (possibly edited) file
                 kept += 1

@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from sklearn.metrics import cohen_kappa_score
+
 from prist_builder.annotation.agreement import score_pair, score_rles
 from prist_builder.annotation.masks import encode, rasterize
-from sklearn.metrics import cohen_kappa_score
 
 SIZE = 1024
 TITLE = f"agreement pairs/s at {SIZE}x{SIZE}: IoU + Cohen's kappa by counting vs sklearn and a bare count"
@@ -37,7 +38,7 @@ def _pairs() -> list[tuple[np.ndarray, np.ndarray]]:
         centre = rng.uniform(200, SIZE - 200, size=2)
         angles = np.sort(rng.uniform(0, 2 * np.pi, size=12))
         radii = rng.uniform(60, 180, size=12)
-        points = [(centre[0] + r * np.cos(t), centre[1] + r * np.sin(t)) for r, t in zip(radii, angles)]
+        points = [(centre[0] + r * np.cos(t), centre[1] + r * np.sin(t)) for r, t in zip(radii, angles, strict=True)]
         jittered = [(x + rng.normal(0, 3), y + rng.normal(0, 3)) for x, y in points]
         out.append((rasterize("polygon", points, SIZE, SIZE), rasterize("polygon", jittered, SIZE, SIZE)))
     return out
@@ -67,13 +68,28 @@ def run() -> list[dict[str, str]]:
     sklearn = _rate(lambda a, b: cohen_kappa_score(a.ravel(), b.ravel()), pairs[:SKLEARN_PAIRS], 1)
     speedup, slowdown = ours / sklearn, bare / ours
     return [
-        {"method": "ours: IoU + kappa by counting (bool masks)", "pairs/s": f"{ours:.0f}", "ours / method": "1.00",
-         "target": ""},
-        {"method": "ours on COCO RLE, no decode (prist qa's path)", "pairs/s": f"{on_rle:.0f}",
-         "ours / method": f"{ours / on_rle:.2f}", "target": ""},
-        {"method": "sklearn cohen_kappa_score (kappa only)", "pairs/s": f"{sklearn:.1f}",
-         "ours / method": f"{speedup:.0f}x",
-         "target": f">= {TARGET_VS_SKLEARN:.0f}x {'ok' if speedup >= TARGET_VS_SKLEARN else 'MISSED'}"},
-        {"method": "bare np.count_nonzero(a & b)", "pairs/s": f"{bare:.0f}", "ours / method": f"{1 / slowdown:.2f}",
-         "target": f"within {TARGET_VS_BARE:.0f}x {'ok' if slowdown <= TARGET_VS_BARE else 'MISSED'}"},
+        {
+            "method": "ours: IoU + kappa by counting (bool masks)",
+            "pairs/s": f"{ours:.0f}",
+            "ours / method": "1.00",
+            "target": "",
+        },
+        {
+            "method": "ours on COCO RLE, no decode (prist qa's path)",
+            "pairs/s": f"{on_rle:.0f}",
+            "ours / method": f"{ours / on_rle:.2f}",
+            "target": "",
+        },
+        {
+            "method": "sklearn cohen_kappa_score (kappa only)",
+            "pairs/s": f"{sklearn:.1f}",
+            "ours / method": f"{speedup:.0f}x",
+            "target": f">= {TARGET_VS_SKLEARN:.0f}x {'ok' if speedup >= TARGET_VS_SKLEARN else 'MISSED'}",
+        },
+        {
+            "method": "bare np.count_nonzero(a & b)",
+            "pairs/s": f"{bare:.0f}",
+            "ours / method": f"{1 / slowdown:.2f}",
+            "target": f"within {TARGET_VS_BARE:.0f}x {'ok' if slowdown <= TARGET_VS_BARE else 'MISSED'}",
+        },
     ]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import read_jsonl, run_cli
 from PIL import Image
+
 from prist_builder.annotation.assignment import deal, split_groups
 from prist_builder.annotation.masks import decode, rasterize
 from prist_builder.annotation.regions import AnnotationError
@@ -67,8 +68,13 @@ def test_broken_files_are_reported_and_the_rest_imported(package: tuple[Path, Pa
     result = run_cli("annotate", "import", run, "--labelme", folder, "--annotator", "a")
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    expected = {bad_json: "not valid JSON", no_image: "imagePath", short_polygon: "shapes[",
-                wrong_size: "imageHeight", unknown: "no-such-sample"}
+    expected = {
+        bad_json: "not valid JSON",
+        no_image: "imagePath",
+        short_polygon: "shapes[",
+        wrong_size: "imageHeight",
+        unknown: "no-such-sample",
+    }
     for path, field in expected.items():
         hits = [line for line in lines if path.name in line and "error" in line]
         assert len(hits) == 1 and field in hits[0], (path.name, lines)
@@ -90,19 +96,26 @@ def test_embedded_image_data_groups_and_clipping(package: tuple[Path, Path], tmp
     height, width = data["imageHeight"], data["imageWidth"]
     outside = [[-20.0, -20.0], [30.0, -20.0], [30.0, 30.0], [-20.0, 30.0]]  # partly outside: clipped
     part = [[100.0, 100.0], [140.0, 100.0], [140.0, 150.0]]
-    data.update(imagePath=None, imageData=base64.b64encode(image.read_bytes()).decode("ascii"), shapes=[
-        {"label": "x", "points": outside, "group_id": 1, "shape_type": "polygon"},
-        {"label": "x", "points": part, "group_id": 1, "shape_type": "polygon"},
-        {"label": "x", "points": [[200, 50], [230, 80]], "group_id": None, "shape_type": "rectangle"},
-        {"label": "edge", "points": [[0, 0], [50, 50]], "group_id": None, "shape_type": "line"},
-        {"label": "__ignore__", "points": [[300, 10], [320, 30]], "group_id": None, "shape_type": "rectangle"},
-    ])
+    data.update(
+        imagePath=None,
+        imageData=base64.b64encode(image.read_bytes()).decode("ascii"),
+        shapes=[
+            {"label": "x", "points": outside, "group_id": 1, "shape_type": "polygon"},
+            {"label": "x", "points": part, "group_id": 1, "shape_type": "polygon"},
+            {"label": "x", "points": [[200, 50], [230, 80]], "group_id": None, "shape_type": "rectangle"},
+            {"label": "edge", "points": [[0, 0], [50, 50]], "group_id": None, "shape_type": "line"},
+            {"label": "__ignore__", "points": [[300, 10], [320, 30]], "group_id": None, "shape_type": "rectangle"},
+        ],
+    )
     (folder / source.name).write_text(json.dumps(data))
     result = run_cli("annotate", "import", run, "--labelme", folder, "--annotator", "z")
     assert result.exit_code == 0, result.output
     (record,) = read_jsonl(run / "annotations.jsonl")
-    expected = (rasterize("polygon", outside, height, width) | rasterize("polygon", part, height, width)
-                | rasterize("rectangle", [(200, 50), (230, 80)], height, width))
+    expected = (
+        rasterize("polygon", outside, height, width)
+        | rasterize("polygon", part, height, width)
+        | rasterize("rectangle", [(200, 50), (230, 80)], height, width)
+    )
     mask = decode(record["mask"])
     assert np.array_equal(mask, expected) and mask[0, 0] and mask[:30, :30].all()
     assert record["annotator"] == "z" and len(record["sha256"]) == 64
@@ -117,8 +130,13 @@ def _exif_rotated_jpeg(path: Path, width: int, height: int) -> None:
 
 def test_exif_rotated_image_uses_the_displayed_size(tmp_path: Path) -> None:
     _exif_rotated_jpeg(tmp_path / "p.jpg", 40, 30)  # displayed 30 wide, 40 high
-    doc = {"shapes": [{"label": "t", "points": [[2, 2], [20, 35]], "shape_type": "rectangle"}],
-           "imagePath": "p.jpg", "imageData": None, "imageHeight": 40, "imageWidth": 30}
+    doc = {
+        "shapes": [{"label": "t", "points": [[2, 2], [20, 35]], "shape_type": "rectangle"}],
+        "imagePath": "p.jpg",
+        "imageData": None,
+        "imageHeight": 40,
+        "imageWidth": 30,
+    }
     (tmp_path / "s1.json").write_text(json.dumps(doc))
     target = read_target(tmp_path / "s1.json", lambda _: (40, 30))
     assert target.mask.shape == (40, 30) and target.sample_id == "s1" and target.mask[35, 20]
@@ -130,8 +148,11 @@ def test_exif_rotated_image_uses_the_displayed_size(tmp_path: Path) -> None:
 def test_adjudication_file_needs_a_target_shape(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (20, 10)).save(buffer, format="PNG")
-    doc = {"shapes": [{"label": "ref:A a", "points": [[1, 1], [5, 1], [5, 5]], "shape_type": "polygon"}],
-           "imageData": base64.b64encode(buffer.getvalue()).decode(), "imagePath": "x.png"}
+    doc = {
+        "shapes": [{"label": "ref:A a", "points": [[1, 1], [5, 1], [5, 5]], "shape_type": "polygon"}],
+        "imageData": base64.b64encode(buffer.getvalue()).decode(),
+        "imagePath": "x.png",
+    }
     (tmp_path / "s.json").write_text(json.dumps(doc))
     assert not read_target(tmp_path / "s.json", lambda _: (10, 20)).mask.any()
     with pytest.raises(AnnotationError, match="no target shape"):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import read_jsonl, run_cli
 from PIL import Image, ImageDraw
-from prist_builder.annotation.masks import decode
 from sklearn.metrics import cohen_kappa_score
 
+from prist_builder.annotation.masks import decode
 from prist_builder.samples import iter_samples
 
 SQUARE = [[5.0, 5.0], [45.0, 5.0], [45.0, 45.0], [5.0, 45.0]]  # the polygon annotator B adds (pixels)
@@ -51,8 +51,17 @@ def edit(path: Path, role: str, first: bool) -> None:
     else:
         if first:
             del data["shapes"][0]
-        data["shapes"].append({"label": data["prist"]["target"], "points": SQUARE, "group_id": None,
-                               "description": "", "shape_type": "polygon", "flags": {}, "mask": None})
+        data["shapes"].append(
+            {
+                "label": data["prist"]["target"],
+                "points": SQUARE,
+                "group_id": None,
+                "description": "",
+                "shape_type": "polygon",
+                "flags": {},
+                "mask": None,
+            }
+        )
     path.write_text(json.dumps(data, indent=2))
 
 
@@ -144,8 +153,11 @@ def test_round_trip_on_voc(voc: Path, tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     result = run_cli("annotate", "import", run, "--labelme", pkg / "a", "--annotator", "a")
     assert "imported 1," in result.output
-    history = [r for r in read_jsonl(run / "annotations.jsonl") if (r["sample_id"], r["annotator"]) ==
-               (edited["sample_id"], "a")]
+    history = [
+        r
+        for r in read_jsonl(run / "annotations.jsonl")
+        if (r["sample_id"], r["annotator"]) == (edited["sample_id"], "a")
+    ]
     assert len(history) == 2 and history[0]["sha256"] != history[1]["sha256"]
     assert "written 1 (annotator-a 1)" in run_cli("annotate", "resolve", run).output
     final = {s.sample_id: s for s in iter_samples(run)}[edited["sample_id"]]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import read_jsonl, run_cli
+
 from prist_builder.annotation.agreement import score_pair
 from prist_builder.annotation.masks import decode
 from prist_builder.annotation.polygons import MIN_ROUND_TRIP_IOU, fit_polygons, polygons_to_mask
@@ -28,18 +29,37 @@ def tiny_sam(folder: Path) -> Path:
     from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
 
     config = SamConfig(
-        vision_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": TINY_SIDE,
-                       "patch_size": 8, "mlp_dim": 64, "output_channels": 16, "global_attn_indexes": [1],
-                       "window_size": 4, "num_pos_feats": 8},
+        vision_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": TINY_SIDE,
+            "patch_size": 8,
+            "mlp_dim": 64,
+            "output_channels": 16,
+            "global_attn_indexes": [1],
+            "window_size": 4,
+            "num_pos_feats": 8,
+        },
         prompt_encoder_config={"hidden_size": 16, "image_size": TINY_SIDE, "patch_size": 8, "mask_input_channels": 4},
-        mask_decoder_config={"hidden_size": 16, "mlp_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                             "iou_head_hidden_dim": 16},
+        mask_decoder_config={
+            "hidden_size": 16,
+            "mlp_dim": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 16,
+        },
     )
     torch.manual_seed(0)
     SamModel(config).save_pretrained(folder)
-    processor = SamProcessor(SamImageProcessorPil(
-        size={"longest_edge": TINY_SIDE}, pad_size={"height": TINY_SIDE, "width": TINY_SIDE},
-        mask_size={"longest_edge": TINY_SIDE // 4}, mask_pad_size={"height": TINY_SIDE // 4, "width": TINY_SIDE // 4}))
+    processor = SamProcessor(
+        SamImageProcessorPil(
+            size={"longest_edge": TINY_SIDE},
+            pad_size={"height": TINY_SIDE, "width": TINY_SIDE},
+            mask_size={"longest_edge": TINY_SIDE // 4},
+            mask_pad_size={"height": TINY_SIDE // 4, "width": TINY_SIDE // 4},
+        )
+    )
     processor.save_pretrained(folder)
     return folder
 
@@ -53,8 +73,9 @@ def test_prelabel_then_export_prefills_the_polygons(voc: Path, tmp_path: Path) -
         record.update(mask=None, target_region_ids=[])
     (run / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dialogues))
     boxes = tmp_path / "boxes.jsonl"
-    boxes.write_text("".join(json.dumps({"sample_id": r["sample_id"], "box": [50, 40, 200, 150]}) + "\n"
-                             for r in dialogues[:2]))
+    boxes.write_text(
+        "".join(json.dumps({"sample_id": r["sample_id"], "box": [50, 40, 200, 150]}) + "\n" for r in dialogues[:2])
+    )
     result = run_cli("annotate", "prelabel", run, "--sam", sam, "--boxes", boxes)
     assert result.exit_code == 0, result.output
     assert "pre-labelled 2" in result.output
@@ -88,6 +109,7 @@ def test_smooth_masks_keep_the_promised_polygon_iou() -> None:
 
 def test_prelabeler_returns_the_best_candidate(tmp_path: Path) -> None:
     from PIL import Image
+
     from prist_builder.annotation.sam import SamPrelabeler
 
     model = SamPrelabeler.from_folder(tiny_sam(tmp_path / "sam"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import fixtures_dir, run_cli
+
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.masks import place_bbox_mask, rasterize
 
@@ -57,8 +58,17 @@ def test_rasterize_equals_labelme_shape_to_mask(shape_type: str) -> None:
 
 
 # Found by random search: the old bounding-box-crop rasteriser drew 1 pixel more than labelme here.
-CROP_REGRESSION = [[11.0, 163.9], [144.34293, 168.16], [318.8, 256.0], [330.0, 109.8], [174.338082, 261.6],
-                   [343.2, 166.73], [222.0, 199.2], [37.0, 123.778061], [60.0, 245.5]]
+CROP_REGRESSION = [
+    [11.0, 163.9],
+    [144.34293, 168.16],
+    [318.8, 256.0],
+    [330.0, 109.8],
+    [174.338082, 261.6],
+    [343.2, 166.73],
+    [222.0, 199.2],
+    [37.0, 123.778061],
+    [60.0, 245.5],
+]
 
 
 def test_polygon_that_the_cropped_rasteriser_got_wrong() -> None:
@@ -94,8 +104,15 @@ def test_voc_fixture_equals_labelme_on_every_shape() -> None:
 def test_oriented_rectangle_becomes_a_region(tmp_path: Path) -> None:
     corners = [[10.0, 30.0], [30.0, 10.0], [50.0, 30.0], [30.0, 50.0]]  # a diamond
     path = tmp_path / "a.json"
-    path.write_text(json.dumps({"shapes": [{"label": "box", "points": corners, "shape_type": "oriented_rectangle",
-                                            "group_id": None}], "imageHeight": 64, "imageWidth": 64}))
+    path.write_text(
+        json.dumps(
+            {
+                "shapes": [{"label": "box", "points": corners, "shape_type": "oriented_rectangle", "group_id": None}],
+                "imageHeight": 64,
+                "imageWidth": 64,
+            }
+        )
+    )
     drafts, problems, skipped = labelme_regions(read_labelme(path), 64, 64)
     assert problems == [] and skipped == []
     assert [d.shape_types for d in drafts] == [["oriented_rectangle"]]

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import fixtures_dir, run_cli
+from sklearn.metrics import cohen_kappa_score
+
 from prist_builder.annotation.agreement import match_instances, score_counts, score_pair, score_rles, summarise
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.masks import encode
 from prist_builder.annotation.polygons import MIN_ROUND_TRIP_IOU, mask_to_polygons, polygons_to_mask
-from sklearn.metrics import cohen_kappa_score
 
 
 def _voc_masks() -> list[np.ndarray]:
@@ -152,11 +153,25 @@ def test_fail_under_and_thresholds(tmp_path: Path) -> None:
     assert run_cli("qa", "agreement", "--a", folder_a, "--b", folder_b, "--out", out).exit_code == 0
     strict = run_cli("qa", "agreement", "--a", folder_a, "--b", folder_b, "--out", out, "--iou-min", "0.95")
     assert strict.exit_code == 0  # a miss is not an error without --fail-under
-    strict = run_cli("qa", "agreement", "--a", folder_a, "--b", folder_b, "--out", out, "--iou-min", "0.95",
-                     "--fail-under")
+    strict = run_cli(
+        "qa", "agreement", "--a", folder_a, "--b", folder_b, "--out", out, "--iou-min", "0.95", "--fail-under"
+    )
     assert strict.exit_code == 1
-    relaxed = run_cli("qa", "agreement", "--a", folder_a, "--b", folder_b, "--out", out, "--fail-under",
-                      "--iou-min", "0.5", "--kappa-min", "0.5")
+    relaxed = run_cli(
+        "qa",
+        "agreement",
+        "--a",
+        folder_a,
+        "--b",
+        folder_b,
+        "--out",
+        out,
+        "--fail-under",
+        "--iou-min",
+        "0.5",
+        "--kappa-min",
+        "0.5",
+    )
     assert relaxed.exit_code == 0, relaxed.output
     report = json.loads((out / "agreement.json").read_text())
     assert report["thresholds"] == {"iou": 0.5, "kappa": 0.5}

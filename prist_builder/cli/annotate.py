@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -21,8 +21,9 @@ from prist_builder.records.curation import FINAL_MASKS_FILE, MASKS_FILE
 from prist_builder.samples import Sample, iter_samples
 from prist_builder.sources import InputRejected, read_image
 
-annotate_app = typer.Typer(help="Annotate target masks in Labelme: export, import, resolve, pre-label.",
-                           no_args_is_help=True)
+annotate_app = typer.Typer(
+    help="Annotate target masks in Labelme: export, import, resolve, pre-label.", no_args_is_help=True
+)
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder.", file_okay=False)]
 DEFAULT_ANNOTATORS = "a,b,c,d"
@@ -57,8 +58,9 @@ def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
 def export(
     run: RunArg,
     out: Annotated[Path, typer.Option("--out", help="Package folder to write.", file_okay=False)],
-    annotators: Annotated[str, typer.Option("--annotators", help="Comma-separated annotator names.")]
-    = DEFAULT_ANNOTATORS,
+    annotators: Annotated[
+        str, typer.Option("--annotators", help="Comma-separated annotator names.")
+    ] = DEFAULT_ANNOTATORS,
     groups: Annotated[int, typer.Option("--groups", min=1, help="Groups of annotators (each >= 2).")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment.")] = 0,
 ) -> None:
@@ -76,15 +78,20 @@ def export(
     except InputRejected as exc:
         raise fail(str(exc)) from None
     loads = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_annotator.items()))
-    console.print(f"wrote {summary.files} Labelme files for {len(samples)} samples to {out}"
-                  f" ({summary.kept} already there, kept; {summary.prefilled} pre-filled; {loads})", highlight=False)
+    console.print(
+        f"wrote {summary.files} Labelme files for {len(samples)} samples to {out}"
+        f" ({summary.kept} already there, kept; {summary.prefilled} pre-filled; {loads})",
+        highlight=False,
+    )
 
 
 def _report_import(summary, label: str) -> None:  # noqa: ANN001
     for line in summary.errors[:MAX_ERRORS_SHOWN]:
         errors.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
-    console.print(f"{label}: imported {summary.imported}, unchanged {summary.unchanged},"
-                  f" failed {len(summary.errors)}", highlight=False)
+    console.print(
+        f"{label}: imported {summary.imported}, unchanged {summary.unchanged}, failed {len(summary.errors)}",
+        highlight=False,
+    )
 
 
 @annotate_app.command("import")
@@ -109,16 +116,20 @@ def import_masks(
 @annotate_app.command("resolve")
 def resolve_masks(
     run: RunArg,
-    labelme: Annotated[Optional[Path], typer.Option("--labelme", help="Adjudicated Labelme files.")] = None,
-    annotator: Annotated[Optional[str], typer.Option("--annotator", help="The adjudicator's name.")] = None,
-    rule: Annotated[str, typer.Option("--rule", help="Without adjudication: annotator-a or iou-winner.")]
-    = "annotator-a",
-    iou_min: Annotated[float, typer.Option("--iou-min", help="IoU under which a pair awaits adjudication.")]
-    = IOU_THRESHOLD,
-    kappa_min: Annotated[float, typer.Option("--kappa-min", help="Kappa under which a pair awaits adjudication.")]
-    = KAPPA_THRESHOLD,
-    accept_disagreements: Annotated[bool, typer.Option("--accept-disagreements",
-                                                       help="Resolve pairs under a threshold by --rule too.")] = False,
+    labelme: Annotated[Path | None, typer.Option("--labelme", help="Adjudicated Labelme files.")] = None,
+    annotator: Annotated[str | None, typer.Option("--annotator", help="The adjudicator's name.")] = None,
+    rule: Annotated[
+        str, typer.Option("--rule", help="Without adjudication: annotator-a or iou-winner.")
+    ] = "annotator-a",
+    iou_min: Annotated[
+        float, typer.Option("--iou-min", help="IoU under which a pair awaits adjudication.")
+    ] = IOU_THRESHOLD,
+    kappa_min: Annotated[
+        float, typer.Option("--kappa-min", help="Kappa under which a pair awaits adjudication.")
+    ] = KAPPA_THRESHOLD,
+    accept_disagreements: Annotated[
+        bool, typer.Option("--accept-disagreements", help="Resolve pairs under a threshold by --rule too.")
+    ] = False,
 ) -> None:
     """Make each sample's final mask (RUN/final_masks.jsonl): adjudicated, else by --rule."""
     samples = _samples(run)
@@ -140,8 +151,11 @@ def resolve_masks(
     except ValueError as exc:
         raise fail(str(exc)) from None
     rules = ", ".join(f"{k} {v}" for k, v in sorted(result.rules.items())) or "none"
-    console.print(f"final masks written {len(result.written)} ({rules}), unchanged {len(result.unchanged)},"
-                  f" awaiting adjudication {len(result.awaiting)}", highlight=False)
+    console.print(
+        f"final masks written {len(result.written)} ({rules}), unchanged {len(result.unchanged)},"
+        f" awaiting adjudication {len(result.awaiting)}",
+        highlight=False,
+    )
     if result.awaiting:
         console.print("awaiting: " + ", ".join(result.awaiting[:MAX_ERRORS_SHOWN]), highlight=False)
     if failed:
@@ -173,11 +187,9 @@ def _read_boxes(path: Path) -> dict[str, list[float]]:
 def prelabel(
     run: RunArg,
     sam: Annotated[Path, typer.Option("--sam", help="Local SAM checkpoint folder (e.g. facebook/sam-vit-huge).")],
-    boxes: Annotated[Optional[Path], typer.Option("--boxes", help="JSONL of {sample_id, box: [x, y, w, h]}.")]
-    = None,
+    boxes: Annotated[Path | None, typer.Option("--boxes", help="JSONL of {sample_id, box: [x, y, w, h]}.")] = None,
     device: Annotated[str, typer.Option("--device", help="torch device.")] = "cpu",
-    redo: Annotated[bool, typer.Option("--redo", help="Prompt again samples that already have a pre-label.")]
-    = False,
+    redo: Annotated[bool, typer.Option("--redo", help="Prompt again samples that already have a pre-label.")] = False,
 ) -> None:
     """Prompt SAM with each target's box (grounded region, else --boxes) and store its best mask as a pre-label."""
     try:
@@ -206,8 +218,16 @@ def prelabel(
             errors.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
             continue
         result = model.predict_box(photo, box)
-        record = Prelabel(sample_id=sample.sample_id, mask=encode(result.mask), polygons=result.polygons,
-                          polygon_iou=result.polygon_iou, box=box, score=result.score, model=str(sam), time=now())
+        record = Prelabel(
+            sample_id=sample.sample_id,
+            mask=encode(result.mask),
+            polygons=result.polygons,
+            polygon_iou=result.polygon_iou,
+            box=box,
+            score=result.score,
+            model=str(sam),
+            time=now(),
+        )
         appendlog.append(run / PRELABELS_FILE, [record])
         made += 1
     console.print(f"pre-labelled {made} samples, skipped {skipped} (no box prompt, or done before)", highlight=False)

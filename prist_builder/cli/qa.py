@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -48,11 +48,13 @@ def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[l
             incomplete.append(pair.sample_id)
             continue
         is_flagged = below(pair.score, iou_min, kappa_min)
-        scored.append(ScoredPair(pair.sample_id, pair.group, pair.a.annotator, pair.b.annotator, pair.score,
-                                 is_flagged))
+        scored.append(
+            ScoredPair(pair.sample_id, pair.group, pair.a.annotator, pair.b.annotator, pair.score, is_flagged)
+        )
         if is_flagged and pair.sample_id in samples:
-            flagged.append((samples[pair.sample_id], pair.a.annotator, decode(pair.a.mask), pair.b.annotator,
-                            decode(pair.b.mask)))
+            flagged.append(
+                (samples[pair.sample_id], pair.a.annotator, decode(pair.a.mask), pair.b.annotator, decode(pair.b.mask))
+            )
     try:
         queued = write_queue(out, flagged, read_image)
     except InputRejected as exc:
@@ -60,8 +62,9 @@ def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[l
     return scored, {"source": str(run), "incomplete": incomplete, "queued": queued, "errors": []}
 
 
-def _folder_form(a: Path, b: Path, groups: Optional[Path], match: str, out: Path, iou_min: float,
-                 kappa_min: float) -> tuple[list[ScoredPair], dict]:
+def _folder_form(
+    a: Path, b: Path, groups: Path | None, match: str, out: Path, iou_min: float, kappa_min: float
+) -> tuple[list[ScoredPair], dict]:
     try:
         mapping = read_groups(groups) if groups is not None else {}
         result = compare_folders(a, b, mapping, match, iou_min, kappa_min, names=(a.name, b.name))
@@ -89,23 +92,27 @@ def _folder_form(a: Path, b: Path, groups: Optional[Path], match: str, out: Path
         label = unit.pair.sample_id.split(":", 1)[1]
         queued.append((unit.file_a, label, unit.mask_a, unit.mask_b))
     count = write_folder_queue(out, queued, (a.name, b.name), images.__getitem__)
-    return [u.pair for u in result.units], {"source": {"a": str(a), "b": str(b)}, "match": match,
-                                            "queued": count, "errors": result.errors}
+    return [u.pair for u in result.units], {
+        "source": {"a": str(a), "b": str(b)},
+        "match": match,
+        "queued": count,
+        "errors": result.errors,
+    }
 
 
 @qa_app.command("agreement")
 def agreement(
-    run: Annotated[Optional[Path], typer.Argument(help="Run folder with imported masks.", file_okay=False)] = None,
+    run: Annotated[Path | None, typer.Argument(help="Run folder with imported masks.", file_okay=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for every output.", file_okay=False)] = Path("qa"),
-    a: Annotated[Optional[Path], typer.Option("--a", help="Annotator A's Labelme folder (folder form).")] = None,
-    b: Annotated[Optional[Path], typer.Option("--b", help="Annotator B's Labelme folder (folder form).")] = None,
-    groups: Annotated[Optional[Path], typer.Option("--groups", help="CSV: sample_id (file stem), group.")] = None,
+    a: Annotated[Path | None, typer.Option("--a", help="Annotator A's Labelme folder (folder form).")] = None,
+    b: Annotated[Path | None, typer.Option("--b", help="Annotator B's Labelme folder (folder form).")] = None,
+    groups: Annotated[Path | None, typer.Option("--groups", help="CSV: sample_id (file stem), group.")] = None,
     match: Annotated[str, typer.Option("--match", help=f"Folder form: {' or '.join(MATCH_MODES)}.")] = "label",
     iou_min: Annotated[float, typer.Option("--iou-min", help="Pass mark of mean IoU per group.")] = IOU_THRESHOLD,
-    kappa_min: Annotated[float, typer.Option("--kappa-min", help="Pass mark of mean kappa per group.")]
-    = KAPPA_THRESHOLD,
-    fail_under: Annotated[bool, typer.Option("--fail-under", help="Exit 1 when a group misses a threshold.")]
-    = False,
+    kappa_min: Annotated[
+        float, typer.Option("--kappa-min", help="Pass mark of mean kappa per group.")
+    ] = KAPPA_THRESHOLD,
+    fail_under: Annotated[bool, typer.Option("--fail-under", help="Exit 1 when a group misses a threshold.")] = False,
 ) -> None:
     """IoU and Cohen's kappa per sample, group and overall; flagged samples go to an adjudication queue.
 
@@ -124,9 +131,11 @@ def agreement(
         errors.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
     _print_table(summaries, f"agreement (pass: IoU >= {iou_min}, kappa >= {kappa_min})")
     flagged = sum(p.flagged for p in scored)
-    console.print(f"{len(scored)} pairs scored, {flagged} flagged for adjudication,"
-                  f" {len(extra.get('incomplete', []))} incomplete, {len(extra['errors'])} errors; written to {out}",
-                  highlight=False)
+    console.print(
+        f"{len(scored)} pairs scored, {flagged} flagged for adjudication,"
+        f" {len(extra.get('incomplete', []))} incomplete, {len(extra['errors'])} errors; written to {out}",
+        highlight=False,
+    )
     if fail_under and not all(s.passed for s in summaries):
         raise typer.Exit(1)
 
