@@ -35,6 +35,14 @@ def client(server: FakeOpenAIServer) -> Iterator[openai.OpenAI]:
         yield sync_client
 
 
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A response cache of the test's own (``$PRIST_CACHE_DIR``), so no test answers another's."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PRIST_CACHE_DIR", str(cache))
+    return cache
+
+
 def fixtures_dir(name: str) -> Path:
     """A folder of ``../shared/fixtures``; skips the test when the shared folder is absent."""
     path = FIXTURES / name

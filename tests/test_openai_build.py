@@ -24,13 +24,7 @@ from openai_helpers import (
 from prist_builder.testing import BatchFaultRule, FakeOpenAIServer, FaultRule
 from prist_builder.testing.fake_openai.prist_model import prist_responder
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own response cache."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("PRIST_CACHE_DIR", str(cache))
-    return cache
+pytestmark = pytest.mark.usefixtures("private_cache")  # every test gets its own response cache
 
 
 @pytest.fixture

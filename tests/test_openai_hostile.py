@@ -26,11 +26,7 @@ from prist_builder.testing.fake_openai.prist_model import prist_responder
 SECRET = "sk-SECRET-123"
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("PRIST_CACHE_DIR", str(cache))
-    return cache
+pytestmark = pytest.mark.usefixtures("private_cache")  # every test gets its own response cache
 
 
 @pytest.fixture
