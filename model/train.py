@@ -1,0 +1,171 @@
+"""The training loop of ``prist train``, on Hugging Face ``accelerate``.
+
+Multi-GPU, multi-node and DeepSpeed ZeRO-2 come from ``accelerate launch`` (``accelerate
+config``), not from this code. Each optimizer step takes ``batch_size`` samples per process
+as ``grad_accum`` micro-batches; the sample at mixture position ``k`` is fixed by the seed,
+so a resumed run sees exactly the samples the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from contextlib import nullcontext
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_linear_schedule_with_warmup
+
+from prist_builder.model.checkpoint import (
+    METRICS_FILE,
+    TRAINABLE_FILE,
+    checkpoint_step,
+    checkpoints,
+    load_trainable,
+    restore_rng,
+    save_checkpoint,
+    write_config,
+)
+from prist_builder.model.collator import MirasCollator
+from prist_builder.model.config import MirasConfig
+from prist_builder.model.loading import create_model
+from prist_builder.model.mixing import MixedStream
+from prist_builder.model.records import DataError, Record, read_source
+
+StepHook = Callable[[int, dict], None]
+
+
+@dataclass
+class TrainResult:
+    """What a call of :func:`train` did: first and last step run, and each step's metrics."""
+
+    start_step: int
+    end_step: int
+    metrics: list[dict] = field(default_factory=list)
+
+
+def mixed_precision(config: MirasConfig) -> str:
+    """``auto`` resolves to ``bf16`` on CUDA and ``no`` elsewhere."""
+    wanted = config.train.mixed_precision
+    return ("bf16" if torch.cuda.is_available() else "no") if wanted == "auto" else wanted
+
+
+def load_sources(config: MirasConfig) -> tuple[list[list[Record]], list[float]]:
+    """Records and ratio of each configured source.
+
+    Raises:
+        DataError: no source configured, or a source is unreadable or empty.
+    """
+    if not config.data.sources:
+        raise DataError("config: data.sources is empty (give --data DIR)")
+    sources, ratios = [], []
+    for source in config.data.sources:
+        records = read_source(source.path, source.format, source.split, source.image_root)
+        if not records:
+            raise DataError(f"{source.path}: source {source.name!r} has no usable sample")
+        sources.append(records)
+        ratios.append(source.ratio)
+    return sources, ratios
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Move every tensor of a batch (lists of tensors included) to ``device``."""
+    moved = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            moved[key] = value.to(device)
+        elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+            moved[key] = [v.to(device) for v in value]
+        else:
+            moved[key] = value
+    return moved
+
+
+def train(config: MirasConfig, out: Path, stop_after: int | None = None, on_step: StepHook | None = None) -> TrainResult:
+    """Train (or resume) into ``out`` until ``config.train.max_steps`` (or ``stop_after``) steps.
+
+    Args:
+        config: the whole config; ``train.max_steps`` also sets the LR schedule length.
+        out: the training folder (see :mod:`prist_builder.model.checkpoint`); resumes from its
+            newest checkpoint when there is one.
+        stop_after: stop after this optimizer step (a simulated interruption; schedule unchanged).
+        on_step: called after each optimizer step with ``(step, metrics)``.
+
+    Raises:
+        DataError: unreadable data. ConfigError: invalid config (before any step).
+    """
+    out = Path(out)
+    settings = config.train
+    trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
+    accelerator = Accelerator(mixed_precision=mixed_precision(config), log_with=trackers, project_dir=str(out))
+    set_seed(settings.seed)
+    sources, ratios = load_sources(config)
+    stream = MixedStream(sources, ratios, seed=settings.seed)
+    write_config(out, config)
+    texts = [content for records in sources for r in records for _, content in r.turns]
+    model = create_model(config, out, texts)
+    on_cuda = accelerator.device.type == "cuda"
+    if config.model.gradient_checkpointing == "on" or (config.model.gradient_checkpointing == "auto" and on_cuda):
+        model.base.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, settings.warmup_steps, settings.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    start = 0
+    done = checkpoints(out)
+    if done:
+        load_trainable(raw, done[-1] / TRAINABLE_FILE)
+        optimizer.load_state_dict(torch.load(done[-1] / "optimizer.pt", weights_only=False))
+        scheduler.load_state_dict(torch.load(done[-1] / "scheduler.pt", weights_only=False))
+        restore_rng(done[-1])
+        start = checkpoint_step(done[-1])
+    if trackers:
+        accelerator.init_trackers("miras")
+    collator = MirasCollator(raw.processor, raw.head.side, config.model.high_res if raw.fusion is not None else 0,
+                             config.model.max_length, config.model.padding_side)
+    accum, micro = settings.grad_accum, settings.micro_batch
+    world, rank = accelerator.num_processes, accelerator.process_index
+    last = min(settings.max_steps, stop_after or settings.max_steps)
+    result = TrainResult(start_step=start + 1, end_step=start)
+    weights = (settings.ce_weight, settings.bce_weight, settings.dice_weight)
+    model.train()
+    for step in range(start + 1, last + 1):
+        began = time.perf_counter()
+        sums = {"loss": 0.0, "ce": 0.0, "bce": 0.0, "dice": 0.0}
+        for m in range(accum):
+            first = (((step - 1) * accum + m) * world + rank) * micro
+            batch = to_device(collator([stream[first + j] for j in range(micro)]), accelerator.device)
+            context = accelerator.no_sync(model) if m < accum - 1 else nullcontext()
+            with context:
+                parts = model(batch, weights).loss
+                accelerator.backward(parts.total / accum)
+            for key, value in (("loss", parts.total), ("ce", parts.ce), ("bce", parts.bce), ("dice", parts.dice)):
+                sums[key] += float(value.detach()) / accum
+        if settings.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(params, settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        metrics = {"step": step, **{k: round(v, 6) for k, v in sums.items()}, "lr": scheduler.get_last_lr()[0],
+                   "samples": step * accum * micro * world, "seconds": round(time.perf_counter() - began, 4)}
+        result.metrics.append(metrics)
+        result.end_step = step
+        if accelerator.is_main_process:
+            if step % settings.log_every == 0 or step == last:
+                with (out / METRICS_FILE).open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
+                if trackers:
+                    accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
+            if step % settings.save_every == 0 or step == last:
+                save_checkpoint(out, step, raw, optimizer, scheduler, settings.keep_checkpoints)
+        accelerator.wait_for_everyone()
+        if on_step is not None:
+            on_step(step, metrics)
+    accelerator.end_training()
+    return result
