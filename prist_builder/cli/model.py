@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from prist_builder.cli.console import console, errors, fail
@@ -20,7 +21,7 @@ def _require_torch(command: str) -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as exc:
-        raise fail(MISSING_EXTRA.format(command=command) + f" [{exc.name} is missing]") from exc
+        raise fail(escape(MISSING_EXTRA.format(command=command) + f" ({exc.name} is missing)")) from exc
 
 
 def register_model(app: typer.Typer) -> None:
@@ -42,7 +43,7 @@ def register_model(app: typer.Typer) -> None:
         try:
             cfg = load_config(config)
         except ConfigError as exc:
-            raise fail(str(exc)) from exc
+            raise fail(escape(str(exc))) from exc
         if data is not None:
             if cfg.data.sources:
                 cfg.data.sources[0].path = str(data)
@@ -62,7 +63,7 @@ def register_model(app: typer.Typer) -> None:
             try:
                 result = train(cfg, out, on_step=on_step)
             except (DataError, FileNotFoundError, ValueError) as exc:
-                raise fail(str(exc)) from exc
+                raise fail(escape(str(exc))) from exc
         if result.metrics:
             first, last = result.metrics[0], result.metrics[-1]
             console.print(f"steps {result.start_step}..{result.end_step}: loss {first['loss']:.4f} -> {last['loss']:.4f} "
@@ -92,7 +93,7 @@ def register_model(app: typer.Typer) -> None:
             records = read_source(data, split=split)[:limit]
             trained, cfg, step = load_trained(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
         except (DataError, FileNotFoundError) as exc:
-            raise fail(str(exc)) from exc
+            raise fail(escape(str(exc))) from exc
         predictor = Predictor(trained, cfg.model.high_res, cfg.model.max_new_tokens)
         columns = (TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=errors) as progress:
