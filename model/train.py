@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import get_linear_schedule_with_warmup
 
 from prist_builder.model.checkpoint import (
     METRICS_FILE,
@@ -73,6 +72,18 @@ def load_sources(config: MirasConfig) -> tuple[list[list[Record]], list[float]]:
     return sources, ratios
 
 
+def warmup_decay(warmup_steps: int, max_steps: int) -> Callable[[int], float]:
+    """LR factor of optimizer step ``s``: linear 0 -> 1 over ``warmup_steps``, then linear 1 -> 0 at
+    ``max_steps`` (the shape of DeepSpeed's WarmupDecayLR, Table 9)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
+
+    return factor
+
+
 def to_device(batch: dict, device: torch.device) -> dict:
     """Move every tensor of a batch (lists of tensors included) to ``device``."""
     moved = {}
@@ -114,7 +125,7 @@ def train(config: MirasConfig, out: Path, stop_after: int | None = None, on_step
         model.base.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, settings.warmup_steps, settings.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(settings.warmup_steps, settings.max_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
     start = 0

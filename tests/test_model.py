@@ -23,6 +23,15 @@ from prist_builder.model.miras import Miras  # noqa: E402
 from prist_builder.model.mixing import MixedStream, schedule  # noqa: E402
 from prist_builder.model.records import Record, Target  # noqa: E402
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: the reference machine has 2 busy cores, where more threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TEXTS = ["What is in the photo?", "A red square and a blue bar.", "Show me the bar.", "Here: [OBJ]blue bar[SEG]."]
 
 
