@@ -15,11 +15,13 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import build_offline  # noqa: E402
+import miras_step  # noqa: E402
 import openai_throughput  # noqa: E402
 
 BENCHMARKS = {
     "prist build all --provider offline": build_offline,
     f"openai transport vs fake server (latency {openai_throughput.LATENCY_S * 1000:.0f} ms)": openai_throughput,
+    "MIRAS training step (tiny config, CPU)": miras_step,
 }
 
 

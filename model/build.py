@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from prist_builder.model.config import ModelSettings
 from transformers import (
     ConvNextConfig,
     ConvNextModel,
@@ -28,8 +29,6 @@ from transformers import (
     SamModel,
 )
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
-
-from prist_builder.model.config import ModelSettings
 
 IMAGE_TOKEN = "<image>"
 SEG_TOKEN = "[SEG]"
@@ -58,11 +57,21 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=RANDOM_SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=RANDOM_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(list(texts), trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token=PAD_TOKEN, extra_special_tokens={"image_token": IMAGE_TOKEN})
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token=PAD_TOKEN,
+        extra_special_tokens={"image_token": IMAGE_TOKEN},
+    )
 
 
 def add_seg_tokens(processor: LlavaNextProcessor) -> list[str]:
@@ -76,32 +85,51 @@ def add_seg_tokens(processor: LlavaNextProcessor) -> list[str]:
     return added
 
 
-def _random_llava(settings: ModelSettings, texts: Iterable[str], processor: LlavaNextProcessor | None
-                  ) -> tuple[LlavaNextForConditionalGeneration, LlavaNextProcessor]:
+def _random_llava(
+    settings: ModelSettings, texts: Iterable[str], processor: LlavaNextProcessor | None
+) -> tuple[LlavaNextForConditionalGeneration, LlavaNextProcessor]:
     shapes = dict(settings.shapes.llava)
     tokenizer = processor.tokenizer if processor is not None else train_tokenizer(texts, settings.shapes.vocab_words)
-    text = {**shapes.pop("text_config", {}), "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    text_shape = dict(shapes.pop("text_config", {}))
+    text = {
+        **text_shape,
+        "vocab_size": max(len(tokenizer), int(text_shape.get("vocab_size", 0))),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
     vision = {"model_type": "clip_vision_model", **shapes.pop("vision_config", {})}
     text.setdefault("model_type", "llama")
-    config = LlavaNextConfig(text_config=text, vision_config=vision,
-                             image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), **shapes)
+    config = LlavaNextConfig(
+        text_config=text, vision_config=vision, image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), **shapes
+    )
     config._attn_implementation = settings.attn_implementation
     llava = LlavaNextForConditionalGeneration(config)
     if processor is not None:
         return llava, processor
     side = config.vision_config.image_size
-    image_processor = LlavaNextImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
-                                                 image_grid_pinpoints=config.image_grid_pinpoints)
-    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                   patch_size=config.vision_config.patch_size,
-                                   vision_feature_select_strategy=config.vision_feature_select_strategy,
-                                   image_token=IMAGE_TOKEN, num_additional_image_tokens=1)
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": side},
+        crop_size={"height": side, "width": side},
+        image_grid_pinpoints=config.image_grid_pinpoints,
+    )
+    processor = LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=config.vision_config.patch_size,
+        vision_feature_select_strategy=config.vision_feature_select_strategy,
+        image_token=IMAGE_TOKEN,
+        num_additional_image_tokens=1,
+    )
     return llava, processor
 
 
-def build_parts(settings: ModelSettings, texts: Iterable[str] = (), dtype: torch.dtype = torch.float32,
-                processor: LlavaNextProcessor | None = None) -> Parts:
+def build_parts(
+    settings: ModelSettings,
+    texts: Iterable[str] = (),
+    dtype: torch.dtype = torch.float32,
+    processor: LlavaNextProcessor | None = None,
+) -> Parts:
     """Load or randomly build LLaVA-NeXT (+ processor), SAM and (dual encoder on) ConvNeXt.
 
     Args:
@@ -130,7 +158,12 @@ def build_parts(settings: ModelSettings, texts: Iterable[str] = (), dtype: torch
             convnext = ConvNextModel.from_pretrained(weights.convnext, dtype=dtype)
         else:
             convnext = ConvNextModel(ConvNextConfig(**settings.shapes.convnext))
-    if add_seg_tokens(processor) or len(processor.tokenizer) != llava.get_input_embeddings().weight.shape[0]:
+    add_seg_tokens(processor)
+    if len(processor.tokenizer) > llava.get_input_embeddings().weight.shape[0]:
         llava.resize_token_embeddings(len(processor.tokenizer))
-    return Parts(llava=llava.to(dtype), processor=processor, sam=sam.to(dtype),
-                 convnext=convnext.to(dtype) if convnext is not None else None)
+    return Parts(
+        llava=llava.to(dtype),
+        processor=processor,
+        sam=sam.to(dtype),
+        convnext=convnext.to(dtype) if convnext is not None else None,
+    )

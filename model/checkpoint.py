@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-
 from prist_builder.model.config import MirasConfig
+from safetensors.torch import load_file, save_file
 
 CONFIG_FILE = "miras.json"
 PROCESSOR_DIR = "processor"

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-
 from prist_builder.model.build import OBJ_TOKEN, SEG_TOKEN
 from prist_builder.model.losses import IGNORE_INDEX
 from prist_builder.model.records import Record
 
-SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
-          "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
 """LLaVA-v1.6-vicuna's system prompt."""
 SAM_MEAN = (123.675, 116.28, 103.53)
 SAM_STD = (58.395, 57.12, 57.375)

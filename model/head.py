@@ -25,10 +25,11 @@ class SegmentationHead(nn.Module):
     def image_embeddings(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``E_seg`` (eq. 5): ``(B, 3, side, side)`` -> ``(B, prompt_dim, side/16, side/16)``, no gradient."""
         with torch.no_grad():
-            return self.sam.vision_encoder(pixel_values.to(self.sam.dtype)).last_hidden_state
+            return self.sam.vision_encoder(pixel_values.to(self.sam.vision_encoder.dtype)).last_hidden_state
 
-    def forward(self, embedding: torch.Tensor, prompts: torch.Tensor, resized: tuple[int, int],
-                original: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self, embedding: torch.Tensor, prompts: torch.Tensor, resized: tuple[int, int], original: tuple[int, int]
+    ) -> torch.Tensor:
         """Masks of one image (eq. 7).
 
         Args:
@@ -41,7 +42,7 @@ class SegmentationHead(nn.Module):
             ``(n, H, W)`` float mask logits in the source frame.
         """
         sam = self.sam
-        emb = embedding[None]
+        emb = embedding[None].to(sam.mask_decoder.iou_token.weight.dtype)
         dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *emb.shape[-2:])
         positional = sam.get_image_wide_positional_embeddings().to(emb.dtype)
         low_res, _ = sam.mask_decoder(

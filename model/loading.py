@@ -6,9 +6,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
-from transformers import LlavaNextProcessor
-
 from prist_builder.model.build import build_parts
 from prist_builder.model.checkpoint import (
     BASE_FILE,
@@ -21,6 +18,8 @@ from prist_builder.model.checkpoint import (
 )
 from prist_builder.model.config import MirasConfig
 from prist_builder.model.miras import Miras
+from safetensors.torch import load_model, save_model
+from transformers import LlavaNextProcessor
 
 
 def is_random(config: MirasConfig) -> bool:
@@ -29,16 +28,27 @@ def is_random(config: MirasConfig) -> bool:
     return not w.llava or not w.sam or (config.model.dual_encoder and not w.convnext)
 
 
-def create_model(config: MirasConfig, out: Path, texts: Iterable[str] = ()) -> Miras:
+def keep_trainable_fp32(model: torch.nn.Module) -> None:
+    """Store trainable parameters in float32 (frozen parts may be bf16; autocast mixes them)."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def create_model(
+    config: MirasConfig, out: Path, texts: Iterable[str] = (), dtype: torch.dtype = torch.float32
+) -> Miras:
     """The model of a training folder: the saved processor and random base state when present, else new ones.
 
+    Frozen parts are stored in ``dtype`` (bf16 for bf16 training), trainable ones in float32.
     Writes ``OUT/processor`` and (random parts) ``OUT/base.safetensors`` the first time.
     """
     out = Path(out)
     processor = LlavaNextProcessor.from_pretrained(out / PROCESSOR_DIR) if (out / PROCESSOR_DIR).exists() else None
     torch.manual_seed(config.train.seed)
-    parts = build_parts(config.model, texts, processor=processor)
+    parts = build_parts(config.model, texts, dtype=dtype, processor=processor)
     model = Miras(parts, config.model)
+    keep_trainable_fp32(model)
     if processor is None:
         parts.processor.save_pretrained(out / PROCESSOR_DIR)
     if is_random(config):

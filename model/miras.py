@@ -9,9 +9,6 @@ from dataclasses import dataclass
 
 import torch
 from peft import LoraConfig, get_peft_model
-from torch import nn
-from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
-
 from prist_builder.model.alignment import RegionAlignment, SegProjection
 from prist_builder.model.build import OBJ_TOKEN, SEG_TOKEN, Parts
 from prist_builder.model.collator import find_spans
@@ -19,11 +16,18 @@ from prist_builder.model.config import ModelSettings, TrainSettings
 from prist_builder.model.fusion import DualEncoderFusion
 from prist_builder.model.head import SegmentationHead
 from prist_builder.model.losses import LossParts, miras_loss, text_ce
+from torch import nn
+from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 
 LM_LORA_PATTERN = r".*language_model.*\.({names})$"
 """LoRA goes on the language model only (the CLIP tower has the same projection names)."""
-TRAINED_PREFIXES = ("llava.base_model.model.model.multi_modal_projector.", "fusion.", "seg_proj.", "alignment.",
-                    "head.sam.mask_decoder.")
+TRAINED_PREFIXES = (
+    "llava.base_model.model.model.multi_modal_projector.",
+    "fusion.",
+    "seg_proj.",
+    "alignment.",
+    "head.sam.mask_decoder.",
+)
 """Parameters trained besides LoRA: projector, new modules, SAM's mask decoder."""
 EMBEDDING_NAMES = ("embed_tokens.weight", "lm_head.weight")
 """Trained too with ``train_embeddings`` (the new ``[SEG]``/``[OBJ]`` rows, as LISA)."""
@@ -57,18 +61,22 @@ class Miras(nn.Module):
         self.obj_id = tokenizer.convert_tokens_to_ids(OBJ_TOKEN)
         lora = settings.lora
         pattern = LM_LORA_PATTERN.format(names="|".join(lora.target_modules))
-        self.llava = get_peft_model(parts.llava, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                            target_modules=pattern))
+        self.llava = get_peft_model(
+            parts.llava, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=pattern)
+        )
         base = self.base
         hidden = base.config.text_config.hidden_size
         self.head = SegmentationHead(parts.sam)
         self.convnext = parts.convnext
         self.fusion = None
         if settings.dual_encoder and parts.convnext is not None:
-            self.fusion = DualEncoderFusion(base.config.vision_config.hidden_size, parts.convnext.config.hidden_sizes[-1],
-                                            settings.fusion_heads)
+            self.fusion = DualEncoderFusion(
+                base.config.vision_config.hidden_size, parts.convnext.config.hidden_sizes[-1], settings.fusion_heads
+            )
         self.seg_proj = SegProjection(hidden, self.head.prompt_dim)
-        self.alignment = RegionAlignment(self.head.prompt_dim, settings.alignment_heads) if settings.region_alignment else None
+        self.alignment = (
+            RegionAlignment(self.head.prompt_dim, settings.alignment_heads) if settings.region_alignment else None
+        )
         self.set_trainable()
 
     @property
@@ -90,8 +98,9 @@ class Miras(nn.Module):
         return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
 
     # ---- vision ----------------------------------------------------------------------------
-    def image_features(self, pixel_values: torch.Tensor, image_sizes: torch.Tensor,
-                       pixel_values_hr: torch.Tensor | None) -> torch.Tensor:
+    def image_features(
+        self, pixel_values: torch.Tensor, image_sizes: torch.Tensor, pixel_values_hr: torch.Tensor | None
+    ) -> torch.Tensor:
         """Packed LLaVA-NeXT image features, CLIP fused with ConvNeXt when the dual encoder is on (eq. 4).
 
         Args:
@@ -106,8 +115,12 @@ class Miras(nn.Module):
         config, inner = base.config, base.model
         if not isinstance(config.vision_feature_layer, int):
             raise ValueError("MIRAS supports one vision_feature_layer (an int)")
-        counts = [image_size_to_num_patches(image_size=s, grid_pinpoints=config.image_grid_pinpoints,
-                                            patch_size=config.vision_config.image_size) for s in image_sizes.tolist()]
+        counts = [
+            image_size_to_num_patches(
+                image_size=s, grid_pinpoints=config.image_grid_pinpoints, patch_size=config.vision_config.image_size
+            )
+            for s in image_sizes.tolist()
+        ]
         patches = torch.cat([pv[:n] for pv, n in zip(pixel_values, counts, strict=True)])
         dtype = inner.vision_tower.dtype
         with torch.no_grad():
@@ -119,16 +132,22 @@ class Miras(nn.Module):
                 high = high.flatten(2).transpose(1, 2)
                 high = high.repeat_interleave(torch.tensor(counts, device=high.device), dim=0)
         if high is not None:
-            selected = self.fusion(selected, high)
+            selected = self.fusion(selected.to(self.fusion.q.weight.dtype), high)
         if config.vision_feature_select_strategy == "default":
             selected = selected[:, 1:]
         features = torch.split(inner.multi_modal_projector(selected), counts, dim=0)
-        packed, _ = inner.pack_image_features(features, image_sizes, config.vision_feature_select_strategy,
-                                              image_newline=inner.image_newline)
+        packed, _ = inner.pack_image_features(
+            features, image_sizes, config.vision_feature_select_strategy, image_newline=inner.image_newline
+        )
         return torch.cat(packed)
 
-    def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, image_sizes: torch.Tensor,
-              pixel_values_hr: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_sizes: torch.Tensor,
+        pixel_values_hr: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Token embeddings with image features scattered into the image tokens: ``(B, L, hidden)``.
 
         Raises:
@@ -145,11 +164,14 @@ class Miras(nn.Module):
     # ---- forward ---------------------------------------------------------------------------
     def hidden_states(self, batch: dict) -> torch.Tensor:
         """Last hidden states of the language model: ``(B, L, hidden)``."""
-        embeds = self.embed(batch["input_ids"], batch["pixel_values"], batch["image_sizes"], batch.get("pixel_values_hr"))
+        embeds = self.embed(
+            batch["input_ids"], batch["pixel_values"], batch["image_sizes"], batch.get("pixel_values_hr")
+        )
         mask = batch["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.base.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                             use_cache=False)
+        out = self.base.model.language_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
+        )
         return out.last_hidden_state
 
     def prompts(self, hidden: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
@@ -194,5 +216,7 @@ class Miras(nn.Module):
         mask_logits = self.masks(hidden, batch, spans)
         targets = [t.to(m.device) for t, m in zip(batch["target_masks"], mask_logits, strict=True)]
         default = TrainSettings()
-        loss = miras_loss(ce, mask_logits, targets, weights or (default.ce_weight, default.bce_weight, default.dice_weight))
+        loss = miras_loss(
+            ce, mask_logits, targets, weights or (default.ce_weight, default.bce_weight, default.dice_weight)
+        )
         return MirasOutput(loss=loss, mask_logits=mask_logits, hidden=hidden)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
 from prist_builder.annotation.masks import encode
 from prist_builder.model.collator import MirasCollator, find_spans
 from prist_builder.model.miras import Miras
 from prist_builder.model.records import Record
+
 from prist_builder.records.prediction import Prediction
 
 MASK_THRESHOLD = 0.0
@@ -33,8 +33,13 @@ class Predictor:
     def __init__(self, model: Miras, high_res: int, max_new_tokens: int, force_seg: bool = True) -> None:
         self.model = model
         self.tokenizer = model.processor.tokenizer
-        self.collator = MirasCollator(model.processor, model.head.side, high_res if model.fusion is not None else 0,
-                                      max_length=10**9, padding_side="left")
+        self.collator = MirasCollator(
+            model.processor,
+            model.head.side,
+            high_res if model.fusion is not None else 0,
+            max_length=10**9,
+            padding_side="left",
+        )
         self.max_new_tokens = max_new_tokens
         self.force_seg = force_seg
         self.device = next(model.parameters()).device
@@ -47,10 +52,17 @@ class Predictor:
 
     def _generate(self, image_batch: dict, ids: list[int]) -> list[int]:
         batch = self._batch(image_batch, ids)
-        embeds = self.model.embed(batch["input_ids"], batch["pixel_values"], batch["image_sizes"], batch.get("pixel_values_hr"))
-        out = self.model.base.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], do_sample=False,
-                                       max_new_tokens=self.max_new_tokens, eos_token_id=self.tokenizer.eos_token_id,
-                                       pad_token_id=self.tokenizer.pad_token_id)
+        embeds = self.model.embed(
+            batch["input_ids"], batch["pixel_values"], batch["image_sizes"], batch.get("pixel_values_hr")
+        )
+        out = self.model.base.generate(
+            inputs_embeds=embeds,
+            attention_mask=batch["attention_mask"],
+            do_sample=False,
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
         new = out[0].tolist()
         specials = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         cut = next((i for i, t in enumerate(new) if t in specials), len(new))
@@ -85,7 +97,9 @@ class Predictor:
             answer = answer + [self.model.seg_id]
         batch = self._batch(image_batch, prompt + answer)
         hidden = self.model.hidden_states(batch)
-        spans = [s for s in find_spans(batch["input_ids"], self.model.obj_id, self.model.seg_id)[0] if s[0] >= len(prompt)]
+        spans = [
+            s for s in find_spans(batch["input_ids"], self.model.obj_id, self.model.seg_id)[0] if s[0] >= len(prompt)
+        ]
         logits = self.model.masks(hidden, batch, [spans])[0]
         return responses, (logits > MASK_THRESHOLD).any(0).cpu().numpy()
 
@@ -93,11 +107,14 @@ class Predictor:
         """The :class:`Prediction` line of one reference record (its user turns are replayed)."""
         users = [content for role, content in record.turns if role == "user"]
         responses, mask = self.respond(record.image, users)
-        return Prediction(sample_id=record.sample_id, responses=responses, mask=encode(mask) if mask is not None else None)
+        return Prediction(
+            sample_id=record.sample_id, responses=responses, mask=encode(mask) if mask is not None else None
+        )
 
 
-def predict_file(predictor: Predictor, records: list[Record], out: Path,
-                 on_done: Callable[[Prediction], None] | None = None) -> int:
+def predict_file(
+    predictor: Predictor, records: list[Record], out: Path, on_done: Callable[[Prediction], None] | None = None
+) -> int:
     """Write one :class:`Prediction` JSON line per record to ``out``; re-runs skip sample ids already there.
 
     Returns:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from prist_builder.annotation.masks import decode
 
 ROLES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
@@ -66,7 +65,9 @@ def detect_format(path: Path) -> str:
         return "run"
     if (path / "data").is_dir() or any(path.glob("*.parquet")):
         return "export"
-    raise DataError(f"{path}: neither an export folder (data/*.parquet), a run folder (dialogues.jsonl) nor a .json file")
+    raise DataError(
+        f"{path}: neither an export folder (data/*.parquet), a run folder (dialogues.jsonl) nor a .json file"
+    )
 
 
 def read_export(path: Path, split: str) -> list[Record]:
@@ -129,7 +130,9 @@ def read_llava(path: Path, image_root: Path | None) -> list[Record]:
     records = []
     for index, item in enumerate(items):
         try:
-            turns = [(ROLES[c["from"]], c["value"].replace(IMAGE_PLACEHOLDER, "").strip()) for c in item["conversations"]]
+            turns = [
+                (ROLES[c["from"]], c["value"].replace(IMAGE_PLACEHOLDER, "").strip()) for c in item["conversations"]
+            ]
             image = Image.open(root / item["image"]).convert("RGB")
         except (KeyError, TypeError) as exc:
             raise DataError(f"{path}: item {index}: missing field {exc}") from exc
@@ -137,7 +140,9 @@ def read_llava(path: Path, image_root: Path | None) -> list[Record]:
     return records
 
 
-def read_source(path: Path | str, fmt: str = "auto", split: str = "train", image_root: str | None = None) -> list[Record]:
+def read_source(
+    path: Path | str, fmt: str = "auto", split: str = "train", image_root: str | None = None
+) -> list[Record]:
     """Records of one source in any supported format (see the module docstring).
 
     Raises:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-
 from prist_builder.model.checkpoint import (
     METRICS_FILE,
     TRAINABLE_FILE,
@@ -97,7 +96,9 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return moved
 
 
-def train(config: MirasConfig, out: Path, stop_after: int | None = None, on_step: StepHook | None = None) -> TrainResult:
+def train(
+    config: MirasConfig, out: Path, stop_after: int | None = None, on_step: StepHook | None = None
+) -> TrainResult:
     """Train (or resume) into ``out`` until ``config.train.max_steps`` (or ``stop_after``) steps.
 
     Args:
@@ -112,17 +113,20 @@ def train(config: MirasConfig, out: Path, stop_after: int | None = None, on_step
     """
     out = Path(out)
     settings = config.train
+    precision = mixed_precision(config)
     trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
-    accelerator = Accelerator(mixed_precision=mixed_precision(config), log_with=trackers, project_dir=str(out))
+    accelerator = Accelerator(mixed_precision=precision, log_with=trackers, project_dir=str(out))
     set_seed(settings.seed)
     sources, ratios = load_sources(config)
     stream = MixedStream(sources, ratios, seed=settings.seed)
     write_config(out, config)
     texts = [content for records in sources for r in records for _, content in r.turns]
-    model = create_model(config, out, texts)
+    model = create_model(config, out, texts, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     on_cuda = accelerator.device.type == "cuda"
     if config.model.gradient_checkpointing == "on" or (config.model.gradient_checkpointing == "auto" and on_cuda):
-        model.base.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.base.model.language_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(settings.warmup_steps, settings.max_steps))
@@ -138,8 +142,13 @@ def train(config: MirasConfig, out: Path, stop_after: int | None = None, on_step
         start = checkpoint_step(done[-1])
     if trackers:
         accelerator.init_trackers("miras")
-    collator = MirasCollator(raw.processor, raw.head.side, config.model.high_res if raw.fusion is not None else 0,
-                             config.model.max_length, config.model.padding_side)
+    collator = MirasCollator(
+        raw.processor,
+        raw.head.side,
+        config.model.high_res if raw.fusion is not None else 0,
+        config.model.max_length,
+        config.model.padding_side,
+    )
     accum, micro = settings.grad_accum, settings.micro_batch
     world, rank = accelerator.num_processes, accelerator.process_index
     last = min(settings.max_steps, stop_after or settings.max_steps)
@@ -163,8 +172,13 @@ def train(config: MirasConfig, out: Path, stop_after: int | None = None, on_step
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        metrics = {"step": step, **{k: round(v, 6) for k, v in sums.items()}, "lr": scheduler.get_last_lr()[0],
-                   "samples": step * accum * micro * world, "seconds": round(time.perf_counter() - began, 4)}
+        metrics = {
+            "step": step,
+            **{k: round(v, 6) for k, v in sums.items()},
+            "lr": scheduler.get_last_lr()[0],
+            "samples": step * accum * micro * world,
+            "seconds": round(time.perf_counter() - began, 4),
+        }
         result.metrics.append(metrics)
         result.end_step = step
         if accelerator.is_main_process:

@@ -14,7 +14,6 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from PIL import Image  # noqa: E402
-
 from prist_builder.model.build import build_parts  # noqa: E402
 from prist_builder.model.collator import MirasCollator, find_spans  # noqa: E402
 from prist_builder.model.config import CONFIG_DIR, ConfigError, load_config  # noqa: E402
@@ -22,6 +21,7 @@ from prist_builder.model.losses import IGNORE_INDEX, mask_bce, mask_dice, miras_
 from prist_builder.model.miras import Miras  # noqa: E402
 from prist_builder.model.mixing import MixedStream, schedule  # noqa: E402
 from prist_builder.model.records import Record, Target  # noqa: E402
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -85,8 +85,12 @@ def test_loss_components_match_hand_computed_values() -> None:
 
     token_logits = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0], [5.0, 0.0, 0.0]])
     labels = torch.tensor([1, 2, IGNORE_INDEX])
-    by_hand = np.mean([math.log(sum(math.exp(v) for v in row)) - row[y] for row, y in
-                       zip(token_logits.tolist()[:2], [1, 2], strict=True)])
+    by_hand = np.mean(
+        [
+            math.log(sum(math.exp(v) for v in row)) - row[y]
+            for row, y in zip(token_logits.tolist()[:2], [1, 2], strict=True)
+        ]
+    )
     ce = text_ce(token_logits, labels)
     assert ce.item() == pytest.approx(by_hand, rel=1e-5)
 
@@ -98,7 +102,9 @@ def test_loss_components_match_hand_computed_values() -> None:
     assert parts.masks == 2
     assert parts.bce.item() == pytest.approx((bce + bce2) / 2, rel=1e-5)
     assert parts.dice.item() == pytest.approx((dice + dice2) / 2, rel=1e-5)
-    assert parts.total.item() == pytest.approx(1.0 * by_hand + 2.0 * (bce + bce2) / 2 + 0.5 * (dice + dice2) / 2, rel=1e-5)
+    assert parts.total.item() == pytest.approx(
+        1.0 * by_hand + 2.0 * (bce + bce2) / 2 + 0.5 * (dice + dice2) / 2, rel=1e-5
+    )
 
 
 def test_loss_without_masks_is_text_only() -> None:
@@ -114,7 +120,9 @@ def test_loss_without_masks_is_text_only() -> None:
 def test_seg_obj_positions_with_padding_and_multi_turn(tiny, side: str) -> None:
     model, config = tiny
     collator = _collator(model, config, side)
-    short = Record("short", _image()[0], [("user", "Segment it."), ("assistant", "[OBJ]blue bar[SEG]")], [_record().targets[0]])
+    short = Record(
+        "short", _image()[0], [("user", "Segment it."), ("assistant", "[OBJ]blue bar[SEG]")], [_record().targets[0]]
+    )
     batch = collator([_record(), short, _record(two_targets=True)])
     ids = batch["input_ids"]
     spans = find_spans(ids, model.obj_id, model.seg_id)
@@ -140,8 +148,16 @@ def test_seg_obj_positions_with_padding_and_multi_turn(tiny, side: str) -> None:
 
 # ---- forward, backward, gradients ------------------------------------------------------------
 def _categories(name: str) -> str:
-    for key in ("lora_", "multi_modal_projector", "fusion.", "seg_proj.", "alignment.", "mask_decoder", "embed_tokens",
-                "lm_head"):
+    for key in (
+        "lora_",
+        "multi_modal_projector",
+        "fusion.",
+        "seg_proj.",
+        "alignment.",
+        "mask_decoder",
+        "embed_tokens",
+        "lm_head",
+    ):
         if key in name:
             return key
     return "frozen"
@@ -158,11 +174,25 @@ def test_forward_backward_grads_only_on_intended_parameters() -> None:
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert with_grad <= trainable
-    assert {_categories(n) for n in trainable} == {"lora_", "multi_modal_projector", "fusion.", "seg_proj.", "alignment.",
-                                                   "mask_decoder", "embed_tokens", "lm_head"}
+    assert {_categories(n) for n in trainable} == {
+        "lora_",
+        "multi_modal_projector",
+        "fusion.",
+        "seg_proj.",
+        "alignment.",
+        "mask_decoder",
+        "embed_tokens",
+        "lm_head",
+    }
     for frozen in ("vision_tower", "convnext", "vision_encoder", "language_model.layers.0.self_attn.q_proj.base_layer"):
         assert not any(frozen in n for n in trainable), frozen
-    assert {_categories(n) for n in with_grad} >= {"lora_", "multi_modal_projector", "seg_proj.", "alignment.", "mask_decoder"}
+    assert {_categories(n) for n in with_grad} >= {
+        "lora_",
+        "multi_modal_projector",
+        "seg_proj.",
+        "alignment.",
+        "mask_decoder",
+    }
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     optimizer.step()
     changed = [n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])]

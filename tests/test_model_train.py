@@ -14,13 +14,14 @@ pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
 from conftest import read_jsonl, run_cli  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-
 from prist_builder.annotation.masks import decode  # noqa: E402
 from prist_builder.model.config import CONFIG_DIR, Source, load_config  # noqa: E402
 from prist_builder.model.records import read_source  # noqa: E402
 from prist_builder.model.train import train  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
 from prist_builder.records.prediction import Prediction  # noqa: E402
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -43,17 +44,29 @@ def write_export(run: Path, out: Path) -> dict[str, int]:
     from prist_builder.sources import read_image
 
     rle = {"size": datasets.Sequence(datasets.Value("int32")), "counts": datasets.Value("string")}
-    features = datasets.Features({
-        "sample_id": datasets.Value("string"), "image_id": datasets.Value("string"), "image": datasets.Image(),
-        "width": datasets.Value("int32"), "height": datasets.Value("int32"),
-        "turns": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
-        "conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}],
-        "focus": datasets.Value("string"),
-        "targets": [{"focus": datasets.Value("string"), "mask": rle, "box": datasets.Sequence(datasets.Value("float32")),
-                     "area": datasets.Value("int64"), "granularity": datasets.Value("string"),
-                     "element_id": datasets.Value("string")}],
-        "source": datasets.Value("string"),
-    })
+    features = datasets.Features(
+        {
+            "sample_id": datasets.Value("string"),
+            "image_id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "width": datasets.Value("int32"),
+            "height": datasets.Value("int32"),
+            "turns": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
+            "conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}],
+            "focus": datasets.Value("string"),
+            "targets": [
+                {
+                    "focus": datasets.Value("string"),
+                    "mask": rle,
+                    "box": datasets.Sequence(datasets.Value("float32")),
+                    "area": datasets.Value("int64"),
+                    "granularity": datasets.Value("string"),
+                    "element_id": datasets.Value("string"),
+                }
+            ],
+            "source": datasets.Value("string"),
+        }
+    )
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for index, sample in enumerate(s for s in iter_samples(run) if s.finished):
         data, _ = read_image(sample.image)
@@ -62,17 +75,34 @@ def write_export(run: Path, out: Path) -> dict[str, int]:
         conversations[0]["value"] = "<image>\n" + conversations[0]["value"]
         mask = decode(sample.mask)
         ys, xs = np.nonzero(mask)
-        target = {"focus": sample.dialogue.focus, "mask": sample.mask.model_dump(),
-                  "box": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)],
-                  "area": int(mask.sum()), "granularity": "medium", "element_id": sample.dialogue.target_element_id}
+        target = {
+            "focus": sample.dialogue.focus,
+            "mask": sample.mask.model_dump(),
+            "box": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)],
+            "area": int(mask.sum()),
+            "granularity": "medium",
+            "element_id": sample.dialogue.target_element_id,
+        }
         split = "test" if index % TEST_EVERY == 0 else "validation" if index % TEST_EVERY == 1 else "train"
-        rows[split].append({"sample_id": sample.sample_id, "image_id": sample.image.image_id,
-                            "image": {"bytes": data, "path": None}, "width": sample.image.width,
-                            "height": sample.image.height, "turns": turns, "conversations": conversations,
-                            "focus": sample.dialogue.focus, "targets": [target], "source": sample.image.source})
+        rows[split].append(
+            {
+                "sample_id": sample.sample_id,
+                "image_id": sample.image.image_id,
+                "image": {"bytes": data, "path": None},
+                "width": sample.image.width,
+                "height": sample.image.height,
+                "turns": turns,
+                "conversations": conversations,
+                "focus": sample.dialogue.focus,
+                "targets": [target],
+                "source": sample.image.source,
+            }
+        )
     (out / "data").mkdir(parents=True)
     for split, items in rows.items():
-        datasets.Dataset.from_list(items, features=features).to_parquet(str(out / "data" / f"{split}-00000-of-00001.parquet"))
+        datasets.Dataset.from_list(items, features=features).to_parquet(
+            str(out / "data" / f"{split}-00000-of-00001.parquet")
+        )
     return {split: len(items) for split, items in rows.items()}
 
 
@@ -154,13 +184,22 @@ def test_resume_reproduces_the_next_steps_loss(demo, tmp_path: Path) -> None:
 def test_mixes_prist_with_llava_format_vqa(demo, tmp_path: Path) -> None:
     run, export, _ = demo
     images = sorted((run.parent / "images").iterdir())
-    vqa = [{"id": f"q{i}", "image": image.name, "conversations": [
-        {"from": "human", "value": "<image>\nWhat does this photo show?"},
-        {"from": "gpt", "value": f"A photo called {image.stem}."}]} for i, image in enumerate(images)]
+    vqa = [
+        {
+            "id": f"q{i}",
+            "image": image.name,
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat does this photo show?"},
+                {"from": "gpt", "value": f"A photo called {image.stem}."},
+            ],
+        }
+        for i, image in enumerate(images)
+    ]
     (tmp_path / "vqa.json").write_text(json.dumps(vqa), encoding="utf-8")
     config = _tiny(export, 3)
-    config.data.sources.append(Source(name="vqa", path=str(tmp_path / "vqa.json"), image_root=str(run.parent / "images"),
-                                      ratio=1))
+    config.data.sources.append(
+        Source(name="vqa", path=str(tmp_path / "vqa.json"), image_root=str(run.parent / "images"), ratio=1)
+    )
     config.data.sources[0].ratio = 1
     result = train(config, tmp_path / "mix")
     assert result.end_step == 3 and all(np.isfinite(m["loss"]) for m in result.metrics)

@@ -1,4 +1,4 @@
-"""``prist train`` and ``prist predict``: the MIRAS model (needs the ``model`` extra: torch, transformers, peft, accelerate)."""
+"""``prist train`` and ``prist predict``: the MIRAS model (needs the ``model`` extra)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,12 @@ def register_model(app: typer.Typer) -> None:
     def train_command(
         config: Annotated[Path, typer.Option("--config", help="Config file (.yaml/.toml), or tiny/stage1/stage2.")],
         out: Annotated[Path, typer.Option("--out", help="Training folder (resumes from its last checkpoint).")],
-        data: Annotated[Path | None, typer.Option("--data", help="Export folder or run folder; replaces the first source.")] = None,
-        max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Optimizer steps (also the LR schedule length).")] = None,
+        data: Annotated[
+            Path | None, typer.Option("--data", help="Export folder or run folder; replaces the first source.")
+        ] = None,
+        max_steps: Annotated[
+            int | None, typer.Option("--max-steps", min=1, help="Optimizer steps (also the LR schedule length).")
+        ] = None,
     ) -> None:
         """Train MIRAS (paper section 4) on a prist export or run folder, mixed with the config's other sources."""
         _require_torch("prist train")
@@ -51,9 +55,14 @@ def register_model(app: typer.Typer) -> None:
                 cfg.data.sources.append(Source(name="prist", path=str(data)))
         if max_steps is not None:
             cfg.train.max_steps = max_steps
-        columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]} ce {task.fields[ce]} bce {task.fields[bce]} dice {task.fields[dice]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]} ce {task.fields[ce]} bce {task.fields[bce]} dice {task.fields[dice]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=errors) as progress:
             task = progress.add_task("train", total=cfg.train.max_steps, loss="-", ce="-", bce="-", dice="-")
 
@@ -66,8 +75,11 @@ def register_model(app: typer.Typer) -> None:
                 raise fail(escape(str(exc))) from exc
         if result.metrics:
             first, last = result.metrics[0], result.metrics[-1]
-            console.print(f"steps {result.start_step}..{result.end_step}: loss {first['loss']:.4f} -> {last['loss']:.4f} "
-                          f"(ce {last['ce']:.4f}, bce {last['bce']:.4f}, dice {last['dice']:.4f})", highlight=False)
+            console.print(
+                f"steps {result.start_step}..{result.end_step}: loss {first['loss']:.4f} -> {last['loss']:.4f} "
+                f"(ce {last['ce']:.4f}, bce {last['bce']:.4f}, dice {last['dice']:.4f})",
+                highlight=False,
+            )
         else:
             console.print(f"nothing to do: {out} already holds step {result.end_step}", highlight=False)
         console.print(f"model: [bold]{out}[/] (metrics.jsonl, checkpoints/)", highlight=False)
@@ -79,7 +91,9 @@ def register_model(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="Predictions JSONL (appends; skips samples already there).")],
         split: Annotated[str, typer.Option("--split", help="Split of an export folder.")] = "test",
         limit: Annotated[int | None, typer.Option("--limit", min=1, help="Predict at most N samples.")] = None,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")] = "",
+        device: Annotated[
+            str, typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")
+        ] = "",
     ) -> None:
         """Replay each dialogue's user turns with a trained MIRAS; write one prediction line per sample."""
         _require_torch("prist predict")
@@ -95,7 +109,13 @@ def register_model(app: typer.Typer) -> None:
         except (DataError, FileNotFoundError) as exc:
             raise fail(escape(str(exc))) from exc
         predictor = Predictor(trained, cfg.model.high_res, cfg.model.max_new_tokens)
-        columns = (TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]predict"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=errors) as progress:
             task = progress.add_task("predict", total=len(records))
             written = predict_file(predictor, records, out, on_done=lambda _: progress.advance(task))
