@@ -44,6 +44,22 @@ class Predictor:
         self.force_seg = force_seg
         self.device = next(model.parameters()).device
 
+    @classmethod
+    def from_folder(cls, out: Path | str, device: str | None = None, force_seg: bool = True) -> Predictor:
+        """A predictor for the folder ``prist train --out`` wrote (its newest checkpoint).
+
+        Args:
+            device: ``cpu``, ``cuda``, ...; default ``cuda`` when available.
+
+        Raises:
+            FileNotFoundError: not a training folder, or no checkpoint yet.
+        """
+        from prist_builder.model.loading import load_trained
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, config, _ = load_trained(Path(out), device)
+        return cls(model, config.model.high_res, config.model.max_new_tokens, force_seg)
+
     def _batch(self, image_batch: dict, ids: list[int]) -> dict:
         batch = {k: v.to(self.device) for k, v in image_batch.items()}
         batch["input_ids"] = torch.tensor([ids], device=self.device)

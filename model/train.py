@@ -12,13 +12,12 @@ import importlib.util
 import json
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from prist_builder.model.checkpoint import (
     METRICS_FILE,
     TRAINABLE_FILE,
@@ -83,6 +82,20 @@ def warmup_decay(warmup_steps: int, max_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop metrics lines after ``step`` (logged after the checkpoint a run resumes from); atomic."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and line.rstrip().endswith("}") and json.loads(line)["step"] <= step
+    ]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
 def to_device(batch: dict, device: torch.device) -> dict:
     """Move every tensor of a batch (lists of tensors included) to ``device``."""
     moved = {}
@@ -115,7 +128,17 @@ def train(
     settings = config.train
     precision = mixed_precision(config)
     trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
-    accelerator = Accelerator(mixed_precision=precision, log_with=trackers, project_dir=str(out))
+    accelerator = Accelerator(
+        mixed_precision=precision,
+        gradient_accumulation_steps=settings.grad_accum,
+        log_with=trackers,
+        project_dir=str(out),
+        # a text-only batch leaves the mask decoder and alignment unused
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None and plugin.deepspeed_config.get("train_micro_batch_size_per_gpu") in (None, "auto"):
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.micro_batch
     set_seed(settings.seed)
     sources, ratios = load_sources(config)
     stream = MixedStream(sources, ratios, seed=settings.seed)
@@ -140,6 +163,8 @@ def train(
         scheduler.load_state_dict(torch.load(done[-1] / "scheduler.pt", weights_only=False))
         restore_rng(done[-1])
         start = checkpoint_step(done[-1])
+        if accelerator.is_main_process:
+            trim_metrics(out / METRICS_FILE, start)
     if trackers:
         accelerator.init_trackers("miras")
     collator = MirasCollator(
@@ -161,17 +186,16 @@ def train(
         for m in range(accum):
             first = (((step - 1) * accum + m) * world + rank) * micro
             batch = to_device(collator([stream[first + j] for j in range(micro)]), accelerator.device)
-            context = accelerator.no_sync(model) if m < accum - 1 else nullcontext()
-            with context:
+            with accelerator.accumulate(model):  # syncs and steps on the last micro-batch only
                 parts = model(batch, weights).loss
-                accelerator.backward(parts.total / accum)
+                accelerator.backward(parts.total)  # divided by grad_accum by accelerate
+                if accelerator.sync_gradients and settings.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params, settings.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             for key, value in (("loss", parts.total), ("ce", parts.ce), ("bce", parts.bce), ("dice", parts.dice)):
                 sums[key] += float(value.detach()) / accum
-        if settings.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(params, settings.max_grad_norm)
-        optimizer.step()
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         metrics = {
             "step": step,
             **{k: round(v, 6) for k, v in sums.items()},

@@ -172,10 +172,19 @@ def _tiny(data: Path, steps: int):
 
 def test_resume_reproduces_the_next_steps_loss(demo, tmp_path: Path) -> None:
     run, _, _ = demo
-    straight = train(_tiny(run, 4), tmp_path / "a", stop_after=3)
-    first = train(_tiny(run, 4), tmp_path / "b", stop_after=2)
-    resumed = train(_tiny(run, 4), tmp_path / "b", stop_after=3)
+
+    def config():
+        tiny = _tiny(run, 4)
+        tiny.train.micro_batch = 1  # two micro-batches per step: gradient accumulation across the resume
+        return tiny
+
+    straight = train(config(), tmp_path / "a", stop_after=3)
+    first = train(config(), tmp_path / "b", stop_after=2)
+    with (tmp_path / "b" / "metrics.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"step": 3, "loss": 0.0}) + "\n")  # logged, then killed before the checkpoint
+    resumed = train(config(), tmp_path / "b", stop_after=3)
     assert [m["step"] for m in first.metrics] == [1, 2] and resumed.start_step == 3
+    assert [m["step"] for m in read_jsonl(tmp_path / "b" / "metrics.jsonl")] == [1, 2, 3]
     assert resumed.metrics[0]["loss"] == pytest.approx(straight.metrics[2]["loss"], abs=1e-5)
     assert resumed.metrics[0]["ce"] == pytest.approx(straight.metrics[2]["ce"], abs=1e-5)
     assert first.metrics[1]["loss"] == pytest.approx(straight.metrics[1]["loss"], abs=1e-6)
