@@ -63,7 +63,15 @@ def synthetic_record(seed: int = 0):
     return Record(f"bench-{seed}", image, turns, [Target("the red cup", mask)])
 
 
-def build(config_name: str, device, dual: bool, align: bool):
+def shallow(shapes, depth: int) -> None:
+    """Cut every tower to ``depth`` blocks, widths unchanged (a quick CPU smoke test of the real widths)."""
+    shapes.llava["text_config"]["num_hidden_layers"] = depth
+    shapes.llava["vision_config"]["num_hidden_layers"] = max(depth, 2)
+    shapes.sam["vision_config"].update(num_hidden_layers=depth, global_attn_indexes=[depth - 1])
+    shapes.convnext["depths"] = [1] * len(shapes.convnext.get("depths", [3, 3, 9, 3]))
+
+
+def build(config_name: str, device, dual: bool, align: bool, bf16: bool, depth: int | None = None):
     """The model (random weights, shapes from the config) and its collator."""
     import torch
     from prist_builder.model.build import build_parts
@@ -75,8 +83,9 @@ def build(config_name: str, device, dual: bool, align: bool):
     config = load_config(config_name)
     config.model.weights = Weights()
     config.model.dual_encoder, config.model.region_alignment = dual, align
-    cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if cuda else torch.float32
+    if depth:
+        shallow(config.model.shapes, depth)
+    dtype = torch.bfloat16 if bf16 else torch.float32
     texts = [content for _, content in synthetic_record().turns]
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -94,10 +103,10 @@ def build(config_name: str, device, dual: bool, align: bool):
     return model, collator, config
 
 
-def _step(model, batch, optimizer, device) -> None:
+def _step(model, batch, optimizer, device, bf16: bool) -> None:
     import torch
 
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         loss = model(batch).loss.total
     loss.backward()
     optimizer.step()
@@ -111,7 +120,7 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def model_flops_per_sample(model, collator, device) -> float:
+def model_flops_per_sample(model, collator, device, bf16: bool) -> float:
     """Forward + backward FLOPs of one sample, gradient checkpointing off."""
     import torch
     from prist_builder.model.train import to_device
@@ -123,7 +132,7 @@ def model_flops_per_sample(model, collator, device) -> float:
         lm.gradient_checkpointing_disable()
     batch = to_device(collator([synthetic_record(1)]), device)
     counter = FlopCounterMode(display=False)
-    with counter, torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with counter, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         model(batch).loss.total.backward()
     model.zero_grad(set_to_none=True)
     if was:
@@ -144,20 +153,28 @@ def peak_tflops(device, override: float | None) -> float | None:
 
 
 def measure(
-    config_name: str, device, batch_sizes: list[int], steps: int, dual: bool, align: bool, peak: float | None
+    config_name: str,
+    device,
+    batch_sizes: list[int],
+    steps: int,
+    dual: bool,
+    align: bool,
+    peak: float | None,
+    bf16: bool,
+    depth: int | None = None,
 ) -> list[dict]:
     """One row per batch size: timing, throughput, memory and MFU of a full optimizer step."""
     import torch
     from prist_builder.model.train import to_device
 
-    model, collator, config = build(config_name, device, dual, align)
+    model, collator, config = build(config_name, device, dual, align, bf16, depth)
     if device.type == "cuda":
         model.base.model.language_model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, betas=config.train.betas)
-    flops = model_flops_per_sample(model, collator, device)
+    flops = model_flops_per_sample(model, collator, device, bf16)
     rows = []
     for size in batch_sizes:
         batch = to_device(collator([synthetic_record(i) for i in range(size)]), device)
@@ -165,11 +182,11 @@ def measure(
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            _step(model, batch, optimizer, device)  # warm-up (allocations, kernels)
+            _step(model, batch, optimizer, device, bf16)  # warm-up (allocations, kernels)
             _sync(device)
             began = time.perf_counter()
             for _ in range(steps):
-                _step(model, batch, optimizer, device)
+                _step(model, batch, optimizer, device, bf16)
             _sync(device)
         except torch.cuda.OutOfMemoryError:
             optimizer.zero_grad(set_to_none=True)
@@ -205,10 +222,18 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def compare(config_name: str, device, batch_sizes: list[int], steps: int, peak: float | None) -> list[dict]:
+def compare(
+    config_name: str,
+    device,
+    batch_sizes: list[int],
+    steps: int,
+    peak: float | None,
+    bf16: bool,
+    depth: int | None = None,
+) -> list[dict]:
     """MIRAS vs the LISA-like baseline (dual encoder and alignment off), rows for the table."""
-    miras = measure(config_name, device, batch_sizes, steps, True, True, peak)
-    base = {r["batch"]: r for r in measure(config_name, device, batch_sizes, steps, False, False, peak)}
+    miras = measure(config_name, device, batch_sizes, steps, True, True, peak, bf16, depth)
+    base = {r["batch"]: r for r in measure(config_name, device, batch_sizes, steps, False, False, peak, bf16, depth)}
     rows = []
     for row in miras:
         ref = base.get(row["batch"], {})
@@ -247,7 +272,7 @@ def run() -> list[dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return compare("tiny", torch.device("cpu"), [2], 3, None)
+        return compare("tiny", torch.device("cpu"), [2], 3, None, bf16=False)
     finally:
         torch.set_num_threads(threads)
 
@@ -263,11 +288,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak, TFLOP/s")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 on CUDA")
+    parser.add_argument("--depth", type=int, default=None, help="cut every tower to N blocks (smoke test)")
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = peak_tflops(device, args.peak_tflops)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
-    rows = compare(args.config, device, sizes, args.steps, peak)
+    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
+    rows = compare(args.config, device, sizes, args.steps, peak, bf16, args.depth)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name}; peak bf16: {peak or '-'} TFLOP/s; config: {args.config}", file=sys.stderr)
     columns = list(rows[0])

@@ -129,7 +129,7 @@ class Predictor:
 
 
 def predict_file(
-    predictor: Predictor, records: list[Record], out: Path, on_done: Callable[[Prediction], None] | None = None
+    predictor: Predictor, records: Iterable[Record], out: Path, on_done: Callable[[Prediction], None] | None = None
 ) -> int:
     """Write one :class:`Prediction` JSON line per record to ``out``; re-runs skip sample ids already there.
 

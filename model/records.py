@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,80 +71,157 @@ def detect_format(path: Path) -> str:
     )
 
 
-def read_export(path: Path, split: str) -> list[Record]:
-    """Records of one split of a ``prist export`` folder.
+def _turns(raw: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
+    """Normalised ``(role, content)`` messages; raises :class:`DataError` naming ``where`` if malformed."""
+    turns = []
+    for index, (role, content) in enumerate(raw):
+        if role not in ROLES:
+            raise DataError(f"{where}: message {index}: unknown role {role!r}")
+        expected = "user" if index % 2 == 0 else "assistant"
+        if ROLES[role] != expected:
+            raise DataError(f"{where}: message {index}: role {role!r}, expected {expected}")
+        turns.append((ROLES[role], content))
+    if not turns:
+        raise DataError(f"{where}: no messages")
+    return turns
+
+
+class Records(Sequence[Record]):
+    """A source's records, decoded (image, masks) only when indexed.
+
+    Attributes:
+        skipped: ``(sample id, reason)`` of the rows left out at load time (bad roles, missing fields).
+    """
+
+    skipped: list[tuple[str, str]]
+
+    def texts(self) -> Iterator[str]:
+        """Every message text (for training a tokenizer), without decoding images."""
+        raise NotImplementedError
+
+
+class ExportRecords(Records):
+    """One split of a ``prist export`` folder (parquet, read with ``datasets``).
 
     Raises:
-        DataError: no parquet file for ``split``, or a row lacks a contract column.
+        DataError: no parquet file for ``split``.
     """
-    from datasets import load_dataset
 
-    files = sorted(str(p) for p in (Path(path) / "data").glob(f"{split}-*.parquet"))
-    if not files:
-        raise DataError(f"{path}: no data/{split}-*.parquet (splits: {_splits(Path(path))})")
-    table = load_dataset("parquet", data_files={split: files}, split=split)
-    records = []
-    for row in table:
-        try:
-            image = row["image"]
-            if not isinstance(image, Image.Image):
-                image = Image.open(io.BytesIO(image["bytes"]))
-            turns = [(ROLES[t["role"]], t["content"]) for t in row["turns"]]
-            targets = [Target(t["focus"], decode(t["mask"]).astype(bool)) for t in row["targets"]]
-        except (KeyError, TypeError) as exc:
-            raise DataError(f"{path}: sample {row.get('sample_id')}: missing field {exc}") from exc
-        records.append(Record(row["sample_id"], image.convert("RGB"), turns, targets))
-    return records
+    def __init__(self, path: Path, split: str) -> None:
+        from datasets import load_dataset
+
+        self.path = Path(path)
+        files = sorted(str(p) for p in (self.path / "data").glob(f"{split}-*.parquet"))
+        if not files:
+            raise DataError(f"{path}: no data/{split}-*.parquet (splits: {_splits(self.path)})")
+        self.table = load_dataset("parquet", data_files={split: files}, split=split)
+        self.skipped = []
+        self.rows: list[int] = []
+        self._turns: list[list[tuple[str, str]]] = []
+        for index, row in enumerate(self.table.select_columns(["sample_id", "turns", "targets"])):
+            where = f"{path}: sample {row.get('sample_id')}"
+            try:
+                turns = _turns([(t["role"], t["content"]) for t in row["turns"]], where)
+                for target in row["targets"]:
+                    if not target.get("mask") or not target.get("focus"):
+                        raise DataError(f"{where}: a target lacks its mask or focus")
+            except (DataError, KeyError, TypeError) as exc:
+                self.skipped.append((str(row.get("sample_id")), str(exc)))
+                continue
+            self.rows.append(index)
+            self._turns.append(turns)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        row = self.table[self.rows[k]]
+        image = row["image"]
+        if not isinstance(image, Image.Image):
+            image = Image.open(io.BytesIO(image["bytes"]))
+        targets = [Target(t["focus"], decode(t["mask"]).astype(bool)) for t in row["targets"]]
+        return Record(row["sample_id"], image.convert("RGB"), self._turns[k], targets)
+
+    def texts(self) -> Iterator[str]:
+        return (content for turns in self._turns for _, content in turns)
 
 
 def _splits(path: Path) -> list[str]:
     return sorted({p.name.split("-")[0] for p in (path / "data").glob("*.parquet")})
 
 
-def read_run(path: Path) -> list[Record]:
-    """Finished samples of a run folder (mask present, not rejected)."""
-    from prist_builder.samples import iter_samples
-    from prist_builder.sources import read_image
+class RunRecords(Records):
+    """The finished samples of a run folder (mask present, not rejected), via ``iter_samples``."""
 
-    records = []
-    for sample in iter_samples(Path(path)):
-        if not sample.finished:
-            continue
+    def __init__(self, path: Path) -> None:
+        from prist_builder.samples import iter_samples
+
+        self.skipped = []
+        self.samples = []
+        for sample in iter_samples(Path(path)):
+            if not sample.finished:
+                reason = "rejected by review" if sample.mask is not None else "no mask"
+                self.skipped.append((sample.sample_id, reason))
+                continue
+            self.samples.append(sample)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        from prist_builder.sources import read_image
+
+        sample = self.samples[k]
         _, image = read_image(sample.image)
         turns = [(t.role, t.content) for t in sample.dialogue.turns]
-        target = Target(sample.dialogue.focus, decode(sample.mask).astype(bool))
-        records.append(Record(sample.sample_id, image, turns, [target]))
-    return records
+        return Record(sample.sample_id, image, turns, [Target(sample.dialogue.focus, decode(sample.mask).astype(bool))])
+
+    def texts(self) -> Iterator[str]:
+        return (t.content for s in self.samples for t in s.dialogue.turns)
 
 
-def read_llava(path: Path, image_root: Path | None) -> list[Record]:
-    """Records of a LLaVA-format JSON list (no targets).
+class LlavaRecords(Records):
+    """A LLaVA-format JSON list (text only, no targets).
 
     Raises:
-        DataError: unreadable JSON, or an item without ``image``/``conversations``.
+        DataError: the file is unreadable or not a JSON list.
     """
-    root = Path(image_root) if image_root else Path(path).parent
-    try:
-        items = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from exc
-    records = []
-    for index, item in enumerate(items):
+
+    def __init__(self, path: Path, image_root: Path | None) -> None:
+        self.root = Path(image_root) if image_root else Path(path).parent
         try:
-            turns = [
-                (ROLES[c["from"]], c["value"].replace(IMAGE_PLACEHOLDER, "").strip()) for c in item["conversations"]
-            ]
-            image = Image.open(root / item["image"]).convert("RGB")
-        except (KeyError, TypeError) as exc:
-            raise DataError(f"{path}: item {index}: missing field {exc}") from exc
-        records.append(Record(str(item.get("id", index)), image, turns, []))
-    return records
+            items = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: cannot read: {exc}") from exc
+        if not isinstance(items, list):
+            raise DataError(f"{path}: expected a JSON list of conversations")
+        self.skipped = []
+        self.items: list[tuple[str, str, list[tuple[str, str]]]] = []
+        for index, item in enumerate(items):
+            where = f"{path}: item {index}"
+            try:
+                raw = [(c["from"], c["value"].replace(IMAGE_PLACEHOLDER, "").strip()) for c in item["conversations"]]
+                self.items.append((str(item.get("id", index)), str(item["image"]), _turns(raw, where)))
+            except (DataError, KeyError, TypeError, AttributeError) as exc:
+                self.skipped.append((str(index), f"{where}: {exc}" if not isinstance(exc, DataError) else str(exc)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        sample_id, image, turns = self.items[k]
+        try:
+            pixels = Image.open(self.root / image).convert("RGB")
+        except OSError as exc:
+            raise DataError(f"{self.root / image}: cannot read image of item {sample_id}: {exc}") from exc
+        return Record(sample_id, pixels, turns, [])
+
+    def texts(self) -> Iterator[str]:
+        return (content for _, _, turns in self.items for _, content in turns)
 
 
-def read_source(
-    path: Path | str, fmt: str = "auto", split: str = "train", image_root: str | None = None
-) -> list[Record]:
-    """Records of one source in any supported format (see the module docstring).
+def read_source(path: Path | str, fmt: str = "auto", split: str = "train", image_root: str | None = None) -> Records:
+    """Records of one source in any supported format (see the module docstring), decoded lazily.
 
     Raises:
         DataError: the path is missing or matches no format.
@@ -153,7 +231,7 @@ def read_source(
         raise DataError(f"{path}: data source not found")
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "export":
-        return read_export(path, split)
+        return ExportRecords(path, split)
     if fmt == "run":
-        return read_run(path)
-    return read_llava(path, Path(image_root) if image_root else None)
+        return RunRecords(path)
+    return LlavaRecords(path, Path(image_root) if image_root else None)

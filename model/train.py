@@ -32,18 +32,20 @@ from prist_builder.model.collator import MirasCollator
 from prist_builder.model.config import MirasConfig
 from prist_builder.model.loading import create_model
 from prist_builder.model.mixing import MixedStream
-from prist_builder.model.records import DataError, Record, read_source
+from prist_builder.model.records import DataError, Records, read_source
 
 StepHook = Callable[[int, dict], None]
 
 
 @dataclass
 class TrainResult:
-    """What a call of :func:`train` did: first and last step run, and each step's metrics."""
+    """What a call of :func:`train` did: first and last step run, each step's metrics, and the
+    rows each source left out (``(sample id, reason)``)."""
 
     start_step: int
     end_step: int
     metrics: list[dict] = field(default_factory=list)
+    skipped: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def mixed_precision(config: MirasConfig) -> str:
@@ -52,8 +54,8 @@ def mixed_precision(config: MirasConfig) -> str:
     return ("bf16" if torch.cuda.is_available() else "no") if wanted == "auto" else wanted
 
 
-def load_sources(config: MirasConfig) -> tuple[list[list[Record]], list[float]]:
-    """Records and ratio of each configured source.
+def load_sources(config: MirasConfig) -> tuple[list[Records], list[float]]:
+    """Records and ratio of each configured source (rows left out are in each ``Records.skipped``).
 
     Raises:
         DataError: no source configured, or a source is unreadable or empty.
@@ -143,7 +145,7 @@ def train(
     sources, ratios = load_sources(config)
     stream = MixedStream(sources, ratios, seed=settings.seed)
     write_config(out, config)
-    texts = [content for records in sources for r in records for _, content in r.turns]
+    texts = [text for records in sources for text in records.texts()]
     model = create_model(config, out, texts, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     on_cuda = accelerator.device.type == "cuda"
     if config.model.gradient_checkpointing == "on" or (config.model.gradient_checkpointing == "auto" and on_cuda):
@@ -178,6 +180,9 @@ def train(
     world, rank = accelerator.num_processes, accelerator.process_index
     last = min(settings.max_steps, stop_after or settings.max_steps)
     result = TrainResult(start_step=start + 1, end_step=start)
+    result.skipped = {
+        source.name: records.skipped for source, records in zip(config.data.sources, sources, strict=True)
+    }
     weights = (settings.ce_weight, settings.bce_weight, settings.dice_weight)
     model.train()
     for step in range(start + 1, last + 1):

@@ -32,6 +32,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state; each in-process training run here starts from a fresh one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 TEST_EVERY = 7
 """Every 7th demo sample goes to the test split, the next one to validation (22 -> 16/3/3)."""
 
@@ -204,7 +214,8 @@ def test_mixes_prist_with_llava_format_vqa(demo, tmp_path: Path) -> None:
         }
         for i, image in enumerate(images)
     ]
-    (tmp_path / "vqa.json").write_text(json.dumps(vqa), encoding="utf-8")
+    bad = {"id": "bad", "image": images[0].name, "conversations": [{"from": "gpt", "value": "An answer first."}]}
+    (tmp_path / "vqa.json").write_text(json.dumps([*vqa, bad]), encoding="utf-8")
     config = _tiny(export, 3)
     config.data.sources.append(
         Source(name="vqa", path=str(tmp_path / "vqa.json"), image_root=str(run.parent / "images"), ratio=1)
@@ -214,4 +225,20 @@ def test_mixes_prist_with_llava_format_vqa(demo, tmp_path: Path) -> None:
     assert result.end_step == 3 and all(np.isfinite(m["loss"]) for m in result.metrics)
     vqa_records = read_source(tmp_path / "vqa.json", image_root=str(run.parent / "images"))
     assert len(vqa_records) == len(images) and vqa_records[0].targets == []
+    assert len(vqa_records.skipped) == 1 and "expected user" in vqa_records.skipped[0][1]
+    assert result.skipped["vqa"] == vqa_records.skipped
     assert vqa_records[0].turns[0] == ("user", "What does this photo show?")
+
+
+def test_bf16_frozen_parts_and_gradient_checkpointing_train(demo, tmp_path: Path) -> None:
+    """The CUDA recipe (bf16 frozen weights, fp32 trainables, autocast, checkpointing) on CPU."""
+    run, _, _ = demo
+    config = _tiny(run, 2)
+    config.train.mixed_precision = "bf16"
+    config.model.gradient_checkpointing = "on"
+    result = train(config, tmp_path / "bf16")
+    assert result.end_step == 2 and all(np.isfinite(m["loss"]) for m in result.metrics)
+    base = load_file(str(tmp_path / "bf16" / "base.safetensors"))
+    trained = load_file(str(tmp_path / "bf16" / "checkpoints" / "step-0000002" / "trainable.safetensors"))
+    assert any(t.dtype == torch.bfloat16 for n, t in base.items() if "vision_tower" in n)
+    assert all(t.dtype == torch.float32 for t in trained.values())

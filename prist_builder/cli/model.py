@@ -73,6 +73,11 @@ def register_model(app: typer.Typer) -> None:
                 result = train(cfg, out, on_step=on_step)
             except (DataError, FileNotFoundError, ValueError) as exc:
                 raise fail(escape(str(exc))) from exc
+        for name, skipped in result.skipped.items():
+            if skipped:
+                console.print(
+                    f"source {name}: left out {len(skipped)} samples, e.g. {escape(skipped[0][1])}", highlight=False
+                )
         if result.metrics:
             first, last = result.metrics[0], result.metrics[-1]
             console.print(
@@ -104,11 +109,13 @@ def register_model(app: typer.Typer) -> None:
         from prist_builder.model.records import DataError, read_source
 
         try:
-            records = read_source(data, split=split)[:limit]
+            source = read_source(data, split=split)
             trained, cfg, step = load_trained(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
         except (DataError, FileNotFoundError) as exc:
             raise fail(escape(str(exc))) from exc
         predictor = Predictor(trained, cfg.model.high_res, cfg.model.max_new_tokens)
+        total = min(len(source), limit or len(source))
+        records = (source[i] for i in range(total))
         columns = (
             TextColumn("[bold]predict"),
             BarColumn(),
@@ -117,6 +124,6 @@ def register_model(app: typer.Typer) -> None:
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=errors) as progress:
-            task = progress.add_task("predict", total=len(records))
+            task = progress.add_task("predict", total=total)
             written = predict_file(predictor, records, out, on_done=lambda _: progress.advance(task))
         console.print(f"predictions: [bold]{out}[/] ({written} new lines, model step {step})", highlight=False)
