@@ -5,6 +5,7 @@ Device-agnostic (no ``.cuda()``); the training engine moves it and handles autoc
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -61,9 +62,10 @@ class Miras(nn.Module):
         self.obj_id = tokenizer.convert_tokens_to_ids(OBJ_TOKEN)
         lora = settings.lora
         pattern = LM_LORA_PATTERN.format(names="|".join(lora.target_modules))
-        self.llava = get_peft_model(
-            parts.llava, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=pattern)
-        )
+        with warnings.catch_warnings():  # peft calls a transformers property deprecated in 5.x
+            warnings.simplefilter("ignore", FutureWarning)
+            lora_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=pattern)
+            self.llava = get_peft_model(parts.llava, lora_config)
         base = self.base
         hidden = base.config.text_config.hidden_size
         self.head = SegmentationHead(parts.sam)

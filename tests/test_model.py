@@ -267,3 +267,18 @@ def test_train_without_the_model_extra_says_what_to_install(monkeypatch, tmp_pat
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "pip install 'prist[model]'" in result.output
+
+
+def test_predictor_answers_each_user_message_and_returns_a_mask(tiny) -> None:
+    from prist_builder.model.predict import Predictor
+
+    model, config = tiny
+    model.eval()
+    image = _image()[0]
+    responses, mask = Predictor(model, config.model.high_res, max_new_tokens=4).respond(image, ["Hi?", "Segment it."])
+    assert len(responses) == 2 and all(isinstance(r, str) for r in responses)
+    assert mask is not None and mask.shape == (60, 90) and mask.dtype == bool
+    unforced = Predictor(model, config.model.high_res, max_new_tokens=1, force_seg=False)
+    texts, none = unforced.respond(image, ["Hi?"])
+    assert len(texts) == 1 and (none is None) == ("[SEG]" not in texts[0])
+    model.train()
