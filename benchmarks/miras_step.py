@@ -74,6 +74,7 @@ def shallow(shapes, depth: int) -> None:
 def build(config_name: str, device, dual: bool, align: bool, bf16: bool, depth: int | None = None):
     """The model (random weights, shapes from the config) and its collator."""
     import torch
+
     from prist_builder.model.build import build_parts
     from prist_builder.model.collator import MirasCollator
     from prist_builder.model.config import Weights, load_config
@@ -123,8 +124,9 @@ def _sync(device) -> None:
 def model_flops_per_sample(model, collator, device, bf16: bool) -> float:
     """Forward + backward FLOPs of one sample, gradient checkpointing off."""
     import torch
-    from prist_builder.model.train import to_device
     from torch.utils.flop_counter import FlopCounterMode
+
+    from prist_builder.model.train import to_device
 
     lm = model.base.model.language_model
     was = any(getattr(m, "gradient_checkpointing", False) is True for m in lm.modules())
@@ -165,6 +167,7 @@ def measure(
 ) -> list[dict]:
     """One row per batch size: timing, throughput, memory and MFU of a full optimizer step."""
     import torch
+
     from prist_builder.model.train import to_device
 
     model, collator, config = build(config_name, device, dual, align, bf16, depth)

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from prist_builder.model.config import ModelSettings
 from transformers import (
     ConvNextConfig,
     ConvNextModel,
@@ -29,6 +28,8 @@ from transformers import (
     SamModel,
 )
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+from prist_builder.model.config import ModelSettings
 
 IMAGE_TOKEN = "<image>"
 SEG_TOKEN = "[SEG]"

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from prist_builder.model.config import MirasConfig
 from safetensors.torch import load_file, save_file
+
+from prist_builder.model.config import MirasConfig
 
 CONFIG_FILE = "miras.json"
 PROCESSOR_DIR = "processor"

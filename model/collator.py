@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
+
 from prist_builder.model.build import OBJ_TOKEN, SEG_TOKEN
 from prist_builder.model.losses import IGNORE_INDEX
 from prist_builder.model.records import Record

@@ -120,6 +120,7 @@ class TrainSettings(_Strict):
         save_every: checkpoint interval (optimizer steps); log_every: metrics interval.
         keep_checkpoints: newest checkpoints kept on disk.
         seed: seed of initialisation, data order and dropout.
+        num_workers: data loader processes preparing micro-batches (0 = in the training process).
     """
 
     lr: float = 3e-4
@@ -138,6 +139,7 @@ class TrainSettings(_Strict):
     log_every: int = 1
     keep_checkpoints: int = 2
     seed: int = 0
+    num_workers: int = Field(default=0, ge=0)
 
     @property
     def grad_accum(self) -> int:

@@ -6,6 +6,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_model, save_model
+from transformers import LlavaNextProcessor
+
 from prist_builder.model.build import build_parts
 from prist_builder.model.checkpoint import (
     BASE_FILE,
@@ -18,8 +21,6 @@ from prist_builder.model.checkpoint import (
 )
 from prist_builder.model.config import MirasConfig
 from prist_builder.model.miras import Miras
-from safetensors.torch import load_model, save_model
-from transformers import LlavaNextProcessor
 
 
 def is_random(config: MirasConfig) -> bool:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import torch
 from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
 from prist_builder.model.alignment import RegionAlignment, SegProjection
 from prist_builder.model.build import OBJ_TOKEN, SEG_TOKEN, Parts
 from prist_builder.model.collator import find_spans
@@ -17,8 +20,6 @@ from prist_builder.model.config import ModelSettings, TrainSettings
 from prist_builder.model.fusion import DualEncoderFusion
 from prist_builder.model.head import SegmentationHead
 from prist_builder.model.losses import LossParts, miras_loss, text_ce
-from torch import nn
-from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 
 LM_LORA_PATTERN = r".*language_model.*\.({names})$"
 """LoRA goes on the language model only (the CLIP tower has the same projection names)."""

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
 from prist_builder.annotation.masks import encode
 from prist_builder.model.collator import MirasCollator, find_spans
 from prist_builder.model.miras import Miras
 from prist_builder.model.records import Record
-
 from prist_builder.records.prediction import Prediction
 
 MASK_THRESHOLD = 0.0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from prist_builder.annotation.masks import decode
 
 ROLES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}

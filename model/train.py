@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
 from prist_builder.model.checkpoint import (
     METRICS_FILE,
     TRAINABLE_FILE,
@@ -82,6 +84,28 @@ def warmup_decay(warmup_steps: int, max_steps: int) -> Callable[[int], float]:
         return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
 
     return factor
+
+
+class MicroBatches(IterableDataset):
+    """Collated micro-batches ``first .. first + count - 1`` of this process, in order.
+
+    Micro-batch ``n`` holds mixture positions ``(n * world + rank) * micro + j``. With W loader
+    workers, worker ``w`` makes micro-batches ``first + w, first + w + W, ...`` and the loader's
+    round-robin returns them in order, so the sample sequence does not depend on W.
+    """
+
+    def __init__(
+        self, stream: MixedStream, collator: MirasCollator, first: int, count: int, micro: int, world: int, rank: int
+    ) -> None:
+        self.stream, self.collator = stream, collator
+        self.first, self.count, self.micro, self.world, self.rank = first, count, micro, world, rank
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for n in range(self.first + worker, self.first + self.count, workers):
+            base = (n * self.world + self.rank) * self.micro
+            yield self.collator([self.stream[base + j] for j in range(self.micro)])
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -157,16 +181,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(settings.warmup_steps, settings.max_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-    start = 0
     done = checkpoints(out)
-    if done:
-        load_trainable(raw, done[-1] / TRAINABLE_FILE)
-        optimizer.load_state_dict(torch.load(done[-1] / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(done[-1] / "scheduler.pt", weights_only=False))
-        restore_rng(done[-1])
-        start = checkpoint_step(done[-1])
-        if accelerator.is_main_process:
-            trim_metrics(out / METRICS_FILE, start)
+    start = checkpoint_step(done[-1]) if done else 0
     if trackers:
         accelerator.init_trackers("miras")
     collator = MirasCollator(
@@ -185,12 +201,24 @@ def train(
     }
     weights = (settings.ce_weight, settings.bce_weight, settings.dice_weight)
     model.train()
+    loader = DataLoader(
+        MicroBatches(stream, collator, start * accum, (last - start) * accum, micro, world, rank),
+        batch_size=None,
+        num_workers=settings.num_workers,
+    )
+    batches = iter(loader)  # draws a seed: before restoring the RNG, so a resumed run matches a straight one
+    if done:
+        load_trainable(raw, done[-1] / TRAINABLE_FILE)
+        optimizer.load_state_dict(torch.load(done[-1] / "optimizer.pt", weights_only=False))
+        scheduler.load_state_dict(torch.load(done[-1] / "scheduler.pt", weights_only=False))
+        restore_rng(done[-1])
+        if accelerator.is_main_process:
+            trim_metrics(out / METRICS_FILE, start)
     for step in range(start + 1, last + 1):
         began = time.perf_counter()
         sums = {"loss": 0.0, "ce": 0.0, "bce": 0.0, "dice": 0.0}
         for m in range(accum):
-            first = (((step - 1) * accum + m) * world + rank) * micro
-            batch = to_device(collator([stream[first + j] for j in range(micro)]), accelerator.device)
+            batch = to_device(next(batches), accelerator.device)
             with accelerator.accumulate(model):  # syncs and steps on the last micro-batch only
                 parts = model(batch, weights).loss
                 accelerator.backward(parts.total)  # divided by grad_accum by accelerate

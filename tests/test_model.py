@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from PIL import Image  # noqa: E402
+
 from prist_builder.model.build import build_parts  # noqa: E402
 from prist_builder.model.collator import MirasCollator, find_spans  # noqa: E402
 from prist_builder.model.config import CONFIG_DIR, ConfigError, load_config  # noqa: E402
@@ -282,3 +283,23 @@ def test_predictor_answers_each_user_message_and_returns_a_mask(tiny) -> None:
     texts, none = unforced.respond(image, ["Hi?"])
     assert len(texts) == 1 and (none is None) == ("[SEG]" not in texts[0])
     model.train()
+
+
+def _listing(items: list) -> dict:
+    return {"ids": items}
+
+
+def test_micro_batches_keep_their_order_with_loader_workers() -> None:
+    from torch.utils.data import DataLoader
+
+    from prist_builder.model.train import MicroBatches
+
+    stream = MixedStream([list(range(100))], [1], seed=0)
+
+    def batches(workers: int) -> list[list[int]]:
+        data = MicroBatches(stream, _listing, first=3, count=6, micro=2, world=2, rank=1)
+        return [b["ids"] for b in DataLoader(data, batch_size=None, num_workers=workers)]
+
+    plain = batches(0)
+    assert plain == batches(2)
+    assert plain[0] == [stream[(3 * 2 + 1) * 2], stream[(3 * 2 + 1) * 2 + 1]] and len(plain) == 6

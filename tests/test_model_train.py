@@ -14,12 +14,12 @@ pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
 from conftest import read_jsonl, run_cli  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
 from prist_builder.annotation.masks import decode  # noqa: E402
 from prist_builder.model.config import CONFIG_DIR, Source, load_config  # noqa: E402
 from prist_builder.model.records import read_source  # noqa: E402
 from prist_builder.model.train import train  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-
 from prist_builder.records.prediction import Prediction  # noqa: E402
 
 
