@@ -21,11 +21,13 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from prist_builder.model.checkpoint import (
+    CONFIG_FILE,
     METRICS_FILE,
     TRAINABLE_FILE,
     checkpoint_step,
     checkpoints,
     load_trainable,
+    read_config,
     restore_rng,
     save_checkpoint,
     write_config,
@@ -108,6 +110,21 @@ class MicroBatches(IterableDataset):
             yield self.collator([self.stream[base + j] for j in range(self.micro)])
 
 
+def check_same_model(out: Path, config: MirasConfig) -> None:
+    """Refuse to resume a training folder with another ``model`` section (train/data may change).
+
+    Raises:
+        ValueError: naming the first differing field.
+    """
+    if not (out / CONFIG_FILE).exists():
+        return
+    before = read_config(out).model.model_dump()
+    now = config.model.model_dump()
+    for key in now:
+        if before.get(key) != now[key]:
+            raise ValueError(f"{out / CONFIG_FILE}: this folder was trained with another model.{key}; use a new --out")
+
+
 def trim_metrics(path: Path, step: int) -> None:
     """Drop metrics lines after ``step`` (logged after the checkpoint a run resumes from); atomic."""
     if not path.exists():
@@ -168,7 +185,9 @@ def train(
     set_seed(settings.seed)
     sources, ratios = load_sources(config)
     stream = MixedStream(sources, ratios, seed=settings.seed)
+    check_same_model(out, config)
     write_config(out, config)
+    (out / METRICS_FILE).touch()
     texts = [text for records in sources for text in records.texts()]
     model = create_model(config, out, texts, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     on_cuda = accelerator.device.type == "cuda"

@@ -242,3 +242,13 @@ def test_bf16_frozen_parts_and_gradient_checkpointing_train(demo, tmp_path: Path
     trained = load_file(str(tmp_path / "bf16" / "checkpoints" / "step-0000002" / "trainable.safetensors"))
     assert any(t.dtype == torch.bfloat16 for n, t in base.items() if "vision_tower" in n)
     assert all(t.dtype == torch.float32 for t in trained.values())
+
+
+def test_resume_refuses_another_model_config(demo, tmp_path: Path) -> None:
+    run, _, _ = demo
+    train(_tiny(run, 1), tmp_path / "m")
+    other = _tiny(run, 2)
+    other.model.region_alignment = False
+    with pytest.raises(ValueError, match="another model.region_alignment"):
+        train(other, tmp_path / "m")
+    assert train(_tiny(run, 2), tmp_path / "m").end_step == 2  # a longer run of the same model resumes
