@@ -17,7 +17,13 @@ tokens (PRIST's mean) ending in ``[OBJ] ... [SEG]``, one target mask.
 
 Model FLOPs are counted with ``torch.utils.flop_counter`` on one sample with gradient
 checkpointing off (so recomputation is not counted) and scaled by the batch size; MFU =
-model FLOPs per step / (seconds per step x the GPU's dense bf16 peak). The baseline of the
+model FLOPs per step / (seconds per step x the GPU's dense bf16 peak). The LLM's weights are
+frozen (LoRA), so its backward pass computes input gradients only: the count is about 4 N T
+for the LLM, not the 6 N T of full fine-tuning, and MFU is not inflated by FLOPs never done.
+
+Smoke test of the real widths on a CPU (every tower cut to one block)::
+
+    python benchmarks/miras_step.py --config stage2 --depth 1 --batch-sizes 1 --steps 1 --dtype fp32 The baseline of the
 ratio column is the same model with the dual encoder and region alignment off (LISA-like),
 measured in the same run.
 """
