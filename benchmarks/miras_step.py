@@ -137,14 +137,14 @@ def model_flops_per_sample(model, collator, device, bf16: bool) -> float:
     lm = model.base.model.language_model
     was = any(getattr(m, "gradient_checkpointing", False) is True for m in lm.modules())
     if was:
-        lm.gradient_checkpointing_disable()
+        model.checkpointing(False)
     batch = to_device(collator([synthetic_record(1)]), device)
     counter = FlopCounterMode(display=False)
     with counter, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         model(batch).loss.total.backward()
     model.zero_grad(set_to_none=True)
     if was:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.checkpointing(True)
     return float(counter.get_total_flops())
 
 
@@ -178,9 +178,7 @@ def measure(
 
     model, collator, config = build(config_name, device, dual, align, bf16, depth)
     if device.type == "cuda":
-        model.base.model.language_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        model.checkpointing(True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, betas=config.train.betas)
     flops = model_flops_per_sample(model, collator, device, bf16)

@@ -96,6 +96,17 @@ class Miras(nn.Module):
                 or (self.settings.train_embeddings and name.endswith(EMBEDDING_NAMES))
             )
 
+    def checkpointing(self, enable: bool) -> None:
+        """Turn activation (gradient) checkpointing of the LLM on or off (non-reentrant)."""
+        lm = self.base.model.language_model
+        kwargs = {"use_reentrant": False}
+        if enable and hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.24
+            lm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        elif enable:
+            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        else:
+            (getattr(lm, "activation_checkpointing_disable", None) or lm.gradient_checkpointing_disable)()
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Trainable parameters by name (what a checkpoint holds)."""
         return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}

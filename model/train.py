@@ -192,9 +192,7 @@ def train(
     model = create_model(config, out, texts, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     on_cuda = accelerator.device.type == "cuda"
     if config.model.gradient_checkpointing == "on" or (config.model.gradient_checkpointing == "auto" and on_cuda):
-        model.base.model.language_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        model.checkpointing(True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(settings.warmup_steps, settings.max_steps))
