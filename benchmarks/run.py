@@ -15,10 +15,11 @@ from rich.table import Table
 
 BENCHMARKS = [
     "build_offline",
-    "evaluate",
     "openai_throughput",
     "agreement",
     "review",
+    "evaluate",
+    "miras_step",
 ]
 """Benchmark modules beside this file; each has ``TITLE`` and ``run() -> list[dict[str, str]]``."""
 

@@ -10,6 +10,7 @@ from prist_builder.cli.console import show_library_warnings
 from prist_builder.cli.demo import register_demo
 from prist_builder.cli.evaluate import register_evaluate
 from prist_builder.cli.inspect import register_inspect
+from prist_builder.cli.model import register_model
 from prist_builder.cli.qa import register_qa
 from prist_builder.cli.review import register_review
 
@@ -26,6 +27,7 @@ register_demo(app)
 register_annotate(app)
 register_qa(app)
 register_review(app)
+register_model(app)
 register_evaluate(app)
 
 

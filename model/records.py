@@ -1,0 +1,238 @@
+"""Training and inference records, read from an export folder, a run folder or a LLaVA file.
+
+Source formats (``data.sources[].format``):
+
+- ``export``: a ``prist export`` folder (``data/{split}-*.parquet``, the export contract);
+  read with ``datasets``. Uses ``image``, ``turns``, ``targets[].mask`` and ``targets[].focus``.
+- ``run``: a build run folder, read with :func:`prist_builder.samples.iter_samples`;
+  finished samples only (has a mask, not rejected). A run has no splits: all are used.
+- ``llava``: a LLaVA-Instruct style JSON file: a list of ``{"id", "image", "conversations":
+  [{"from": "human"|"gpt", "value"}]}``, images relative to ``image_root``; text only (VQA,
+  captions), no mask.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from prist_builder.annotation.masks import decode
+
+ROLES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
+"""Role names of the supported formats, mapped to ``user``/``assistant``."""
+IMAGE_PLACEHOLDER = "<image>"
+"""LLaVA's image marker at the start of the first human value; dropped (the collator places the image)."""
+
+
+class DataError(ValueError):
+    """A data source is missing or malformed; the message names the file and field."""
+
+
+@dataclass
+class Target:
+    """One segmentation target: its description and ``(H, W)`` bool mask (``None`` at inference)."""
+
+    focus: str
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class Record:
+    """One dialogue about one image.
+
+    Attributes:
+        sample_id: id of the sample.
+        image: RGB image.
+        turns: ``(role, content)`` messages, alternating user/assistant, user first.
+        targets: the targets segmented by the final answer, in ``[SEG]`` order (0..n).
+    """
+
+    sample_id: str
+    image: Image.Image
+    turns: list[tuple[str, str]]
+    targets: list[Target] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    """``export``, ``run`` or ``llava`` for a path (raises :class:`DataError` if none fits)."""
+    if path.is_file() and path.suffix == ".json":
+        return "llava"
+    if (path / "dialogues.jsonl").exists():
+        return "run"
+    if (path / "data").is_dir() or any(path.glob("*.parquet")):
+        return "export"
+    raise DataError(
+        f"{path}: neither an export folder (data/*.parquet), a run folder (dialogues.jsonl) nor a .json file"
+    )
+
+
+def _turns(raw: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
+    """Normalised ``(role, content)`` messages; raises :class:`DataError` naming ``where`` if malformed."""
+    turns = []
+    for index, (role, content) in enumerate(raw):
+        if role not in ROLES:
+            raise DataError(f"{where}: message {index}: unknown role {role!r}")
+        expected = "user" if index % 2 == 0 else "assistant"
+        if ROLES[role] != expected:
+            raise DataError(f"{where}: message {index}: role {role!r}, expected {expected}")
+        turns.append((ROLES[role], content))
+    if not turns:
+        raise DataError(f"{where}: no messages")
+    return turns
+
+
+class Records(Sequence[Record]):
+    """A source's records, decoded (image, masks) only when indexed.
+
+    Attributes:
+        skipped: ``(sample id, reason)`` of the rows left out at load time (bad roles, missing fields).
+    """
+
+    skipped: list[tuple[str, str]]
+
+    def texts(self) -> Iterator[str]:
+        """Every message text (for training a tokenizer), without decoding images."""
+        raise NotImplementedError
+
+
+class ExportRecords(Records):
+    """One split of a ``prist export`` folder (parquet, read with ``datasets``).
+
+    Raises:
+        DataError: no parquet file for ``split``.
+    """
+
+    def __init__(self, path: Path, split: str) -> None:
+        from datasets import load_dataset
+
+        self.path = Path(path)
+        files = sorted(str(p) for p in (self.path / "data").glob(f"{split}-*.parquet"))
+        if not files:
+            raise DataError(f"{path}: no data/{split}-*.parquet (splits: {_splits(self.path)})")
+        self.table = load_dataset("parquet", data_files={split: files}, split=split)
+        self.skipped = []
+        self.rows: list[int] = []
+        self._turns: list[list[tuple[str, str]]] = []
+        for index, row in enumerate(self.table.select_columns(["sample_id", "turns", "targets"])):
+            where = f"{path}: sample {row.get('sample_id')}"
+            try:
+                turns = _turns([(t["role"], t["content"]) for t in row["turns"]], where)
+                for target in row["targets"]:
+                    if not target.get("mask") or not target.get("focus"):
+                        raise DataError(f"{where}: a target lacks its mask or focus")
+            except (DataError, KeyError, TypeError) as exc:
+                self.skipped.append((str(row.get("sample_id")), str(exc)))
+                continue
+            self.rows.append(index)
+            self._turns.append(turns)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        row = self.table[self.rows[k]]
+        image = row["image"]
+        if not isinstance(image, Image.Image):
+            image = Image.open(io.BytesIO(image["bytes"]))
+        targets = [Target(t["focus"], decode(t["mask"]).astype(bool)) for t in row["targets"]]
+        return Record(row["sample_id"], image.convert("RGB"), self._turns[k], targets)
+
+    def texts(self) -> Iterator[str]:
+        return (content for turns in self._turns for _, content in turns)
+
+
+def _splits(path: Path) -> list[str]:
+    return sorted({p.name.split("-")[0] for p in (path / "data").glob("*.parquet")})
+
+
+class RunRecords(Records):
+    """The finished samples of a run folder (mask present, not rejected), via ``iter_samples``."""
+
+    def __init__(self, path: Path) -> None:
+        from prist_builder.samples import iter_samples
+
+        self.skipped = []
+        self.samples = []
+        for sample in iter_samples(Path(path)):
+            if not sample.finished:
+                reason = "rejected by review" if sample.mask is not None else "no mask"
+                self.skipped.append((sample.sample_id, reason))
+                continue
+            self.samples.append(sample)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        from prist_builder.sources import read_image
+
+        sample = self.samples[k]
+        _, image = read_image(sample.image)
+        turns = [(t.role, t.content) for t in sample.dialogue.turns]
+        return Record(sample.sample_id, image, turns, [Target(sample.dialogue.focus, decode(sample.mask).astype(bool))])
+
+    def texts(self) -> Iterator[str]:
+        return (t.content for s in self.samples for t in s.dialogue.turns)
+
+
+class LlavaRecords(Records):
+    """A LLaVA-format JSON list (text only, no targets).
+
+    Raises:
+        DataError: the file is unreadable or not a JSON list.
+    """
+
+    def __init__(self, path: Path, image_root: Path | None) -> None:
+        self.root = Path(image_root) if image_root else Path(path).parent
+        try:
+            items = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: cannot read: {exc}") from exc
+        if not isinstance(items, list):
+            raise DataError(f"{path}: expected a JSON list of conversations")
+        self.skipped = []
+        self.items: list[tuple[str, str, list[tuple[str, str]]]] = []
+        for index, item in enumerate(items):
+            where = f"{path}: item {index}"
+            try:
+                raw = [(c["from"], c["value"].replace(IMAGE_PLACEHOLDER, "").strip()) for c in item["conversations"]]
+                self.items.append((str(item.get("id", index)), str(item["image"]), _turns(raw, where)))
+            except (DataError, KeyError, TypeError, AttributeError) as exc:
+                self.skipped.append((str(index), f"{where}: {exc}" if not isinstance(exc, DataError) else str(exc)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        sample_id, image, turns = self.items[k]
+        try:
+            pixels = Image.open(self.root / image).convert("RGB")
+        except OSError as exc:
+            raise DataError(f"{self.root / image}: cannot read image of item {sample_id}: {exc}") from exc
+        return Record(sample_id, pixels, turns, [])
+
+    def texts(self) -> Iterator[str]:
+        return (content for _, _, turns in self.items for _, content in turns)
+
+
+def read_source(path: Path | str, fmt: str = "auto", split: str = "train", image_root: str | None = None) -> Records:
+    """Records of one source in any supported format (see the module docstring), decoded lazily.
+
+    Raises:
+        DataError: the path is missing or matches no format.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: data source not found")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "export":
+        return ExportRecords(path, split)
+    if fmt == "run":
+        return RunRecords(path)
+    return LlavaRecords(path, Path(image_root) if image_root else None)
