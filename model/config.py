@@ -9,10 +9,10 @@ arguments in ``model.shapes`` (the tiny CPU config, and the 7B-shaped benchmark)
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

@@ -234,7 +234,7 @@ def train(
     for step in range(start + 1, last + 1):
         began = time.perf_counter()
         sums = {"loss": 0.0, "ce": 0.0, "bce": 0.0, "dice": 0.0}
-        for m in range(accum):
+        for _ in range(accum):
             batch = to_device(next(batches), accelerator.device)
             with accelerator.accumulate(model):  # syncs and steps on the last micro-batch only
                 parts = model(batch, weights).loss
