@@ -7,6 +7,7 @@ import typer
 from prist_builder.cli.build import build_app
 from prist_builder.cli.inspect import register_inspect
 from prist_builder.cli.demo import register_demo
+from prist_builder.cli.export import register_export
 
 app = typer.Typer(
     name="prist",
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(build_app, name="build")
 register_inspect(app)
 register_demo(app)
+register_export(app)
 
 
 def main() -> None:
