@@ -60,12 +60,15 @@ def card_data(sizes: dict[str, int], license: str) -> DatasetCardData:
         size_categories=[size_category(sum(sizes.values()))],
         pretty_name="PRIST-style pixel-level reasoning segmentation",
         tags=["reasoning-segmentation", "multi-turn", "referring-segmentation"],
+        # datasets cannot load a split without rows (huggingface/datasets PR #8401), so an
+        # empty split keeps its (row-less) shard on disk but is not listed in the config.
         configs=[{"config_name": "default",
-                  "data_files": [{"split": name, "path": f"data/{name}-*"} for name in SPLITS]}],
+                  "data_files": [{"split": name, "path": f"data/{name}-*"} for name in SPLITS if sizes.get(name)]}],
     )
     splits = SplitDict()
     for name in SPLITS:
-        splits.add(SplitInfo(name=name, num_examples=sizes.get(name, 0)))
+        if sizes.get(name):
+            splits.add(SplitInfo(name=name, num_examples=sizes[name]))
     DatasetInfosDict({"default": DatasetInfo(features=FEATURES, splits=splits)}).to_dataset_card_data(data)
     return data
 
@@ -167,7 +170,8 @@ def write_card(folder: Path, run: Path, splits: dict[str, list[Sample]], summary
         "| split | samples |\n|---|---|",
         *[f"| {name} | {summary.sizes.get(name, 0)} |" for name in SPLITS],
         "",
-        f"Split by image (no image in two splits) with seed {seed}.",
+        f"Split by image (no image in two splits) with seed {seed}. A split without samples keeps a row-less",
+        "shard under `data/` but is left out of the config above, because `datasets` cannot load an empty split.",
         "",
         "## Statistics (layout of the paper's Table 2)",
         "",
