@@ -188,6 +188,7 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
         by_image.setdefault(entry["img_id"], []).append((index, entry))
     ids = _image_ids(list(by_image))
     sample_of: dict[int, tuple[str, str, str]] = {}
+    logged: set[int] = set()
     with RunStore(run) as store:
         records: dict[str, ElementsRecord] = {}
         for name, items in by_image.items():
@@ -227,12 +228,15 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
             except ValidationError as exc:
                 reason = f"{file}: entry [{index}]: {exc.errors()[0]['msg']}"
                 problems[index] = reason
+                logged.add(index)
                 store.commit("dialogues", sample_id, [], [Reject(input_id=sample_id, image_id=record.image_id,
                                                                  step="dialogues", reason=reason, source_file=str(file),
                                                                  raw=entry)])
                 continue
             store.commit("dialogues", sample_id, [dialogue], [])
         for index, reason in problems.items():
+            if index in logged:
+                continue
             key = f"#entry-{index}" if index not in sample_of else f"#mask-{index}"
             if not store.is_done("dialogues", key):
                 store.commit("dialogues", key, [], [Reject(input_id=key, step="dialogues", reason=reason,
