@@ -145,7 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/repos/create":
             spec = json.loads(body or b"{}")
             repo_id = f"{spec.get('organization') or 'user'}/{spec['name']}"
-            self.state.repos.setdefault(repo_id, FakeRepo(private=bool(spec.get("private"))))
+            private = bool(spec.get("private")) or spec.get("visibility") == "private"
+            self.state.repos.setdefault(repo_id, FakeRepo(private=private))
             return self._send(200, {"url": f"{self._base()}/datasets/{repo_id}", "name": repo_id})
         if path == "/api/validate-yaml":
             return self._send(200, {"errors": [], "warnings": []})
