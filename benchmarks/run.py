@@ -15,10 +15,12 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import build_offline  # noqa: E402
+import export  # noqa: E402
 import openai_throughput  # noqa: E402
 
 BENCHMARKS = {
     "prist build all --provider offline": build_offline,
+    f"prist export (hf) of {export.SAMPLES} samples, 1024x1024 images": export,
     f"openai transport vs fake server (latency {openai_throughput.LATENCY_S * 1000:.0f} ms)": openai_throughput,
 }
 

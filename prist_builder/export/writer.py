@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset
+from datasets.arrow_writer import ParquetWriter
 
 from prist_builder.export.features import FEATURES, sample_row
 from prist_builder.export.images import ImageUnavailable, export_image
@@ -42,6 +42,9 @@ OWN_ENTRIES = frozenset({DATA_DIR, CARD_FILE, EXPORT_MANIFEST, ASSETS_DIR, STAGI
 
 MAX_SHARD_BYTES = 256 * 1024 * 1024
 """Default upper bound of one parquet shard's payload in bytes (images plus text)."""
+
+BATCH_ROWS = 100
+"""Rows encoded and written at a time (also the row-group size ``datasets`` uses for image data)."""
 
 IMAGE_CACHE = 16
 """Images kept in memory while writing (samples of one image are usually adjacent)."""
@@ -114,28 +117,46 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {name: [row[name] for row in rows] for name in FEATURES}
 
 
-def write_split(name: str, samples: list[Sample], selection: Selection, staging: Path, max_shard_bytes: int) -> list[str]:
+def write_split(
+    name: str, samples: list[Sample], selection: Selection, staging: Path, max_shard_bytes: int
+) -> list[str]:
     """Write one split as parquet shards of at most about ``max_shard_bytes``; returns their names.
 
-    An empty split is one shard with no rows, so that every split exists.
+    Rows are encoded and written in batches of :data:`BATCH_ROWS` by ``datasets``' own
+    parquet writer (the one its builders use: same schema metadata, row groups sized for
+    image data), so memory stays bounded by one batch. An empty split is one shard with no
+    rows, so that every split has its file.
     """
     parts: list[Path] = []
-    rows: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
+    writer: ParquetWriter | None = None
     size = 0
 
-    def flush() -> None:
+    def open_part() -> ParquetWriter:
         path = staging / f"{name}-part{len(parts):05d}.parquet"
-        Dataset.from_dict(_columns(rows), features=FEATURES).to_parquet(str(path))
         parts.append(path)
+        return ParquetWriter(path=str(path), features=FEATURES)
+
+    def write_batch() -> None:
+        nonlocal writer
+        if writer is None:
+            writer = open_part()
+        writer.write_batch(_columns(batch))
+        batch.clear()
 
     for row in iter_rows(samples, selection):
-        rows.append(row)
+        batch.append(row)
         size += _payload_bytes(row)
         if size >= max_shard_bytes:
-            flush()
-            rows, size = [], 0
-    if rows or not parts:
-        flush()
+            write_batch()
+            writer.finalize()  # type: ignore[union-attr]
+            writer, size = None, 0
+        elif len(batch) >= BATCH_ROWS:
+            write_batch()
+    if batch or not parts:
+        write_batch()
+    if writer is not None:
+        writer.finalize()
     names = []
     for index, part in enumerate(parts):
         final = f"{name}-{index:05d}-of-{len(parts):05d}.parquet"
