@@ -10,12 +10,12 @@ import datasets
 import numpy as np
 import pytest
 import yaml
+from conftest import run_cli
 from export_helpers import build_demo, copy_run
 from PIL import Image
-
-from conftest import run_cli
-from prist_builder import appendlog
 from prist_builder.annotation.masks import area, decode, rle_bbox
+
+from prist_builder import appendlog
 from prist_builder.export.images import EXIF_ORIENTATION, upright
 from prist_builder.export.reader import load_export
 from prist_builder.export.splits import SPLITS, SplitSpec, assign_splits
@@ -137,7 +137,8 @@ def test_reviews_are_applied(demo_run: Path, tmp_path: Path) -> None:
     ids = [s.sample_id for s in iter_samples(run)]
     rejected, edited, accepted = ids[0], ids[1], ids[2]
     decisions = [
-        ReviewDecision(sample_id=rejected, reviewer="ana", time="2026-11-30T05:00:00Z", action="reject", reason="wrong count"),
+        ReviewDecision(sample_id=rejected, reviewer="ana", time="2026-11-30T05:00:00Z", action="reject",
+                       reason="wrong count"),
         ReviewDecision(sample_id=edited, reviewer="bo", time="2026-11-30T05:01:00Z", action="edit", turn_index=1,
                        before="x", after="There are exactly two objects here."),
         ReviewDecision(sample_id=accepted, reviewer="cy", time="2026-11-30T05:02:00Z", action="accept"),
@@ -151,7 +152,8 @@ def test_reviews_are_applied(demo_run: Path, tmp_path: Path) -> None:
     assert rows[edited]["turns"][1]["content"] == "There are exactly two objects here."
     assert rows[edited]["conversations"][1]["value"] == "There are exactly two objects here."
     assert rows[edited]["provenance"]["review_status"] == "edited" and rows[edited]["provenance"]["reviewer"] == "bo"
-    assert rows[accepted]["provenance"]["review_status"] == "accepted" and rows[accepted]["provenance"]["reviewer"] == "cy"
+    assert rows[accepted]["provenance"]["review_status"] == "accepted"
+    assert rows[accepted]["provenance"]["reviewer"] == "cy"
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["left_out"]["rejected by a reviewer"] == {"count": 1, "sample_ids": [rejected]}
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from export_helpers import build_demo, copy_run
 from PIL import Image, ImageDraw
-
-from conftest import run_cli
-from prist_builder import appendlog
 from prist_builder.annotation.masks import decode
+
+from prist_builder import appendlog
 from prist_builder.export.lisa import mask_polygons
 from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
 from prist_builder.samples import iter_samples
@@ -106,7 +106,8 @@ def test_prist_json_export_skips_rejected_and_uses_edits(demo_run: Path, tmp_pat
     first, second = [s.sample_id for s in iter_samples(run)][:2]
     appendlog.append(run / REVIEWS_FILE, [
         ReviewDecision(sample_id=first, reviewer="ana", time="t", action="reject", reason="bad"),
-        ReviewDecision(sample_id=second, reviewer="ana", time="t", action="edit", turn_index=0, after="Edited question?"),
+        ReviewDecision(sample_id=second, reviewer="ana", time="t", action="edit", turn_index=0,
+                       after="Edited question?"),
     ])
     out = tmp_path / "pj"
     result = run_cli("export", run, "--out", out, "--format", "prist-json", "--one-split", "test")

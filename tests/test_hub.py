@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from export_helpers import build_demo
 
-from conftest import run_cli
 from prist_builder.testing.fake_hub import FakeHub, FakeRepo
 
 TOKEN = "hf_fakeTOKEN0123456789secret"
@@ -81,7 +81,8 @@ def test_no_token_a_foreign_schema_and_no_network_end_with_one_line(export_dir: 
     with FakeHub() as hub:
         missing = push(hub.url, tmp_path, str(export_dir), "someone/prist")
         assert missing.returncode == 2
-        assert missing.stderr.strip() == "error: no Hugging Face token: pass --token, set HF_TOKEN, or run `hf auth login`"
+        expected = "error: no Hugging Face token: pass --token, set HF_TOKEN, or run `hf auth login`"
+        assert missing.stderr.strip() == expected
         hub.state.repos["someone/other"] = FakeRepo(branches={"main": {
             "README.md": b"---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n---\n# other\n"}})
         foreign = push(hub.url, tmp_path, str(export_dir), "someone/other", "--token", TOKEN)

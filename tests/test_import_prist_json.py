@@ -8,11 +8,11 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from conftest import fixtures_dir, read_jsonl, run_cli
 from PIL import Image
+from prist_builder.annotation.masks import decode
 from pydantic import ValidationError
 
-from conftest import fixtures_dir, read_jsonl, run_cli
-from prist_builder.annotation.masks import decode
 from prist_builder.export.writer import export_run
 from prist_builder.records import DialogueRecord, Turn
 from prist_builder.samples import iter_samples

@@ -12,6 +12,30 @@ from prist_builder.cli.console import console, fail
 
 import_app = typer.Typer(help="Read datasets in other formats into a run folder.", no_args_is_help=True)
 
+FileArg = Annotated[
+    Path, typer.Argument(help="The authors' released JSON split (e.g. PRIST/test.json).", dir_okay=False)
+]
+ImagesOpt = Annotated[
+    Optional[Path], typer.Option("--images", help="Folder of the images, by img_id.", file_okay=False)
+]
+MasksOpt = Annotated[
+    Optional[Path], typer.Option("--masks", help="Folder of <sample_id>.png target masks.", file_okay=False)
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="hf (dataset folder), llava, lisa or prist-json.")]
+ValidationOpt = Annotated[Optional[float], typer.Option(
+    "--validation", min=0, help="Validation size: a fraction (<1) or a sample count. Default: the paper's 500/8320.")]
+TestOpt = Annotated[Optional[float], typer.Option(
+    "--test", min=0, help="Test size: a fraction (<1) or a sample count. Default: the paper's 508/8320.")]
+OneSplitOpt = Annotated[Optional[str], typer.Option(
+    "--one-split", help="Put every sample into this split (train, validation or test).")]
+KeepOpt = Annotated[bool, typer.Option(
+    "--keep-unfinished", help="hf: also export samples without a final mask or an image.")]
+ShardOpt = Annotated[int, typer.Option("--max-shard-mb", min=1, help="About the most MiB per parquet shard.")]
+LicenseOpt = Annotated[str, typer.Option("--license", help="License id for the card (e.g. cc-by-4.0).")]
+TokenOpt = Annotated[Optional[str], typer.Option(
+    "--token", help="Hub token (else HF_TOKEN, else the stored login).", show_default=False)]
+RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (created if missing).")]
+
 
 def _progress_off() -> None:
     import datasets
@@ -23,10 +47,10 @@ def _progress_off() -> None:
 
 @import_app.command("prist-json")
 def import_prist_json_cmd(
-    file: Annotated[Path, typer.Argument(help="The authors' released JSON split (e.g. PRIST/test.json).", dir_okay=False)],
+    file: FileArg,
     run: Annotated[Path, typer.Option("--run", help="Run folder to write.")],
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the images, by img_id.", file_okay=False)] = None,
-    masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of <sample_id>.png target masks.", file_okay=False)] = None,
+    images: ImagesOpt = None,
+    masks: MasksOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Import the authors' released format; samples whose image is absent are kept and counted."""
@@ -61,14 +85,14 @@ def register_export(app: typer.Typer) -> None:
     def export(
         run: Annotated[Path, typer.Argument(help="Run folder.")],
         out: Annotated[Path, typer.Option("--out", help="Folder to write (an earlier export there is replaced).")],
-        fmt: Annotated[str, typer.Option("--format", help="hf (dataset folder), llava, lisa or prist-json.")] = "hf",
+        fmt: FormatOpt = "hf",
         seed: Annotated[int, typer.Option("--seed", help="Seed of the split by image.")] = 0,
-        validation: Annotated[Optional[float], typer.Option("--validation", min=0, help="Validation size: a fraction (<1) or a sample count. Default: the paper's 500/8320.")] = None,
-        test: Annotated[Optional[float], typer.Option("--test", min=0, help="Test size: a fraction (<1) or a sample count. Default: the paper's 508/8320.")] = None,
-        one_split: Annotated[Optional[str], typer.Option("--one-split", help="Put every sample into this split (train, validation or test).")] = None,
-        keep_unfinished: Annotated[bool, typer.Option("--keep-unfinished", help="hf: also export samples without a final mask or an image.")] = False,
-        max_shard_mb: Annotated[int, typer.Option("--max-shard-mb", min=1, help="About the most MiB per parquet shard.")] = 256,
-        license: Annotated[str, typer.Option("--license", help="License id for the card (e.g. cc-by-4.0).")] = "other",
+        validation: ValidationOpt = None,
+        test: TestOpt = None,
+        one_split: OneSplitOpt = None,
+        keep_unfinished: KeepOpt = False,
+        max_shard_mb: ShardOpt = 256,
+        license: LicenseOpt = "other",
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Export a run as a Hugging Face dataset folder, or in the LLaVA, LISA or authors' layout."""
@@ -97,8 +121,8 @@ def register_export(app: typer.Typer) -> None:
         folder: Annotated[Path, typer.Argument(help="An export folder (prist export --format hf).", file_okay=False)],
         repo_id: Annotated[str, typer.Argument(help="Dataset repo, e.g. user/prist.")],
         private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
-        token: Annotated[Optional[str], typer.Option("--token", help="Hub token (else HF_TOKEN, else the stored login).", show_default=False)] = None,
-        revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (created if missing).")] = None,
+        token: TokenOpt = None,
+        revision: RevisionOpt = None,
     ) -> None:
         """Upload an export folder (splits, card) to the Hugging Face Hub."""
         from prist_builder.export.hub import HubError, push_export

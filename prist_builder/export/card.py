@@ -18,7 +18,8 @@ from datasets import DatasetInfo, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCardData
 
-from prist_builder.export.features import FEATURES
+from prist_builder.annotation.masks import area
+from prist_builder.export.features import FEATURES, prompt_versions
 from prist_builder.export.images import ImageUnavailable, export_image
 from prist_builder.export.pictures import bar_chart, overlay
 from prist_builder.export.splits import SPLITS
@@ -121,8 +122,6 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
 
 def granularity_of(sample: Sample) -> str:
     """Granularity of a sample's target (:func:`prist_builder.stats.granularity`); ``""`` without a mask."""
-    from prist_builder.annotation.masks import area
-
     if sample.mask is None:
         return ""
     height, width = sample.image.height or sample.mask.size[0], sample.image.width or sample.mask.size[1]
@@ -142,8 +141,9 @@ def _build_section(run: Path, samples: list[Sample], summary: "ExportSummary") -
         "",
         f"- Providers: {', '.join(f'{k} ({v})' for k, v in providers.items()) or 'none'}",
         f"- Model: {options.get('model') or manifest.get('provider', {}).get('model') or 'n/a (no language model)'}",
-        f"- Prompt versions: {manifest.get('provider', {}).get('prompt_version') or 'see the run manifest'}",
-        f"- Build seed: {config.get('seed', 'n/a')}; turn bounds {config.get('min_turns', '?')}..{config.get('max_turns', '?')}",
+        f"- Prompt versions: {prompt_versions(manifest) or 'not recorded in the run manifest'}",
+        f"- Build seed: {config.get('seed', 'n/a')}; turn bounds"
+        f" {config.get('min_turns', '?')}..{config.get('max_turns', '?')}",
         f"- Final masks by rule: {', '.join(f'{k} {v}' for k, v in sorted(rules.items()))}",
         f"- Review status: {', '.join(f'{k} {v}' for k, v in sorted(reviews.items()))}",
     ]

@@ -117,22 +117,32 @@ def _tree(sample: Sample) -> dict[str, Any] | None:
     }
 
 
+def prompt_versions(manifest: dict[str, Any]) -> str | None:
+    """The prompt version(s) a run manifest records (``provider.prompt_version`` or
+    ``provider.prompt_versions`` ``{template: version}``), as one string; ``None`` if it records none."""
+    provider_info = manifest.get("provider", {}) if isinstance(manifest.get("provider"), dict) else {}
+    value = provider_info.get("prompt_version") or provider_info.get("prompt_versions")
+    if isinstance(value, dict):
+        return ", ".join(f"{name}:{version}" for name, version in sorted(value.items())) or None
+    return None if value is None else str(value)
+
+
 def provenance(sample: Sample) -> dict[str, Any]:
     """Who made the sample: provider, model, prompt version, mask rule, annotators, agreement, review.
 
     ``model`` and ``prompt_version`` come from the run manifest when it records them
-    (``config.provider_options.model``, ``provider.model``, ``provider.prompt_version``).
+    (``config.provider_options.model``, ``provider.model``, :func:`prompt_versions`).
     """
     manifest = sample.manifest
     config = manifest.get("config", {}) if isinstance(manifest.get("config"), dict) else {}
     options = config.get("provider_options") or {}
     provider_info = manifest.get("provider", {}) if isinstance(manifest.get("provider"), dict) else {}
     final = sample.mask_provenance
-    prompt_version = provider_info.get("prompt_version") or options.get("prompt_version")
+    prompt_version = prompt_versions(manifest)
     return {
         "provider": sample.dialogue.provider,
         "model": options.get("model") or provider_info.get("model"),
-        "prompt_version": None if prompt_version is None else str(prompt_version),
+        "prompt_version": prompt_version,
         "mask_rule": sample.mask_rule,
         "annotators": list(final.annotators) if final is not None else [],
         "agreement_iou": final.iou if final is not None else None,

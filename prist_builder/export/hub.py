@@ -98,7 +98,7 @@ def check_folder(folder: Path) -> list[Path]:
     """
     folder = Path(folder)
     if not (folder / EXPORT_MANIFEST).is_file() or not (folder / CARD_FILE).is_file():
-        raise HubError(f"{folder}: not an export folder (no {EXPORT_MANIFEST} or {CARD_FILE}); run `prist export` first",
+        raise HubError(f"{folder}: not an export folder (no {EXPORT_MANIFEST} or {CARD_FILE}); run `prist export`",
                        EXIT_BAD_FOLDER)
     shards = sorted((folder / "data").glob("*.parquet"))
     if not shards:
@@ -133,8 +133,8 @@ def push_export(folder: Path, repo_id: str, *, token: str | None = None, private
             ours = card_features((folder / CARD_FILE).read_text(encoding="utf-8"))
             theirs = card_features(remote) if remote else None
             if theirs is not None and theirs != ours:
-                raise HubError(f"{repo_id} already holds a dataset with a different schema (dataset_info.features of its"
-                               " README.md); push to another repo or delete it first", EXIT_SCHEMA)
+                raise HubError(f"{repo_id} already holds a dataset with a different schema (dataset_info.features of"
+                               " its README.md); push to another repo or delete it first", EXIT_SCHEMA)
         else:
             api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         if branch != "main":

@@ -24,6 +24,7 @@ from typing import Any
 
 from datasets.arrow_writer import ParquetWriter
 
+from prist_builder.export.card import write_card
 from prist_builder.export.features import FEATURES, sample_row
 from prist_builder.export.images import ImageUnavailable, export_image
 from prist_builder.export.selection import NO_IMAGE, Selection, select
@@ -193,8 +194,6 @@ def export_run(
         ExportError: ``out`` holds foreign files.
         ValueError: bad split sizes.
     """
-    from prist_builder.export.card import write_card
-
     run, out = Path(run), Path(out)
     check_target(out)
     samples = list(iter_samples(run))

@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
-from prist_builder.annotation.masks import area, encode, rle_bbox
 from prist_builder import appendlog
+from prist_builder.annotation.masks import area, encode, rle_bbox
 from prist_builder.pipeline.store import MANIFEST_FILE, REJECTS_FILE, RunStore, write_json_atomic
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, Reject, SourceRegion, Turn
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
@@ -91,7 +91,8 @@ def _entry_problem(entry: Any) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "dialogue is missing or empty"
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("from") not in FROM_TO_ROLE or not isinstance(message.get("value"), str):
+        if (not isinstance(message, dict) or message.get("from") not in FROM_TO_ROLE
+                or not isinstance(message.get("value"), str)):
             return f"dialogue[{index}] is not {{from: human|gpt, value: str}}"
     return None
 
@@ -102,7 +103,10 @@ def _image_ids(names: list[str]) -> dict[str, str]:
     return {n: Path(n).stem if stems[Path(n).stem] == 1 else n.replace(".", "_") for n in names}
 
 
-def _image_record(image_id: str, name: str, images: Path | None, fallback: Path) -> tuple[ImageRecord, tuple[int, int] | None]:
+def _image_record(
+    image_id: str, name: str, images: Path | None, fallback: Path
+) -> tuple[ImageRecord, tuple[int, int] | None]:
+    """The image record of ``name`` and its ``(H, W)`` in pixels, or an absent record and ``None``."""
     path = (images / name) if images is not None else None
     if path is not None and path.is_file():
         data = path.read_bytes()
@@ -201,13 +205,14 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
                 mask_file = masks / f"{sample_id}{MASK_SUFFIX}" if masks is not None else None
                 if mask_file is not None and mask_file.is_file():
                     if shape is None:
-                        problems.setdefault(index, f"{mask_file}: mask given but the image {name} is absent; mask not used")
+                        problems.setdefault(index, f"{mask_file}: the image {name} is absent; mask not used")
                     else:
                         try:
                             rle = encode(_read_mask(mask_file, shape))
                             region_id = f"r{n}"
-                            regions.append(SourceRegion(region_id=region_id, label=entry["focus"], shape_types=["mask"],
-                                                        source=str(mask_file), mask=rle, area=area(rle), bbox=rle_bbox(rle)))
+                            regions.append(SourceRegion(
+                                region_id=region_id, label=entry["focus"], shape_types=["mask"], source=str(mask_file),
+                                mask=rle, area=area(rle), bbox=rle_bbox(rle)))
                         except ValueError as exc:
                             problems.setdefault(index, str(exc))
                 elements.append(Element(element_id=element_id, name=entry["focus"], description=entry["focus"],

@@ -95,7 +95,9 @@ class DialogueRecord(BaseModel):
         final = self.turns[-1].content
         if self.form == "released":
             if final.count(SEG_TOKEN) != 1 or OBJ_TOKEN in final:
-                raise ValueError(f"a released-form final answer must hold {SEG_TOKEN} once and no {OBJ_TOKEN}: {final!r}")
+                raise ValueError(
+                    f"a released-form final answer must hold {SEG_TOKEN} once and no {OBJ_TOKEN}: {final!r}"
+                )
             return self._check_mask()
         found = _SEG_ANSWER.findall(final)
         if len(found) != 1 or final.count(SEG_TOKEN) != 1 or final.count(OBJ_TOKEN) != 1:
