@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from prist_builder.annotation.masks import decode, polygon_area, rasterize
-from prist_builder.annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
+from prist_builder.annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem, read_json
 
 
 @dataclass
@@ -104,7 +104,9 @@ def _segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray
     raise ValueError("segmentation is neither a polygon list nor an RLE object")
 
 
-def coco_regions(coco: CocoFile, image: CocoImage, height: int, width: int) -> tuple[list[RegionDraft], list[ShapeProblem]]:
+def coco_regions(
+    coco: CocoFile, image: CocoImage, height: int, width: int
+) -> tuple[list[RegionDraft], list[ShapeProblem]]:
     """Region drafts of one COCO image, for an image file of ``height x width`` pixels.
 
     Returns:
@@ -117,7 +119,8 @@ def coco_regions(coco: CocoFile, image: CocoImage, height: int, width: int) -> t
         where = f"annotations[id={ann.get('id')}]"
         label = coco.categories.get(ann.get("category_id"))
         if label is None:
-            problems.append(ShapeProblem(where, f"{name}: {where}.category_id {ann.get('category_id')!r} is unknown", ann))
+            reason = f"{name}: {where}.category_id {ann.get('category_id')!r} is unknown"
+            problems.append(ShapeProblem(where, reason, ann))
             continue
         segmentation = ann.get("segmentation")
         try:

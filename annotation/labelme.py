@@ -6,7 +6,7 @@ Conventions honoured (they are Labelme's own):
   an occluded person drawn as two polygons. A shape with ``group_id: null`` is an instance
   of its own.
 - ``__ignore__`` (and ``_background_``) regions are kept with ``ignore=True``: never targets.
-- Area shapes (``polygon``, ``rectangle``, ``circle``, ``mask``) become regions. Shapes
+- Area shapes (``polygon``, ``oriented_rectangle``, ``rectangle``, ``circle``, ``mask``) become regions. Shapes
   without area (``line``, ``linestrip``, ``point``, ``points``) mark no pixels of an
   object, so they are listed in the image record's ``skipped_shapes`` and not used.
 - Shapes partly outside the image are clipped; a shape wholly outside it, or with zero
@@ -20,14 +20,14 @@ import binascii
 import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from prist_builder.annotation.masks import AREA_SHAPES, NON_AREA_SHAPES, place_bbox_mask, rasterize, shape_area
-from prist_builder.annotation.regions import read_json, IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem
+from prist_builder.annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem, read_json
 
 
 @dataclass
@@ -36,7 +36,8 @@ class LabelmeFile:
 
     Attributes:
         path: the JSON file.
-        image_path: its ``imagePath`` (relative to the JSON file), possibly ``None``.
+        image_path: its ``imagePath`` (relative to the JSON file, ``/`` separators even when
+            saved on Windows), possibly ``None``.
         image_data: decoded bytes of the embedded ``imageData``, or ``None``.
         height, width: ``imageHeight`` / ``imageWidth`` in pixels (``None`` if absent).
         shapes: the raw ``shapes`` list.
@@ -48,6 +49,15 @@ class LabelmeFile:
     height: int | None
     width: int | None
     shapes: list[dict[str, Any]]
+
+
+def normalise_image_path(image_path: str) -> str:
+    """A Labelme ``imagePath`` with Windows separators turned into ``/``, as labelme itself reads it.
+
+    ``..\\images\\a.jpg`` (saved by Labelme on Windows) becomes ``../images/a.jpg``; a POSIX
+    path is unchanged. The result is relative to the JSON file unless it was absolute.
+    """
+    return PureWindowsPath(image_path).as_posix()
 
 
 def read_labelme(path: Path) -> LabelmeFile:
@@ -78,6 +88,8 @@ def read_labelme(path: Path) -> LabelmeFile:
     image_path = data.get("imagePath")
     if image_path is not None and not isinstance(image_path, str):
         raise AnnotationError(f"{path}: field 'imagePath' must be a string")
+    if image_path:
+        image_path = normalise_image_path(image_path)
     return LabelmeFile(Path(path), image_path, image_data, sizes["imageHeight"], sizes["imageWidth"], shapes)
 
 
@@ -97,8 +109,12 @@ def _points(shape: dict[str, Any]) -> list[tuple[float, float]]:
     return out
 
 
-def _shape_mask(shape: dict[str, Any], shape_type: str, height: int, width: int) -> np.ndarray:
-    """Rasterise one area shape; raises ``ValueError`` with the reason it is unusable."""
+def shape_mask(shape: dict[str, Any], shape_type: str, height: int, width: int) -> np.ndarray:
+    """Rasterise one Labelme area shape dict to ``(height, width) bool``.
+
+    Raises:
+        ValueError: the reason the shape is unusable (bad points, zero area, outside the image).
+    """
     points = _points(shape)
     if shape_type == "mask":
         if len(points) != 2 or not shape.get("mask"):
@@ -157,7 +173,7 @@ def labelme_regions(
             problems.append(ShapeProblem(where, f"{name}: {where}.shape_type {shape_type!r} is unknown", shape))
             continue
         try:
-            mask = _shape_mask(shape, shape_type, height, width)
+            mask = shape_mask(shape, shape_type, height, width)
         except ValueError as exc:
             problems.append(ShapeProblem(where, f"{name}: {where} ({label!r}): {exc}", shape))
             continue

@@ -19,6 +19,7 @@ from prist_builder.pipeline.build import build
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.testing.synthetic import write_synthetic
 
+TITLE = "prist build all --provider offline (images/s, 2 workers)"
 COPIES = 40
 """Copies of each demo photo."""
 SYNTHETIC_IMAGES = 300
@@ -35,14 +36,18 @@ def _replicate_demo(folder: Path) -> int:
         for copy in range(COPIES):
             name = f"{labelme.stem}_{copy:03d}"
             shutil.copyfile(source, folder / f"{name}{source.suffix}")
-            (folder / f"{name}.json").write_text(json.dumps({**doc, "imagePath": f"{name}{source.suffix}"}), encoding="utf-8")
+            (folder / f"{name}.json").write_text(
+                json.dumps({**doc, "imagePath": f"{name}{source.suffix}"}), encoding="utf-8"
+            )
             count += 1
     return count
 
 
 def _time_build(folder: Path, run: Path) -> dict[str, float]:
     started = time.perf_counter()
-    result = asyncio.run(build(run, BuildConfig(labelme=str(folder), workers=WORKERS), ("elements", "trees", "dialogues")))
+    result = asyncio.run(
+        build(run, BuildConfig(labelme=str(folder), workers=WORKERS), ("elements", "trees", "dialogues"))
+    )
     total = time.perf_counter() - started
     times = {r.step: r.seconds for r in result.reports}
     times["total"] = total
@@ -59,22 +64,24 @@ def run() -> list[dict[str, str]]:
         sets = {}
         demo = root / "demo"
         demo.mkdir()
-        sets["demo photos x%d" % COPIES] = (demo, _replicate_demo(demo))
+        sets[f"demo photos x{COPIES}"] = (demo, _replicate_demo(demo))
         synthetic = root / "synthetic"
         write_synthetic(synthetic, SYNTHETIC_IMAGES, seed=1)
         sets["synthetic 320x240"] = (synthetic, SYNTHETIC_IMAGES)
-        for name, (folder, count) in sets.items():
+        for name, (folder, _count) in sets.items():
             times = _time_build(folder, root / f"run-{folder.name}")
             rate = times["n_images"] / times["total"]
-            rows.append({
-                "inputs": name,
-                "images": f"{times['n_images']:.0f}",
-                "dialogues": f"{times['n_dialogues']:.0f}",
-                "elements s": f"{times['elements']:.2f}",
-                "trees s": f"{times['trees']:.2f}",
-                "dialogues s": f"{times['dialogues']:.2f}",
-                "total s": f"{times['total']:.2f}",
-                "images/s": f"{rate:.1f}",
-                "target": f">= {TARGET_IMAGES_PER_S:.0f} {'ok' if rate >= TARGET_IMAGES_PER_S else 'MISSED'}",
-            })
+            rows.append(
+                {
+                    "inputs": name,
+                    "images": f"{times['n_images']:.0f}",
+                    "dialogues": f"{times['n_dialogues']:.0f}",
+                    "elements s": f"{times['elements']:.2f}",
+                    "trees s": f"{times['trees']:.2f}",
+                    "dialogues s": f"{times['dialogues']:.2f}",
+                    "total s": f"{times['total']:.2f}",
+                    "images/s": f"{rate:.1f}",
+                    "target": f">= {TARGET_IMAGES_PER_S:.0f} {'ok' if rate >= TARGET_IMAGES_PER_S else 'MISSED'}",
+                }
+            )
     return rows

@@ -57,7 +57,7 @@ def append(path: Path, records: Iterable[BaseModel], fsync: bool = True) -> int:
     payload = b"".join(r.model_dump_json().encode("utf-8") + b"\n" for r in records)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _cut_torn_tail(fd)

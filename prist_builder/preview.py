@@ -39,9 +39,7 @@ def overlay_mask(pixels: Image.Image, mask: np.ndarray) -> Image.Image:
     base = np.asarray(pixels.convert("RGB"), dtype=np.float32)
     tint = np.array(MASK_RGB, dtype=np.float32)
     base[mask] = (1 - MASK_ALPHA) * base[mask] + MASK_ALPHA * tint
-    edge = mask & ~(
-        np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1) & np.roll(mask, -1, 1)
-    )
+    edge = mask & ~(np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1) & np.roll(mask, -1, 1))
     base[edge] = tint
     return Image.fromarray(base.astype(np.uint8))
 

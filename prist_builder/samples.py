@@ -141,9 +141,7 @@ def iter_samples(run: Path) -> Iterator[Sample]:
         review = reviews.get(dialogue.sample_id, Review())
         original = list(dialogue.turns)
         if review.edits:
-            turns = [
-                Turn(role=t.role, content=review.edits.get(i, t.content)) for i, t in enumerate(original)
-            ]
+            turns = [Turn(role=t.role, content=review.edits.get(i, t.content)) for i, t in enumerate(original)]
             dialogue = dialogue.model_copy(update={"turns": turns})
         final = finals.get(dialogue.sample_id)
         if final is not None:

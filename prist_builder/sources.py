@@ -41,8 +41,9 @@ class InputRejected(Exception):
             (e.g. bad shapes of an image that then has too few regions).
     """
 
-    def __init__(self, reason: str, source_file: str | None = None, raw: object = None,
-                 rejects: list[Reject] | None = None) -> None:
+    def __init__(
+        self, reason: str, source_file: str | None = None, raw: object = None, rejects: list[Reject] | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.source_file = source_file

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 
-PROMPTS_DIR = Path(__file__).parent
-STEPS = ("elements", "tree", "dialogues", "judge")
 _FRONT = re.compile(r"^---\n(?P<meta>.*?)\n---\n", re.DOTALL)
 _SECTION = re.compile(r"^## (system|user)\s*$", re.MULTILINE)
 
@@ -47,14 +46,19 @@ class Template:
         return self.system.format_map(fields), self.user.format_map(fields)
 
 
-@lru_cache(maxsize=None)
-def load(name: str, folder: Path = PROMPTS_DIR) -> Template:
-    """Read ``folder/<name>.md``.
+def _packaged() -> Traversable:
+    """The folder of the packaged templates (read through :mod:`importlib.resources`)."""
+    return resources.files(__name__)
+
+
+@cache
+def load(name: str, folder: Traversable | None = None) -> Template:
+    """Read the template ``<name>.md`` from the package (or from ``folder``).
 
     Raises:
         PromptError: missing file, front matter without ``version``, or a missing section.
     """
-    path = folder / f"{name}.md"
+    path = (folder or _packaged()) / f"{name}.md"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -64,7 +68,7 @@ def load(name: str, folder: Path = PROMPTS_DIR) -> Template:
     version = meta.get("version", "").strip()
     if not version:
         raise PromptError(f"{path}: front matter needs a 'version:' line")
-    body = text[front.end():] if front else text
+    body = text[front.end() :] if front else text
     parts = _SECTION.split(body)
     sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
     for section in ("system", "user"):

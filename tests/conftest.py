@@ -6,9 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -58,7 +57,7 @@ def synthetic(tmp_path: Path) -> Path:
     return folder
 
 
-def run_cli(*args: str) -> "CliResult":
+def run_cli(*args: str) -> CliResult:
     """Invoke ``prist`` in-process; returns the click result (exit_code, output)."""
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
@@ -66,11 +65,19 @@ def run_cli(*args: str) -> "CliResult":
 CliResult = object
 
 
-def run_prist(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``prist`` as a separate process (``python -m prist_builder``)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "prist_builder", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)
+def run_prist(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run ``prist`` as a separate process (``python -m prist_builder``); ``env`` adds variables."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "prist_builder", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
 
 
 def read_jsonl(path: Path) -> list[dict]:

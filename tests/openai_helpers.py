@@ -24,17 +24,34 @@ def tagged_inputs(folder: Path, count: int, seed: int = 5) -> Path:
 
 def openai_args(server, run: Path, inputs: Path, *extra: object) -> list[str]:
     """``prist build all`` arguments for the openai provider against a fake server."""
-    return ["build", "all", "--provider", "openai", "--base-url", server.base_url, "--api-key", "sk-SECRET-123",
-            "--labelme", str(inputs), "--run", str(run), *map(str, extra)]
+    return [
+        "build",
+        "all",
+        "--provider",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--api-key",
+        "sk-SECRET-123",
+        "--labelme",
+        str(inputs),
+        "--run",
+        str(run),
+        *map(str, extra),
+    ]
 
 
-FOUR_CHILDREN_TREE = json.dumps({
-    "root": "r",
-    "nodes": [{"id": "r", "question": "What is here?", "answer": "Things.", "element_id": None}]
-    + [{"id": f"c{i}", "question": f"Part {i}?", "answer": "A part.", "element_id": f"e{i}"} for i in range(4)],
-    "edges": [{"parent": "r", "child": f"c{i}"} for i in range(4)],
-    "paths": [{"target_element_id": f"e{i}", "reasoning_question": "Which?", "node_ids": ["r", f"c{i}"]} for i in range(4)],
-})
+FOUR_CHILDREN_TREE = json.dumps(
+    {
+        "root": "r",
+        "nodes": [{"id": "r", "question": "What is here?", "answer": "Things.", "element_id": None}]
+        + [{"id": f"c{i}", "question": f"Part {i}?", "answer": "A part.", "element_id": f"e{i}"} for i in range(4)],
+        "edges": [{"parent": "r", "child": f"c{i}"} for i in range(4)],
+        "paths": [
+            {"target_element_id": f"e{i}", "reasoning_question": "Which?", "node_ids": ["r", f"c{i}"]} for i in range(4)
+        ],
+    }
+)
 """A well-formed tree answer whose root has 4 children (the paper allows 3)."""
 
 SCHEMA_VIOLATING = json.dumps({"elements": [{"name": "cup"}]})

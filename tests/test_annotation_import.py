@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fixtures_dir
 from PIL import Image
 
 from prist_builder.annotation.coco import coco_regions, read_coco
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.masks import area, decode, encode, rasterize
 from prist_builder.annotation.regions import AnnotationError, finish_regions
-from conftest import fixtures_dir
 
 
 def test_rectangle_and_circle_follow_labelme_conventions() -> None:
@@ -48,8 +48,12 @@ def test_voc_labelme_groups_and_ignore_regions() -> None:
     assert problems == [] and skipped == []
     labels = [(r.label, r.group_id, len(r.shape_types), r.ignore) for r in regions]
     # the two polygons of person group 0 are one instance; __ignore__ is kept but ignored
-    assert labels == [("person", None, 1, False), ("person", 0, 2, False), ("bottle", None, 1, False),
-                      ("__ignore__", None, 1, True)]
+    assert labels == [
+        ("person", None, 1, False),
+        ("person", 0, 2, False),
+        ("bottle", None, 1, False),
+        ("__ignore__", None, 1, True),
+    ]
     grouped = regions[1]
     assert grouped.source.endswith("#shapes[1,2]")
     parts = [rasterize("polygon", [tuple(p) for p in doc.shapes[i]["points"]], 338, 500) for i in (1, 2)]
@@ -78,8 +82,13 @@ def test_non_area_shapes_are_skipped_and_masks_are_read(tmp_path: Path) -> None:
     shapes = [
         {"label": "edge", "points": [[0, 0], [5, 5]], "shape_type": "line", "group_id": None},
         {"label": "dot", "points": [[1, 1]], "shape_type": "point", "group_id": None},
-        {"label": "blob", "points": [[10, 10], [15, 13]], "shape_type": "mask", "group_id": None,
-         "mask": base64.b64encode(buffer.getvalue()).decode()},
+        {
+            "label": "blob",
+            "points": [[10, 10], [15, 13]],
+            "shape_type": "mask",
+            "group_id": None,
+            "mask": base64.b64encode(buffer.getvalue()).decode(),
+        },
     ]
     doc = read_labelme(_write(tmp_path / "x.json", {"shapes": shapes, "imagePath": "x.png"}))
     drafts, problems, skipped = labelme_regions(doc, 40, 40)
@@ -124,8 +133,13 @@ def test_coco_polygons_rle_and_crowd(tmp_path: Path) -> None:
         "annotations": [
             {"id": 10, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]], "iscrowd": 0},
             {"id": 11, "image_id": 1, "category_id": 1, "segmentation": encode(rle_mask).model_dump(), "iscrowd": 0},
-            {"id": 12, "image_id": 1, "category_id": 2, "iscrowd": 1,
-             "segmentation": {"size": [30, 40], "counts": [100, 20, 1080]}},
+            {
+                "id": 12,
+                "image_id": 1,
+                "category_id": 2,
+                "iscrowd": 1,
+                "segmentation": {"size": [30, 40], "counts": [100, 20, 1080]},
+            },
             {"id": 13, "image_id": 1, "category_id": 9, "segmentation": [[0, 0, 1, 0, 1, 1]]},
         ],
     }

@@ -13,9 +13,9 @@ import yaml
 from conftest import run_cli
 from export_helpers import build_demo, copy_run
 from PIL import Image
-from prist_builder.annotation.masks import area, decode, rle_bbox
 
 from prist_builder import appendlog
+from prist_builder.annotation.masks import area, decode, rle_bbox
 from prist_builder.export.images import EXIF_ORIENTATION, upright
 from prist_builder.export.reader import load_export
 from prist_builder.export.splits import SPLITS, SplitSpec, assign_splits
@@ -58,8 +58,9 @@ def test_load_dataset_round_trip_equals_the_run_field_by_field(demo_run: Path, d
     loaded = _load(demo_export)
     assert set(loaded) == set(SPLITS)
     rows = {row["sample_id"]: (split, row) for split in SPLITS for row in loaded[split]}
-    raw = {r["sample_id"]: r for split in SPLITS
-           for r in loaded[split].cast_column("image", datasets.Image(decode=False))}
+    raw = {
+        r["sample_id"]: r for split in SPLITS for r in loaded[split].cast_column("image", datasets.Image(decode=False))
+    }
     samples = list(iter_samples(demo_run))
     assert len(rows) == len(samples) == 22
     for sample in samples:
@@ -137,10 +138,18 @@ def test_reviews_are_applied(demo_run: Path, tmp_path: Path) -> None:
     ids = [s.sample_id for s in iter_samples(run)]
     rejected, edited, accepted = ids[0], ids[1], ids[2]
     decisions = [
-        ReviewDecision(sample_id=rejected, reviewer="ana", time="2026-11-30T05:00:00Z", action="reject",
-                       reason="wrong count"),
-        ReviewDecision(sample_id=edited, reviewer="bo", time="2026-11-30T05:01:00Z", action="edit", turn_index=1,
-                       before="x", after="There are exactly two objects here."),
+        ReviewDecision(
+            sample_id=rejected, reviewer="ana", time="2026-11-30T05:00:00Z", action="reject", reason="wrong count"
+        ),
+        ReviewDecision(
+            sample_id=edited,
+            reviewer="bo",
+            time="2026-11-30T05:01:00Z",
+            action="edit",
+            turn_index=1,
+            before="x",
+            after="There are exactly two objects here.",
+        ),
         ReviewDecision(sample_id=accepted, reviewer="cy", time="2026-11-30T05:02:00Z", action="accept"),
     ]
     appendlog.append(run / REVIEWS_FILE, decisions)

@@ -10,9 +10,9 @@ import pytest
 from conftest import run_cli
 from export_helpers import build_demo, copy_run
 from PIL import Image, ImageDraw
-from prist_builder.annotation.masks import decode
 
 from prist_builder import appendlog
+from prist_builder.annotation.masks import decode
 from prist_builder.export.lisa import mask_polygons
 from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
 from prist_builder.samples import iter_samples
@@ -56,8 +56,16 @@ def read_reason_seg(folder: Path) -> list[dict]:
         for shape in anno["shapes"]:
             if shape["label"] == "ignore":
                 draw.polygon([tuple(p) for p in shape["points"]], fill=255, outline=255)
-        samples.append({"id": image_path.stem, "image": image, "mask": np.asarray(mask), "text": anno["text"],
-                        "is_sentence": anno["is_sentence"], "dialogue": anno["dialogue"]})
+        samples.append(
+            {
+                "id": image_path.stem,
+                "image": image,
+                "mask": np.asarray(mask),
+                "text": anno["text"],
+                "is_sentence": anno["is_sentence"],
+                "dialogue": anno["dialogue"],
+            }
+        )
     return samples
 
 
@@ -104,11 +112,15 @@ def test_mask_polygons_mark_holes() -> None:
 def test_prist_json_export_skips_rejected_and_uses_edits(demo_run: Path, tmp_path: Path) -> None:
     run = copy_run(demo_run, tmp_path / "run")
     first, second = [s.sample_id for s in iter_samples(run)][:2]
-    appendlog.append(run / REVIEWS_FILE, [
-        ReviewDecision(sample_id=first, reviewer="ana", time="t", action="reject", reason="bad"),
-        ReviewDecision(sample_id=second, reviewer="ana", time="t", action="edit", turn_index=0,
-                       after="Edited question?"),
-    ])
+    appendlog.append(
+        run / REVIEWS_FILE,
+        [
+            ReviewDecision(sample_id=first, reviewer="ana", time="t", action="reject", reason="bad"),
+            ReviewDecision(
+                sample_id=second, reviewer="ana", time="t", action="edit", turn_index=0, after="Edited question?"
+            ),
+        ],
+    )
     out = tmp_path / "pj"
     result = run_cli("export", run, "--out", out, "--format", "prist-json", "--one-split", "test")
     assert result.exit_code == 0, result.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import openai
 import pytest
@@ -26,9 +26,7 @@ def ask(client: openai.OpenAI, text: str = "hello", **kwargs: Any) -> ChatComple
 
 
 def test_reply_looks_like_the_real_api(server: FakeOpenAIServer, client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": "hello"}]
-    )
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": "hello"}])
     assert raw.status_code == 200
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.headers["x-ratelimit-limit-requests"] == "10000"
@@ -52,11 +50,14 @@ def test_reply_looks_like_the_real_api(server: FakeOpenAIServer, client: openai.
 def test_usage_counts_text_parts_and_images(client: openai.OpenAI) -> None:
     messages: list[Any] = [
         {"role": "system", "content": "x" * 10},
-        {"role": "user", "content": [
-            {"type": "text", "text": "y" * 7},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,BBBB"}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "y" * 7},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,BBBB"}},
+            ],
+        },
     ]
     completion = client.chat.completions.create(model=MODEL, messages=messages)
     assert completion.usage is not None
@@ -75,9 +76,10 @@ def test_custom_responder_dict_and_failure() -> None:
             raise RuntimeError("scripted failure")
         return {"label": "cup", "n": len(body["messages"])}
 
-    with FakeOpenAIServer(responder=responder) as fake, openai.OpenAI(
-        base_url=fake.base_url, api_key="sk-test", max_retries=0
-    ) as sync_client:
+    with (
+        FakeOpenAIServer(responder=responder) as fake,
+        openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0) as sync_client,
+    ):
         assert json.loads(ask(sync_client).choices[0].message.content or "") == {"label": "cup", "n": 1}
         with pytest.raises(openai.InternalServerError, match="scripted failure"):
             ask(sync_client, "boom")
@@ -107,7 +109,7 @@ class Answer(BaseModel):
     count: int
     ok: bool
     parts: list[Part]
-    note: Optional[str]
+    note: str | None
     tree: Node
 
 
@@ -185,8 +187,13 @@ ERROR_FAULTS = [
 
 @pytest.mark.parametrize(("kind", "params", "error", "status", "code"), ERROR_FAULTS)
 def test_error_faults_raise_the_right_exception(
-    server: FakeOpenAIServer, client: openai.OpenAI, kind: str, params: dict[str, Any],
-    error: type[openai.APIStatusError], status: int, code: str | None,
+    server: FakeOpenAIServer,
+    client: openai.OpenAI,
+    kind: str,
+    params: dict[str, Any],
+    error: type[openai.APIStatusError],
+    status: int,
+    code: str | None,
 ) -> None:
     server.add_fault(FaultRule(kind, **params))
     with pytest.raises(error) as caught:
@@ -277,6 +284,7 @@ def test_match_targets_the_right_requests_under_concurrency(server: FakeOpenAISe
 
     async def run() -> dict[int, str]:
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as aclient:
+
             async def one(i: int) -> tuple[int, str]:
                 try:
                     completion = await aclient.chat.completions.create(

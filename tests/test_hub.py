@@ -28,12 +28,23 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def push(hub_url: str, home: Path, *args: str, token_env: str | None = None) -> subprocess.CompletedProcess:
     """``prist push-to-hub`` in its own process, with the Hub at ``hub_url`` and no stored login."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env |= {"HF_ENDPOINT": hub_url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1",
-            "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    env |= {
+        "HF_ENDPOINT": hub_url,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(home),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+    }
     if token_env:
         env["HF_TOKEN"] = token_env
-    return subprocess.run([sys.executable, "-m", "prist_builder", "push-to-hub", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "prist_builder", "push-to-hub", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def _local_files(folder: Path) -> dict[str, bytes]:
@@ -49,8 +60,10 @@ def test_push_uploads_the_same_bytes_and_never_shows_the_token(export_dir: Path,
         assert repo.private
         assert repo.branches["main"] == _local_files(export_dir)
         assert sorted(p for p in repo.branches["main"] if p.startswith("data/")) == [
-            "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
-            "data/validation-00000-of-00001.parquet"]
+            "data/test-00000-of-00001.parquet",
+            "data/train-00000-of-00001.parquet",
+            "data/validation-00000-of-00001.parquet",
+        ]
         assert any(r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in hub.state.requests)
     output = result.stdout + result.stderr
     assert "pushed" in output and TOKEN not in output
@@ -72,7 +85,7 @@ def test_a_failed_push_finishes_on_rerun_without_sending_data_twice(export_dir: 
         assert done.returncode == 0, done.stderr
         assert hub.state.lfs_puts == puts  # large files already on the Hub are not sent again
         assert hub.state.repos["someone/prist"].branches["main"] == _local_files(export_dir)
-        again = push(hub.url, tmp_path, str(export_dir), "someone/prist", token_env=TOKEN, *("--revision", "v1"))
+        again = push(hub.url, tmp_path, str(export_dir), "someone/prist", "--revision", "v1", token_env=TOKEN)
         assert again.returncode == 0, again.stderr
         assert hub.state.repos["someone/prist"].branches["v1"] == _local_files(export_dir)
 
@@ -83,8 +96,13 @@ def test_no_token_a_foreign_schema_and_no_network_end_with_one_line(export_dir: 
         assert missing.returncode == 2
         expected = "error: no Hugging Face token: pass --token, set HF_TOKEN, or run `hf auth login`"
         assert missing.stderr.strip() == expected
-        hub.state.repos["someone/other"] = FakeRepo(branches={"main": {
-            "README.md": b"---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n---\n# other\n"}})
+        hub.state.repos["someone/other"] = FakeRepo(
+            branches={
+                "main": {
+                    "README.md": b"---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n---\n# other\n"
+                }
+            }
+        )
         foreign = push(hub.url, tmp_path, str(export_dir), "someone/other", "--token", TOKEN)
         assert foreign.returncode == 3 and "different schema" in foreign.stderr
         assert hub.state.repos["someone/other"].commits == []

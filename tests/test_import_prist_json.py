@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import fixtures_dir, read_jsonl, run_cli
 from PIL import Image
-from prist_builder.annotation.masks import decode
 from pydantic import ValidationError
 
+from prist_builder.annotation.masks import decode
 from prist_builder.export.writer import export_run
 from prist_builder.records import DialogueRecord, Turn
 from prist_builder.samples import iter_samples
@@ -39,10 +39,11 @@ def test_official_split_imports_without_loss(official: Path, imported: Path) -> 
     entries = json.loads(official.read_text(encoding="utf-8"))
     samples = list(iter_samples(imported))
     assert len(samples) == 508 and len({s.dialogue.image_id for s in samples}) == 169
-    for entry, sample in zip(entries, samples):
+    for entry, sample in zip(entries, samples, strict=True):
         assert [m["value"] for m in entry["dialogue"]] == [t.content for t in sample.dialogue.turns]
         assert [m["from"] for m in entry["dialogue"]] == [
-            "human" if t.role == "user" else "gpt" for t in sample.dialogue.turns]
+            "human" if t.role == "user" else "gpt" for t in sample.dialogue.turns
+        ]
         assert sample.dialogue.focus == entry["focus"] and sample.dialogue.form == "released"
         assert Path(sample.image.path).name == entry["img_id"] and sample.image.absent
         assert sample.image.source == "prist-json" and sample.mask is None
@@ -101,8 +102,9 @@ def test_images_and_masks_when_given(official: Path, tmp_path: Path) -> None:
 def test_bad_entries_go_to_rejects_and_the_rest_imports(official: Path, tmp_path: Path) -> None:
     entries = json.loads(official.read_text(encoding="utf-8"))[:3]
     entries.append({"img_id": "x.jpg", "dialogue": [{"from": "robot", "value": "hi"}], "focus": "x"})
-    entries.append({"img_id": "y.jpg", "dialogue": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}],
-                    "focus": "y"})  # no [SEG] in the final answer
+    entries.append(
+        {"img_id": "y.jpg", "dialogue": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}], "focus": "y"}
+    )  # no [SEG] in the final answer
     file = tmp_path / "mixed.json"
     file.write_text(json.dumps(entries), encoding="utf-8")
     run = tmp_path / "run"
@@ -123,8 +125,9 @@ def _record(final: str, form: str = "prist") -> DialogueRecord:
     turns = [Turn(role="user" if i % 2 == 0 else "assistant", content=f"m{i}") for i in range(5)]
     turns.append(Turn(role="assistant", content=final))
     turns[4] = Turn(role="user", content="segment it")
-    return DialogueRecord(sample_id="a-0", image_id="a", provider="p", turns=turns, focus="the cup",
-                          target_element_id="e0", form=form)
+    return DialogueRecord(
+        sample_id="a-0", image_id="a", provider="p", turns=turns, focus="the cup", target_element_id="e0", form=form
+    )
 
 
 def test_released_form_is_accepted_only_when_marked() -> None:

@@ -11,10 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import check_run, read_jsonl, run_cli
-from openai_helpers import (DIALOGUES_PROMPT, FOUR_CHILDREN_TREE, SCHEMA_VIOLATING, TREE_PROMPT,
-                            openai_args, tagged_inputs)
+from openai_helpers import (
+    DIALOGUES_PROMPT,
+    FOUR_CHILDREN_TREE,
+    SCHEMA_VIOLATING,
+    TREE_PROMPT,
+    openai_args,
+    tagged_inputs,
+)
+
 from prist_builder.testing import BatchFaultRule, FakeOpenAIServer, FaultRule
 from prist_builder.testing.fake_openai.prist_model import prist_responder
 
@@ -92,12 +98,16 @@ def test_a_finished_build_sends_nothing_again(inputs: Path, tmp_path: Path) -> N
     assert (tmp_path / "copy" / "dialogues.jsonl").read_bytes() == (run / "dialogues.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize(("fault", "message"), [
-    (FaultRule("insufficient_quota"), "no quota"),
-    (FaultRule("unauthorized"), "API key"),
-])
-def test_fatal_errors_stop_the_run_without_leaking_the_key(inputs: Path, tmp_path: Path, fault: FaultRule,
-                                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (FaultRule("insufficient_quota"), "no quota"),
+        (FaultRule("unauthorized"), "API key"),
+    ],
+)
+def test_fatal_errors_stop_the_run_without_leaking_the_key(
+    inputs: Path, tmp_path: Path, fault: FaultRule, message: str
+) -> None:
     with FakeOpenAIServer(responder=prist_responder) as server:
         server.add_fault(fault)
         result = run_cli(*openai_args(server, tmp_path / "run", inputs, "--concurrency", "1"))
@@ -161,8 +171,13 @@ def test_sigkill_during_an_online_build_resends_at_most_the_concurrency(tmp_path
     run = tmp_path / "run"
     with FakeOpenAIServer(responder=prist_responder) as server:
         env = {**os.environ, "PRIST_CACHE_DIR": str(tmp_path / "reference-cache")}
-        subprocess.run([sys.executable, "-m", "prist_builder", *openai_args(server, reference, inputs)], env=env,
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "prist_builder", *openai_args(server, reference, inputs)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     with FakeOpenAIServer(responder=prist_responder, latency_s=0.1) as server:
         env = {**os.environ, "PRIST_CACHE_DIR": str(private_cache)}
         args = [sys.executable, "-m", "prist_builder", *openai_args(server, run, inputs, "--concurrency", concurrency)]
@@ -181,7 +196,7 @@ def test_sigkill_during_an_online_build_resends_at_most_the_concurrency(tmp_path
     assert 0 <= sent - unique <= concurrency, (before, sent, unique)
     for name in ("elements.jsonl", "trees.jsonl", "dialogues.jsonl"):  # none lost, none duplicated
         assert (run / name).read_bytes() == (reference / name).read_bytes()
-    assert not (run / "rejects.jsonl").exists() and not (reference / "rejects.jsonl").exists()
+    assert (run / "rejects.jsonl").read_bytes() == (reference / "rejects.jsonl").read_bytes() == b""
     check_run(run)
 
 
@@ -197,14 +212,15 @@ def test_a_request_the_server_refuses_rejects_only_that_input(inputs: Path, tmp_
     assert "not supported" in records["rejects"][0].reason
 
 
-def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_ids_are_persisted_and_resumed_not_resubmitted(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A batch submitted by a run that then died is polled and joined by the next run."""
     import asyncio
 
+    from prist_builder.llm.batch import BatchDriver
     from prist_builder.pipeline.build import build
     from prist_builder.pipeline.manifest import BuildConfig
-    from prist_builder.providers.openai.batch import BatchDriver
     from prist_builder.providers.openai.provider import OpenAIProvider
 
     async def die(self: BatchDriver, batch_id: str) -> None:  # the process dies right after submitting
@@ -213,13 +229,16 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_p
     run = tmp_path / "run"
     config = BuildConfig(provider="openai", labelme=str(inputs))
     with FakeOpenAIServer(responder=prist_responder, batch_polls_until_done=2) as server:
-        provider = lambda: OpenAIProvider(base_url=server.base_url, api_key="sk-test", batch=True, batch_poll_s=0)  # noqa: E731
+
+        def provider() -> OpenAIProvider:
+            return OpenAIProvider(base_url=server.base_url, api_key="sk-test", batch=True, batch_poll_s=0)
+
         with monkeypatch.context() as patch:
             patch.setattr(BatchDriver, "join", die)
             with pytest.raises(KeyboardInterrupt):
                 asyncio.run(build(run, config, ("elements",), provider=provider()))
         submitted = [e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted"]
-        assert len(submitted) == 1 and not (run / "elements.jsonl").exists()
+        assert len(submitted) == 1 and (run / "elements.jsonl").read_bytes() == b""
         asyncio.run(build(run, config, ("elements",), provider=provider()))
         assert server.request_count("chat") == 0
     events = read_jsonl(run / "batches.jsonl")
@@ -228,8 +247,9 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(inputs: Path, tmp_p
     assert len(read_jsonl(run / "elements.jsonl")) == 6
 
 
-def test_bare_images_step_by_step_give_dialogues_awaiting_masks(inputs: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bare_images_step_by_step_give_dialogues_awaiting_masks(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The paper's case: no regions; the model lists elements; masks come later from annotation."""
     images = tmp_path / "bare"
     images.mkdir()
@@ -239,10 +259,14 @@ def test_bare_images_step_by_step_give_dialogues_awaiting_masks(inputs: Path, tm
     run = tmp_path / "run"
     with FakeOpenAIServer(responder=prist_responder) as server:
         url = ["--base-url", server.base_url]
-        assert run_cli("build", "elements", "--provider", "openai", *url, "--images", images, "--run", run).exit_code == 0
+        assert (
+            run_cli("build", "elements", "--provider", "openai", *url, "--images", images, "--run", run).exit_code == 0
+        )
         assert run_cli("build", "trees", "--run", run, *url).exit_code == 0
         assert run_cli("build", "dialogues", "--run", run, *url).exit_code == 0
-        assert run_cli("build", "trees", "--run", run, *url, "--model", "gpt-4.1").exit_code == 2  # model is fixed per run
+        assert (
+            run_cli("build", "trees", "--run", run, *url, "--model", "gpt-4.1").exit_code == 2
+        )  # model is fixed per run
     dialogues = read_jsonl(run / "dialogues.jsonl")
     assert len(dialogues) >= 6 and all(d["mask"] is None and d["target_region_ids"] == [] for d in dialogues)
     elements = read_jsonl(run / "elements.jsonl")
@@ -259,7 +283,7 @@ def test_a_server_that_keeps_failing_leaves_the_input_for_the_next_run(inputs: P
         first = run_cli(*openai_args(server, run, inputs, "--max-attempts", "2"))
         assert first.exit_code == 1 and "could not finish yet" in first.output
         assert "img_0003" not in {r["image_id"] for r in read_jsonl(run / "elements.jsonl")}
-        assert not (run / "rejects.jsonl").exists()  # not rejected: simply not finished
+        assert (run / "rejects.jsonl").read_bytes() == b""  # not rejected: simply not finished
         again = run_cli(*openai_args(server, run, inputs, "--max-attempts", "2"))
         assert again.exit_code == 0, again.output
     assert len(check_run(run)["elements"]) == 6
@@ -274,4 +298,7 @@ def test_a_batch_line_the_server_refuses_goes_to_rejects(inputs: Path, tmp_path:
     records = check_run(run)
     assert [r.image_id for r in records["rejects"]] == ["img_0001"]
     assert "refused the request: Invalid image." in records["rejects"][0].reason
-    assert len([e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted" and e["step"] == "elements"]) == 1
+    assert (
+        len([e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted" and e["step"] == "elements"])
+        == 1
+    )

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from prist_builder.providers.openai.images import image_tokens, prepare_image
+from prist_builder.llm.images import image_tokens, prepare_image
 from prist_builder.providers.openai.messages import regions_block
 from prist_builder.records import RLE, SourceRegion
 
@@ -57,7 +57,14 @@ def test_token_estimate_follows_the_tile_rule() -> None:
 
 
 def test_region_boxes_are_given_in_sent_pixels() -> None:
-    region = SourceRegion(region_id="r0", label="cup", shape_types=["polygon"], source="x.json#shapes[0]",
-                          mask=RLE(size=[960, 1280], counts="0"), area=25600, bbox=[491, 658, 160, 160])
+    region = SourceRegion(
+        region_id="r0",
+        label="cup",
+        shape_types=["polygon"],
+        source="x.json#shapes[0]",
+        mask=RLE(size=[960, 1280], counts="0"),
+        area=25600,
+        bbox=[491, 658, 160, 160],
+    )
     text = regions_block([region], scale=0.8)
     assert "- r0: 'cup', box [393, 526, 128, 128]" in text

@@ -9,20 +9,22 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx2
 import openai
 import pytest
 import tenacity
 
-from prist_builder.providers.base import FatalProviderError
-from prist_builder.providers.openai.cache import ResponseCache
-from prist_builder.providers.openai.limiter import AdaptiveConcurrency, RateLimiter
-from prist_builder.providers.openai.pricing import BATCH_DISCOUNT, Usage, cost_usd, load_prices
-from prist_builder.providers.openai.retry import BackoffWait, classify, parse_duration, server_wait_s
-from prist_builder.providers.openai.transport import DEFAULT_BASE_URL, RequestRejected, Transport, TransportGaveUp
+from prist_builder.errors import FatalError
+from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
+from prist_builder.llm.pricing import BATCH_DISCOUNT, Usage, cost_usd, load_prices
+from prist_builder.llm.retry import BackoffWait, classify, parse_duration, server_wait_s
+from prist_builder.llm.settings import DEFAULT_BASE_URL, LLMSettings
+from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
 from prist_builder.testing import FakeOpenAIServer, FaultRule
 
 MODEL = "gpt-4o-mini"
@@ -46,10 +48,12 @@ def transport(server: FakeOpenAIServer, **kwargs: Any) -> Transport:
 
 def run_chats(tx: Transport, bodies: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> list[Any]:
     """Send ``bodies`` concurrently in one event loop; returns (completion, cached) pairs or exceptions."""
+
     async def go() -> list[Any]:
         results = await asyncio.gather(*(tx.chat(b, extra or {}, 10) for b in bodies), return_exceptions=True)
         await tx.aclose()
         return results
+
     return asyncio.run(go())
 
 
@@ -77,8 +81,15 @@ def test_second_identical_call_is_served_from_the_cache(server: FakeOpenAIServer
 
 def image_body(data: bytes, prompt: str = "list", model: str = MODEL, schema: Any = None) -> dict[str, Any]:
     url = "data:image/png;base64," + base64.b64encode(data).decode()
-    request: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": [
-        {"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": url}}]}]}
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": url}}],
+            }
+        ],
+    }
     if schema is not None:
         request["response_format"] = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
     return request
@@ -92,10 +103,17 @@ def test_cache_key_hashes_image_bytes_not_their_encoding() -> None:
     by_digest = image_body(b"")
     by_digest["messages"][0]["content"][1]["image_url"]["url"] = "sha256:" + hashlib.sha256(image).hexdigest()
     assert ResponseCache.key(base, by_digest, extra) == key  # the payload is reduced to its digest
-    changed = {ResponseCache.key(*variant) for variant in [
-        (base, image_body(image[:-1] + b"\x00"), extra), (base, image_body(image), {"prompt_version": "elements/2"}),
-        (base, image_body(image, model="gpt-4o"), extra), (base, image_body(image, schema={"type": "object"}), extra),
-        (base, image_body(image, prompt="list!"), extra), ("http://y/v1", image_body(image), extra)]}
+    changed = {
+        ResponseCache.key(*variant)
+        for variant in [
+            (base, image_body(image[:-1] + b"\x00"), extra),
+            (base, image_body(image), {"prompt_version": "elements/2"}),
+            (base, image_body(image, model="gpt-4o"), extra),
+            (base, image_body(image, schema={"type": "object"}), extra),
+            (base, image_body(image, prompt="list!"), extra),
+            ("http://y/v1", image_body(image), extra),
+        ]
+    }
     assert len(changed | {key}) == 7
 
 
@@ -115,17 +133,26 @@ def test_durations_and_server_waits() -> None:
     assert server_wait_s(status_error(500, {"retry-after": "2"})) == 2.0
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 28 <= (server_wait_s(status_error(429, {"retry-after": date})) or 0) <= 31
-    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s",
-             "x-ratelimit-remaining-tokens": "5000", "x-ratelimit-reset-tokens": "6m0s"}
+    spent = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "2s",
+        "x-ratelimit-remaining-tokens": "5000",
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
     assert server_wait_s(status_error(429, spent)) == 2.0  # the budget that is not exhausted is ignored
     assert server_wait_s(status_error(429, {"x-ratelimit-reset-tokens": "1m30s", "retry-after": "3"})) == 90.0
-    fresh = {"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "250ms",
-             "x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "9"}
+    fresh = {
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-reset-tokens": "250ms",
+        "x-ratelimit-remaining-requests": "3",
+        "x-ratelimit-remaining-tokens": "9",
+    }
     assert server_wait_s(status_error(429, fresh)) == 1.0  # nothing else said: the largest reset
     assert (server_wait_s(status_error(429, {})), server_wait_s(status_error(400, {"retry-after": "5"}))) == (None,) * 2
     quota = status_error(429, {}, {"code": "insufficient_quota", "type": "insufficient_quota"})
-    assert [classify(e) for e in (quota, status_error(429, {}), status_error(500, {}), status_error(400, {}),
-                                  ValueError())] == ["fatal", "rate_limited", "transient", "fatal", "other"]
+    assert [
+        classify(e) for e in (quota, status_error(429, {}), status_error(500, {}), status_error(400, {}), ValueError())
+    ] == ["fatal", "rate_limited", "transient", "fatal", "other"]
     full, decorrelated = BackoffWait(0.5, 30.0, "full"), BackoffWait(0.5, 4.0, "decorrelated")
     waits = [max(full(retry_state(n, ValueError())) for _ in range(200)) for n in (1, 3, 12)]
     assert waits[0] <= 0.5 and 1.0 < waits[1] <= 2.0 and 20 < waits[2] <= 30.0
@@ -144,30 +171,44 @@ def retry_state(attempt: int, exc: BaseException) -> tenacity.RetryCallState:
 def status_error(status: int, headers: dict[str, str], error: dict[str, Any] | None = None) -> openai.APIStatusError:
     request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
     cls = {429: openai.RateLimitError, 500: openai.InternalServerError, 400: openai.BadRequestError}[status]
-    return cls("Error", response=httpx2.Response(status, headers=headers, request=request),
-               body={"message": "m", "type": "requests", "code": "rate_limit_exceeded", **(error or {})})
+    return cls(
+        "Error",
+        response=httpx2.Response(status, headers=headers, request=request),
+        body={"message": "m", "type": "requests", "code": "rate_limit_exceeded", **(error or {})},
+    )
 
 
-@pytest.mark.parametrize(("faults", "options"), [
-    ([FaultRule("server_error", times=2), FaultRule("server_error", status=503)], {}),
-    ([FaultRule("drop")], {}),
-    ([FaultRule("slow", seconds=1.0)], {"timeout_s": 0.25}),  # the client times out and tries again
-])
+@pytest.mark.parametrize(
+    ("faults", "options"),
+    [
+        ([FaultRule("server_error", times=2), FaultRule("server_error", status=503)], {}),
+        ([FaultRule("drop")], {}),
+        ([FaultRule("slow", seconds=1.0)], {"timeout_s": 0.25}),  # the client times out and tries again
+    ],
+)
 def test_transient_failures_are_retried(server: FakeOpenAIServer, faults: list[FaultRule], options: dict) -> None:
     for rule in faults:
         server.add_fault(rule)
-    tx, started = transport(server, **options), time.perf_counter()
+    tx = transport(server, **options)
     assert chat_once(tx)["choices"][0]["message"]["content"] == "Echo: hello"
     attempts = sum(rule.times for rule in faults) + 1
-    assert server.request_count("chat") == tx.usage.requests == attempts and time.perf_counter() - started < 0.9
+    assert server.request_count("chat") == tx.usage.requests == attempts
     assert (tx.usage.retries, tx.usage.rate_limited) == (attempts - 1, 0)
 
 
-@pytest.mark.parametrize(("fault", "sent", "error", "words"), [
-    ("insufficient_quota", body(), FatalProviderError, "no quota left (429 insufficient_quota)"),
-    ("unauthorized", body(), FatalProviderError, "rejected the API key (401 invalid_api_key)"),
-    (None, {"model": MODEL, "messages": []}, RequestRejected, "rejected the request (400 invalid_request_error): Mi"),
-])
+@pytest.mark.parametrize(
+    ("fault", "sent", "error", "words"),
+    [
+        ("insufficient_quota", body(), FatalError, "no quota left (429 insufficient_quota)"),
+        ("unauthorized", body(), FatalError, "rejected the API key (401 invalid_api_key)"),
+        (
+            None,
+            {"model": MODEL, "messages": []},
+            RequestRejected,
+            "rejected the request (400 invalid_request_error): Mi",
+        ),
+    ],
+)
 def test_fatal_errors_stop_at_once_without_the_key(server: Any, fault: Any, sent: Any, error: Any, words: str) -> None:
     if fault:
         server.add_fault(FaultRule(fault, times=5))
@@ -175,7 +216,7 @@ def test_fatal_errors_stop_at_once_without_the_key(server: Any, fault: Any, sent
     with pytest.raises(error, match=re.escape(words)) as caught:
         chat_once(tx, sent)
     assert server.request_count("chat") == 1 and tx.usage.retries == 0 and caught.value.__cause__ is None
-    assert isinstance(caught.value, FatalProviderError)
+    assert isinstance(caught.value, FatalError)
     assert "SECRET" not in str(caught.value) + repr(caught.value) + repr(tx)
 
 
@@ -194,21 +235,21 @@ def test_gives_up_after_max_attempts_naming_the_last_error_without_the_key() -> 
 def test_missing_key_fails_only_when_a_request_is_needed(tmp_path: Path, monkeypatch: Any, server: Any) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    tx = Transport(None, None, cache=(cache := ResponseCache(tmp_path)))
+    tx = Transport.from_settings(LLMSettings(), cache=(cache := ResponseCache(tmp_path)))
     assert tx.base_url == DEFAULT_BASE_URL  # the public API when nothing else is set
     cache.put(ResponseCache.key(tx.base_url, body(), {}), {"choices": [], "usage": {}})
     assert run_chats(tx, [body()])[0] == ({"choices": [], "usage": {}}, True)
-    with pytest.raises(FatalProviderError, match="no API key: set OPENAI_API_KEY"):
+    with pytest.raises(FatalError, match="no API key: set OPENAI_API_KEY"):
         chat_once(tx, body("not cached"))
-    chat_once(Transport(server.base_url, None))  # another server needs no key
+    chat_once(Transport.from_settings(LLMSettings(base_url=server.base_url)))  # another server needs no key
     assert server.request_count("chat") == 1
 
 
 def test_burst_of_rate_limits_under_concurrency_all_succeeds(server: FakeOpenAIServer) -> None:
     server.add_fault(FaultRule("rate_limit", times=12, retry_after=0.05))
-    tx, started = transport(server, concurrency=8), time.perf_counter()
+    tx = transport(server, concurrency=8)
     results = run_chats(tx, [body(f"q{i}") for i in range(24)])
-    assert all(not isinstance(r, BaseException) for r in results) and time.perf_counter() - started < 5
+    assert all(not isinstance(r, BaseException) for r in results)
     assert tx.usage.rate_limited == 12 and server.request_count("chat") == 36 and tx.concurrency.current < 8
 
 
@@ -234,31 +275,45 @@ def test_adaptive_concurrency_halves_on_429_and_grows_back() -> None:
 
     async def jobs() -> None:
         await asyncio.gather(*(job() for _ in range(10)))
+
     asyncio.run(jobs())
     assert (max(peaks), len(peaks), cap.in_flight) == (2, 10, 0)
 
 
-def test_rate_limiter_paces_requests_and_tokens() -> None:
+def test_rate_limiter_paces_requests_and_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paced on a virtual clock: ``asyncio.sleep`` in the limiter advances it (no wall time)."""
+    now = [0.0]
+
+    async def virtual_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr("prist_builder.llm.limiter.asyncio.sleep", virtual_sleep)
+
     async def times(limiter: RateLimiter, sizes: list[int]) -> list[float]:
-        started, stamps = time.perf_counter(), []
+        stamps = []
         for size in sizes:
             await limiter.acquire(size)
-            stamps.append(time.perf_counter() - started)
+            stamps.append(now[0])
         return stamps
 
-    by_requests = asyncio.run(times(RateLimiter(rpm=1200, tpm=None), [1] * 32))  # 20/s, a burst of 20
-    assert by_requests[19] < 0.1 and by_requests[31] >= 0.55
-    by_tokens = asyncio.run(times(RateLimiter(rpm=None, tpm=6000), [10_000, 50]))  # 100/s, a bucket of 6000
-    assert by_tokens[0] < 0.05 and by_tokens[1] >= 0.45  # more than the bucket: goes once it is full
-    assert asyncio.run(times(RateLimiter(None, None), [10**9] * 100))[-1] < 0.05
+    def clock() -> float:
+        return now[0]
+
+    by_requests = asyncio.run(times(RateLimiter(rpm=1200, tpm=None, clock=clock), [1] * 32))  # 20/s, a burst of 20
+    assert by_requests[19] == 0.0 and by_requests[31] == pytest.approx(0.6)
+    now[0] = 0.0
+    by_tokens = asyncio.run(times(RateLimiter(rpm=None, tpm=6000, clock=clock), [10_000, 50]))  # 100/s, bucket 6000
+    assert by_tokens[0] == 0.0 and by_tokens[1] >= 0.5  # more than the bucket: goes once it is full
+    now[0] = 0.0
+    assert asyncio.run(times(RateLimiter(None, None, clock=clock), [10**9] * 100))[-1] == 0.0
 
 
 def test_usage_cost_and_prices(server: FakeOpenAIServer, tmp_path: Path) -> None:
     tx = transport(server)
     results = [r[0] for r in run_chats(tx, [body("a" * 400), body("b" * 40), body("c", "gpt-4o-2024-08-06")])]
     tokens = [(r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"]) for r in results]
-    assert (tx.usage.prompt_tokens, tx.usage.completion_tokens) == tuple(map(sum, zip(*tokens)))
-    expected = sum(cost_usd(r["model"], p, c, tx.prices) or 0 for r, (p, c) in zip(results, tokens))
+    assert (tx.usage.prompt_tokens, tx.usage.completion_tokens) == tuple(map(sum, zip(*tokens, strict=True)))
+    expected = sum(cost_usd(r["model"], p, c, tx.prices) or 0 for r, (p, c) in zip(results, tokens, strict=True))
     assert expected > 0 and tx.usage.cost_usd == pytest.approx(expected) and tx.usage.requests == 3
     (total := Usage(requests=1, cost_usd=0.5)).add(tx.usage)
     assert (total.as_dict()["requests"], total.as_dict()["cost_usd"]) == (4, round(expected + 0.5, 6))
@@ -276,8 +331,10 @@ def test_usage_cost_and_prices(server: FakeOpenAIServer, tmp_path: Path) -> None
 
 
 def test_files_and_batches_round_trip() -> None:
-    lines = [{"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body(f"line {i}")}
-             for i in range(3)]
+    lines = [
+        {"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body(f"line {i}")}
+        for i in range(3)
+    ]
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
 
     async def go(tx: Transport) -> tuple[dict[str, Any], bytes, bytes]:

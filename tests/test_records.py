@@ -6,9 +6,9 @@ import json
 
 import networkx as nx
 import pytest
+from conftest import run_cli
 from pydantic import ValidationError
 
-from conftest import run_cli
 from prist_builder.records import SCHEMAS, DialogueRecord, TreeRecord
 
 
@@ -95,10 +95,22 @@ def test_target_count_bounds() -> None:
 def dialogue_data(turns: int = 3, **changes) -> dict:
     messages = []
     for index in range(turns - 1):
-        messages += [{"role": "user", "content": f"Question {index}?"}, {"role": "assistant", "content": f"Answer {index}."}]
-    messages += [{"role": "user", "content": "Please segment it."}, {"role": "assistant", "content": "Sure, [OBJ]red cup[SEG]."}]
-    data = {"sample_id": "img-e0", "image_id": "img", "provider": "test", "turns": messages, "focus": "red cup",
-            "target_element_id": "e0"}
+        messages += [
+            {"role": "user", "content": f"Question {index}?"},
+            {"role": "assistant", "content": f"Answer {index}."},
+        ]
+    messages += [
+        {"role": "user", "content": "Please segment it."},
+        {"role": "assistant", "content": "Sure, [OBJ]red cup[SEG]."},
+    ]
+    data = {
+        "sample_id": "img-e0",
+        "image_id": "img",
+        "provider": "test",
+        "turns": messages,
+        "focus": "red cup",
+        "target_element_id": "e0",
+    }
     data.update(changes)
     return data
 

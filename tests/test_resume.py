@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import check_run, run_cli
+
 from prist_builder.pipeline.store import RunStore
 from prist_builder.records import Reject
 from prist_builder.testing.synthetic import write_synthetic
@@ -31,8 +31,19 @@ def _journal_lines(run: Path, step: str) -> int:
 
 
 def _start(inputs: Path, run: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "prist_builder", "build", "all", "--labelme", str(inputs), "--run", str(run),
-               "--seed", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "prist_builder",
+        "build",
+        "all",
+        "--labelme",
+        str(inputs),
+        "--run",
+        str(run),
+        "--seed",
+        "5",
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

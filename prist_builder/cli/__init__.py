@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from prist_builder.cli.annotate import register_annotate
 from prist_builder.cli.build import build_app
-from prist_builder.cli.inspect import register_inspect
+from prist_builder.cli.console import show_library_warnings
 from prist_builder.cli.demo import register_demo
+from prist_builder.cli.evaluate import register_evaluate
 from prist_builder.cli.export import register_export
+from prist_builder.cli.inspect import register_inspect
+from prist_builder.cli.qa import register_qa
+from prist_builder.cli.review import register_review
 
 app = typer.Typer(
     name="prist",
@@ -19,9 +24,14 @@ app = typer.Typer(
 app.add_typer(build_app, name="build")
 register_inspect(app)
 register_demo(app)
+register_annotate(app)
+register_qa(app)
+register_review(app)
+register_evaluate(app)
 register_export(app)
 
 
 def main() -> None:
     """Console entry point of ``prist``."""
+    show_library_warnings()
     app()

@@ -5,54 +5,105 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from prist_builder.annotation.regions import AnnotationError
 from prist_builder.cli.console import console, fail, report_table, step_progress
-from prist_builder.cli.openai_options import OpenAIOpts, openai_provider, print_dry_run, with_openai_options
+from prist_builder.cli.openai_options import (
+    OpenAIOpts,
+    one_line,
+    openai_provider,
+    print_dry_run,
+    with_openai_options,
+)
 from prist_builder.pipeline.build import BuildResult, build
+from prist_builder.pipeline.config_file import ConfigFileError, load_config_file
 from prist_builder.pipeline.manifest import BuildConfig, ConfigMismatchError, read_manifest
 from prist_builder.pipeline.store import RunLockedError
-from prist_builder.providers import PROVIDERS, FatalProviderError, Provider, get_provider
+from prist_builder.providers import PROVIDERS, FatalError, Provider, get_provider
 from prist_builder.providers.base import UnsupportedSettingError
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+from prist_builder.records.steps import STEPS
 
 build_app = typer.Typer(help="Run pipeline steps into a run folder (resumable).", no_args_is_help=True)
 
 RunOpt = Annotated[Path, typer.Option("--run", help="Run folder: records, rejects and manifest go here.")]
-ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Folder of images.", file_okay=False)]
-LabelmeOpt = Annotated[Optional[Path], typer.Option("--labelme", help="Folder of Labelme JSON files.", file_okay=False)]
-CocoOpt = Annotated[Optional[Path], typer.Option("--coco", help="COCO instances JSON file.", dir_okay=False)]
-ProviderOpt = Annotated[str, typer.Option("--provider", help=f"Who writes the content: {', '.join(PROVIDERS)}.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Build at most N images (first by id).")]
-MinTurnsOpt = Annotated[int, typer.Option("--min-turns", min=1, help="Fewest turns per dialogue.")]
-MaxTurnsOpt = Annotated[int, typer.Option("--max-turns", min=1, help="Most turns per dialogue.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes for step 1 of CPU-bound providers.")]
+ImagesOpt = Annotated[Path | None, typer.Option("--images", help="Folder of images.", file_okay=False)]
+LabelmeOpt = Annotated[Path | None, typer.Option("--labelme", help="Folder of Labelme JSON files.", file_okay=False)]
+CocoOpt = Annotated[Path | None, typer.Option("--coco", help="COCO instances JSON file.", dir_okay=False)]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider", help=f"Who writes the content: {', '.join(PROVIDERS)} \\[default: offline].", show_default=False
+    ),
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Seed of every random choice \\[default: 0].", show_default=False)
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Build at most N images (first by id).")]
+MinTurnsOpt = Annotated[
+    int | None,
+    typer.Option("--min-turns", min=1, help=f"Fewest turns per dialogue \\[default: {MIN_TURNS}].", show_default=False),
+]
+MaxTurnsOpt = Annotated[
+    int | None,
+    typer.Option("--max-turns", min=1, help=f"Most turns per dialogue \\[default: {MAX_TURNS}].", show_default=False),
+]
 DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 8))
-FsyncOpt = Annotated[bool, typer.Option("--fsync/--no-fsync", help="fsync run files (--no-fsync: faster, still safe against kill -9).")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help=f"Processes for step 1 of CPU-bound providers \\[default: {DEFAULT_WORKERS}].",
+        show_default=False,
+    ),
+]
+FsyncOpt = Annotated[
+    bool, typer.Option("--fsync/--no-fsync", help="fsync run files (--no-fsync: faster, still safe against kill -9).")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        dir_okay=False,
+        help="Build settings from a TOML or YAML file, or a run's manifest.json (reproduces that run);"
+        " options given here win.",
+    ),
+]
 
 
-def _source_config(images: Path | None, labelme: Path | None, coco: Path | None, provider: str, seed: int,
-                   limit: int | None, min_turns: int, max_turns: int, workers: int = 1,
-                   provider_options: dict[str, Any] | None = None) -> BuildConfig:
-    if labelme is not None and coco is not None:
-        raise typer.BadParameter("give --labelme or --coco, not both")
-    if images is None and labelme is None and coco is None:
+def _source_config(config_file: Path | None, given: dict[str, Any], opts: OpenAIOpts) -> BuildConfig:
+    """The build's config: ``--config`` file values, then the options given on the command line.
+
+    Raises:
+        typer.BadParameter: missing inputs, a path that does not exist, a bad value (names the field).
+    """
+    try:
+        base = load_config_file(config_file) if config_file is not None else {}
+    except ConfigFileError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    values = {**base, **{k: v for k, v in given.items() if v is not None}}
+    values.setdefault("workers", DEFAULT_WORKERS)
+    for name in ("images", "labelme", "coco"):
+        if values.get(name) is not None:
+            path = Path(values[name])
+            if not path.exists():
+                raise typer.BadParameter(f"{path}: no such file or folder")
+            values[name] = str(path.resolve())
+    if not any(values.get(n) for n in ("images", "labelme", "coco")):
         raise typer.BadParameter("give --images, --labelme or --coco")
-    if min_turns > max_turns:
-        raise typer.BadParameter(f"--min-turns {min_turns} is above --max-turns {max_turns}")
+    provider = values.get("provider", "offline")
     if provider not in PROVIDERS:
         raise typer.BadParameter(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    for given in (images, labelme, coco):
-        if given is not None and not given.exists():
-            raise typer.BadParameter(f"{given}: no such file or folder")
-    resolve = lambda p: str(p.resolve()) if p is not None else None  # noqa: E731
-    return BuildConfig(provider=provider, seed=seed, images=resolve(images), labelme=resolve(labelme),
-                       coco=resolve(coco), limit=limit, min_turns=min_turns, max_turns=max_turns, workers=workers,
-                       provider_options=provider_options or {})
+    values["provider_options"] = opts.stored(provider, values.get("provider_options"))
+    try:
+        return BuildConfig.model_validate(values)
+    except ValidationError as exc:
+        raise typer.BadParameter(one_line(exc)) from None
 
 
 def _run_config(run: Path, provider: str | None) -> BuildConfig:
@@ -65,8 +116,9 @@ def _run_config(run: Path, provider: str | None) -> BuildConfig:
     return config
 
 
-def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool = True,
-            provider: Provider | None = None) -> BuildResult:
+def execute(
+    run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool = True, provider: Provider | None = None
+) -> BuildResult:
     """Run a build with progress bars and print its summary; map failures to exit codes.
 
     Raises:
@@ -76,11 +128,11 @@ def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool 
         with step_progress() as hook:
             result = asyncio.run(build(run, config, steps, provider=provider, progress=hook, fsync=fsync))
     except KeyboardInterrupt:
-        raise fail(f"interrupted; finished records in {run} are kept: run the same command to resume", 130)
+        raise fail(f"interrupted; finished records in {run} are kept: run the same command to resume", 130) from None
     except UnsupportedSettingError as exc:
-        raise fail(str(exc), 2)
-    except (ConfigMismatchError, RunLockedError, FatalProviderError, FileNotFoundError, AnnotationError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc), 2) from None
+    except (ConfigMismatchError, RunLockedError, FatalError, FileNotFoundError, AnnotationError) as exc:
+        raise fail(str(exc)) from None
     console.print(report_table(result.reports))
     counts = result.manifest.get("counts", {})
     console.print(
@@ -91,14 +143,19 @@ def execute(run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool 
     usage = result.manifest.get("usage")
     if usage:
         cost = f", ${usage.get('cost_usd', 0):.4f}" if usage.get("cost_usd") is not None else ""
-        console.print(f"requests: {usage.get('requests', 0)} sent, {usage.get('cached', 0)} from cache, "
-                      f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens{cost}"
-                      " (totals for this run folder)", highlight=False)
+        console.print(
+            f"requests: {usage.get('requests', 0)} sent, {usage.get('cached', 0)} from cache, "
+            f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens{cost}"
+            " (totals for this run folder)",
+            highlight=False,
+        )
     last = {"elements": "images", "trees": "trees", "dialogues": "dialogues"}[steps[-1]]
     waiting = sum(r.deferred for r in result.reports)
     if waiting:  # batch answers not in yet, or a server that kept failing
-        raise fail(f"{waiting} input(s) could not finish yet (batch answers pending or the server kept failing);"
-                   " finished records are kept: run the same command again")
+        raise fail(
+            f"{waiting} input(s) could not finish yet (batch answers pending or the server kept failing);"
+            " finished records are kept: run the same command again"
+        )
     if counts.get(last, 0) == 0:
         raise fail(f"nothing could be built in {run}: every input was rejected (see {run / 'rejects.jsonl'})")
     return result
@@ -117,22 +174,46 @@ def _start(run: Path, config: BuildConfig, steps: tuple[str, ...], opts: OpenAIO
 
 @build_app.command("elements")
 @with_openai_options
-def build_elements(run: RunOpt, images: ImagesOpt = None, labelme: LabelmeOpt = None, coco: CocoOpt = None,
-                   provider: ProviderOpt = "offline", seed: SeedOpt = 0, limit: LimitOpt = None,
-                   min_turns: MinTurnsOpt = MIN_TURNS, max_turns: MaxTurnsOpt = MAX_TURNS,
-                   workers: WorkersOpt = DEFAULT_WORKERS, fsync: FsyncOpt = True,
-                   **openai: Any) -> None:
+def build_elements(
+    run: RunOpt,
+    images: ImagesOpt = None,
+    labelme: LabelmeOpt = None,
+    coco: CocoOpt = None,
+    provider: ProviderOpt = None,
+    seed: SeedOpt = None,
+    limit: LimitOpt = None,
+    min_turns: MinTurnsOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    workers: WorkersOpt = None,
+    fsync: FsyncOpt = True,
+    config: ConfigOpt = None,
+    **openai: Any,
+) -> None:
     """Step 1: extract the visible elements of each image (paper section 3.2.1)."""
     opts = OpenAIOpts.from_kwargs(openai)
-    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns, workers,
-                            opts.stored(provider))
-    _start(run, config, ("elements",), opts, fsync)
+    given = dict(
+        images=images,
+        labelme=labelme,
+        coco=coco,
+        provider=provider,
+        seed=seed,
+        limit=limit,
+        min_turns=min_turns,
+        max_turns=max_turns,
+        workers=workers,
+    )
+    settings = _source_config(config, given, opts)
+    _start(run, settings, ("elements",), opts, fsync)
 
 
 @build_app.command("trees")
 @with_openai_options
-def build_trees(run: RunOpt, provider: Annotated[Optional[str], typer.Option("--provider")] = None,
-                fsync: FsyncOpt = True, **openai: Any) -> None:
+def build_trees(
+    run: RunOpt,
+    provider: Annotated[str | None, typer.Option("--provider")] = None,
+    fsync: FsyncOpt = True,
+    **openai: Any,
+) -> None:
     """Step 2: reasoning questions and a reasoning tree per image (section 3.2.2)."""
     opts = OpenAIOpts.from_kwargs(openai)
     _start(run, opts.resumed(_run_config(run, provider)), ("trees",), opts, fsync)
@@ -140,8 +221,12 @@ def build_trees(run: RunOpt, provider: Annotated[Optional[str], typer.Option("--
 
 @build_app.command("dialogues")
 @with_openai_options
-def build_dialogues(run: RunOpt, provider: Annotated[Optional[str], typer.Option("--provider")] = None,
-                    fsync: FsyncOpt = True, **openai: Any) -> None:
+def build_dialogues(
+    run: RunOpt,
+    provider: Annotated[str | None, typer.Option("--provider")] = None,
+    fsync: FsyncOpt = True,
+    **openai: Any,
+) -> None:
     """Step 3: one multi-turn dialogue per tree path (section 3.2.3)."""
     opts = OpenAIOpts.from_kwargs(openai)
     _start(run, opts.resumed(_run_config(run, provider)), ("dialogues",), opts, fsync)
@@ -149,12 +234,32 @@ def build_dialogues(run: RunOpt, provider: Annotated[Optional[str], typer.Option
 
 @build_app.command("all")
 @with_openai_options
-def build_all(run: RunOpt, images: ImagesOpt = None, labelme: LabelmeOpt = None, coco: CocoOpt = None,
-              provider: ProviderOpt = "offline", seed: SeedOpt = 0, limit: LimitOpt = None,
-              min_turns: MinTurnsOpt = MIN_TURNS, max_turns: MaxTurnsOpt = MAX_TURNS,
-              workers: WorkersOpt = DEFAULT_WORKERS, fsync: FsyncOpt = True, **openai: Any) -> None:
+def build_all(
+    run: RunOpt,
+    images: ImagesOpt = None,
+    labelme: LabelmeOpt = None,
+    coco: CocoOpt = None,
+    provider: ProviderOpt = None,
+    seed: SeedOpt = None,
+    limit: LimitOpt = None,
+    min_turns: MinTurnsOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    workers: WorkersOpt = None,
+    fsync: FsyncOpt = True,
+    config: ConfigOpt = None,
+    **openai: Any,
+) -> None:
     """All three steps in order: elements, trees, dialogues."""
     opts = OpenAIOpts.from_kwargs(openai)
-    config = _source_config(images, labelme, coco, provider, seed, limit, min_turns, max_turns, workers,
-                            opts.stored(provider))
-    _start(run, config, ("elements", "trees", "dialogues"), opts, fsync)
+    given = dict(
+        images=images,
+        labelme=labelme,
+        coco=coco,
+        provider=provider,
+        seed=seed,
+        limit=limit,
+        min_turns=min_turns,
+        max_turns=max_turns,
+        workers=workers,
+    )
+    _start(run, _source_config(config, given, opts), STEPS, opts, fsync)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -14,6 +16,27 @@ from prist_builder.pipeline.runner import Outcome, StepReport
 
 console = Console()
 errors = Console(stderr=True)
+_status_listeners: list[Callable[[str], None]] = []
+
+
+class _ConsoleLines(logging.Handler):
+    """Shows the library's warnings (a long rate-limit wait, an unpriced model) on stderr the
+    moment they happen, above any progress bar, and in the bars' status column."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        errors.print(f"[yellow]{escape(text)}[/]", highlight=False, soft_wrap=True)
+        for listener in list(_status_listeners):
+            listener(text)
+
+
+def show_library_warnings() -> None:
+    """Route ``prist_builder``'s WARNING log lines to the console (idempotent)."""
+    logger = logging.getLogger("prist_builder")
+    if not any(isinstance(h, _ConsoleLines) for h in logger.handlers):
+        logger.addHandler(_ConsoleLines(level=logging.WARNING))
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -32,21 +55,32 @@ def step_progress() -> Iterator[Callable[[str, int], Callable[[Outcome], None]]]
         TextColumn("rejected {task.fields[rejected]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("[yellow]{task.fields[status]}"),
     )
     with Progress(*columns, console=errors, transient=False) as progress:
 
+        def show_status(text: str) -> None:
+            for task in progress.tasks:
+                if not task.finished:
+                    progress.update(task.id, status=text)
+
+        _status_listeners.append(show_status)
+
         def hook(step: str, total: int) -> Callable[[Outcome], None]:
-            task = progress.add_task(step, total=total, rejected=0)
+            task = progress.add_task(step, total=total, rejected=0, status="")
             rejected = 0
 
             def advance(outcome: Outcome) -> None:
                 nonlocal rejected
                 rejected += 0 if outcome.records else 1
-                progress.update(task, advance=1, rejected=rejected)
+                progress.update(task, advance=1, rejected=rejected, status="")
 
             return advance
 
-        yield hook
+        try:
+            yield hook
+        finally:
+            _status_listeners.remove(show_status)
 
 
 def report_table(reports: list[StepReport]) -> Table:

@@ -14,6 +14,7 @@ from prist_builder.cli.inspect import load_stats, stats_table
 from prist_builder.demo import DemoDataError, materialise
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.preview import write_previews
+from prist_builder.records.steps import STEPS
 
 PREVIEWS = 3
 """Dialogue previews (and their trees) the demo writes."""
@@ -35,12 +36,20 @@ def register_demo(app: typer.Typer) -> None:
         try:
             images, labelme = materialise(out)
         except DemoDataError as exc:
-            raise fail(str(exc))
-        config = BuildConfig(provider="offline", seed=seed, images=str(images.resolve()), labelme=str(labelme.resolve()),
-                             workers=DEFAULT_WORKERS)
-        execute(run, config, ("elements", "trees", "dialogues"))
+            raise fail(str(exc)) from None
+        config = BuildConfig(
+            provider="offline",
+            seed=seed,
+            images=str(images.resolve()),
+            labelme=str(labelme.resolve()),
+            workers=DEFAULT_WORKERS,
+        )
+        execute(run, config, STEPS)
         console.print(stats_table(load_stats(run)))
         written = write_previews(run, out / "previews", PREVIEWS)
-        console.print(f"records: [bold]{run}[/] (elements.jsonl, trees.jsonl, dialogues.jsonl, rejects.jsonl, manifest.json)", highlight=False)
+        console.print(
+            f"records: [bold]{run}[/] (elements.jsonl, trees.jsonl, dialogues.jsonl, rejects.jsonl, manifest.json)",
+            highlight=False,
+        )
         for path in written:
             console.print(f"preview: {path}", highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,26 +15,33 @@ import_app = typer.Typer(help="Read datasets in other formats into a run folder.
 FileArg = Annotated[
     Path, typer.Argument(help="The authors' released JSON split (e.g. PRIST/test.json).", dir_okay=False)
 ]
-ImagesOpt = Annotated[
-    Optional[Path], typer.Option("--images", help="Folder of the images, by img_id.", file_okay=False)
-]
+ImagesOpt = Annotated[Path | None, typer.Option("--images", help="Folder of the images, by img_id.", file_okay=False)]
 MasksOpt = Annotated[
-    Optional[Path], typer.Option("--masks", help="Folder of <sample_id>.png target masks.", file_okay=False)
+    Path | None, typer.Option("--masks", help="Folder of <sample_id>.png target masks.", file_okay=False)
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="hf (dataset folder), llava, lisa or prist-json.")]
-ValidationOpt = Annotated[Optional[float], typer.Option(
-    "--validation", min=0, help="Validation size: a fraction (<1) or a sample count. Default: the paper's 500/8320.")]
-TestOpt = Annotated[Optional[float], typer.Option(
-    "--test", min=0, help="Test size: a fraction (<1) or a sample count. Default: the paper's 508/8320.")]
-OneSplitOpt = Annotated[Optional[str], typer.Option(
-    "--one-split", help="Put every sample into this split (train, validation or test).")]
-KeepOpt = Annotated[bool, typer.Option(
-    "--keep-unfinished", help="hf: also export samples without a final mask or an image.")]
+ValidationOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--validation", min=0, help="Validation size: a fraction (<1) or a sample count. Default: the paper's 500/8320."
+    ),
+]
+TestOpt = Annotated[
+    float | None,
+    typer.Option("--test", min=0, help="Test size: a fraction (<1) or a sample count. Default: the paper's 508/8320."),
+]
+OneSplitOpt = Annotated[
+    str | None, typer.Option("--one-split", help="Put every sample into this split (train, validation or test).")
+]
+KeepOpt = Annotated[
+    bool, typer.Option("--keep-unfinished", help="hf: also export samples without a final mask or an image.")
+]
 ShardOpt = Annotated[int, typer.Option("--max-shard-mb", min=1, help="About the most MiB per parquet shard.")]
 LicenseOpt = Annotated[str, typer.Option("--license", help="License id for the card (e.g. cc-by-4.0).")]
-TokenOpt = Annotated[Optional[str], typer.Option(
-    "--token", help="Hub token (else HF_TOKEN, else the stored login).", show_default=False)]
-RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (created if missing).")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", help="Hub token (else HF_TOKEN, else the stored login).", show_default=False)
+]
+RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Branch to push to (created if missing).")]
 
 
 def _progress_off() -> None:
@@ -58,19 +65,22 @@ def import_prist_json_cmd(
     from prist_builder.pipeline.store import RunLockedError
 
     if not file.is_file():
-        raise fail(f"{file}: no such file", 2)
+        raise fail(f"{file}: no such file", 2) from None
     try:
         summary = import_prist_json(file, run, images=images, masks=masks)
     except (ImportError_, RunLockedError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
         return
     console.print(f"imported {summary.samples} samples over {summary.images} images into {run}", highlight=False)
     console.print(f"dialogue forms: {summary.forms}", highlight=False)
     if summary.images_absent:
-        console.print(f"images not found: {summary.images_absent} ({summary.samples_without_image} samples kept"
-                      " without an image)", highlight=False)
+        console.print(
+            f"images not found: {summary.images_absent} ({summary.samples_without_image} samples kept"
+            " without an image)",
+            highlight=False,
+        )
     if summary.masks:
         console.print(f"masks: {summary.masks}", highlight=False)
     for index, reason in {**summary.rejected, **summary.warnings}.items():
@@ -103,13 +113,16 @@ def register_export(app: typer.Typer) -> None:
         _progress_off()
         try:
             defaults = SplitSpec()
-            spec = SplitSpec(validation=defaults.validation if validation is None else validation,
-                             test=defaults.test if test is None else test)
+            spec = SplitSpec(
+                validation=defaults.validation if validation is None else validation,
+                test=defaults.test if test is None else test,
+            )
             options = {"max_shard_bytes": max_shard_mb * 1024 * 1024, "license": license} if fmt == "hf" else {}
-            summary = export_as(fmt, run, out, spec=spec, seed=seed, keep_unfinished=keep_unfinished,
-                                one_split=one_split, **options)
+            summary = export_as(
+                fmt, run, out, spec=spec, seed=seed, keep_unfinished=keep_unfinished, one_split=one_split, **options
+            )
         except (ValueError, FileNotFoundError, ExportError) as exc:
-            raise fail(str(exc), 2 if isinstance(exc, ValueError) else 1)
+            raise fail(str(exc), 2 if isinstance(exc, ValueError) else 1) from None
         if as_json:
             typer.echo(dump(summary))
         else:
@@ -131,6 +144,8 @@ def register_export(app: typer.Typer) -> None:
         try:
             result = push_export(folder, repo_id, token=token, private=private, revision=revision)
         except HubError as exc:
-            raise fail(str(exc), exc.code)
-        console.print(f"pushed {len(result.files)} files to {result.repo_id}@{result.revision}: {result.commit_url}",
-                      highlight=False)
+            raise fail(str(exc), exc.code) from None
+        console.print(
+            f"pushed {len(result.files)} files to {result.repo_id}@{result.revision}: {result.commit_url}",
+            highlight=False,
+        )

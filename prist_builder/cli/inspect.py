@@ -11,7 +11,7 @@ from rich.table import Table
 
 from prist_builder.cli.console import console, fail
 from prist_builder.pipeline.store import read_records, run_bounds
-from prist_builder.records import DialogueRecord, ElementsRecord, SCHEMAS
+from prist_builder.records import SCHEMAS, DialogueRecord, ElementsRecord
 from prist_builder.stats import DatasetStats, compute_stats
 
 

@@ -8,64 +8,96 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Literal
 
 import typer
+from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
 from prist_builder.cli.console import console
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.steps import source_paths
-from prist_builder.pipeline.store import RunStore
+from prist_builder.pipeline.store import finished_keys, is_busy
+from prist_builder.providers.openai.config import OpenAIProviderConfig
+from prist_builder.records.steps import PROMPT_OF_STEP
 from prist_builder.sources import discover
 
 PANEL = "OpenAI provider (--provider openai)"
-STORED = ("model", "base_url", "concurrency", "rpm", "tpm", "detail", "max_side", "response_format", "max_reasks",
-          "temperature", "timeout_s", "max_attempts", "cache_dir", "price_file", "batch", "batch_poll_s", "batch_fallback")
-"""Options recorded in the manifest (never the API key)."""
-IDENTITY = ("model", "response_format", "detail", "max_side")
-"""Options that change what the model writes: always recorded (given or not), and a
-resumed run must keep them."""
 
 
-def identity_defaults() -> dict[str, Any]:
-    """The provider's own defaults of :data:`IDENTITY` (read from its signature)."""
-    from prist_builder.providers.openai.provider import OpenAIProvider
-
-    parameters = inspect.signature(OpenAIProvider).parameters
-    return {name: parameters[name].default for name in IDENTITY}
-
-
-def _opt(name: str, kind: Any, help_text: str, default: Any = None, **extra: Any) -> inspect.Parameter:
-    return inspect.Parameter(name.lstrip("-").replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=Annotated[kind, typer.Option(name, help=help_text, rich_help_panel=PANEL, **extra)])
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``X | None``; other annotations as they are."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
 
 
-OPTIONS: list[inspect.Parameter] = [
-    _opt("--model", Optional[str], "Model name \\[default: gpt-4o-2024-08-06]."),
-    _opt("--base-url", Optional[str], "OpenAI-compatible API base URL (vLLM, Ollama, Azure) \\[default: OpenAI]."),
-    _opt("--api-key", Optional[str], "API key \\[default: $OPENAI_API_KEY]; never written to files or messages (prefer the variable: a flag shows in ps and shell history).", show_default=False),
-    _opt("--concurrency", Optional[int], "Requests in flight at most \\[default: 8].", min=1),
-    _opt("--rpm", Optional[int], "Requests per minute budget.", min=1),
-    _opt("--tpm", Optional[int], "Tokens per minute budget (images by GPT-4o's tile rule).", min=1),
-    _opt("--detail", Optional[str], "Image detail: low, high or auto \\[default: high]."),
-    _opt("--max-side", Optional[int], "Downscale images to this long side in pixels \\[default: 1024].", min=16),
-    _opt("--response-format", Optional[str], "json_schema (strict), json_object or none \\[default: json_schema]."),
-    _opt("--max-reasks", Optional[int], "Re-asks after an answer that breaks a rule \\[default: 2].", min=0),
-    _opt("--temperature", Optional[float], "Sampling temperature \\[default: the server's]."),
-    _opt("--timeout", Optional[float], "Seconds per request \\[default: 120].", min=0.1),
-    _opt("--max-attempts", Optional[int], "Attempts per request on 429/5xx/timeouts \\[default: 6].", min=1),
-    _opt("--cache-dir", Optional[Path], "Response cache \\[default: $PRIST_CACHE_DIR or ~/.cache/prist/openai]."),
-    _opt("--price-file", Optional[Path], "JSON {model: [USD per 1M input, per 1M output]} overriding prices."),
-    _opt("--batch", bool, "Use the Batch API (half price, up to 24 h).", default=False),
-    _opt("--batch-poll", Optional[float], "Seconds between batch polls \\[default: 30].", min=0.0),
-    _opt("--batch-fallback", bool, "After the last batch round, send what is missing online.", default=False),
-    _opt("--dry-run", bool, "Estimate tokens and cost; send nothing.", default=False),
-]
+def _cli_type(annotation: Any) -> Any:
+    """The Typer type of a config field: ``Literal`` and ``SecretStr`` read as text."""
+    base = _unwrap(annotation)
+    if typing.get_origin(base) is Literal or base is SecretStr:
+        return str
+    return base
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The allowed values of a ``Literal`` (or optional ``Literal``) field; ``[]`` otherwise."""
+    base = _unwrap(annotation)
+    return [str(v) for v in typing.get_args(base)] if typing.get_origin(base) is Literal else []
+
+
+def _options() -> tuple[list[inspect.Parameter], dict[str, str]]:
+    """One keyword option per field of :class:`OpenAIProviderConfig`, plus ``--dry-run``;
+    and the parameter name -> field name map."""
+    params, names = [], {}
+    for name, info in OpenAIProviderConfig.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        flag = str(extra["flag"])
+        kind = _cli_type(info.annotation)
+        choices = _choices(info.annotation)
+        default = info.default
+        help_text = (info.description or "").replace("[", "\\[")
+        if choices and all(isinstance(c, str) for c in choices):
+            help_text = help_text.rstrip(".") + f" ({', '.join(choices)})."
+        if default not in (None, False) and not isinstance(default, SecretStr):
+            help_text += f" \\[default: {default}]"
+        if kind is bool:
+            annotation = Annotated[bool, typer.Option(flag, help=help_text, rich_help_panel=PANEL)]
+            params.append(
+                inspect.Parameter(
+                    flag[2:].replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation
+                )
+            )
+        else:
+            annotation = Annotated[
+                kind | None, typer.Option(flag, help=help_text, rich_help_panel=PANEL, show_default=False)
+            ]
+            params.append(
+                inspect.Parameter(
+                    flag[2:].replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+                )
+            )
+        names[flag[2:].replace("-", "_")] = name
+    params.append(
+        inspect.Parameter(
+            "dry_run",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool, typer.Option("--dry-run", help="Estimate tokens and cost; send nothing.", rich_help_panel=PANEL)
+            ],
+        )
+    )
+    return params, names
+
+
+OPTIONS, FIELD_OF = _options()
 _NAMES = {p.name for p in OPTIONS}
-_RENAMED = {"timeout": "timeout_s", "batch_poll": "batch_poll_s"}
 
 
 def with_openai_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -86,33 +118,43 @@ def with_openai_options(command: Callable[..., None]) -> Callable[..., None]:
 
 @dataclass
 class OpenAIOpts:
-    """The OpenAI options of one command line (unset ones are ``None``)."""
+    """The OpenAI options of one command line: the fields given (by config field name),
+    the key (never stored), and ``--dry-run``."""
 
     values: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = None
     dry_run: bool = False
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "OpenAIOpts":
-        """Collect the options a command received."""
-        values = {}
-        for name, value in kwargs.items():
-            if name in ("api_key", "dry_run") or value is None or value is False:
-                continue
-            values[_RENAMED.get(name, name)] = str(value) if isinstance(value, Path) else value
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> OpenAIOpts:
+        """Collect the options a command received (unset ones are ``None`` or ``False``)."""
+        values = {
+            FIELD_OF[name]: (str(v) if isinstance(v, Path) else v)
+            for name, v in kwargs.items()
+            if name in FIELD_OF and name != "api_key" and v is not None and v is not False
+        }
         return cls(values, kwargs.get("api_key"), bool(kwargs.get("dry_run")))
 
-    def stored(self, provider: str) -> dict[str, Any]:
-        """Options to record in a new run's config.
+    def stored(self, provider: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Options to record in a new run's config: ``base`` (from ``--config``) with this
+        command line on top.
 
         Raises:
-            typer.BadParameter: OpenAI options given with another provider.
+            typer.BadParameter: OpenAI options given with another provider, or out of bounds.
         """
         if provider != "openai":
             if self.values or self.api_key:
-                raise typer.BadParameter(f"--{next(iter(self.values), 'api-key').replace('_', '-')} needs --provider openai")
-            return {}
-        return {**identity_defaults(), **{k: v for k, v in self.values.items() if k in STORED}}
+                raise typer.BadParameter(
+                    f"--{next(iter(self.values), 'api-key').replace('_', '-')} needs --provider openai"
+                )
+            return dict(base or {})
+        merged = {**(base or {}), **self.values}
+        try:
+            config = OpenAIProviderConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise typer.BadParameter(one_line(exc)) from None
+        identity = {k: getattr(config, k) for k in OpenAIProviderConfig.identity_fields()}
+        return {**config.model_dump(mode="json", exclude_none=True), **identity}
 
     def resumed(self, config: BuildConfig) -> BuildConfig:
         """A run's config with this command line's operational options on top.
@@ -121,48 +163,91 @@ class OpenAIOpts:
             typer.BadParameter: an option that changes the content differs from the run's.
         """
         merged = dict(config.provider_options)
-        defaults = identity_defaults() if config.provider == "openai" else {}
+        identity = OpenAIProviderConfig.identity_fields() if config.provider == "openai" else ()
+        defaults = OpenAIProviderConfig().model_dump(mode="json") if config.provider == "openai" else {}
         for name, value in self.values.items():
             recorded = merged.get(name, defaults.get(name))
-            if name in IDENTITY and recorded != value:
+            if name in identity and recorded != value:
                 raise typer.BadParameter(f"--{name.replace('_', '-')} {value!r}: this run was built with {recorded!r}")
             merged[name] = value
-        return BuildConfig(**{**config.__dict__, "provider_options": merged})
+        try:
+            return config.model_copy(
+                update={
+                    "provider_options": BuildConfig.model_validate(
+                        {**config.model_dump(), "provider_options": merged}
+                    ).provider_options
+                }
+            )
+        except ValidationError as exc:
+            raise typer.BadParameter(one_line(exc)) from None
+
+
+def one_line(exc: ValidationError) -> str:
+    """The first error of a validation failure as ``field: message``."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+    return f"{where}: {first.get('msg')}"
 
 
 def openai_provider(config: BuildConfig, opts: OpenAIOpts) -> Any:
     """The ``openai`` provider for a build, with a batch progress line on the console."""
     from prist_builder.providers.openai.provider import OpenAIProvider
 
-    provider = OpenAIProvider(**config.provider_options, api_key=opts.api_key, seed=config.seed)
-    provider.batch_progress = lambda status, done, total: console.print(
-        f"batch {status}: {done}/{total} requests", highlight=False)
+    settings = OpenAIProviderConfig.model_validate({**config.provider_options, "api_key": opts.api_key})
+    provider = OpenAIProvider(settings, seed=config.seed)
+    provider.client.batch_progress = lambda status, done, total: console.print(
+        f"batch {status}: {done}/{total} requests", highlight=False
+    )
     return provider
 
 
 def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[str, ...]) -> None:
-    """Print the token and cost estimate of a build without sending anything."""
+    """Print the token and cost estimate of a build without sending anything.
+
+    Reads only: no lock, no repair of the run folder, no file written (the run may be
+    another build's, in progress)."""
     from prist_builder.providers.openai.estimate import estimate
 
     items, _ = discover(**source_paths(config))
     items = items[: config.limit] if config.limit else items
-    journal = run / ".journal" / "elements.jsonl"
-    if journal.exists():  # inputs this run already finished cost nothing more
-        with RunStore(run, fsync=False) as store:
-            items = [i for i in items if not store.is_done("elements", i.image_id)]
-    wanted = {"elements": "elements", "trees": "tree", "dialogues": "dialogues"}
-    rows = [e for e in estimate(items, provider.model, provider.detail, provider.max_side, provider.transport.prices)
-            if e.step in {wanted[s] for s in steps}]
-    table = Table(title=f"dry run: {len(items)} image(s), model {provider.model} (no request sent)", title_justify="left")
+    if is_busy(run):
+        console.print(
+            f"{run} is being built by another prist process; estimating what it has not finished yet", highlight=False
+        )
+    done = finished_keys(run, "elements")  # inputs this run already finished cost nothing more
+    items = [i for i in items if i.image_id not in done]
+    rows = [
+        e
+        for e in estimate(
+            items, provider.model, provider.config.detail, provider.config.max_side, provider.client.transport.prices
+        )
+        if e.step in {PROMPT_OF_STEP[s] for s in steps}
+    ]
+    table = Table(
+        title=f"dry run: {len(items)} image(s), model {provider.model} (no request sent)", title_justify="left"
+    )
     for column in ("step", "requests", "prompt tokens", "completion tokens", "USD online", "USD batch"):
         table.add_column(column, justify="left" if column == "step" else "right")
-    money = lambda v: "unknown model" if v is None else f"{v:.4f}"  # noqa: E731
+
+    def money(value: float | None) -> str:
+        return "unknown model" if value is None else f"{value:.4f}"
+
     for row in rows:
-        table.add_row(row.step, str(row.requests), f"{row.prompt_tokens:,}", f"{row.completion_tokens:,}",
-                      money(row.usd), money(row.usd_batch))
+        table.add_row(
+            row.step,
+            str(row.requests),
+            f"{row.prompt_tokens:,}",
+            f"{row.completion_tokens:,}",
+            money(row.usd),
+            money(row.usd_batch),
+        )
     total = [r.usd for r in rows]
-    table.add_row("total", str(sum(r.requests for r in rows)), f"{sum(r.prompt_tokens for r in rows):,}",
-                  f"{sum(r.completion_tokens for r in rows):,}",
-                  money(None if None in total else sum(total)),
-                  money(None if None in total else sum(r.usd_batch for r in rows)))
+    table.add_row(
+        "total",
+        str(sum(r.requests for r in rows)),
+        f"{sum(r.prompt_tokens for r in rows):,}",
+        f"{sum(r.completion_tokens for r in rows):,}",
+        money(None if None in total else sum(total)),
+        money(None if None in total else sum(r.usd_batch for r in rows)),
+    )
     console.print(table)

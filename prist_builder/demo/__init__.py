@@ -18,7 +18,6 @@ PHOTO_PACKAGES: dict[str, tuple[str, str]] = {
     "coffee.png": ("skimage", "data"),
     "chelsea.png": ("skimage", "data"),
     "rocket.jpg": ("skimage", "data"),
-    "motorcycle_left.png": ("skimage", "data"),
     "china.jpg": ("sklearn", "datasets/images"),
     "flower.jpg": ("sklearn", "datasets/images"),
 }

@@ -63,8 +63,12 @@ def card_data(sizes: dict[str, int], license: str) -> DatasetCardData:
         tags=["reasoning-segmentation", "multi-turn", "referring-segmentation"],
         # datasets cannot load a split without rows (huggingface/datasets PR #8401), so an
         # empty split keeps its (row-less) shard on disk but is not listed in the config.
-        configs=[{"config_name": "default",
-                  "data_files": [{"split": name, "path": f"data/{name}-*"} for name in SPLITS if sizes.get(name)]}],
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": name, "path": f"data/{name}-*"} for name in SPLITS if sizes.get(name)],
+            }
+        ],
     )
     splits = SplitDict()
     for name in SPLITS:
@@ -98,8 +102,11 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
     turns = Counter(s.dialogue.num_turns for s in samples)
     bar_chart({str(k): turns[k] for k in sorted(turns)}, "samples per number of turns", assets / "turns.png")
     grains = Counter(granularity_of(s) for s in samples if s.mask is not None)
-    bar_chart({g: grains.get(g, 0) for g in ("coarse", "medium", "fine")}, "samples per granularity",
-              assets / "granularity.png")
+    bar_chart(
+        {g: grains.get(g, 0) for g in ("coarse", "medium", "fine")},
+        "samples per granularity",
+        assets / "granularity.png",
+    )
     lines += ["![turns per sample](assets/turns.png) ![granularity](assets/granularity.png)", ""]
     shown = 0
     for sample in samples:
@@ -128,7 +135,7 @@ def granularity_of(sample: Sample) -> str:
     return granularity(area(sample.mask), height, width)
 
 
-def _build_section(run: Path, samples: list[Sample], summary: "ExportSummary") -> list[str]:
+def _build_section(run: Path, samples: list[Sample], summary: ExportSummary) -> list[str]:
     manifest = read_manifest(run)
     config = manifest.get("config", {})
     options = config.get("provider_options") or {}
@@ -154,8 +161,9 @@ def _build_section(run: Path, samples: list[Sample], summary: "ExportSummary") -
     return lines + [""]
 
 
-def write_card(folder: Path, run: Path, splits: dict[str, list[Sample]], summary: "ExportSummary", *,
-               seed: int, license: str) -> Path:
+def write_card(
+    folder: Path, run: Path, splits: dict[str, list[Sample]], summary: ExportSummary, *, seed: int, license: str
+) -> Path:
     """Write ``folder/README.md`` and its pictures under ``folder/assets``; returns the card's path."""
     samples = [s for name in SPLITS for s in splits[name]]
     data = card_data(summary.sizes, license)

@@ -33,8 +33,17 @@ _WRITERS = {"llava": write_llava, "lisa": write_lisa, "prist-json": write_prist_
 _NEEDS_MASK = {"llava": False, "lisa": True, "prist-json": False}
 
 
-def export_as(fmt: str, run: Path, out: Path, *, spec: SplitSpec | None = None, seed: int = 0,
-              keep_unfinished: bool = False, one_split: str | None = None, **options: object) -> ExportSummary:
+def export_as(
+    fmt: str,
+    run: Path,
+    out: Path,
+    *,
+    spec: SplitSpec | None = None,
+    seed: int = 0,
+    keep_unfinished: bool = False,
+    one_split: str | None = None,
+    **options: object,
+) -> ExportSummary:
     """Export ``run`` into ``out`` in format ``fmt`` (see the module table).
 
     ``keep_unfinished`` and ``options`` (``max_shard_bytes``, ``license``) apply to ``hf``.
@@ -47,13 +56,15 @@ def export_as(fmt: str, run: Path, out: Path, *, spec: SplitSpec | None = None, 
     if fmt not in FORMATS:
         raise ValueError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "hf":
-        return export_run(run, out, spec=spec, seed=seed, keep_unfinished=keep_unfinished, one_split=one_split,
-                          **options)  # type: ignore[arg-type]
+        return export_run(
+            run, out, spec=spec, seed=seed, keep_unfinished=keep_unfinished, one_split=one_split, **options
+        )  # type: ignore[arg-type]
     out = Path(out)
     check_target(out)
     spec = spec or SplitSpec()
-    selection = select(list(iter_samples(run)), spec, seed, need_mask=_NEEDS_MASK[fmt], need_image=False,
-                       one_split=one_split)
+    selection = select(
+        list(iter_samples(run)), spec, seed, need_mask=_NEEDS_MASK[fmt], need_image=False, one_split=one_split
+    )
     paths = _WRITERS[fmt](selection, out)
     gone = {sid for ids in selection.left_out.values() for sid in ids}
     sizes = {name: sum(1 for s in samples if s.sample_id not in gone) for name, samples in selection.splits.items()}

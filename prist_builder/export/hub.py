@@ -98,16 +98,24 @@ def check_folder(folder: Path) -> list[Path]:
     """
     folder = Path(folder)
     if not (folder / EXPORT_MANIFEST).is_file() or not (folder / CARD_FILE).is_file():
-        raise HubError(f"{folder}: not an export folder (no {EXPORT_MANIFEST} or {CARD_FILE}); run `prist export`",
-                       EXIT_BAD_FOLDER)
+        raise HubError(
+            f"{folder}: not an export folder (no {EXPORT_MANIFEST} or {CARD_FILE}); run `prist export`", EXIT_BAD_FOLDER
+        )
     shards = sorted((folder / "data").glob("*.parquet"))
     if not shards:
         raise HubError(f"{folder}/data: no parquet shards", EXIT_BAD_FOLDER)
     return shards
 
 
-def push_export(folder: Path, repo_id: str, *, token: str | None = None, private: bool = False,
-                revision: str | None = None, endpoint: str | None = None) -> PushResult:
+def push_export(
+    folder: Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    endpoint: str | None = None,
+) -> PushResult:
     """Push an export folder to the dataset repo ``repo_id``.
 
     Creates the repo (``private`` if asked) and the branch ``revision`` when missing. A repo
@@ -133,15 +141,22 @@ def push_export(folder: Path, repo_id: str, *, token: str | None = None, private
             ours = card_features((folder / CARD_FILE).read_text(encoding="utf-8"))
             theirs = card_features(remote) if remote else None
             if theirs is not None and theirs != ours:
-                raise HubError(f"{repo_id} already holds a dataset with a different schema (dataset_info.features of"
-                               " its README.md); push to another repo or delete it first", EXIT_SCHEMA)
+                raise HubError(
+                    f"{repo_id} already holds a dataset with a different schema (dataset_info.features of"
+                    " its README.md); push to another repo or delete it first",
+                    EXIT_SCHEMA,
+                )
         else:
             api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)
         info = api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), repo_type="dataset", revision=branch,
-            allow_patterns=UPLOAD_PATTERNS, delete_patterns=STALE_PATTERNS,
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="dataset",
+            revision=branch,
+            allow_patterns=UPLOAD_PATTERNS,
+            delete_patterns=STALE_PATTERNS,
             commit_message="prist push-to-hub: dataset splits and card",
         )
     except HubError:
@@ -149,8 +164,11 @@ def push_export(folder: Path, repo_id: str, *, token: str | None = None, private
     except (HfHubHTTPError, httpx2.HTTPError, OSError, ValueError) as exc:
         message = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secret)
         raise HubError(f"pushing to {repo_id} failed: {type(exc).__name__}: {message}", EXIT_NETWORK) from None
-    files = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*"))
-             if p.is_file() and any(p.relative_to(folder).match(pattern) for pattern in UPLOAD_PATTERNS)]
+    files = [
+        p.relative_to(folder).as_posix()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and any(p.relative_to(folder).match(pattern) for pattern in UPLOAD_PATTERNS)
+    ]
     return PushResult(repo_id, branch, str(info.commit_url), files)
 
 

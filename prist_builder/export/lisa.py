@@ -10,11 +10,11 @@
 
 ``text`` holds the reasoning question when the run has one (``is_sentence`` true), else the
 focus; ``dialogue`` and ``focus`` carry the multi-turn dialogue for readers that want it
-(LISA ignores unknown keys). Polygons trace the mask's boundaries
-(:func:`skimage.measure.find_contours` at level 0.5, simplified by at most
-:data:`POLYGON_TOLERANCE` pixels); holes come out as shapes labelled ``ignore``, which LISA
-leaves out of the loss. Non-JPEG images are re-encoded as JPEG, since LISA looks for
-``*.jpg`` only. Only samples with a mask and an image go out.
+(LISA ignores unknown keys). Polygons are the annotation loop's outlines
+(:mod:`prist_builder.annotation.polygons`); holes come out as shapes labelled ``ignore``,
+which LISA leaves out of the loss (its format has no background shapes). Non-JPEG images
+are re-encoded as JPEG, since LISA looks for ``*.jpg`` only. Only samples with a mask and
+an image go out.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from prist_builder.annotation.masks import decode
+from prist_builder.annotation.polygons import fit_polygons, mask_to_polygons
 from prist_builder.export.images import JPEG_QUALITY, ImageUnavailable, export_image
 from prist_builder.export.selection import NO_IMAGE, NO_MASK, Selection
 from prist_builder.export.splits import SPLITS
@@ -38,31 +40,20 @@ from prist_builder.samples import Sample
 LISA_SPLITS = {"train": "train", "validation": "val", "test": "test"}
 """Our split names and ReasonSeg's folder names."""
 
-POLYGON_TOLERANCE = 0.5
-"""Most pixels a simplified polygon vertex may move (Douglas-Peucker tolerance)."""
-
-MIN_POLYGON_POINTS = 3
 LABELME_VERSION = "5.4.1"
 """The Labelme file version written (the JSON keys are stable across Labelme versions)."""
 
 
 def mask_polygons(mask: np.ndarray) -> list[tuple[list[list[float]], bool]]:
-    """Boundaries of a ``(H, W) bool`` mask as ``([[x, y], ...] in pixels, is_hole)`` polygons."""
-    from skimage.measure import approximate_polygon, find_contours
+    """Outlines of a ``(H, W) bool`` mask as ``([[x, y], ...] in pixels, is_hole)`` polygons.
 
-    padded = np.pad(mask.astype(np.uint8), 1)
-    out = []
-    for contour in find_contours(padded, 0.5):
-        contour = approximate_polygon(contour, POLYGON_TOLERANCE) - 1.0
-        if len(contour) < MIN_POLYGON_POINTS + 1:
-            continue
-        rows, cols = contour[:, 0], contour[:, 1]
-        signed = 0.5 * float(np.dot(cols, np.roll(rows, 1)) - np.dot(rows, np.roll(cols, 1)))
-        # find_contours walks around foreground counter-clockwise in (row, col), so the sign
-        # of the area tells an outer boundary from a hole's.
-        points = [[round(float(c) + 0.5, 2), round(float(r) + 0.5, 2)] for r, c in contour[:-1]]
-        out.append((points, signed > 0))
-    return out
+    The outer outlines are :func:`prist_builder.annotation.polygons.fit_polygons` of the mask
+    (the project's one mask-to-polygon conversion); holes are the outlines of what filling
+    the mask's holes adds.
+    """
+    outer, _ = fit_polygons(mask)
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    return [(points, False) for points in outer] + [(points, True) for points in mask_to_polygons(holes)]
 
 
 def _jpeg(image: dict[str, Any]) -> bytes:
@@ -79,8 +70,14 @@ def lisa_json(sample: Sample, name: str) -> dict[str, Any]:
     assert sample.mask is not None
     question = sample.dialogue.reasoning_question
     shapes = [
-        {"label": "ignore" if hole else "target", "points": points, "group_id": None, "shape_type": "polygon",
-         "flags": {}, "description": ""}
+        {
+            "label": "ignore" if hole else "target",
+            "points": points,
+            "group_id": None,
+            "shape_type": "polygon",
+            "flags": {},
+            "description": "",
+        }
         for points, hole in mask_polygons(decode(sample.mask))
     ]
     return {
@@ -137,5 +134,6 @@ def write_lisa(selection: Selection, out: Path) -> dict[str, Path]:
             file_name = f"{sample.sample_id}.jpg"
             first[key] = _place(first.get(key), data[key], folder / file_name)
             (folder / f"{sample.sample_id}.json").write_text(
-                json.dumps(lisa_json(sample, file_name), ensure_ascii=False), encoding="utf-8")
+                json.dumps(lisa_json(sample, file_name), ensure_ascii=False), encoding="utf-8"
+            )
     return folders

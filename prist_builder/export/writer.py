@@ -198,14 +198,20 @@ def export_run(
     check_target(out)
     samples = list(iter_samples(run))
     selection = select(
-        samples, spec or SplitSpec(), seed, need_mask=not keep_unfinished, need_image=not keep_unfinished,
+        samples,
+        spec or SplitSpec(),
+        seed,
+        need_mask=not keep_unfinished,
+        need_image=not keep_unfinished,
         one_split=one_split,
     )
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     (staging / DATA_DIR).mkdir(parents=True)
-    shards = {name: write_split(name, selection.splits[name], selection, staging / DATA_DIR, max_shard_bytes)
-              for name in SPLITS}
+    shards = {
+        name: write_split(name, selection.splits[name], selection, staging / DATA_DIR, max_shard_bytes)
+        for name in SPLITS
+    }
     written = {name: [s for s in selection.splits[name] if not _left(s, selection)] for name in SPLITS}
     summary = ExportSummary(out, {k: len(v) for k, v in written.items()}, shards, selection.left_out)
     write_card(staging, run, written, summary, seed=seed, license=license)
@@ -248,5 +254,11 @@ def format_summary(summary: ExportSummary) -> str:
 
 def dump(summary: ExportSummary) -> str:
     """The summary as JSON (sizes and counts left out)."""
-    return json.dumps({"out": str(summary.out), "splits": summary.sizes,
-                       "left_out": {k: len(v) for k, v in summary.left_out.items()}}, indent=2)
+    return json.dumps(
+        {
+            "out": str(summary.out),
+            "splits": summary.sizes,
+            "left_out": {k: len(v) for k, v in summary.left_out.items()},
+        },
+        indent=2,
+    )

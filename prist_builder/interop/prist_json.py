@@ -76,8 +76,11 @@ class ImportSummary:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for ``manifest.json`` and ``--json``."""
-        return {**self.__dict__, "rejected": {str(k): v for k, v in self.rejected.items()},
-                "warnings": {str(k): v for k, v in self.warnings.items()}}
+        return {
+            **self.__dict__,
+            "rejected": {str(k): v for k, v in self.rejected.items()},
+            "warnings": {str(k): v for k, v in self.warnings.items()},
+        }
 
 
 def _entry_problem(entry: Any) -> str | None:
@@ -91,8 +94,11 @@ def _entry_problem(entry: Any) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "dialogue is missing or empty"
     for index, message in enumerate(messages):
-        if (not isinstance(message, dict) or message.get("from") not in FROM_TO_ROLE
-                or not isinstance(message.get("value"), str)):
+        if (
+            not isinstance(message, dict)
+            or message.get("from") not in FROM_TO_ROLE
+            or not isinstance(message.get("value"), str)
+        ):
             return f"dialogue[{index}] is not {{from: human|gpt, value: str}}"
     return None
 
@@ -116,13 +122,21 @@ def _image_record(
             pixels = None
         if pixels is not None:
             width, height = pixels.size
-            record = ImageRecord(image_id=image_id, path=str(path.absolute()), width=width, height=height,
-                                 sha256=hashlib.sha256(data).hexdigest(), mime=mime, source=PROVIDER)
+            record = ImageRecord(
+                image_id=image_id,
+                path=str(path.absolute()),
+                width=width,
+                height=height,
+                sha256=hashlib.sha256(data).hexdigest(),
+                mime=mime,
+                source=PROVIDER,
+            )
             return record, (height, width)
     where = (images or fallback) / name
     mime = Image.MIME.get(Image.registered_extensions().get(Path(name).suffix.lower(), ""), "application/octet-stream")
-    record = ImageRecord(image_id=image_id, path=str(where.absolute()), width=0, height=0, sha256="", mime=mime,
-                         source=PROVIDER)
+    record = ImageRecord(
+        image_id=image_id, path=str(where.absolute()), width=0, height=0, sha256="", mime=mime, source=PROVIDER
+    )
     return record, None
 
 
@@ -144,11 +158,23 @@ def _bounds(entries: list[dict]) -> dict[str, int]:
     return {"min_turns": min(MIN_TURNS, *turns), "max_turns": max(MAX_TURNS, *turns)}
 
 
-def _dialogue(entry: dict, sample_id: str, image_id: str, element_id: str, mask_region: SourceRegion | None,
-              bounds: dict[str, int]) -> DialogueRecord:
+def _dialogue(
+    entry: dict,
+    sample_id: str,
+    image_id: str,
+    element_id: str,
+    mask_region: SourceRegion | None,
+    bounds: dict[str, int],
+) -> DialogueRecord:
     turns = [Turn(role=FROM_TO_ROLE[m["from"]], content=m["value"]) for m in entry["dialogue"]]
-    base = {"sample_id": sample_id, "image_id": image_id, "provider": PROVIDER, "turns": turns,
-            "focus": entry["focus"], "target_element_id": element_id}
+    base = {
+        "sample_id": sample_id,
+        "image_id": image_id,
+        "provider": PROVIDER,
+        "turns": turns,
+        "focus": entry["focus"],
+        "target_element_id": element_id,
+    }
     if mask_region is not None:
         base |= {"target_region_ids": [mask_region.region_id], "mask": mask_region.mask}
     try:
@@ -210,13 +236,22 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
                         try:
                             rle = encode(_read_mask(mask_file, shape))
                             region_id = f"r{n}"
-                            regions.append(SourceRegion(
-                                region_id=region_id, label=entry["focus"], shape_types=["mask"], source=str(mask_file),
-                                mask=rle, area=area(rle), bbox=rle_bbox(rle)))
+                            regions.append(
+                                SourceRegion(
+                                    region_id=region_id,
+                                    label=entry["focus"],
+                                    shape_types=["mask"],
+                                    source=str(mask_file),
+                                    mask=rle,
+                                    area=area(rle),
+                                    bbox=rle_bbox(rle),
+                                )
+                            )
                         except ValueError as exc:
                             problems.setdefault(index, str(exc))
-                elements.append(Element(element_id=element_id, name=entry["focus"], description=entry["focus"],
-                                        region_id=region_id))
+                elements.append(
+                    Element(element_id=element_id, name=entry["focus"], description=entry["focus"], region_id=region_id)
+                )
                 sample_of[index] = (sample_id, element_id, region_id or "")
             image = image.model_copy(update={"regions": regions})
             records[image_id] = ElementsRecord(image_id=image_id, provider=PROVIDER, image=image, elements=elements)
@@ -234,9 +269,21 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
                 reason = f"{file}: entry [{index}]: {exc.errors()[0]['msg']}"
                 problems[index] = reason
                 logged.add(index)
-                store.commit("dialogues", sample_id, [], [Reject(input_id=sample_id, image_id=record.image_id,
-                                                                 step="dialogues", reason=reason, source_file=str(file),
-                                                                 raw=entry)])
+                store.commit(
+                    "dialogues",
+                    sample_id,
+                    [],
+                    [
+                        Reject(
+                            input_id=sample_id,
+                            image_id=record.image_id,
+                            step="dialogues",
+                            reason=reason,
+                            source_file=str(file),
+                            raw=entry,
+                        )
+                    ],
+                )
                 continue
             store.commit("dialogues", sample_id, [dialogue], [])
         for index, reason in problems.items():
@@ -244,8 +291,12 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
                 continue
             key = f"#entry-{index}" if index not in sample_of else f"#mask-{index}"
             if not store.is_done("dialogues", key):
-                store.commit("dialogues", key, [], [Reject(input_id=key, step="dialogues", reason=reason,
-                                                           source_file=str(file), raw=raw[index])])
+                store.commit(
+                    "dialogues",
+                    key,
+                    [],
+                    [Reject(input_id=key, step="dialogues", reason=reason, source_file=str(file), raw=raw[index])],
+                )
         dialogues = list(store.records("dialogues", DialogueRecord)) if (run / "dialogues.jsonl").exists() else []
     for name in ("trees.jsonl", REJECTS_FILE):
         appendlog.touch(run / name)
@@ -263,14 +314,30 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
     return summary
 
 
-def _write_manifest(run: Path, file: Path, images: Path | None, masks: Path | None, bounds: dict[str, int],
-                    summary: ImportSummary) -> None:
+def _write_manifest(
+    run: Path, file: Path, images: Path | None, masks: Path | None, bounds: dict[str, int], summary: ImportSummary
+) -> None:
     data = file.read_bytes()
-    write_json_atomic(run / MANIFEST_FILE, {
-        "config": {"provider": PROVIDER, "seed": 0, "images": str(images.absolute()) if images else None,
-                   "labelme": None, "coco": None, **bounds, "provider_options": {}},
-        "provider": {"name": PROVIDER},
-        "import": {"format": "prist-json", "file": str(file.absolute()), "sha256": hashlib.sha256(data).hexdigest(),
-                   "masks": str(masks.absolute()) if masks else None, **summary.as_dict()},
-        "counts": {"images": summary.images, "dialogues": summary.samples, "rejects": len(summary.rejected)},
-    })
+    write_json_atomic(
+        run / MANIFEST_FILE,
+        {
+            "config": {
+                "provider": PROVIDER,
+                "seed": 0,
+                "images": str(images.absolute()) if images else None,
+                "labelme": None,
+                "coco": None,
+                **bounds,
+                "provider_options": {},
+            },
+            "provider": {"name": PROVIDER},
+            "import": {
+                "format": "prist-json",
+                "file": str(file.absolute()),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "masks": str(masks.absolute()) if masks else None,
+                **summary.as_dict(),
+            },
+            "counts": {"images": summary.images, "dialogues": summary.samples, "rejects": len(summary.rejected)},
+        },
+    )

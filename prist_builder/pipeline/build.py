@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -10,15 +9,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from prist_builder.pipeline.manifest import BuildConfig, check_config, read_manifest, update_manifest
-from prist_builder.pipeline.runner import Outcome, StepReport, Unit, run_step
+from prist_builder.llm.accounting import totals
+from prist_builder.pipeline.lifeline import die_with_parent
+from prist_builder.pipeline.manifest import BuildConfig, check_config, update_manifest
+from prist_builder.pipeline.runner import Outcome, StepReport, Unit, merge_reports, run_step
 from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
+from prist_builder.records.steps import STEPS
 from prist_builder.sources import discover
 
 REQUESTS_FILE = "requests.jsonl"
-"""Per-request accounting of model-based providers, in the run folder."""
+"""Per-request accounting of model-based providers, in the run folder (see
+:mod:`prist_builder.llm.accounting`); written as each request completes."""
 
 MIN_INPUTS_FOR_POOL = 16
 """Below this many pending inputs, worker processes cost more than they save."""
@@ -41,14 +44,18 @@ def _discovery_units(config: BuildConfig) -> tuple[list[Unit], list]:
         items = items[: config.limit]
     units = []
     for reject in clashes:
+
         async def work(reject=reject) -> Outcome:
             return Outcome(rejects=[reject])
+
         units.append(Unit(f"clash:{reject.input_id}", reject.image_id, reject.source_file, work))
     return units, items
 
 
-def _close_inherited(descriptors: list[int]) -> None:
-    """Worker initializer: drop the run's descriptors copied by fork (the lock above all)."""
+def _worker_init(descriptors: list[int], parent_pid: int) -> None:
+    """Worker initializer: die with the parent, and drop the run's descriptors copied by
+    fork (the lock above all)."""
+    die_with_parent(parent_pid)
     for fd in descriptors:
         try:
             os.close(fd)
@@ -56,8 +63,9 @@ def _close_inherited(descriptors: list[int]) -> None:
             pass
 
 
-def _step_units(step: str, store: RunStore, provider: Provider,
-                config: BuildConfig) -> tuple[list[Unit], ProcessPoolExecutor | None]:
+def _step_units(
+    step: str, store: RunStore, provider: Provider, config: BuildConfig
+) -> tuple[list[Unit], ProcessPoolExecutor | None]:
     """A step's units, and the process pool step 1 runs in (CPU-bound providers, enough inputs)."""
     if step == "trees":
         return trees_units(store, provider, config), None
@@ -75,8 +83,12 @@ def _process_pool(workers: int, store: RunStore) -> ProcessPoolExecutor:
     """Worker processes for CPU-bound step 1 (``fork`` where the platform has it: no re-imports)."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_close_inherited,
-                               initargs=(store.descriptors(),))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(store.descriptors(), os.getpid()),
+    )
 
 
 async def build(
@@ -101,7 +113,7 @@ async def build(
         ConfigMismatchError: the run was built with other settings.
         UnsupportedSettingError: the provider cannot honour a setting (nothing is done).
         RunLockedError: another process writes the run.
-        FatalProviderError: the provider cannot continue (finished inputs are kept).
+        FatalError: the provider cannot continue (finished inputs are kept).
         FileNotFoundError, AnnotationError: the inputs themselves are missing or unreadable.
     """
     check_config(run, config)
@@ -109,25 +121,20 @@ async def build(
     provider.check_settings(config.min_turns, config.max_turns)
     reports: list[StepReport] = []
     manifest: dict = {}
-    earlier_usage = (read_manifest(run) or {}).get("usage", {})
+    accounted = False
 
     def provider_entries() -> dict:
-        log = provider.drain_request_log()
-        if log:  # per-request tokens and USD, one JSON line each
-            with open(Path(run) / REQUESTS_FILE, "a", encoding="utf-8") as handle:
-                handle.write("".join(json.dumps(entry) + "\n" for entry in log))
-        described = dict(provider.describe())
-        usage = described.pop("usage", None)
-        entries = {"provider": described}
-        if usage is not None:  # totals over every invocation on this run
-            entries["usage"] = {k: round(earlier_usage.get(k, 0) + v, 6) for k, v in usage.items()}
+        entries: dict = {"provider": provider.describe()}
+        if accounted:  # totals over every invocation on this run, rebuilt from its log
+            entries["usage"] = totals(Path(run) / REQUESTS_FILE)
         return entries
 
     try:
         with RunStore(run, fsync=fsync) as store:
+            accounted = provider.open_accounting(store.root / REQUESTS_FILE)
             manifest = update_manifest(store, config, extra=provider_entries())
             try:
-                for step in ("elements", "trees", "dialogues"):
+                for step in STEPS:
                     if step not in steps:
                         continue
                     units, pool = _step_units(step, store, provider, config)
@@ -139,7 +146,7 @@ async def build(
                         return await run_step(store, step, units, concurrency, hook)
 
                     try:
-                        report = await provider.drive(step, store.root, run_pass)
+                        report = merge_reports(await provider.drive(step, store.root, run_pass))
                     finally:
                         if pool is not None:
                             pool.shutdown(wait=True, cancel_futures=True)

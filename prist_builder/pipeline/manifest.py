@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import platform
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from prist_builder.pipeline.store import MANIFEST_FILE, STEPS, RunStore, write_json_atomic
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prist_builder.pipeline.store import MANIFEST_FILE, RunStore, write_json_atomic
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+from prist_builder.records.steps import STEPS
 
 VERSIONED_PACKAGES = ("prist", "pydantic", "numpy", "pillow", "pycocotools", "networkx", "openai")
 IDENTITY_FIELDS = ("provider", "seed", "images", "labelme", "coco", "min_turns", "max_turns")
@@ -23,36 +25,59 @@ class ConfigMismatchError(ValueError):
     """A re-run asks for different settings than the run folder was built with."""
 
 
-@dataclass
-class BuildConfig:
-    """Settings of a build, as recorded in the manifest.
+class BuildConfig(BaseModel):
+    """Settings of a build: the run component's configuration model.
+
+    The manifest's ``config`` is this model's dump, ``prist build --config FILE`` loads it
+    (TOML, YAML, or a run's ``manifest.json``), and the CLI's run options are its fields.
 
     Attributes:
-        provider: provider name.
+        provider: provider name (``offline``, ``openai``).
         seed: seed of every random choice (targets, wording).
         images, labelme, coco: absolute input paths, or ``None``.
         limit: build at most this many images (first by id); ``None`` for all.
-        min_turns, max_turns: dialogue length bounds in turns.
+        min_turns, max_turns: dialogue length bounds in turns (Table 2: 3..7).
         workers: processes for CPU-bound step 1 work (does not change the records).
-        provider_options: provider settings (never secrets).
+        provider_options: the provider's settings, validated by its config model
+            (:func:`prist_builder.providers.provider_config`); never secrets.
+
+    Raises (on validation): ``pydantic.ValidationError`` naming the field.
     """
 
-    provider: str = "offline"
-    seed: int = 0
-    images: str | None = None
-    labelme: str | None = None
-    coco: str | None = None
-    limit: int | None = None
-    min_turns: int = MIN_TURNS
-    max_turns: int = MAX_TURNS
-    workers: int = 1
-    provider_options: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field("offline", description="Who writes the content.")
+    seed: int = Field(0, description="Seed of every random choice.")
+    images: str | None = Field(None, description="Folder of images.")
+    labelme: str | None = Field(None, description="Folder of Labelme JSON files.")
+    coco: str | None = Field(None, description="COCO instances JSON file.")
+    limit: int | None = Field(None, ge=1, description="Build at most N images (first by id).")
+    min_turns: int = Field(MIN_TURNS, ge=1, description="Fewest turns per dialogue.")
+    max_turns: int = Field(MAX_TURNS, ge=1, description="Most turns per dialogue.")
+    workers: int = Field(1, ge=1, description="Processes for step 1 of CPU-bound providers.")
+    provider_options: dict[str, Any] = Field(default_factory=dict, description="The provider's settings.")
+
+    @model_validator(mode="after")
+    def _check(self) -> BuildConfig:
+        if self.min_turns > self.max_turns:
+            raise ValueError(f"min_turns {self.min_turns} is above max_turns {self.max_turns}")
+        if self.labelme is not None and self.coco is not None:
+            raise ValueError("give labelme or coco, not both")
+        from prist_builder.providers import provider_config  # providers sit below the pipeline
+
+        try:
+            options = provider_config(self.provider).model_validate(self.provider_options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise ValueError(f"provider_options.{where} ({self.provider} provider): {first.get('msg')}") from None
+        self.provider_options = options.model_dump(mode="json", exclude_none=True)
+        return self
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuildConfig":
-        """Rebuild a config from a manifest's ``config`` object."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+    def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
+        """Rebuild a config from a manifest's ``config`` object (unknown keys ignored)."""
+        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,8 +118,13 @@ def check_config(run: Path, config: BuildConfig) -> None:
             )
 
 
-def update_manifest(store: RunStore, config: BuildConfig, step: str | None = None, seconds: float = 0.0,
-                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def update_manifest(
+    store: RunStore,
+    config: BuildConfig,
+    step: str | None = None,
+    seconds: float = 0.0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Rewrite the manifest (atomically) with current counts and this step's time.
 
     Args:
@@ -105,9 +135,9 @@ def update_manifest(store: RunStore, config: BuildConfig, step: str | None = Non
         extra: more top-level entries to merge in (e.g. provider usage).
     """
     path = store.root / MANIFEST_FILE
-    manifest = read_manifest(store.root) or {"created": datetime.now(timezone.utc).isoformat()}
-    manifest["updated"] = datetime.now(timezone.utc).isoformat()
-    manifest["config"] = asdict(config)
+    manifest = read_manifest(store.root) or {"created": datetime.now(UTC).isoformat()}
+    manifest["updated"] = datetime.now(UTC).isoformat()
+    manifest["config"] = config.model_dump(mode="json")
     manifest["versions"] = dict(_versions())
     steps = manifest.setdefault("steps", {})
     for name in STEPS:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
+from prist_builder.errors import Deferred, FatalError
 from prist_builder.pipeline.store import RunStore
-from prist_builder.providers.base import Deferred, FatalProviderError
 from prist_builder.records import Reject
 from prist_builder.sources import InputRejected
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,14 +50,19 @@ class StepReport:
     seconds: float = 0.0
 
 
-def merge_reports(first: StepReport | None, later: StepReport) -> StepReport:
-    """Sum two passes of one step: counts add up, ``skipped`` is the first pass's,
-    ``deferred`` the later pass's (what is still waiting)."""
-    if first is None:
-        return later
-    return StepReport(step=later.step, skipped=first.skipped, built=first.built + later.built,
-                      rejected=first.rejected + later.rejected, deferred=later.deferred,
-                      records=first.records + later.records, seconds=first.seconds + later.seconds)
+def merge_reports(passes: Sequence[StepReport]) -> StepReport:
+    """Sum the passes of one step (a batch build runs several): counts add up, ``skipped``
+    is the first pass's, ``deferred`` the last pass's (what is still waiting)."""
+    first, last = passes[0], passes[-1]
+    return StepReport(
+        step=last.step,
+        skipped=first.skipped,
+        built=sum(p.built for p in passes),
+        rejected=sum(p.rejected for p in passes),
+        deferred=last.deferred,
+        records=sum(p.records for p in passes),
+        seconds=sum(p.seconds for p in passes),
+    )
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -65,14 +73,28 @@ def _first_error(exc: ValidationError) -> str:
 
 async def _guarded(unit: Unit, step: str) -> Outcome | None:
     """Run a unit, turning every non-fatal failure into a reject that names the file."""
+
     def reject(reason: str, source: str | None, raw: object = None) -> Outcome:
-        return Outcome(rejects=[Reject(input_id=unit.key, image_id=unit.image_id, step=step,  # type: ignore[arg-type]
-                                       reason=reason, source_file=source, raw=raw)])
+        return Outcome(
+            rejects=[
+                Reject(
+                    input_id=unit.key,
+                    image_id=unit.image_id,
+                    step=step,  # type: ignore[arg-type]
+                    reason=reason,
+                    source_file=source,
+                    raw=raw,
+                )
+            ]
+        )
+
     try:
         return await unit.work()
-    except Deferred:
-        return None  # left unfinished on purpose: a later pass completes it
-    except FatalProviderError:
+    except Deferred as exc:  # left unfinished on purpose: a later pass or run completes it
+        if not exc.quiet:
+            log.warning("%s: left unfinished for the next run: %s", unit.source_file or unit.key, exc.reason)
+        return None
+    except FatalError:
         raise
     except InputRejected as exc:
         outcome = reject(exc.reason, exc.source_file or unit.source_file, exc.raw)
@@ -80,7 +102,7 @@ async def _guarded(unit: Unit, step: str) -> Outcome | None:
         return outcome
     except ValidationError as exc:
         return reject(f"{unit.source_file or unit.key}: invalid {step} record: {_first_error(exc)}", unit.source_file)
-    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the run
+    except Exception as exc:  # one bad input must not stop the run
         return reject(f"{unit.source_file or unit.key}: internal error {type(exc).__name__}: {exc}", unit.source_file)
 
 
@@ -170,7 +192,7 @@ async def run_step(
         on_done: called after each unit is committed (progress bars).
 
     Raises:
-        FatalProviderError: the provider cannot continue; finished units stay committed.
+        FatalError: the provider cannot continue; finished units stay committed.
     """
     started = time.perf_counter()
     pending = [u for u in units if not store.is_done(step, u.key)]

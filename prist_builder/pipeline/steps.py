@@ -12,10 +12,11 @@ import random
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
 
+from prist_builder.errors import FatalError
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.runner import Outcome, Unit
 from prist_builder.pipeline.store import RunStore
-from prist_builder.providers.base import FatalProviderError, Provider, StepContext
+from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
 from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item
@@ -35,8 +36,14 @@ def prepare(item: SourceItem, needs_regions: bool, provider_name: str) -> Loaded
     loaded = load_item(item)
     record = loaded.record
     rejects = [
-        Reject(input_id=f"{item.image_id}/{p.where}", image_id=item.image_id, step="elements",
-               reason=p.reason, source_file=record.annotation_path, raw=p.raw)
+        Reject(
+            input_id=f"{item.image_id}/{p.where}",
+            image_id=item.image_id,
+            step="elements",
+            reason=p.reason,
+            source_file=record.annotation_path,
+            raw=p.raw,
+        )
         for p in loaded.problems
     ]
     where = record.annotation_path or record.path
@@ -71,8 +78,9 @@ def _elements_in_worker(item: SourceItem, config: BuildConfig) -> Outcome:
     return _elements_outcome(item, loaded, provider.name, provider.elements_sync(loaded, ctx))
 
 
-def elements_units(items: list[SourceItem], provider: Provider, config: BuildConfig,
-                   pool: Executor | None = None) -> list[Unit]:
+def elements_units(
+    items: list[SourceItem], provider: Provider, config: BuildConfig, pool: Executor | None = None
+) -> list[Unit]:
     """Step 1 over source items: read the image and regions, then ask the provider.
 
     With a ``pool`` (CPU-bound providers, see ``Provider.elements_sync``), reading and
@@ -85,8 +93,9 @@ def elements_units(items: list[SourceItem], provider: Provider, config: BuildCon
                 try:
                     return await asyncio.get_running_loop().run_in_executor(pool, _elements_in_worker, item, config)
                 except BrokenExecutor as exc:  # a worker died (killed, out of memory): stop, reject nothing
-                    raise FatalProviderError(f"a step 1 worker process died ({exc}); finished inputs are kept,"
-                                             " run the same command to go on") from None
+                    raise FatalError(
+                        f"a step 1 worker process died ({exc}); finished inputs are kept, run the same command to go on"
+                    ) from None
             loaded = prepare(item, provider.needs_regions, provider.name)
             elements = await provider.elements(loaded, _context(config, "elements", item.image_id))
             return _elements_outcome(item, loaded, provider.name, elements)
@@ -107,12 +116,16 @@ def choose_targets(record: ElementsRecord, rng: random.Random) -> list[Element]:
     """
     grounded = record.image.source != "images"
     candidates = [
-        e for e in record.elements
+        e
+        for e in record.elements
         if not grounded or (e.region_id is not None and not record.image.region(e.region_id).ignore)
     ]
     if len(candidates) < MIN_TARGETS:
-        raise InputRejected(f"{record.image.annotation_path or record.image.path}: {len(candidates)} candidate"
-                            f" target(s); step 2 needs at least {MIN_TARGETS}", record.image.annotation_path)
+        raise InputRejected(
+            f"{record.image.annotation_path or record.image.path}: {len(candidates)} candidate"
+            f" target(s); step 2 needs at least {MIN_TARGETS}",
+            record.image.annotation_path,
+        )
     k = rng.randint(MIN_TARGETS, min(len(candidates), MAX_TARGETS))
     chosen = {e.element_id for e in rng.sample(candidates, k)}
     return [e for e in candidates if e.element_id in chosen]
@@ -150,4 +163,7 @@ def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) ->
 
 def source_paths(config: BuildConfig) -> dict[str, Path | None]:
     """The config's input paths as ``Path`` objects (``None`` where not given)."""
-    return {k: Path(v) if v else None for k, v in (("images", config.images), ("labelme", config.labelme), ("coco", config.coco))}
+    return {
+        k: Path(v) if v else None
+        for k, v in (("images", config.images), ("labelme", config.labelme), ("coco", config.coco))
+    }

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from prist_builder.records import DialogueRecord, ElementsRecord, Reject, TreeRecord
+from prist_builder.records.steps import STEPS
 
-STEPS: tuple[str, ...] = ("elements", "trees", "dialogues")
 REJECTS_FILE = "rejects.jsonl"
 MANIFEST_FILE = "manifest.json"
 RECORD_TYPES: dict[str, type[BaseModel]] = {
@@ -42,6 +42,8 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
     "trees": TreeRecord,
     "dialogues": DialogueRecord,
 }
+CONTRACT_FILES: tuple[str, ...] = (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE)
+"""Data files of a run folder, created (empty) when a run is opened for writing."""
 FSYNC_INTERVAL_S = 1.0
 """Most seconds between two fsyncs of the run files when fsync is on."""
 
@@ -111,6 +113,8 @@ class RunStore:
         self._fds: dict[str, int] = {}
         self.journal: dict[str, dict[str, JournalEntry]] = {}
         self._recover()
+        for name in CONTRACT_FILES:  # every file the README names exists, even when empty
+            self._fd(name)
 
     # -- recovery --------------------------------------------------------------------
     def _recover(self) -> None:
@@ -121,7 +125,7 @@ class RunStore:
         is cut at its first line that fails, and each data file at the largest size the
         remaining lines name.
         """
-        actual = {name: self._size(name) for name in (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE)}
+        actual = {name: self._size(name) for name in CONTRACT_FILES}
         committed: dict[str, int] = {}
         for step in STEPS:
             path = self._journal_path(step)
@@ -218,7 +222,7 @@ class RunStore:
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         os.close(self._lock_fd)
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -247,6 +251,28 @@ class RunStore:
             "records": sum(e.records for e in entries),
             "rejected": sum(1 for e in entries if e.records == 0),
         }
+
+
+def finished_keys(run: Path, step: str) -> set[str]:
+    """Keys of the inputs a step's journal marks finished, read only: no lock taken, no
+    repair made, nothing created (for estimates while another process may write the run)."""
+    lines, _ = _complete_lines(Path(run) / ".journal" / f"{step}.jsonl")
+    return {entry.key for entry in map(_parse_entry, lines) if entry is not None}
+
+
+def is_busy(run: Path) -> bool:
+    """True when another process holds the run's write lock (checked without creating anything)."""
+    lock = Path(run) / ".lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def read_records(path: Path, model: type[M], context: dict[str, Any] | None = None) -> list[M]:

@@ -19,25 +19,8 @@ from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MAX_TURNS, M
 from prist_builder.sources import LoadedImage
 
 
-class FatalProviderError(RuntimeError):
-    """The provider cannot go on at all (bad API key, no quota): the run stops cleanly."""
-
-
 class UnsupportedSettingError(ValueError):
     """The provider cannot honour a build setting (e.g. turn bounds it never writes)."""
-
-
-class Deferred(Exception):
-    """The input cannot finish now (a batch answer not in yet, a server that kept failing):
-    it is not journalled, so the next run of the same command does it.
-
-    Attributes:
-        reason: why, in one line.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -45,21 +28,19 @@ class StepContext:
     """Per-input settings handed to a provider.
 
     Attributes:
-        seed: the run's seed.
         rng: a generator seeded from ``(seed, step, input id)`` only, so that an input's
             output does not depend on which other inputs ran before it (resume-safe).
         min_turns, max_turns: dialogue length bounds in turns (Table 2).
     """
 
-    seed: int
     rng: random.Random
     min_turns: int = MIN_TURNS
     max_turns: int = MAX_TURNS
 
     @classmethod
-    def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> "StepContext":
+    def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> StepContext:
         """Context whose ``rng`` depends on ``seed``, ``step`` and ``key`` alone."""
-        return cls(seed=seed, rng=random.Random(f"{seed}/{step}/{key}"), **bounds)
+        return cls(rng=random.Random(f"{seed}/{step}/{key}"), **bounds)
 
     def validation(self) -> dict[str, Any]:
         """The pydantic validation context that carries the bounds to the record validators."""
@@ -112,33 +93,33 @@ class Provider(ABC):
         """
 
     @abstractmethod
-    async def dialogues(
-        self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext
-    ) -> list[DialogueRecord]:
+    async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
         """Step 3 (section 3.2.3): one dialogue per tree path, ending in ``[OBJ]focus[SEG]``."""
 
-    def check_settings(self, min_turns: int, max_turns: int) -> None:
+    def check_settings(self, min_turns: int, max_turns: int) -> None:  # noqa: B027 (optional hook)
         """Refuse settings this provider cannot meet, before any work.
 
         Raises:
             UnsupportedSettingError: with a one-line reason naming the option.
         """
 
-    async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one step. ``run_pass`` processes every pending input once and returns its report.
+    async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> list[Any]:
+        """Run one step. ``run_pass`` processes every pending input once and returns its
+        report; ``drive`` returns the reports of the passes it ran, in order.
 
         The default runs one pass. A provider that gathers work first (the Batch API) runs
         several passes, sending what a pass deferred between them.
         """
-        return await run_pass()
+        return [await run_pass()]
 
-    def drain_request_log(self) -> list[dict[str, Any]]:
-        """Per-request accounting entries since the last call (tokens, USD); none by default."""
-        return []
+    def open_accounting(self, path: Path) -> bool:
+        """Append each model request's accounting line (tokens, USD) to ``path`` as it
+        completes. Returns ``False`` for providers that send no requests (the default)."""
+        return False
 
     def describe(self) -> dict[str, Any]:
         """Settings of this provider worth recording in the run manifest."""
         return {"name": self.name}
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release clients and files; called once when a build ends."""

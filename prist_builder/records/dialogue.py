@@ -77,7 +77,7 @@ class DialogueRecord(BaseModel):
         return len(self.turns) // 2
 
     @model_validator(mode="after")
-    def _check_dialogue(self, info: ValidationInfo) -> "DialogueRecord":
+    def _check_dialogue(self, info: ValidationInfo) -> DialogueRecord:
         context: dict[str, Any] = info.context or {}
         min_turns = int(context.get("min_turns", MIN_TURNS))
         max_turns = int(context.get("max_turns", MAX_TURNS))
@@ -106,7 +106,7 @@ class DialogueRecord(BaseModel):
             raise ValueError(f"the final answer segments {found[0].strip()!r} but focus is {self.focus!r}")
         return self._check_mask()
 
-    def _check_mask(self) -> "DialogueRecord":
+    def _check_mask(self) -> DialogueRecord:
         if self.mask is not None and not self.target_region_ids:
             raise ValueError("a mask is given but target_region_ids is empty")
         return self

@@ -66,7 +66,7 @@ class ElementsRecord(BaseModel):
     elements: list[Element] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _links(self) -> "ElementsRecord":
+    def _links(self) -> ElementsRecord:
         if self.image.image_id != self.image_id:
             raise ValueError(f"image.image_id {self.image.image_id!r} != image_id {self.image_id!r}")
         ids = [e.element_id for e in self.elements]

@@ -84,7 +84,7 @@ class ImageRecord(BaseModel):
         return not self.sha256
 
     @model_validator(mode="after")
-    def _present_or_imported(self) -> "ImageRecord":
+    def _present_or_imported(self) -> ImageRecord:
         if self.sha256 and self.width > 0 and self.height > 0:
             return self
         if self.source != "prist-json":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-StepName = Literal["elements", "trees", "dialogues"]
+from prist_builder.records.steps import StepName
 
 
 class Reject(BaseModel):

@@ -92,7 +92,7 @@ class TreeRecord(BaseModel):
         raise KeyError(f"tree {self.image_id}: no node {node_id!r}")
 
     @model_validator(mode="after")
-    def _check_tree(self, info: ValidationInfo) -> "TreeRecord":
+    def _check_tree(self, info: ValidationInfo) -> TreeRecord:
         context: dict[str, Any] = info.context or {}
         max_children = int(context.get("max_children", MAX_CHILDREN))
         min_targets = int(context.get("min_targets", MIN_TARGETS))
@@ -131,7 +131,7 @@ class TreeRecord(BaseModel):
         name = f"path to {path.target_element_id!r}"
         if path.node_ids[0] != self.root:
             raise ValueError(f"{name} starts at {path.node_ids[0]!r}, not at the root {self.root!r}")
-        for parent, child in zip(path.node_ids, path.node_ids[1:]):
+        for parent, child in zip(path.node_ids, path.node_ids[1:], strict=False):
             if not graph.has_edge(parent, child):
                 raise ValueError(f"{name} steps {parent!r} -> {child!r}, which is not an edge")
         leaf = path.node_ids[-1]

@@ -54,8 +54,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None,
-              head: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        head: bool = False,
+    ) -> None:
         data = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if raw is None else "application/octet-stream")
@@ -70,8 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": code}, {"X-Error-Code": code, "X-Error-Message": code}, head=head)
 
     def _record(self, body: bytes = b"") -> None:
-        self.state.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                    "body": body})
+        self.state.requests.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
 
     def _base(self) -> str:
         return f"http://{self.headers.get('Host')}"
@@ -99,8 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._missing("RevisionNotFound", head)
             siblings = [{"rfilename": p} for p in sorted(repo.branches[rev])]
             sha = repo.commits[-1] if repo.commits else "0" * 40
-            return self._send(200, {"id": m.group(1), "sha": sha, "private": repo.private, "siblings": siblings},
-                              head=head)
+            return self._send(
+                200, {"id": m.group(1), "sha": sha, "private": repo.private, "siblings": siblings}, head=head
+            )
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?", path)
         if m:
             repo = self.state.repos.get(m.group(1))
@@ -108,8 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._missing("RepoNotFound", head)
             files = repo.branches[m.group(2)]
             prefix = (m.group(3) or "").strip("/")
-            entries = [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
-                       for p, b in sorted(files.items()) if not prefix or p == prefix or p.startswith(prefix + "/")]
+            entries = [
+                {"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                for p, b in sorted(files.items())
+                if not prefix or p == prefix or p.startswith(prefix + "/")
+            ]
             if prefix and not entries:
                 return self._missing("EntryNotFound", head)
             return self._send(200, entries, head=head)
@@ -158,9 +169,19 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/preupload/([^/]+)", path)
         if m:
             files = json.loads(body).get("files", [])
-            return self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False,
-                                               "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular"}
-                                              for f in files]})
+            return self._send(
+                200,
+                {
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "shouldIgnore": False,
+                            "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                        }
+                        for f in files
+                    ]
+                },
+            )
         m = re.fullmatch(r"/datasets/([^/]+/[^/]+)\.git/info/lfs/objects/batch", path)
         if m:
             objects = []
@@ -198,8 +219,15 @@ class _Handler(BaseHTTPRequestHandler):
         repo.branches[revision] = files
         oid = hashlib.sha1(body).hexdigest()
         repo.commits.append(oid)
-        self._send(200, {"commitOid": oid, "commitUrl": f"{self._base()}/datasets/{repo_id}/commit/{oid}",
-                         "hookOutput": "", "success": True})
+        self._send(
+            200,
+            {
+                "commitOid": oid,
+                "commitUrl": f"{self._base()}/datasets/{repo_id}/commit/{oid}",
+                "hookOutput": "",
+                "success": True,
+            },
+        )
 
 
 class FakeHub:
@@ -217,7 +245,7 @@ class FakeHub:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         self._thread.start()
         return self
 

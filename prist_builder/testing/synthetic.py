@@ -25,12 +25,18 @@ def _shape(rng: random.Random, width: int, height: int) -> tuple[str, list[list[
         return kind, [[cx - size, cy - size * 0.7], [cx + size, cy + size * 0.7]]
     if kind == "circle":
         return kind, [[cx, cy], [cx + size, cy]]
-    corners = [[cx - size, cy + size], [cx, cy - size], [cx + size, cy + size * 0.8], [cx + size * 0.2, cy + size * 0.4]]
+    corners = [
+        [cx - size, cy + size],
+        [cx, cy - size],
+        [cx + size, cy + size * 0.8],
+        [cx + size * 0.2, cy + size * 0.4],
+    ]
     return kind, corners
 
 
-def write_synthetic(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (320, 240),
-                    shapes: tuple[int, int] = (3, 6)) -> list[Path]:
+def write_synthetic(
+    folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (320, 240), shapes: tuple[int, int] = (3, 6)
+) -> list[Path]:
     """Write ``count`` PNG images and Labelme files ``img_0000.{png,json}`` into ``folder``.
 
     Args:
@@ -62,12 +68,28 @@ def write_synthetic(folder: Path, count: int, seed: int = 0, size: tuple[int, in
                 draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
             else:
                 draw.polygon([tuple(p) for p in points], fill=colour)
-            records.append({"label": rng.choice(LABELS), "points": points, "group_id": None,
-                            "description": "", "shape_type": kind, "flags": {}, "mask": None})
+            records.append(
+                {
+                    "label": rng.choice(LABELS),
+                    "points": points,
+                    "group_id": None,
+                    "description": "",
+                    "shape_type": kind,
+                    "flags": {},
+                    "mask": None,
+                }
+            )
         name = f"img_{index:04d}"
         image.save(folder / f"{name}.png")
-        doc = {"version": "5.5.0", "flags": {}, "shapes": records, "imagePath": f"{name}.png",
-               "imageData": None, "imageHeight": height, "imageWidth": width}
+        doc = {
+            "version": "5.5.0",
+            "flags": {},
+            "shapes": records,
+            "imagePath": f"{name}.png",
+            "imageData": None,
+            "imageHeight": height,
+            "imageWidth": width,
+        }
         path = folder / f"{name}.json"
         path.write_text(json.dumps(doc), encoding="utf-8")
         written.append(path)

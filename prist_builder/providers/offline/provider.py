@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from prist_builder.pipeline.assemble import make_dialogue
+from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import Provider, StepContext, UnsupportedSettingError
 from prist_builder.providers.offline import phrasing as say
 from prist_builder.providers.offline.attributes import (
@@ -119,5 +119,5 @@ class OfflineProvider(Provider):
             focus = focus_phrase(facts[path.target_element_id], facts)
             answer = f"{say.pick(ctx.rng, say.SEG_LEADS)}{OBJ_TOKEN}{focus}{SEG_TOKEN}."
             turns += [Turn(role="user", content=say.pick(ctx.rng, say.SEG_REQUESTS)), Turn(role="assistant", content=answer)]
-            out.append(make_dialogue(elements, tree, path, turns, focus, self.name, ctx))
+            out.append(make_dialogue(elements, path, turns, focus, self.name, ctx))
         return out

@@ -84,14 +84,3 @@ class DialoguesAnswer(_Answer):
     """Step 3 answer: one conversation per reasoning path."""
 
     dialogues: list[DialogueAnswer]
-
-
-class JudgeAnswer(_Answer):
-    """Scores of the LLM judge (Figure 8 dimensions, 0..5 each)."""
-
-    progression: float
-    logical_coherence: float
-    content_consistency: float
-    target_relevance: float
-    total: float
-    summary: str

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from prist_builder.providers.openai.images import image_tokens
-from prist_builder.providers.openai.pricing import BATCH_DISCOUNT, cost_usd
+from prist_builder.llm.images import image_tokens
+from prist_builder.llm.pricing import BATCH_DISCOUNT, cost_usd
+from prist_builder.records.steps import PROMPT_OF_STEP
 from prist_builder.sources import SourceItem
 
 TYPICAL_COMPLETION = {"elements": 700, "tree": 1200, "dialogues": 1800}
@@ -60,10 +61,16 @@ def _image_size(item: SourceItem) -> tuple[int, int] | None:
         return None
 
 
-def estimate(items: list[SourceItem], model: str, detail: str, max_side: int | None, prices: dict,
-             regions_per_item: dict[str, int] | None = None) -> list[StepEstimate]:
+def estimate(
+    items: list[SourceItem],
+    model: str,
+    detail: str,
+    max_side: int | None,
+    prices: dict,
+    regions_per_item: dict[str, int] | None = None,
+) -> list[StepEstimate]:
     """Per-step estimates for building ``items`` (all three steps, one request each, no re-asks)."""
-    steps = {name: StepEstimate(name) for name in ("elements", "tree", "dialogues")}
+    steps = {name: StepEstimate(name) for name in PROMPT_OF_STEP.values()}
     for item in items:
         size = _image_size(item)
         if size is None:
@@ -78,7 +85,9 @@ def estimate(items: list[SourceItem], model: str, detail: str, max_side: int | N
         prompts = {
             "elements": TEMPLATE_TOKENS["elements"] + TOKENS_PER_REGION * regions,
             "tree": TEMPLATE_TOKENS["tree"] + TOKENS_PER_ELEMENT * elements,
-            "dialogues": TEMPLATE_TOKENS["dialogues"] + TOKENS_PER_ELEMENT * elements + TOKENS_PER_TARGET * TYPICAL_TARGETS,
+            "dialogues": TEMPLATE_TOKENS["dialogues"]
+            + TOKENS_PER_ELEMENT * elements
+            + TOKENS_PER_TARGET * TYPICAL_TARGETS,
         }
         for name, text in prompts.items():
             entry = steps[name]

@@ -6,8 +6,9 @@ import copy
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from prist_builder.testing.fake_openai.faults import BatchFaultRule, FaultBook
 from prist_builder.testing.fake_openai.reply import error_body, new_id
@@ -207,7 +208,7 @@ class BatchStore:
         outputs: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         expired = False
-        for text, request in zip(lines, requests):
+        for text, request in zip(lines, requests, strict=True):
             rule = next((r for r in rules if r.matches(text)), None)
             if rule is not None and rule.kind == "expire":
                 expired = True

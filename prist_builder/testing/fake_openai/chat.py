@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 from prist_builder.testing.fake_openai.reply import new_id
 from prist_builder.testing.fake_openai.schema_instance import minimal_instance
 
-Responder = Callable[[dict[str, Any]], Union[str, dict[str, Any]]]
+Responder = Callable[[dict[str, Any]], str | dict[str, Any]]
 """Gets the parsed chat request body; returns the assistant content (str) or a dict sent as JSON."""
 
 IMAGE_PART_TOKENS = 85

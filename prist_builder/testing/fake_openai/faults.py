@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 CHAT_FAULT_PARAMS: dict[str, frozenset[str]] = {
     "rate_limit": frozenset({"retry_after", "scope"}),
@@ -16,6 +17,9 @@ CHAT_FAULT_PARAMS: dict[str, frozenset[str]] = {
     "truncated": frozenset(),
     "non_json": frozenset({"content"}),
     "content": frozenset({"content", "finish_reason"}),
+    "usage": frozenset({"usage"}),
+    "raw": frozenset({"body"}),
+    "trickle": frozenset({"seconds_per_byte"}),
 }
 """Fault kind -> the keyword parameters it accepts."""
 
@@ -52,8 +56,11 @@ class FaultRule:
     - `drop`: close the connection without sending a response.
     - `truncated`: 200, content cut in half, `finish_reason="length"`.
     - `non_json`: 200 with prose content (`content` overrides the prose).
-    - `content`: 200 with `content` (str, or dict/list sent as JSON) and
-      optional `finish_reason` (default "stop").
+    - `content`: 200 with `content` (str, or dict/list sent as JSON) and optional
+      `finish_reason` (default "stop").
+    - `usage`: the normal answer with its `usage` object replaced by `usage`.
+    - `raw`: 200 whose whole body is `body` (dict/list sent as JSON, str/bytes as they are).
+    - `trickle`: the normal answer, its body sent one byte every `seconds_per_byte` (0.05).
 
     Raises ValueError for an unknown kind, an unknown parameter, `times < 1`, or a
     `content` rule without `content`.
@@ -63,6 +70,8 @@ class FaultRule:
         _check(kind, times, params, CHAT_FAULT_PARAMS)
         if kind == "content" and "content" not in params:
             raise ValueError("a 'content' fault needs content=...")
+        if kind == "raw" and "body" not in params:
+            raise ValueError("a 'raw' fault needs body=...")
         if kind == "server_error" and params.get("status", 500) not in (500, 502, 503):
             raise ValueError("server_error status must be 500, 502 or 503")
         self.kind = kind

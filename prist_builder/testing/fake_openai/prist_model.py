@@ -38,41 +38,83 @@ def _elements(prompt: str) -> dict:
     regions = _REGION.findall(prompt)
     if not regions:
         regions = [(None, name) for name in ("red sign", "blue door", "white bicycle")]
-    return {"elements": [
-        {"name": label, "description": f"A {label} seen clearly in the picture.", "colour": None,
-         "position": "center", "count": None, "visible_text": None, "region_id": region}
-        for region, label in regions
-    ]}
+    return {
+        "elements": [
+            {
+                "name": label,
+                "description": f"A {label} seen clearly in the picture.",
+                "colour": None,
+                "position": "center",
+                "count": None,
+                "visible_text": None,
+                "region_id": region,
+            }
+            for region, label in regions
+        ]
+    }
 
 
 def _tree(prompt: str) -> dict:
     names = dict(_ELEMENT.findall(prompt))
     targets = re.findall(r"(e\d+) \(", _TARGETS.search(prompt).group(1))
     low, _ = (int(v) for v in _PATH_NODES.search(prompt).groups())
-    nodes = [{"id": "root", "question": "What is going on in this picture?", "answer": "Several things are in view.",
-              "element_id": None}]
+    nodes = [
+        {
+            "id": "root",
+            "question": "What is going on in this picture?",
+            "answer": "Several things are in view.",
+            "element_id": None,
+        }
+    ]
     edges, paths = [], []
-    groups = [targets[i : i + 2] for i in range(0, len(targets), 2)] if len(targets) > MAX_CHILDREN else [[t] for t in targets]
+    groups = (
+        [targets[i : i + 2] for i in range(0, len(targets), 2)]
+        if len(targets) > MAX_CHILDREN
+        else [[t] for t in targets]
+    )
     for g, group in enumerate(groups):
         group_id = f"g{g}"
-        nodes.append({"id": group_id, "question": f"What about part {g + 1} of the scene?",
-                      "answer": f"It holds {', '.join(names.get(t, t) for t in group)}.", "element_id": None})
+        nodes.append(
+            {
+                "id": group_id,
+                "question": f"What about part {g + 1} of the scene?",
+                "answer": f"It holds {', '.join(names.get(t, t) for t in group)}.",
+                "element_id": None,
+            }
+        )
         edges.append({"parent": "root", "child": group_id})
         for target in group:
             chain, parent = ["root", group_id], group_id
             for extra in range(max(0, low - 3)):
                 node_id = f"{target}-x{extra}"
-                nodes.append({"id": node_id, "question": f"What detail of the {names.get(target, target)} helps?",
-                              "answer": "Its shape and colour.", "element_id": None})
+                nodes.append(
+                    {
+                        "id": node_id,
+                        "question": f"What detail of the {names.get(target, target)} helps?",
+                        "answer": "Its shape and colour.",
+                        "element_id": None,
+                    }
+                )
                 edges.append({"parent": parent, "child": node_id})
                 chain.append(node_id)
                 parent = node_id
             leaf = f"{target}-leaf"
-            nodes.append({"id": leaf, "question": "Which object is it?", "answer": f"The {names.get(target, target)}.",
-                          "element_id": target})
+            nodes.append(
+                {
+                    "id": leaf,
+                    "question": "Which object is it?",
+                    "answer": f"The {names.get(target, target)}.",
+                    "element_id": target,
+                }
+            )
             edges.append({"parent": parent, "child": leaf})
-            paths.append({"target_element_id": target, "reasoning_question": f"Which thing is the {names.get(target, target)}?",
-                          "node_ids": chain + [leaf]})
+            paths.append(
+                {
+                    "target_element_id": target,
+                    "reasoning_question": f"Which thing is the {names.get(target, target)}?",
+                    "node_ids": chain + [leaf],
+                }
+            )
     return {"root": "root", "nodes": nodes, "edges": edges, "paths": paths}
 
 

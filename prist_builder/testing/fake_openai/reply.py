@@ -20,6 +20,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     drop: bool = False
+    trickle_s: float = 0.0
+    """Seconds between two body bytes (0: the body goes in one write)."""
 
 
 DROP = Reply(drop=True)

@@ -7,7 +7,8 @@ import re
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prist_builder.testing.fake_openai import chat
 from prist_builder.testing.fake_openai.batches import BatchStore, FileStore
@@ -106,6 +107,10 @@ class FakeOpenAIApp:
         self._record("other", {"method": method, "path": path})
         return error_reply(404, f"Invalid URL ({method} {path})")
 
+    def stopping(self, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` seconds; True if the server is stopping (cut the wait short)."""
+        return self._stop.wait(wait_s)
+
     # ---- chat ----------------------------------------------------------------------
 
     def _chat(self, _m: re.Match[str], raw: bytes, _h: Mapping[str, str], summary: dict[str, Any]) -> Reply:
@@ -124,6 +129,11 @@ class FakeOpenAIApp:
         if self._stop.wait(self.latency_s):
             return DROP  # the server is stopping: in-flight requests get no answer
         kind = rule.kind if rule is not None else None
+        if rule is not None and kind == "raw":
+            raw_body = rule.params["body"]
+            if isinstance(raw_body, (dict, list)):
+                return json_reply(raw_body)
+            return Reply(body=raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body))
         finish_reason = "stop"
         if rule is not None and kind == "content":
             content = chat.render_content(rule.params["content"])
@@ -138,7 +148,13 @@ class FakeOpenAIApp:
             if kind == "truncated":
                 content, finish_reason = content[: len(content) // 2], "length"
         completion = chat.chat_completion(body, content, finish_reason)
-        return json_reply(completion, headers=self._limit_headers(completion["usage"]["prompt_tokens"]))
+        reply = json_reply(completion, headers=self._limit_headers(completion["usage"]["prompt_tokens"]))
+        if rule is not None and kind == "usage":
+            completion["usage"] = rule.params["usage"]
+            reply.body = json.dumps(completion).encode("utf-8")
+        if rule is not None and kind == "trickle":
+            reply.trickle_s = float(rule.params.get("seconds_per_byte", 0.05))
+        return reply
 
     def _early_fault(self, rule: FaultRule, body: dict[str, Any]) -> Reply | None:
         """Faults that replace the answer (errors, drops) or delay it (`slow`)."""
@@ -160,7 +176,9 @@ class FakeOpenAIApp:
             return json_reply(error_body(message, "invalid_request_error", "invalid_api_key"), 401)
         if kind == "bad_request":
             message = str(rule.params.get("message", "The image could not be processed."))
-            return json_reply(error_body(message, "invalid_request_error", str(rule.params.get("code", "invalid_image"))), 400)
+            return json_reply(
+                error_body(message, "invalid_request_error", str(rule.params.get("code", "invalid_image"))), 400
+            )
         if kind == "server_error":
             status = int(rule.params.get("status", 500))
             message = (
@@ -175,8 +193,9 @@ class FakeOpenAIApp:
         retry_after = float(rule.params.get("retry_after", 0.05))
         scope = rule.params.get("scope", "requests")
         wait = duration_text(retry_after)
-        unit, limit = ("requests per min (RPM)", REQUEST_LIMIT) if scope == "requests" else (
-            "tokens per min (TPM)", TOKEN_LIMIT)
+        unit, limit = (
+            ("requests per min (RPM)", REQUEST_LIMIT) if scope == "requests" else ("tokens per min (TPM)", TOKEN_LIMIT)
+        )
         message = (
             f"Rate limit reached for {body.get('model')} in organization org-fake on {unit}: "
             f"Limit {limit}, Used {limit}, Requested 1. Please try again in {wait}."
@@ -260,7 +279,9 @@ class FakeOpenAIApp:
             return error_reply(400, "Missing required parameter: 'input_file_id'.")
         try:
             batch = self.batches.create(
-                body["input_file_id"], body.get("endpoint", ""), body.get("completion_window", ""),
+                body["input_file_id"],
+                body.get("endpoint", ""),
+                body.get("completion_window", ""),
                 body.get("metadata"),
             )
         except LookupError as exc:

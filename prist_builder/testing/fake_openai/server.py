@@ -197,16 +197,16 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.track(self.connection, opened=False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+    def log_message(self, format: str, *args: Any) -> None:  # quiet by design
         return
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:  # http.server naming
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
@@ -262,6 +262,16 @@ class _Handler(BaseHTTPRequestHandler):
         head = f"{self.protocol_version} {reply.status} {reason}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         try:
+            if reply.trickle_s > 0:
+                self.wfile.write(head.encode("latin-1") + b"\r\n")
+                self.wfile.flush()
+                for index in range(len(reply.body)):
+                    if self.server.app.stopping(reply.trickle_s):
+                        break
+                    self.wfile.write(reply.body[index : index + 1])
+                    self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(head.encode("latin-1") + b"\r\n" + reply.body)
             self.wfile.flush()
         except OSError:

@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prist_builder.providers.base import Deferred
+from prist_builder.errors import Deferred
 
 
 class Asker(Protocol):
     """Something that answers chat completion request bodies."""
 
-    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
-        """The chat completion (as a dict) for ``body``; ``extra`` enters the cache key."""
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
+        """``(chat completion as a dict, True if it came from the cache)`` for ``body``;
+        ``extra`` enters the cache key."""
         ...
 
 
@@ -26,11 +27,10 @@ class Asker(Protocol):
 class OnlineAsker:
     """Sends each request through the transport (which also reads and fills the cache)."""
 
-    transport: "object"
+    transport: object
 
-    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
-        completion, _ = await self.transport.chat(body, extra, estimated_tokens)  # type: ignore[attr-defined]
-        return completion
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
+        return await self.transport.chat(body, extra, estimated_tokens, store=False)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -43,14 +43,14 @@ class GatheringAsker:
         wanted: missing requests by cache key: ``{key: body}``.
     """
 
-    cache: "object"
+    cache: object
     base_url: str
     wanted: dict[str, dict] = field(default_factory=dict)
 
-    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> dict:
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
         key = self.cache.key(self.base_url, body, extra)  # type: ignore[attr-defined]
         found = self.cache.get(key)  # type: ignore[attr-defined]
         if found is not None:
-            return found
+            return found, True
         self.wanted[key] = body
-        raise Deferred(f"waiting for batch answer {key[:12]}")
+        raise Deferred(f"waiting for batch answer {key[:12]}", quiet=True)

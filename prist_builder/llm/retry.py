@@ -15,7 +15,8 @@ import math
 import random
 import re
 import time
-from typing import Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import openai
 import tenacity
@@ -27,6 +28,9 @@ OTHER = "other"
 RETRYABLE = frozenset({RATE_LIMITED, TRANSIENT})
 
 QUOTA_CODE = "insufficient_quota"
+INPUT_SPECIFIC_STATUSES = frozenset({400, 413, 422})
+"""Refusals that concern one request (an image the API will not take, a context too long):
+that input fails and the run goes on. Others (404 model not found, ...) stop the run."""
 TRANSIENT_STATUSES = frozenset({408, 409})
 """Client-error statuses that mean "try again" (request timeout, conflict/lock timeout)."""
 SERVER_ERROR_MIN = 500
@@ -57,7 +61,12 @@ _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
 
 
 class MalformedResponse(Exception):
-    """A 200 answer whose body is not a usable JSON object (e.g. an HTML page from a proxy)."""
+    """A 200 answer whose body is not a well-formed chat completion (an HTML page from a
+    proxy, ``choices: [1]``, ``content`` that is a list, JSON nested too deep, a body too big)."""
+
+
+class DeadlineExceeded(Exception):
+    """An attempt did not end (connect, send and the whole body) within its time limit."""
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -68,7 +77,7 @@ def error_code(exc: BaseException) -> str | None:
 
 def classify(exc: BaseException) -> str:
     """Sort an exception raised by the openai client into a retry category (module docstring)."""
-    if isinstance(exc, (openai.APIConnectionError, MalformedResponse)):  # includes APITimeoutError
+    if isinstance(exc, (openai.APIConnectionError, MalformedResponse, DeadlineExceeded)):  # + APITimeoutError
         return TRANSIENT
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -158,6 +167,8 @@ def describe(exc: BaseException) -> str:
     """A one-line account of a failure, e.g. ``"429 rate_limit_exceeded: Rate limit reached ..."``."""
     if isinstance(exc, openai.APITimeoutError):
         return "the request timed out"
+    if isinstance(exc, (MalformedResponse, DeadlineExceeded)):
+        return str(exc)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         return f"connection failed ({cause or exc})"
@@ -196,7 +207,10 @@ class BackoffWait(tenacity.wait.wait_base):
     """
 
     def __init__(
-        self, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S, jitter: Jitter = "full",
+        self,
+        base_s: float = BACKOFF_BASE_S,
+        cap_s: float = BACKOFF_CAP_S,
+        jitter: Jitter = "full",
         rng: random.Random | None = None,
     ) -> None:
         if jitter not in ("full", "decorrelated"):

@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
 import openai
 import tenacity
 
-from prist_builder.providers.base import FatalProviderError
-from prist_builder.providers.openai import retry
-from prist_builder.providers.openai.cache import ResponseCache
-from prist_builder.providers.openai.limiter import AdaptiveConcurrency, RateLimiter
-from prist_builder.providers.openai.pricing import PRICES_PER_MILLION, Usage, cost_usd
+from prist_builder.errors import FatalError
+from prist_builder.llm import retry
+from prist_builder.llm.accounting import AccountingLog
+from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
+from prist_builder.llm.parsing import parse_completion
+from prist_builder.llm.pricing import PRICES_PER_MILLION, Usage, cost_usd
+from prist_builder.llm.settings import KEY_ENV, OPENAI_HOST, LLMSettings
 
 CHAT_PATH = "/chat/completions"
 """Chat completions route, relative to the base URL. Posted through the client's low-level
@@ -34,30 +37,35 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-OPENAI_HOST = "api.openai.com"
-KEY_ENV = "OPENAI_API_KEY"
-BASE_URL_ENV = "OPENAI_BASE_URL"
-NO_KEY = "none"
-"""Sent as the key to a non-OpenAI server when none is configured (local servers ignore it)."""
 BATCH_ENDPOINT = "/v1/chat/completions"
 BATCH_WINDOW = "24h"
 SPARE_CONNECTIONS = 8
 """Keep-alive connections kept beyond the chat concurrency, for files and batch calls."""
 MIN_KEEPALIVE = 100
 MAX_CONNECTIONS = 1000
+LONG_WAIT_S = 30.0
+"""A server-imposed wait longer than this (seconds) is announced as it starts."""
+SECONDS_PER_MINUTE = 60.0
 CONNECTIONS_PER_CLIENT = 16
 """Connections per openai client before requests spread over another one (see ``_get_client``)."""
 
 
 class TransportGaveUp(RuntimeError):
-    """Retries ran out (attempts or total wait) on rate limits or transient failures."""
+    """Retries ran out (attempts or total wait) on rate limits or transient failures.
+
+    Attributes:
+        malformed: the last failure was a malformed answer (not a network or server fault).
+    """
+
+    def __init__(self, message: str, malformed: bool = False) -> None:
+        super().__init__(message)
+        self.malformed = malformed
 
 
-class RequestRejected(FatalProviderError):
+class RequestRejected(FatalError):
     """The server refused one request for good (400/404/422...): ``status`` and ``code`` tell why.
 
-    A subclass of :class:`FatalProviderError`, so by default it stops the run; a provider
+    A subclass of :class:`FatalError`, so by default it stops the run; a provider
     that knows a rejection is specific to one input (say an image the API refuses) may
     catch it and reject just that input.
     """
@@ -70,11 +78,13 @@ class RequestRejected(FatalProviderError):
 class Transport:
     """Sends chat completions, file and batch calls with caching, pacing and retries.
 
+    Build it with :meth:`from_settings`; the constructor takes resolved values.
+
     Args:
-        base_url: server root (``.../v1``); None reads ``OPENAI_BASE_URL``, else api.openai.com.
-        api_key: None reads ``OPENAI_API_KEY``. With no key, api.openai.com calls raise
-            :class:`FatalProviderError` at the first real request (cache hits and dry runs
-            need none); other servers get the placeholder ``"none"``.
+        base_url: server root (``.../v1``).
+        api_key: the key; ``None`` makes the first real request raise :class:`FatalError`
+            (cache hits and dry runs need none).
+        organization: OpenAI organization id sent with every request, if any.
         concurrency: most chat requests in flight (adapts down on 429s, see
             :class:`AdaptiveConcurrency`).
         rpm, tpm: client-side requests/min and tokens/min budgets; None = unlimited.
@@ -86,17 +96,28 @@ class Transport:
     """
 
     def __init__(
-        self, base_url: str | None, api_key: str | None, *, concurrency: int = 8, rpm: int | None = None,
-        tpm: int | None = None, timeout_s: float = 120.0, max_attempts: int = 6, max_wait_s: float = 600.0,
-        cache: ResponseCache | None = None, prices: dict[str, tuple[float, float]] | None = None,
-        backoff_base_s: float = retry.BACKOFF_BASE_S, backoff_cap_s: float = retry.BACKOFF_CAP_S,
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        organization: str | None = None,
+        concurrency: int = 8,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        timeout_s: float = 120.0,
+        max_attempts: int = 6,
+        max_wait_s: float = 600.0,
+        cache: ResponseCache | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+        backoff_base_s: float = retry.BACKOFF_BASE_S,
+        backoff_cap_s: float = retry.BACKOFF_CAP_S,
         jitter: retry.Jitter = "full",
     ) -> None:
-        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self.is_openai = urlsplit(self.base_url).hostname == OPENAI_HOST
-        key = api_key if api_key is not None else os.environ.get(KEY_ENV)
-        self._api_key = key or (None if self.is_openai else NO_KEY)
-        self._secrets = [s for s in (key, api_key) if s]
+        self._api_key = api_key
+        self._organization = organization
+        self._secrets = [api_key] if api_key else []
         self.timeout_s, self.max_attempts, self.max_wait_s = timeout_s, max_attempts, max_wait_s
         self.cache = cache
         self.prices = prices if prices is not None else dict(PRICES_PER_MILLION)
@@ -105,13 +126,41 @@ class Transport:
         self.usage = Usage()
         self._backoff = {"base_s": backoff_base_s, "cap_s": backoff_cap_s, "jitter": jitter}
         self._keepalive = max(MIN_KEEPALIVE, concurrency + SPARE_CONNECTIONS)
-        self.request_log: list[dict[str, Any]] = []
-        """One entry per chat call (cache key, model, tokens, USD, cached); drained into RUN/requests.jsonl."""
+        self.accounting: AccountingLog | None = None
+        """Where each finished call's accounting line goes (``RUN/requests.jsonl``), if anywhere."""
         self._clients: list[openai.AsyncOpenAI] = []
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._next_client = 0
         self._resume_at = 0.0  # monotonic time before which no attempt starts (server asked us to wait)
+        self._announced_until = 0.0  # the latest wait already announced
         self._unpriced: set[str] = set()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: LLMSettings,
+        cache: ResponseCache | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+        **tuning: Any,
+    ) -> Transport:
+        """A transport configured by ``settings`` (environment variables resolved there).
+
+        ``tuning`` passes test-only knobs (``max_wait_s``, backoff shape)."""
+        transport = cls(
+            settings.resolved_base_url(),
+            settings.resolved_api_key(),
+            organization=settings.resolved_organization(),
+            concurrency=settings.concurrency,
+            rpm=settings.rpm,
+            tpm=settings.tpm,
+            timeout_s=settings.timeout_s,
+            max_attempts=settings.max_attempts,
+            cache=cache,
+            prices=prices,
+            **tuning,
+        )
+        transport._secrets = sorted(set(transport._secrets + settings.secrets()))
+        return transport
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, concurrency={self.concurrency.maximum})"
@@ -119,88 +168,113 @@ class Transport:
     # ---- chat ----------------------------------------------------------------------------
 
     async def chat(
-        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int
+        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int, *, store: bool = True
     ) -> tuple[dict[str, Any], bool]:
         """One chat completion: ``(completion as a JSON dict, True if it came from the cache)``.
 
         ``body`` is the request as sent (``model``, ``messages``, ``response_format``...; every
         key must be a keyword of ``chat.completions.create``); ``extra`` joins the cache key
-        only; ``estimated_tokens`` is spent from the tpm budget per attempt.
+        only; ``estimated_tokens`` is spent from the tpm budget per attempt. ``store=False``
+        leaves caching to the caller (:class:`~.client.LLMClient` caches an answer only once
+        it passed validation). Each attempt must end within ``timeout_s`` seconds, connect to
+        last byte; a 200 whose body is not a well-formed chat completion is retried like a 5xx.
 
         Raises:
-            FatalProviderError: no API key, or the server refused the key, quota or access.
+            FatalError: no API key, or the server refused the key, quota or access.
             RequestRejected: the server refused this request (400/404/422...).
             TransportGaveUp: rate limits or transient failures outlasted the retry budget.
         """
-        key = None
-        if self.cache is not None:
-            key = ResponseCache.key(self.base_url, body, extra)
+        key = ResponseCache.key(self.base_url, body, extra) if self.cache is not None else None
+        entry = {"kind": "chat", "key": key, "prompt": extra.get("prompt_version"), "model": body.get("model")}
+        if self.cache is not None and key is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.cached += 1
-                self.request_log.append({"key": key, "prompt": extra.get("prompt_version"), "model": body.get("model"), "cached": True})
+                self.accounting_line({**entry, "cached": True, "attempts": 0})
                 return hit, True
         client = self._get_client()
+        counts = {"attempts": 0, "rate_limited": 0}
 
         async def attempt() -> dict[str, Any]:
             await self._wait_if_told()
             async with self.concurrency:
                 await self.limiter.acquire(estimated_tokens)
                 self.usage.requests += 1
+                counts["attempts"] += 1
                 try:
-                    raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
+                    async with asyncio.timeout(self.timeout_s):
+                        raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
+                        data = await raw.aread()
+                except TimeoutError:
+                    raise retry.DeadlineExceeded(f"no complete answer within {self.timeout_s:g} s") from None
                 except openai.RateLimitError as exc:
                     if retry.classify(exc) == retry.RATE_LIMITED:
                         self.usage.rate_limited += 1
+                        counts["rate_limited"] += 1
                         self.concurrency.on_rate_limited()
                     raise
             self.concurrency.on_success()
-            try:
-                completion = raw.json()
-            except ValueError as exc:
-                raise retry.MalformedResponse(f"the answer is not JSON ({exc})") from None
-            if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list) \
-                    or not completion["choices"]:
-                raise retry.MalformedResponse("the answer has no choices")
-            return completion
+            return parse_completion(data)
 
-        completion = await self._call("chat completion", attempt)
-        if self.cache is not None and key is not None:
+        try:
+            completion = await self._call("chat completion", attempt)
+        except Exception:
+            self.accounting_line(
+                {**entry, "cached": False, **counts, "retries": max(0, counts["attempts"] - 1), "failed": True}
+            )
+            raise
+        if store and self.cache is not None and key is not None:
             self.cache.put(key, completion)
-        cost = self.account(str(body.get("model", "")), completion)
-        self.request_log.append({"key": key, "prompt": extra.get("prompt_version"), "model": body.get("model"), "cached": False,
-                                 **{k: (completion.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")},
-                                 "cost_usd": cost})
+        cost, tokens = self.account(str(body.get("model", "")), completion)
+        self.accounting_line(
+            {**entry, "cached": False, **counts, "retries": counts["attempts"] - 1, **tokens, "cost_usd": cost}
+        )
         return completion, False
 
-    def account(self, model: str, completion: dict[str, Any], batch: bool = False) -> float | None:
-        """Add the tokens and cost (USD) of one answered request to :attr:`usage`; returns the cost.
+    def accounting_line(self, entry: dict[str, Any]) -> None:
+        """Write one finished call's accounting line, if an accounting log is open."""
+        if self.accounting is not None:
+            self.accounting.write(entry)
 
-        ``batch`` prices it at the Batch API discount (the batch driver accounts its lines here).
+    def account(
+        self, model: str, completion: dict[str, Any], batch: bool = False
+    ) -> tuple[float | None, dict[str, Any]]:
+        """Add the tokens and cost (USD) of one answered request to :attr:`usage`.
+
+        Returns ``(cost or None when unpriced or unknown, token fields for the accounting
+        line)``. Token counts that are not whole numbers leave the usage unknown (counted
+        in ``usage_unknown``) instead of failing the answer. ``batch`` prices it at the
+        Batch API discount (the batch driver accounts its lines here).
         """
-        usage = completion.get("usage") or {}
-        prompt = int(usage.get("prompt_tokens") or 0)
-        output = int(usage.get("completion_tokens") or 0)
+        usage = completion.get("usage")
+        prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        output = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (prompt, output)):
+            return None, {"usage_unknown": True}
         self.usage.prompt_tokens += prompt
         self.usage.completion_tokens += output
+        tokens = {"prompt_tokens": prompt, "completion_tokens": output}
         cost = cost_usd(model, prompt, output, self.prices, batch=batch)
-        if cost is None and completion.get("model"):
-            cost = cost_usd(str(completion["model"]), prompt, output, self.prices, batch=batch)
+        if cost is None and isinstance(completion.get("model"), str):
+            cost = cost_usd(completion["model"], prompt, output, self.prices, batch=batch)
         if cost is None:
             if model not in self._unpriced:
                 self._unpriced.add(model)
                 log.warning("no price for model %r: its cost is counted as 0 USD", model)
-            return None
+            return None, tokens
         self.usage.cost_usd += cost
-        return cost
+        return cost, tokens
 
     # ---- files and batches ----------------------------------------------------------------
 
     async def upload(self, data: bytes, filename: str, purpose: str = "batch") -> str:
         """Upload ``data`` as ``filename``; returns the file id. Raises like :meth:`chat`."""
         client = self._get_client()
-        return (await self._call("file upload", self._counted(
-            lambda: client.files.create(file=(filename, data), purpose=purpose)))).id  # type: ignore[arg-type]
+        return (
+            await self._call(
+                "file upload", self._counted(lambda: client.files.create(file=(filename, data), purpose=purpose))
+            )
+        ).id  # type: ignore[arg-type]
 
     async def create_batch(self, input_file_id: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Start a 24 h chat-completions batch over an uploaded JSONL file; returns the batch object.
@@ -210,8 +284,14 @@ class Transport:
         """
         client = self._get_client()
         extra = {"metadata": metadata} if metadata is not None else {}
-        batch = await self._call("batch creation", self._counted(lambda: client.batches.create(
-            input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, **extra)))
+        batch = await self._call(
+            "batch creation",
+            self._counted(
+                lambda: client.batches.create(
+                    input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, **extra
+                )
+            ),
+        )
         return batch.model_dump(mode="json")
 
     async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
@@ -228,23 +308,27 @@ class Transport:
 
     def _counted(self, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """Wrap one non-chat HTTP call so each attempt is counted and honours server waits."""
+
         async def attempt() -> T:
             await self._wait_if_told()
             self.usage.requests += 1
+            self.accounting_line({"kind": "api", "attempts": 1})
             try:
                 return await send()
             except openai.RateLimitError as exc:
                 if retry.classify(exc) == retry.RATE_LIMITED:
                     self.usage.rate_limited += 1
                 raise
+
         return attempt
 
     # ---- shared machinery -------------------------------------------------------------------
 
     async def _call(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` under the retry policy; translate final failures (see :meth:`chat`)."""
-        policy = retry.make_retrying(self.max_attempts, self.max_wait_s, before_sleep=self._before_sleep,
-                                     **self._backoff)  # type: ignore[arg-type]
+        policy = retry.make_retrying(
+            self.max_attempts, self.max_wait_s, before_sleep=self._before_sleep, **self._backoff
+        )  # type: ignore[arg-type]
         started = time.monotonic()
         try:
             return await policy(attempt)
@@ -252,10 +336,20 @@ class Transport:
             last = err.last_attempt.exception()
             tries = err.last_attempt.attempt_number
             asked = retry.server_wait_s(last) if last else None
-            message = (f"{what} failed after {tries} attempt{'s' if tries != 1 else ''} in "
-                       f"{time.monotonic() - started:.1f} s; last error: {retry.describe(last) if last else '?'}"
-                       + (f" (the server asked to wait {asked:.1f} s)" if asked else ""))
-            raise TransportGaveUp(self._scrub(message)) from None
+            spent = time.monotonic() - started
+            why = ""
+            if asked is not None and spent + asked > self.max_wait_s:
+                why = (
+                    f" (the server asked to wait {asked:.0f} s, beyond the {self.max_wait_s:.0f} s a request may wait)"
+                )
+            elif asked:
+                why = f" (the server asked to wait {asked:.1f} s)"
+            message = (
+                f"{what} failed after {tries} attempt{'s' if tries != 1 else ''} in "
+                f"{spent:.1f} s; last error: {retry.describe(last) if last else '?'}{why}"
+            )
+            malformed = isinstance(last, retry.MalformedResponse)
+            raise TransportGaveUp(self._scrub(message), malformed=malformed) from None
         except openai.APIStatusError as exc:
             if retry.classify(exc) != retry.FATAL:
                 raise
@@ -269,24 +363,35 @@ class Transport:
             wait = retry.server_wait_s(exc)
             if wait is not None:
                 self._resume_at = max(self._resume_at, time.monotonic() + wait)
+                self._announce_wait(wait)
         log.debug("retry in %.2f s after %s", state.upcoming_sleep, self._scrub(retry.describe(exc)) if exc else "?")
+
+    def _announce_wait(self, wait_s: float) -> None:
+        """Say so (a log line at WARNING, shown by the CLI as it happens) when the server's
+        rate limit holds every request for more than :data:`LONG_WAIT_S` seconds."""
+        if wait_s <= LONG_WAIT_S or self._resume_at <= self._announced_until:
+            return
+        self._announced_until = self._resume_at
+        until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait_s))
+        minutes = f"{wait_s / SECONDS_PER_MINUTE:.0f} min" if wait_s >= SECONDS_PER_MINUTE else f"{wait_s:.0f} s"
+        log.warning("waiting %s for the rate limit to reset, until %s", minutes, until)
 
     async def _wait_if_told(self) -> None:
         delay = self._resume_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _fatal(self, exc: openai.APIStatusError) -> FatalProviderError:
+    def _fatal(self, exc: openai.APIStatusError) -> FatalError:
         """A clear, key-free error for a response that retrying cannot fix."""
         status, code = exc.status_code, retry.error_code(exc)
         server = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
         label = f"{status} {code}" if code else str(status)
         if status == retry.RATE_LIMIT_STATUS:
-            return FatalProviderError(f"the account has no quota left ({label})")
+            return FatalError(f"the account has no quota left ({label})")
         if status == 401:
-            return FatalProviderError(self._scrub(f"{server} rejected the API key ({label})"))
+            return FatalError(self._scrub(f"{server} rejected the API key ({label})"))
         if status == 403:
-            return FatalProviderError(self._scrub(f"{server} denied access ({label}): {retry.server_message(exc)}"))
+            return FatalError(self._scrub(f"{server} denied access ({label}): {retry.server_message(exc)}"))
         message = self._scrub(f"{server} rejected the request ({label}): {retry.server_message(exc)}")
         return RequestRejected(message, status, code)
 
@@ -302,21 +407,30 @@ class Transport:
         pools of 16 at the same concurrency.
 
         Raises:
-            FatalProviderError: api.openai.com and no API key.
+            FatalError: api.openai.com and no API key.
         """
         if self._api_key is None:
-            raise FatalProviderError(f"no API key: set {KEY_ENV} or pass --api-key")
+            raise FatalError(f"no API key: set {KEY_ENV} or pass --api-key")
         loop = asyncio.get_running_loop()
         if not self._clients or self._client_loop is not loop:
             shards = max(1, math.ceil(self.concurrency.maximum / CONNECTIONS_PER_CLIENT))
             per_client = math.ceil(self._keepalive / shards)
             self._clients = []
             for _ in range(shards):
-                limits = httpx2.Limits(max_connections=max(MAX_CONNECTIONS // shards, per_client),
-                                       max_keepalive_connections=per_client)
+                limits = httpx2.Limits(
+                    max_connections=max(MAX_CONNECTIONS // shards, per_client), max_keepalive_connections=per_client
+                )
                 http = openai.DefaultAsyncHttpxClient(limits=limits)
-                self._clients.append(openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                                                        timeout=self.timeout_s, http_client=http))
+                self._clients.append(
+                    openai.AsyncOpenAI(
+                        base_url=self.base_url,
+                        api_key=self._api_key,
+                        max_retries=0,
+                        organization=self._organization,
+                        timeout=self.timeout_s,
+                        http_client=http,
+                    )
+                )
             self._client_loop = loop
         self._next_client = (self._next_client + 1) % len(self._clients)
         return self._clients[self._next_client]

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prist_builder.providers.openai.transport import BATCH_ENDPOINT
+from prist_builder.llm.parsing import check_completion, loads_bounded
+from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES, MalformedResponse
+from prist_builder.llm.transport import BATCH_ENDPOINT
 
-
-REFUSED_STATUSES = frozenset({400, 413, 422})
-"""Line statuses that concern the request itself: re-sending it cannot help."""
 TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
 STATE_FILE = "batches.jsonl"
 
@@ -55,14 +54,14 @@ class BatchDriver:
         progress: optional polling callback.
     """
 
-    def __init__(self, transport: Any, cache: Any, run: Path, poll_s: float = 30.0,
-                 progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self, transport: Any, cache: Any, run: Path, poll_s: float = 30.0, progress: ProgressFn | None = None
+    ) -> None:
         self.transport = transport
         self.cache = cache
         self.state = Path(run) / STATE_FILE
         self.poll_s = poll_s
         self.progress = progress
-        self.results: list[BatchResult] = []
 
     # -- state -----------------------------------------------------------------------
     def _record(self, entry: dict[str, Any]) -> None:
@@ -90,12 +89,22 @@ class BatchDriver:
     # -- rounds ----------------------------------------------------------------------
     async def submit(self, step: str, wanted: dict[str, dict]) -> str:
         """Upload the requests as a batch input file and create the batch; returns its id."""
-        lines = [json.dumps({"custom_id": key, "method": "POST", "url": BATCH_ENDPOINT, "body": body})
-                 for key, body in sorted(wanted.items())]
+        lines = [
+            json.dumps({"custom_id": key, "method": "POST", "url": BATCH_ENDPOINT, "body": body})
+            for key, body in sorted(wanted.items())
+        ]
         file_id = await self.transport.upload(("\n".join(lines) + "\n").encode("utf-8"), f"prist-{step}.jsonl")
         batch = await self.transport.create_batch(file_id, metadata={"tool": "prist", "step": step})
-        self._record({"event": "submitted", "step": step, "batch_id": batch["id"], "input_file_id": file_id,
-                      "requests": len(lines), "at": time.time()})
+        self._record(
+            {
+                "event": "submitted",
+                "step": step,
+                "batch_id": batch["id"],
+                "input_file_id": file_id,
+                "requests": len(lines),
+                "at": time.time(),
+            }
+        )
         return batch["id"]
 
     async def join(self, batch_id: str) -> BatchResult:
@@ -113,33 +122,62 @@ class BatchDriver:
         for file_key in ("output_file_id", "error_file_id"):
             if batch.get(file_key):
                 self._read_results(await self.transport.download(batch[file_key]), result)
-        self._record({"event": "joined", "batch_id": batch_id, "status": result.status, "answered": result.answered,
-                      "failed": result.failed, "expired": result.expired, "refused": result.refused,
-                      "at": time.time()})
-        self.results.append(result)
+        self._record(
+            {
+                "event": "joined",
+                "batch_id": batch_id,
+                "status": result.status,
+                "answered": result.answered,
+                "failed": result.failed,
+                "expired": result.expired,
+                "refused": result.refused,
+                "at": time.time(),
+            }
+        )
         return result
 
     def _read_results(self, data: bytes, result: BatchResult) -> None:
         for line in data.decode("utf-8").splitlines():
             if not line.strip():
                 continue
-            entry = json.loads(line)
-            response = entry.get("response") or {}
-            error = entry.get("error") or {}
+            try:
+                entry = loads_bounded(line)
+                response = entry.get("response") or {}
+                error = entry.get("error") or {}
+                custom_id = str(entry["custom_id"])
+            except (ValueError, AttributeError, KeyError, TypeError):
+                result.failed += 1  # an unreadable line: its request is simply still missing
+                continue
             if response.get("status_code") == 200 and isinstance(response.get("body"), dict):
-                self.cache.put(entry["custom_id"], response["body"])
                 body = response["body"]
-                cost = self.transport.account(str(body.get("model", "")), body, batch=True)
-                self.transport.request_log.append({"key": entry["custom_id"], "model": body.get("model"), "cached": False,
-                                                   "batch": result.batch_id, "cost_usd": cost,
-                                                   **{k: (body.get("usage") or {}).get(k) for k in ("prompt_tokens", "completion_tokens")}})
+                cost, tokens = self.transport.account(str(body.get("model", "")), body, batch=True)
+                self.transport.accounting_line(
+                    {
+                        "kind": "batch_line",
+                        "key": custom_id,
+                        "model": body.get("model"),
+                        "cached": False,
+                        "batch": result.batch_id,
+                        "attempts": 0,
+                        **tokens,
+                        "cost_usd": cost,
+                    }
+                )
+                try:
+                    check_completion(body)
+                except MalformedResponse:
+                    result.failed += 1  # paid for, but unusable: never cached, sent again next round
+                    continue
+                self.cache.put(custom_id, body)
                 result.answered += 1
-            elif response.get("status_code") in REFUSED_STATUSES:
+            elif response.get("status_code") in INPUT_SPECIFIC_STATUSES:
                 # refused for good (an image the API will not take): cache the refusal so the
                 # input goes to rejects instead of being re-sent every round
                 body = response.get("body") if isinstance(response.get("body"), dict) else {}
-                self.cache.put(entry["custom_id"], {"error": body.get("error") or {"message": str(body)},
-                                                    "status_code": response["status_code"]})
+                self.cache.put(
+                    entry["custom_id"],
+                    {"error": body.get("error") or {"message": str(body)}, "status_code": response["status_code"]},
+                )
                 result.refused += 1
             elif error.get("code") == "batch_expired":
                 result.expired += 1

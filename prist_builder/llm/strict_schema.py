@@ -68,7 +68,10 @@ def response_format(model: type[BaseModel], mode: str = "json_schema") -> dict[s
         ValueError: unknown mode.
     """
     if mode == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": strict_schema(model), "strict": True}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": model.__name__, "schema": strict_schema(model), "strict": True},
+        }
     if mode == "json_object":
         return {"type": "json_object"}
     if mode == "none":

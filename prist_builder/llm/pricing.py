@@ -53,7 +53,7 @@ def load_prices(path: Path | None) -> dict[str, tuple[float, float]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read prices ({exc})") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object {{\"model\": [input, output]}}")
+        raise ValueError(f'{path}: expected a JSON object {{"model": [input, output]}}')
     for model, pair in data.items():
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_price(p) for p in pair)):
             raise ValueError(
@@ -116,7 +116,7 @@ class Usage:
     retries: int = 0
     rate_limited: int = 0
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         """Add every counter of ``other`` to this one."""
         self.requests += other.requests
         self.cached += other.cached

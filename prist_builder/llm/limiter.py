@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable
 
 SECONDS_PER_MINUTE = 60.0
 
@@ -128,7 +128,7 @@ class AdaptiveConcurrency:
         self._last_cut: float | None = None
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def __aenter__(self) -> "AdaptiveConcurrency":
+    async def __aenter__(self) -> AdaptiveConcurrency:
         if self.in_flight < self.current and not self._waiters:
             self.in_flight += 1
             return self

@@ -32,7 +32,7 @@ def _digest_data_url(text: str) -> str:
     match = _DATA_URL.match(text)
     if match is None:
         return text
-    payload = text[match.end():]
+    payload = text[match.end() :]
     try:
         raw = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
@@ -114,7 +114,7 @@ class ResponseCache:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{key[:FANOUT_CHARS * 4]}-", suffix=".tmp", dir=target.parent)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{key[: FANOUT_CHARS * 4]}-", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(handle, "wb") as tmp:
                 tmp.write(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prist_builder.providers.base import StepContext
-from prist_builder.records import DialogueRecord, ElementsRecord, TreePath, TreeRecord, Turn
+from prist_builder.records import DialogueRecord, ElementsRecord, TreePath, Turn
 
 
 def sample_id(image_id: str, element_id: str) -> str:
@@ -15,7 +15,6 @@ def sample_id(image_id: str, element_id: str) -> str:
 
 def make_dialogue(
     elements: ElementsRecord,
-    tree: TreeRecord,
     path: TreePath,
     turns: Sequence[Turn | dict[str, str]],
     focus: str,

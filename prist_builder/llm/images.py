@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import math
-
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image, ImageOps
 
@@ -24,7 +24,8 @@ FIT_SIDE = 2048
 """The image is first fitted inside a square of this side (pixels)."""
 SHORT_SIDE = 768
 """Then its short side is brought down to this (pixels)."""
-DETAILS = ("low", "high", "auto")
+Detail = Literal["low", "high", "auto"]
+"""The image ``detail`` values the chat API accepts."""
 REENCODE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 """MIME types the API accepts, and the Pillow format that writes each."""
 EXIF_ORIENTATION = 0x0112
@@ -85,8 +86,12 @@ def prepare_image(data: bytes, mime: str, max_side: int | None) -> PreparedImage
             picture = picture.convert("RGB")
         buffer = io.BytesIO()
         picture.save(buffer, format=fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
-        return PreparedImage(f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
-                             picture.width, picture.height, scale)
+        return PreparedImage(
+            f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
+            picture.width,
+            picture.height,
+            scale,
+        )
 
 
 def image_part(url: str, detail: str) -> dict:

@@ -1,0 +1,162 @@
+"""Reference samples to score against: a ``prist export`` folder or a run folder.
+
+A reference is what the scorer needs of one sample: its messages, its target mask and the
+image size (for granularity). Export folders are read with ``datasets`` (only the text and
+mask columns, so no image is decoded); run folders (an imported official split is one too)
+through :func:`prist_builder.samples.iter_samples`, the one join of a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prist_builder.annotation.masks import area
+from prist_builder.records.rle import RLE
+from prist_builder.stats import granularity
+
+EXPORT_COLUMNS = ("sample_id", "image_id", "width", "height", "turns", "focus", "targets")
+"""Columns of the export contract the scorer reads."""
+SPLITS = ("train", "validation", "test")
+"""Split names of the export contract."""
+ROLE_ALIASES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
+"""Message roles as the scorer names them, from either convention (LLaVA's or the run's)."""
+
+
+class ReferenceError(ValueError):
+    """The reference folder cannot be read; the message names the folder or file and the field."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reference sample.
+
+    Attributes:
+        sample_id: the sample's id (predictions name it).
+        image_id: its image.
+        height, width: image size in pixels.
+        turns: ``(role, content)`` messages, roles ``user``/``assistant``, alternating, the
+            last assistant message answering the segmentation request.
+        focus: the target's description.
+        mask: the target ``(H, W)`` bool mask as COCO RLE, ``None`` when the sample has none
+            (an imported official split carries no masks).
+    """
+
+    sample_id: str
+    image_id: str
+    height: int
+    width: int
+    turns: tuple[tuple[str, str], ...]
+    focus: str
+    mask: RLE | None
+
+    @property
+    def responses(self) -> list[str]:
+        """The assistant messages, in order."""
+        return [content for role, content in self.turns if role == "assistant"]
+
+    @property
+    def granularity(self) -> str | None:
+        """``coarse``/``medium``/``fine`` of the target as ``prist stats`` defines it; ``None`` without a mask."""
+        if self.mask is None:
+            return None
+        return granularity(area(self.mask), self.height, self.width)
+
+
+def _turns(messages: list[dict], where: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for index, message in enumerate(messages):
+        role = ROLE_ALIASES.get(str(message.get("role") or message.get("from")))
+        if role is None:
+            raise ReferenceError(f"{where}: turns[{index}].role is {message.get('role')!r}, not user/assistant")
+        out.append((role, str(message.get("content") if "content" in message else message.get("value") or "")))
+    return tuple(out)
+
+
+def _export_files(folder: Path, split: str) -> list[str]:
+    files = sorted((folder / "data").glob(f"{split}-*.parquet"))
+    if not files:
+        found = sorted(p.name for p in (folder / "data").glob("*.parquet"))
+        raise ReferenceError(f"{folder}: no '{split}' split in data/ (found: {', '.join(found) or 'no parquet files'})")
+    return [str(p) for p in files]
+
+
+def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
+    """References of one split of a ``prist export`` folder (``DIR/data/<split>-*.parquet``).
+
+    Raises:
+        ReferenceError: the split is absent, a contract column is missing, or a row is malformed.
+    """
+    import datasets
+
+    quiet = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # no bars in the scorer's output
+    try:
+        data = datasets.load_dataset("parquet", data_files={split: _export_files(folder, split)}, split=split)
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
+    missing = [c for c in EXPORT_COLUMNS if c not in data.column_names]
+    if missing:
+        raise ReferenceError(f"{folder}: export split '{split}' lacks column(s) {', '.join(missing)}")
+    for index, row in enumerate(data.select_columns(list(EXPORT_COLUMNS))):
+        where = f"{folder} [{split} row {index}]"
+        targets = row["targets"] or []
+        mask = None
+        if targets and targets[0].get("mask"):
+            raw = targets[0]["mask"]
+            try:
+                mask = RLE(size=[int(v) for v in raw["size"]], counts=raw["counts"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ReferenceError(f"{where}: targets[0].mask is not COCO RLE ({exc})") from None
+        yield Reference(
+            sample_id=row["sample_id"],
+            image_id=row["image_id"],
+            height=int(row["height"]),
+            width=int(row["width"]),
+            turns=_turns(row["turns"], where),
+            focus=row["focus"] or "",
+            mask=mask,
+        )
+
+
+def read_run(folder: Path) -> Iterator[Reference]:
+    """References of a run folder: every dialogue not rejected by a reviewer (edits applied).
+
+    Raises:
+        FileNotFoundError: ``folder`` has no ``dialogues.jsonl``.
+    """
+    from prist_builder.samples import iter_samples
+
+    for sample in iter_samples(folder):
+        if sample.review.status == "rejected":
+            continue
+        yield Reference(
+            sample_id=sample.sample_id,
+            image_id=sample.dialogue.image_id,
+            height=sample.image.height,
+            width=sample.image.width,
+            turns=tuple((t.role, t.content) for t in sample.dialogue.turns),
+            focus=sample.dialogue.focus,
+            mask=sample.mask,
+        )
+
+
+def load_references(path: Path, split: str = "test") -> list[Reference]:
+    """References from an export folder (``split`` of it) or a run folder (all its samples).
+
+    Raises:
+        ReferenceError: ``path`` is neither, or its content breaks the contract.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such reference folder")
+    if (path / "dialogues.jsonl").exists():
+        return list(read_run(path))
+    if (path / "data").is_dir():
+        if split not in SPLITS:
+            raise ReferenceError(f"{path}: split must be one of {', '.join(SPLITS)}, got {split!r}")
+        return list(read_export(path, split))
+    raise ReferenceError(f"{path}: neither a run folder (dialogues.jsonl) nor an export folder (data/*.parquet)")

@@ -1,0 +1,276 @@
+"""The one interface of LLM execution: send a structured request, get a validated answer or
+a typed failure, with accounting.
+
+Callers (the dataset build's ``openai`` provider, later the evaluator's judge) build the
+messages and say what a valid answer is (a pydantic answer model plus an ``accept``
+function that checks the task's own rules). :class:`LLMClient` decides how the request is
+sent (online through :class:`~.transport.Transport`, or gathered for the Batch API), reads
+and fills the response cache, re-asks the model with the exact errors when an answer breaks
+a rule, and keeps the accounting (tokens, USD) of every request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from prist_builder.errors import Deferred
+from prist_builder.llm.accounting import AccountingLog
+from prist_builder.llm.asking import Asker, GatheringAsker, OnlineAsker
+from prist_builder.llm.batch import BatchDriver, ProgressFn
+from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.parsing import AnswerFormatError, extract_json
+from prist_builder.llm.pricing import load_prices
+from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES
+from prist_builder.llm.settings import LLMSettings
+from prist_builder.llm.strict_schema import response_format, strict_schema
+from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
+
+CHARS_PER_TOKEN = 4
+"""Rough text size of a token, for rate limiting and estimates."""
+MAX_LISTED_ERRORS = 8
+"""Validation errors listed in one re-ask or reject reason at most."""
+FEEDBACK = (
+    "Your answer does not satisfy the rules:\n{errors}\n"
+    "Write the whole answer again as one JSON object that fixes every point above."
+)
+
+A = TypeVar("A", bound=BaseModel)
+R = TypeVar("R")
+P = TypeVar("P")
+
+
+class AnswerRuleError(ValueError):
+    """An answer parsed but breaks a rule of the task; the message lists what (raised by ``accept``)."""
+
+
+class RequestRefused(Exception):
+    """The server refused this one request for good (400/413/422, a refused batch line, a
+    model refusal). ``reason`` is one key-free line; ``raw`` what the server said."""
+
+    def __init__(self, reason: str, raw: Any = None) -> None:
+        super().__init__(reason)
+        self.reason, self.raw = reason, raw
+
+
+class NoValidAnswer(Exception):
+    """Every attempt (first ask plus re-asks) broke a rule. ``reason`` lists the last errors;
+    ``raw`` is the last answer text."""
+
+    def __init__(self, reason: str, raw: Any = None) -> None:
+        super().__init__(reason)
+        self.reason, self.raw = reason, raw
+
+
+@dataclass
+class StructuredRequest(Generic[A]):
+    """One request whose answer must be a JSON object of ``answer_model``.
+
+    Attributes:
+        messages: chat messages (system, user with text and image parts).
+        answer_model: the pydantic model of a valid answer; its strict JSON Schema is the
+            response format (or, for servers without structured outputs, goes in the prompt).
+        max_tokens: completion token cap.
+        prompt_version: the prompt template's version; joins the cache key.
+        prompt_tokens: estimate of the prompt's tokens (text and images), for rate limits.
+    """
+
+    messages: list[dict[str, Any]]
+    answer_model: type[A]
+    max_tokens: int
+    prompt_version: str
+    prompt_tokens: int
+
+
+def explain(exc: Exception) -> str:
+    """Readable, bounded list (one ``- `` line per error) of what was wrong with an answer."""
+    if isinstance(exc, ValidationError):
+        lines = [f"- {'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()]
+        return "\n".join(lines[:MAX_LISTED_ERRORS])
+    return f"- {exc}"
+
+
+class LLMClient:
+    """Sends structured requests through an OpenAI-compatible server (see the module docstring).
+
+    Args:
+        settings: every execution option (model, server, key, budgets, batch, cache).
+        seed: sent as the request ``seed`` when given (a build passes its run seed).
+        transport: a ready transport (tests); by default one is made from ``settings``.
+    """
+
+    def __init__(self, settings: LLMSettings, seed: int | None = None, transport: Transport | None = None) -> None:
+        self.settings = settings
+        self.seed = seed
+        self.cache = ResponseCache(settings.resolved_cache_dir())
+        self.transport = transport or Transport.from_settings(
+            settings, cache=self.cache, prices=load_prices(settings.price_file)
+        )
+        self.asker: Asker = OnlineAsker(self.transport)
+        self.batch_progress: ProgressFn | None = None
+
+    # -- one request -------------------------------------------------------------------
+    def _body(self, request: StructuredRequest[Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.settings.model, "messages": history, "max_tokens": request.max_tokens}
+        if self.settings.temperature is not None:
+            body["temperature"] = self.settings.temperature
+        if self.seed is not None:
+            body["seed"] = self.seed
+        fmt = response_format(request.answer_model, self.settings.response_format)
+        if fmt is not None:
+            body["response_format"] = fmt
+        return body
+
+    def _first_messages(self, request: StructuredRequest[Any]) -> list[dict[str, Any]]:
+        """The request's messages; without strict outputs, the schema joins the last user text."""
+        if self.settings.response_format == "json_schema":
+            return list(request.messages)
+        schema = json.dumps(strict_schema(request.answer_model))
+        messages = [dict(m) for m in request.messages]
+        last = messages[-1]
+        note = "\n\nAnswer with one JSON object that follows this JSON Schema:\n" + schema
+        if isinstance(last["content"], str):
+            last["content"] += note
+        else:
+            parts = [dict(p) for p in last["content"]]
+            text = next(p for p in parts if p.get("type") == "text")
+            text["text"] += note
+            last["content"] = parts
+        return messages
+
+    async def ask(self, request: StructuredRequest[A], accept: Callable[[A], R]) -> R:
+        """Ask, validate with ``answer_model`` then ``accept``, re-ask with the errors.
+
+        ``accept`` raises :class:`AnswerRuleError` (or ``ValidationError``) for an answer
+        that breaks a task rule; its return value is returned.
+
+        Raises:
+            RequestRefused: the server or the model refused this request.
+            NoValidAnswer: no valid answer within ``max_reasks`` re-asks.
+            prist_builder.errors.Deferred: not answerable now (batch pending, server kept failing).
+            prist_builder.errors.FatalError: the run cannot go on (key, quota, unknown model).
+        """
+        history = self._first_messages(request)
+        error, content = "", None
+        for _ in range(self.settings.max_reasks + 1):
+            body = self._body(request, history)
+            extra_tokens = sum(len(str(m["content"])) for m in history[len(request.messages) :]) // CHARS_PER_TOKEN
+            estimate = request.prompt_tokens + extra_tokens + request.max_tokens
+            try:
+                completion, cached = await self.asker.ask(body, {"prompt_version": request.prompt_version}, estimate)
+                if not isinstance(completion, dict):
+                    raise NoValidAnswer("the server's answer is not a JSON object")
+            except RequestRejected as exc:
+                if exc.status not in INPUT_SPECIFIC_STATUSES:
+                    raise  # a wrong model name or endpoint stops the run
+                raise RequestRefused(f"the server refused the request: {exc}") from None
+            except TransportGaveUp as exc:
+                if exc.malformed:  # the server kept answering garbage: this input fails, with the reason
+                    raise NoValidAnswer(f"the server's answers were malformed: {exc}") from None
+                raise Deferred(str(exc)) from None  # the server kept failing: leave the input for the next run
+            if "choices" not in completion and isinstance(completion.get("error"), dict):  # a refused batch line
+                failure = completion["error"]
+                raise RequestRefused(
+                    f"the server refused the request: {failure.get('message')} ({failure.get('code')})", raw=failure
+                )
+            choice = completion["choices"][0]
+            message = choice.get("message") or {}
+            content = message.get("content")
+            self._screen(message)
+            try:
+                if choice.get("finish_reason") == "length":
+                    raise AnswerRuleError(
+                        "the answer was cut off at the token limit (finish_reason 'length'); be briefer"
+                    )
+                accepted = accept(request.answer_model.model_validate(extract_json(content)))
+            except (AnswerFormatError, AnswerRuleError, ValidationError, KeyError) as exc:
+                error = explain(exc)
+                history = history + [
+                    {"role": "assistant", "content": content or ""},
+                    {"role": "user", "content": FEEDBACK.format(errors=error)},
+                ]
+                continue
+            if not cached:
+                self._remember(body, {"prompt_version": request.prompt_version}, completion)
+            return accepted
+        attempts = self.settings.max_reasks + 1
+        raise NoValidAnswer(f"no valid answer in {attempts} attempts: {' '.join(error.split())}", raw=content)
+
+    def _screen(self, message: dict[str, Any]) -> None:
+        """Refuse a model refusal, an answer over the size cap, or one that holds the key.
+
+        Raises:
+            RequestRefused: with the reason; the answer itself is kept out of the reject.
+        """
+        if message.get("refusal"):
+            raise RequestRefused(f"the model refused: {message['refusal']}", raw=message)
+        content = message.get("content") or ""
+        if len(content) > self.settings.max_answer_chars:
+            raise RequestRefused(
+                f"the answer is {len(content)} characters, over --max-answer-chars {self.settings.max_answer_chars}"
+            )
+        if any(secret in content for secret in self.settings.secrets()):
+            raise RequestRefused("the answer contains the configured API key; it was not stored")
+
+    def _remember(self, body: dict[str, Any], extra: dict[str, Any], completion: dict[str, Any]) -> None:
+        """Cache an answer that passed validation (never one that failed)."""
+        self.cache.put(ResponseCache.key(self.transport.base_url, body, extra), completion)
+
+    def open_accounting(self, path: Path, fsync: bool = True) -> None:
+        """Append every finished request's accounting line to ``path`` from now on
+        (see :mod:`.accounting`); the file exists from this call on."""
+        self.close_accounting()
+        self.transport.accounting = AccountingLog(path, fsync=fsync)
+
+    def close_accounting(self) -> None:
+        """Close the accounting log, if one is open."""
+        if self.transport.accounting is not None:
+            self.transport.accounting.close()
+            self.transport.accounting = None
+
+    # -- a whole step ------------------------------------------------------------------
+    async def drive(self, name: str, run: Path, run_pass: Callable[[], Awaitable[P]]) -> list[P]:
+        """Run ``run_pass`` (every pending input once) and return each pass's result.
+
+        Online: one pass. Batch: passes that answer from the cache only, with a batch of the
+        requests a pass gathered between two passes; after the last round, an online pass
+        when ``batch_fallback`` is set. Batches left by an interrupted run are joined first.
+        ``name`` labels the batches (a step name); ``run`` holds ``batches.jsonl``.
+        """
+        if not self.settings.batch:
+            return [await run_pass()]
+        driver = BatchDriver(self.transport, self.cache, run, self.settings.batch_poll_s, self.batch_progress)
+        for batch_id in driver.open_batches(name):  # left by an interrupted run: join, do not re-pay
+            await driver.join(batch_id)
+        results: list[P] = []
+        rounds = self.settings.resolved_batch_rounds()
+        gatherer = GatheringAsker(self.cache, self.transport.base_url)
+        try:
+            for round_index in range(rounds + 1):
+                gatherer = GatheringAsker(self.cache, self.transport.base_url)
+                self.asker = gatherer
+                results.append(await run_pass())
+                if not gatherer.wanted or round_index == rounds:
+                    break
+                await driver.join(await driver.submit(name, gatherer.wanted))
+            if gatherer.wanted and self.settings.batch_fallback:
+                self.asker = OnlineAsker(self.transport)
+                results.append(await run_pass())
+        finally:
+            self.asker = OnlineAsker(self.transport)
+        return results
+
+    # -- accounting and lifetime ---------------------------------------------------------
+    def usage(self) -> dict[str, Any]:
+        """Run totals: requests, cached, retries, tokens, USD."""
+        return self.transport.usage.as_dict()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections and the accounting log (safe to call twice)."""
+        self.close_accounting()
+        await self.transport.aclose()

@@ -1,0 +1,161 @@
+"""Pictures and facts of a sample for the review pages: the mask layer, the tree SVG, provenance.
+
+All text that reaches SVG or HTML here is escaped with :func:`markupsafe.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import textwrap
+from typing import Any
+
+import numpy as np
+from markupsafe import Markup, escape
+from PIL import Image
+
+from prist_builder.annotation.masks import decode
+from prist_builder.preview import MASK_ALPHA, MASK_RGB
+from prist_builder.preview import _layout as tree_layout
+from prist_builder.records import ImageRecord, TreeRecord
+from prist_builder.records.rle import RLE
+from prist_builder.samples import Sample
+from prist_builder.sources import read_image
+
+OPAQUE = 255
+"""Alpha of the mask outline."""
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of generated PNGs: the layer is mostly transparent, fast beats small here."""
+NODE_W, NODE_H, GAP_X, GAP_Y = 210, 66, 18, 40
+"""Tree drawing geometry in SVG user units (pixels at 100 % zoom)."""
+WRAP_CHARS = 30
+"""Characters per line of a node's question."""
+NODE_LINES = 3
+"""Lines of question text drawn in a node (the full text is in its tooltip)."""
+LINE_STEP = 15
+"""Distance between text lines in a node, pixels."""
+
+
+def mask_layer_png(mask: RLE) -> bytes:
+    """A transparent RGBA PNG, the image's size, with the ``(H, W) bool`` mask tinted and outlined.
+
+    Laid over the photo in the browser, so the overlay can be toggled without a second photo.
+    """
+    pixels = decode(mask).astype(bool)
+    rgba = np.zeros((*pixels.shape, 4), dtype=np.uint8)
+    rgba[pixels, :3] = MASK_RGB
+    rgba[pixels, 3] = int(MASK_ALPHA * OPAQUE)
+    inner = np.roll(pixels, 1, 0) & np.roll(pixels, -1, 0) & np.roll(pixels, 1, 1) & np.roll(pixels, -1, 1)
+    edge = pixels & ~inner
+    rgba[edge, :3] = MASK_RGB
+    rgba[edge, 3] = OPAQUE
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return out.getvalue()
+
+
+def image_bytes(record: ImageRecord) -> bytes:
+    """The encoded bytes of an image of the run, checked against its sha256.
+
+    Raises:
+        prist_builder.sources.InputRejected: the file is gone or changed since the build.
+    """
+    data, _ = read_image(record)
+    return data
+
+
+def data_uri(mime: str, data: bytes) -> str:
+    """``data:`` URI of bytes (for the static report)."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def tree_svg(tree: TreeRecord, path_node_ids: list[str], target_element_id: str) -> Markup:
+    """The reasoning tree as inline SVG, top-down, with the sample's path highlighted.
+
+    Nodes on ``path_node_ids`` and the edges between them get the classes ``on-path`` /
+    ``path-edge``; the leaf resolving to ``target_element_id`` gets ``target``; other target
+    leaves get ``leaf``. Each node shows its id and question; its tooltip holds the question
+    and the answer (paper Eq. 3: a path of (sub-question, answer) pairs).
+    """
+    grid = tree_layout(tree)
+    columns = max(c for c, _ in grid.values()) + 1
+    rows = max(d for _, d in grid.values()) + 1
+    width = int(columns * (NODE_W + GAP_X) + GAP_X)
+    height = int(rows * (NODE_H + GAP_Y) + GAP_Y / 2)
+    on_path = set(path_node_ids)
+    path_edges = set(itertools.pairwise(path_node_ids))
+
+    def corner(node_id: str) -> tuple[float, float]:
+        col, row = grid[node_id]
+        return GAP_X + col * (NODE_W + GAP_X), GAP_Y / 2 + row * (NODE_H + GAP_Y)
+
+    opening = (
+        f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="reasoning tree">'
+    )
+    parts = [opening]
+    for parent, child in tree.edges:
+        (px, py), (cx, cy) = corner(parent), corner(child)
+        kind = "path-edge" if (parent, child) in path_edges else "edge"
+        parts.append(
+            f'<line class="{kind}" x1="{px + NODE_W / 2:.1f}" y1="{py + NODE_H:.1f}" '
+            f'x2="{cx + NODE_W / 2:.1f}" y2="{cy:.1f}"/>'
+        )
+    for node in tree.nodes:
+        x, y = corner(node.id)
+        classes = ["node"]
+        if node.id in on_path:
+            classes.append("on-path")
+        if node.element_id is not None:
+            classes.append("target" if node.element_id == target_element_id else "leaf")
+        head = node.id + (f" \u2192 {node.element_id}" if node.element_id else "")
+        lines = textwrap.wrap(node.question, WRAP_CHARS)
+        if len(lines) > NODE_LINES:
+            lines = lines[:NODE_LINES]
+            lines[-1] = lines[-1][: WRAP_CHARS - 1] + "\u2026"
+        tip = f"{node.id}: {node.question}\nanswer: {node.answer}"
+        parts.append(
+            f'<g class="{" ".join(classes)}" data-node="{escape(node.id)}"><title>{escape(tip)}</title>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
+            f'<text x="{x + 8:.1f}" y="{y + 15:.1f}"><tspan class="head">{escape(head)}</tspan>'
+        )
+        for index, line in enumerate(lines, start=1):
+            parts.append(f'<tspan x="{x + 8:.1f}" y="{y + 15 + index * LINE_STEP:.1f}">{escape(line)}</tspan>')
+        parts.append("</text></g>")
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _manifest_value(manifest: dict[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` found in the manifest's provider settings, provider block or top level."""
+    config = manifest.get("config", {}) or {}
+    places = (config.get("provider_options", {}) or {}, manifest.get("provider", {}) or {}, config, manifest)
+    for key in keys:
+        for place in places:
+            if isinstance(place, dict) and place.get(key) not in (None, "", {}):
+                return place[key]
+    return None
+
+
+def provenance(sample: Sample) -> dict[str, Any]:
+    """Where a sample comes from and who checked it, as label -> value (``None`` when unknown).
+
+    Covers the export contract's ``provenance`` fields: provider, model, prompt version,
+    mask rule, annotators, agreement (IoU, Cohen's kappa), review status and reviewer.
+    """
+    final = sample.mask_provenance
+    return {
+        "provider": sample.dialogue.provider,
+        "model": _manifest_value(sample.manifest, "model"),
+        "prompt version": _manifest_value(sample.manifest, "prompt_version", "prompt_versions", "prompts"),
+        "source": sample.image.source,
+        "mask rule": sample.mask_rule,
+        "annotators": ", ".join(final.annotators) if final and final.annotators else None,
+        "agreement IoU": None if final is None or final.iou is None else f"{final.iou:.3f}",
+        "agreement kappa": None if final is None or final.kappa is None else f"{final.kappa:.3f}",
+        "review status": sample.review.status,
+        "reviewer": sample.review.reviewer,
+        "reject reason": sample.review.reason or None,
+        "reviewed at": sample.review.time,
+    }

@@ -1,0 +1,83 @@
+"""Build invariants: worker processes change nothing, EXIF orientation is honoured, and the
+granularity bins have the bounds ``prist stats`` documents."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+from prist_builder.annotation.masks import decode
+from prist_builder.pipeline.build import MIN_INPUTS_FOR_POOL
+from prist_builder.stats import COARSE_ABOVE, FINE_BELOW, STANDARD_SIDE, granularity
+from prist_builder.testing.synthetic import write_synthetic
+
+STEP_FILES = ("elements.jsonl", "trees.jsonl", "dialogues.jsonl", "rejects.jsonl")
+
+
+def test_pool_and_no_pool_runs_are_byte_identical(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_synthetic(inputs, MIN_INPUTS_FOR_POOL + 2)
+    runs = {}
+    for workers in (1, 2):
+        run = tmp_path / f"run{workers}"
+        result = run_cli("build", "all", "--labelme", inputs, "--run", run, "--workers", workers, "--no-fsync")
+        assert result.exit_code == 0, result.output
+        runs[workers] = {name: (run / name).read_bytes() for name in STEP_FILES}
+    assert runs[1] == runs[2]
+    assert runs[1]["dialogues.jsonl"].count(b"\n") >= MIN_INPUTS_FOR_POOL
+
+
+def test_exif_rotated_photo_is_annotated_in_its_display_frame(tmp_path: Path) -> None:
+    stored_w, stored_h = 80, 48  # pixels as stored; orientation 6 displays them 48 wide, 80 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (stored_w, stored_h), (200, 30, 30)).save(buffer, "JPEG", exif=exif)
+    (tmp_path / "rot.jpg").write_bytes(buffer.getvalue())
+    shapes = [  # in the displayed frame (48 x 80), as Labelme shows and saves it
+        {"label": "top", "points": [[2, 2], [40, 2], [40, 30]], "shape_type": "polygon", "group_id": None, "flags": {}},
+        {"label": "bottom", "points": [[4, 50], [44, 76]], "shape_type": "rectangle", "group_id": None, "flags": {}},
+    ]
+    (tmp_path / "rot.json").write_text(
+        json.dumps(
+            {
+                "version": "5.4.1",
+                "flags": {},
+                "shapes": shapes,
+                "imagePath": "rot.jpg",
+                "imageData": None,
+                "imageHeight": stored_w,
+                "imageWidth": stored_h,
+            }
+        )
+    )
+    run = tmp_path / "run"
+    result = run_cli("build", "elements", "--labelme", tmp_path, "--run", run)
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in (run / "elements.jsonl").read_text().splitlines()]
+    image = record["image"]
+    assert (image["width"], image["height"]) == (stored_h, stored_w)
+    bottom = next(r for r in image["regions"] if r["label"] == "bottom")
+    mask = decode(bottom["mask"])
+    assert mask.shape == (stored_w, stored_h)
+    assert mask[60, 20] and not mask[10, 20] and bottom["bbox"] == [4, 50, 41, 27]
+
+
+@pytest.mark.parametrize(("height", "width"), [(STANDARD_SIDE, STANDARD_SIDE), (512, 256), (2048, 1536)])
+def test_granularity_bounds_scale_with_the_image(height: int, width: int) -> None:
+    per_pixel = (STANDARD_SIDE * STANDARD_SIDE) / (height * width)  # standard pixels per image pixel
+
+    def area_for(scaled: float) -> int:
+        return int(scaled / per_pixel)
+
+    assert granularity(0, height, width) == "fine"
+    assert granularity(max(1, area_for(FINE_BELOW) - 2), height, width) == "fine"
+    assert granularity(area_for(FINE_BELOW) + 2, height, width) == "medium"
+    assert granularity(area_for(COARSE_ABOVE) - 2, height, width) == "medium"
+    assert granularity(area_for(COARSE_ABOVE) + 2, height, width) == "coarse"
+    assert granularity(height * width, height, width) == "coarse"
