@@ -19,6 +19,7 @@ BENCHMARKS = [
     "agreement",
     "review",
     "evaluate",
+    "export",
     "miras_step",
 ]
 """Benchmark modules beside this file; each has ``TITLE`` and ``run() -> list[dict[str, str]]``."""

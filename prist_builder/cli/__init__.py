@@ -9,6 +9,7 @@ from prist_builder.cli.build import build_app
 from prist_builder.cli.console import show_library_warnings
 from prist_builder.cli.demo import register_demo
 from prist_builder.cli.evaluate import register_evaluate
+from prist_builder.cli.export import register_export
 from prist_builder.cli.inspect import register_inspect
 from prist_builder.cli.model import register_model
 from prist_builder.cli.qa import register_qa
@@ -29,6 +30,7 @@ register_qa(app)
 register_review(app)
 register_model(app)
 register_evaluate(app)
+register_export(app)
 
 
 def main() -> None:

@@ -12,6 +12,11 @@ from prist_builder.records.rle import RLE
 
 _SEG_ANSWER = re.compile(re.escape(OBJ_TOKEN) + r"(.*?)" + re.escape(SEG_TOKEN), re.DOTALL)
 
+DialogueForm = Literal["prist", "released"]
+"""How the final answer is written: ``prist`` reads ``[OBJ]{focus}[SEG]`` (section 4.1);
+``released`` is the form of the authors' released split, one ``[SEG]`` and no ``[OBJ]``
+(``"Certainly, [SEG]."``), accepted on import and never rewritten."""
+
 
 class Turn(BaseModel):
     """One message of a dialogue."""
@@ -31,7 +36,9 @@ class DialogueRecord(BaseModel):
     Validation rules: messages alternate user/assistant starting with the user; the number
     of turns lies in ``[min_turns, max_turns]`` (context, default 3..7, Table 2); only the
     final assistant message holds the segmentation template, exactly once, and it reads
-    ``[OBJ]{focus}[SEG]`` (section 4.1).
+    ``[OBJ]{focus}[SEG]`` (section 4.1). A record of ``form="released"`` (imported from the
+    authors' released split) instead holds ``[SEG]`` exactly once and no ``[OBJ]`` in its
+    final answer, which therefore does not repeat the focus.
 
     Attributes:
         sample_id: id unique within the run, ``"<image_id>-<element_id>"``.
@@ -45,6 +52,7 @@ class DialogueRecord(BaseModel):
         mask: the target's ``(H, W)`` bool mask as COCO RLE, or ``None`` when not annotated yet.
         reasoning_question: the complex question ``Q_i`` the dialogue unfolds.
         path_node_ids: the reasoning-tree path the dialogue walks.
+        form: how the final answer is written (:data:`DialogueForm`), ``prist`` unless imported.
 
     Raises (on validation): ``ValueError`` naming the first broken rule.
     """
@@ -61,6 +69,7 @@ class DialogueRecord(BaseModel):
     mask: RLE | None = None
     reasoning_question: str = ""
     path_node_ids: list[str] = Field(default_factory=list)
+    form: DialogueForm = "prist"
 
     @property
     def num_turns(self) -> int:
@@ -84,11 +93,20 @@ class DialogueRecord(BaseModel):
             if SEG_TOKEN in turn.content or OBJ_TOKEN in turn.content:
                 raise ValueError(f"turns[{index}] uses {OBJ_TOKEN}/{SEG_TOKEN}; only the final answer may")
         final = self.turns[-1].content
+        if self.form == "released":
+            if final.count(SEG_TOKEN) != 1 or OBJ_TOKEN in final:
+                raise ValueError(
+                    f"a released-form final answer must hold {SEG_TOKEN} once and no {OBJ_TOKEN}: {final!r}"
+                )
+            return self._check_mask()
         found = _SEG_ANSWER.findall(final)
         if len(found) != 1 or final.count(SEG_TOKEN) != 1 or final.count(OBJ_TOKEN) != 1:
             raise ValueError(f"the final answer must hold {OBJ_TOKEN}<focus>{SEG_TOKEN} exactly once: {final!r}")
         if found[0].strip() != self.focus.strip():
             raise ValueError(f"the final answer segments {found[0].strip()!r} but focus is {self.focus!r}")
+        return self._check_mask()
+
+    def _check_mask(self) -> DialogueRecord:
         if self.mask is not None and not self.target_region_ids:
             raise ValueError("a mask is given but target_region_ids is empty")
         return self

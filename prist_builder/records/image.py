@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prist_builder.records.rle import RLE
 
-SourceKind = Literal["labelme", "coco", "images"]
+SourceKind = Literal["labelme", "coco", "images", "prist-json"]
+"""Where an image record comes from; ``prist-json`` is an import of the authors' released split."""
 
 
 class SourceRegion(BaseModel):
@@ -49,6 +50,8 @@ class ImageRecord(BaseModel):
 
     Attributes:
         image_id: stable id of the image (the source file's stem).
+        An imported image whose file is absent (``source="prist-json"`` only) has
+        ``width = height = 0``, ``sha256 = ""`` and no regions: see :attr:`absent`.
         path: absolute path of the image file, or of the Labelme file when the
             pixels are embedded in it (``embedded=True``).
         embedded: the pixels are the Labelme file's base64 ``imageData``.
@@ -66,14 +69,29 @@ class ImageRecord(BaseModel):
     image_id: str
     path: str
     embedded: bool = False
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^([0-9a-f]{64})?$")
     mime: str
     source: SourceKind
     annotation_path: str | None = None
     regions: list[SourceRegion] = Field(default_factory=list)
     skipped_shapes: list[str] = Field(default_factory=list)
+
+    @property
+    def absent(self) -> bool:
+        """The run holds no pixels for this image (an import whose file was missing)."""
+        return not self.sha256
+
+    @model_validator(mode="after")
+    def _present_or_imported(self) -> ImageRecord:
+        if self.sha256 and self.width > 0 and self.height > 0:
+            return self
+        if self.source != "prist-json":
+            raise ValueError("width, height and sha256 are required (only a prist-json import may lack its image)")
+        if self.sha256 or self.width or self.height or self.regions:
+            raise ValueError("an absent image has width = height = 0, sha256 = '' and no regions")
+        return self
 
     def region(self, region_id: str) -> SourceRegion:
         """Return the region with ``region_id``; raises ``KeyError`` if absent."""

@@ -1,0 +1,207 @@
+"""The dataset card ``README.md`` of an export: YAML metadata plus a human-readable description.
+
+The YAML block (read by the Hub and by ``datasets.load_dataset``) names the license, task
+categories, size category, the ``default`` config with one ``data/<split>-*`` pattern per
+split, and ``dataset_info`` (the declared features and split sizes). The text carries the
+run's statistics in the layout of the paper's Table 2, a few samples with their mask
+overlaid, the turn and granularity distributions, how the run was built and checked, and
+the paper's citation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from datasets import DatasetInfo, SplitDict, SplitInfo
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCardData
+
+from prist_builder.annotation.masks import area
+from prist_builder.export.features import FEATURES, prompt_versions
+from prist_builder.export.images import ImageUnavailable, export_image
+from prist_builder.export.pictures import bar_chart, overlay
+from prist_builder.export.splits import SPLITS
+from prist_builder.samples import Sample, read_manifest
+from prist_builder.stats import DatasetStats, compute_stats, granularity
+
+if TYPE_CHECKING:
+    from prist_builder.export.writer import ExportSummary
+
+CARD_SAMPLES = 3
+"""Samples shown with their mask on the card."""
+
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+"""Upper bounds of the Hub's size categories."""
+
+CITATION = """@inproceedings{cai2025pixel,
+  title     = {Pixel-Level Reasoning Segmentation via Multi-turn Conversations},
+  author    = {Cai, Dexian and Yang, Xiaocui and Liu, Yongkang and Wang, Daling and Feng, Shi
+               and Zhang, Yifei and Poria, Soujanya},
+  booktitle = {Proceedings of the 63rd Annual Meeting of the Association for Computational Linguistics (ACL)},
+  year      = {2025}
+}"""
+
+
+def size_category(samples: int) -> str:
+    """The Hub's size category for a dataset of ``samples`` rows."""
+    for bound, name in SIZE_CATEGORIES:
+        if samples < bound:
+            return name
+    return "n>1M"
+
+
+def card_data(sizes: dict[str, int], license: str) -> DatasetCardData:
+    """YAML metadata of the card: license, tasks, size, configs and ``dataset_info``."""
+    data = DatasetCardData(
+        license=license,
+        language=["en"],
+        task_categories=["image-segmentation", "visual-question-answering"],
+        size_categories=[size_category(sum(sizes.values()))],
+        pretty_name="PRIST-style pixel-level reasoning segmentation",
+        tags=["reasoning-segmentation", "multi-turn", "referring-segmentation"],
+        # datasets cannot load a split without rows (huggingface/datasets PR #8401), so an
+        # empty split keeps its (row-less) shard on disk but is not listed in the config.
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": name, "path": f"data/{name}-*"} for name in SPLITS if sizes.get(name)],
+            }
+        ],
+    )
+    splits = SplitDict()
+    for name in SPLITS:
+        if sizes.get(name):
+            splits.add(SplitInfo(name=name, num_examples=sizes[name]))
+    DatasetInfosDict({"default": DatasetInfo(features=FEATURES, splits=splits)}).to_dataset_card_data(data)
+    return data
+
+
+def _stats(samples: list[Sample]) -> DatasetStats:
+    dialogues = [s.dialogue.model_copy(update={"mask": s.mask}) for s in samples]
+    elements = {s.elements.image_id: s.elements for s in samples}
+    return compute_stats(dialogues, elements.values())
+
+
+def _stats_table(stats: DatasetStats) -> str:
+    rows = [
+        ("Images", f"{stats.images:,}"),
+        ("Samples (dialogues)", f"{stats.samples:,}"),
+        ("Granularity coarse : medium : fine", f"{stats.coarse:.0f}% : {stats.medium:.0f}% : {stats.fine:.0f}%"),
+        ("Utterances (reasoning turns)", f"{stats.utterances:,}"),
+        ("Avg. / max. turns", f"{stats.avg_turns:.1f} / {stats.max_turns}"),
+        ("Avg. / max. dialogue length (characters)", f"{stats.avg_length:.1f} / {stats.max_length}"),
+    ]
+    return "| statistic | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+
+
+def _pictures(samples: list[Sample], assets: Path) -> list[str]:
+    assets.mkdir(parents=True, exist_ok=True)
+    lines = []
+    turns = Counter(s.dialogue.num_turns for s in samples)
+    bar_chart({str(k): turns[k] for k in sorted(turns)}, "samples per number of turns", assets / "turns.png")
+    grains = Counter(granularity_of(s) for s in samples if s.mask is not None)
+    bar_chart(
+        {g: grains.get(g, 0) for g in ("coarse", "medium", "fine")},
+        "samples per granularity",
+        assets / "granularity.png",
+    )
+    lines += ["![turns per sample](assets/turns.png) ![granularity](assets/granularity.png)", ""]
+    shown = 0
+    for sample in samples:
+        if shown == CARD_SAMPLES:
+            break
+        if sample.mask is None or not sample.image.sha256:
+            continue
+        try:
+            image = export_image(sample.image)
+        except ImageUnavailable:
+            continue
+        name = f"sample-{shown}.png"
+        overlay(image["bytes"], sample.mask, assets / name)
+        question = sample.dialogue.turns[0].content.replace("|", "/").replace("\n", " ")
+        lines.append(f"![{sample.sample_id}](assets/{name})  \n`{sample.sample_id}`: first question: {question}")
+        lines.append("")
+        shown += 1
+    return lines
+
+
+def granularity_of(sample: Sample) -> str:
+    """Granularity of a sample's target (:func:`prist_builder.stats.granularity`); ``""`` without a mask."""
+    if sample.mask is None:
+        return ""
+    height, width = sample.image.height or sample.mask.size[0], sample.image.width or sample.mask.size[1]
+    return granularity(area(sample.mask), height, width)
+
+
+def _build_section(run: Path, samples: list[Sample], summary: ExportSummary) -> list[str]:
+    manifest = read_manifest(run)
+    config = manifest.get("config", {})
+    options = config.get("provider_options") or {}
+    providers = Counter(s.dialogue.provider for s in samples)
+    rules = Counter(s.mask_rule or "none" for s in samples)
+    reviews = Counter(s.review.status for s in samples)
+    ious = [s.mask_provenance.iou for s in samples if s.mask_provenance and s.mask_provenance.iou is not None]
+    lines = [
+        "## How it was built",
+        "",
+        f"- Providers: {', '.join(f'{k} ({v})' for k, v in providers.items()) or 'none'}",
+        f"- Model: {options.get('model') or manifest.get('provider', {}).get('model') or 'n/a (no language model)'}",
+        f"- Prompt versions: {prompt_versions(manifest) or 'not recorded in the run manifest'}",
+        f"- Build seed: {config.get('seed', 'n/a')}; turn bounds"
+        f" {config.get('min_turns', '?')}..{config.get('max_turns', '?')}",
+        f"- Final masks by rule: {', '.join(f'{k} {v}' for k, v in sorted(rules.items()))}",
+        f"- Review status: {', '.join(f'{k} {v}' for k, v in sorted(reviews.items()))}",
+    ]
+    if ious:
+        lines.append(f"- Mean IoU between two annotators: {sum(ious) / len(ious):.3f} over {len(ious)} samples")
+    for reason, ids in summary.left_out.items():
+        lines.append(f"- Left out ({reason}): {len(ids)} samples")
+    return lines + [""]
+
+
+def write_card(
+    folder: Path, run: Path, splits: dict[str, list[Sample]], summary: ExportSummary, *, seed: int, license: str
+) -> Path:
+    """Write ``folder/README.md`` and its pictures under ``folder/assets``; returns the card's path."""
+    samples = [s for name in SPLITS for s in splits[name]]
+    data = card_data(summary.sizes, license)
+    body = [
+        "# PRIST-style pixel-level reasoning segmentation dataset",
+        "",
+        "Multi-turn dialogues that narrow down, turn by turn, to one object of a photo, each with the",
+        "object's pixel mask (the task and dataset of Cai et al., ACL 2025). Exported by `prist export`.",
+        "",
+        "## Splits",
+        "",
+        "| split | samples |\n|---|---|",
+        *[f"| {name} | {summary.sizes.get(name, 0)} |" for name in SPLITS],
+        "",
+        f"Split by image (no image in two splits) with seed {seed}. A split without samples keeps a row-less",
+        "shard under `data/` but is left out of the config above, because `datasets` cannot load an empty split.",
+        "",
+        "## Statistics (layout of the paper's Table 2)",
+        "",
+        _stats_table(_stats(samples)),
+        "",
+        *_pictures(samples, folder / "assets"),
+        *_build_section(run, samples, summary),
+        "## Fields",
+        "",
+        "`sample_id`, `image_id`, `image` (the source file, EXIF-corrected), `width`/`height` (pixels),",
+        "`turns` (`role`/`content`), `conversations` (LLaVA `from`/`value`, `<image>` in the first human",
+        "message), `focus`, `targets` (COCO RLE `mask`, `box` [x, y, w, h], `area`, `granularity`,",
+        "`element_id`), `elements`, `tree` (nodes, edges, the sample's `path`), `source`, `provenance`.",
+        "Decode a mask with `pycocotools.mask.decode({'size': m['size'], 'counts': m['counts'].encode()})`.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+    ]
+    path = folder / "README.md"
+    path.write_text(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body), encoding="utf-8")
+    return path

@@ -1,0 +1,343 @@
+"""``prist import prist-json``: the authors' released split as a run folder.
+
+The released file (``PRIST/test.json``) is a JSON list of ``{"img_id": "<file name>",
+"dialogue": [{"from": "human"|"gpt", "value": str}, ...], "focus": str}``, with no
+images and no masks. Each entry becomes one :class:`~prist_builder.records.DialogueRecord`
+(``provider="prist-json"``) whose turn texts are byte-identical to the file's; a final
+answer in the released form (``"Certainly, [SEG]."``) is kept as it is with
+``form="released"``. Each image becomes one :class:`~prist_builder.records.ElementsRecord`
+with one element per dialogue (named after its focus); an image absent from ``--images``
+is kept as an absent image (``ImageRecord.absent``) and counted. A mask
+``MASKS/<sample_id>.png`` (non-zero pixels are the target, same size as the image) grounds
+the element as a source region, as a Labelme build would.
+
+Sample ids are ``<image_id>-<n>``: ``n`` counts the image's dialogues in file order from 0.
+Records are written through :class:`~prist_builder.pipeline.store.RunStore` (journalled,
+crash-safe); a re-run skips what was already imported. Entries that cannot be read go to
+``rejects.jsonl`` with their reason and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from pydantic import ValidationError
+
+from prist_builder import appendlog
+from prist_builder.annotation.masks import area, encode, rle_bbox
+from prist_builder.pipeline.store import MANIFEST_FILE, REJECTS_FILE, RunStore, write_json_atomic
+from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, Reject, SourceRegion, Turn
+from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+from prist_builder.sources import InputRejected, decode_image
+
+PROVIDER = "prist-json"
+"""Provider and source name of imported records."""
+
+FROM_TO_ROLE = {"human": "user", "gpt": "assistant"}
+"""Speaker names of the released format and our turn roles."""
+
+MASK_SUFFIX = ".png"
+
+
+class ImportError_(ValueError):
+    """The file cannot be imported at all (not JSON, not a list): one line naming the file."""
+
+
+@dataclass
+class ImportSummary:
+    """What an import did.
+
+    Attributes:
+        samples: dialogues in the run after the import.
+        images: distinct images.
+        images_absent: images not found under ``--images`` (kept without pixels).
+        samples_without_image: dialogues about those images.
+        masks: samples that got a mask from ``--masks``.
+        rejected: entry index -> reason, for entries set aside (also in ``rejects.jsonl``).
+        warnings: entry index -> reason, for imported entries whose mask could not be used.
+        forms: dialogue form -> count (``released`` / ``prist``).
+    """
+
+    samples: int = 0
+    images: int = 0
+    images_absent: int = 0
+    samples_without_image: int = 0
+    masks: int = 0
+    rejected: dict[int, str] = field(default_factory=dict)
+    warnings: dict[int, str] = field(default_factory=dict)
+    forms: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for ``manifest.json`` and ``--json``."""
+        return {
+            **self.__dict__,
+            "rejected": {str(k): v for k, v in self.rejected.items()},
+            "warnings": {str(k): v for k, v in self.warnings.items()},
+        }
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "not an object"
+    if not isinstance(entry.get("img_id"), str) or not entry["img_id"]:
+        return "img_id is missing or not a string"
+    if not isinstance(entry.get("focus"), str) or not entry["focus"]:
+        return "focus is missing or empty"
+    messages = entry.get("dialogue")
+    if not isinstance(messages, list) or not messages:
+        return "dialogue is missing or empty"
+    for index, message in enumerate(messages):
+        if (
+            not isinstance(message, dict)
+            or message.get("from") not in FROM_TO_ROLE
+            or not isinstance(message.get("value"), str)
+        ):
+            return f"dialogue[{index}] is not {{from: human|gpt, value: str}}"
+    return None
+
+
+def _image_ids(names: list[str]) -> dict[str, str]:
+    """img_id -> image_id: the file stem, or the whole name with dots replaced when stems collide."""
+    stems = Counter(Path(n).stem for n in names)
+    return {n: Path(n).stem if stems[Path(n).stem] == 1 else n.replace(".", "_") for n in names}
+
+
+def _image_record(
+    image_id: str, name: str, images: Path | None, fallback: Path
+) -> tuple[ImageRecord, tuple[int, int] | None]:
+    """The image record of ``name`` and its ``(H, W)`` in pixels, or an absent record and ``None``."""
+    path = (images / name) if images is not None else None
+    if path is not None and path.is_file():
+        data = path.read_bytes()
+        try:
+            pixels, mime = decode_image(data, str(path))
+        except InputRejected:
+            pixels = None
+        if pixels is not None:
+            width, height = pixels.size
+            record = ImageRecord(
+                image_id=image_id,
+                path=str(path.absolute()),
+                width=width,
+                height=height,
+                sha256=hashlib.sha256(data).hexdigest(),
+                mime=mime,
+                source=PROVIDER,
+            )
+            return record, (height, width)
+    where = (images or fallback) / name
+    mime = Image.MIME.get(Image.registered_extensions().get(Path(name).suffix.lower(), ""), "application/octet-stream")
+    record = ImageRecord(
+        image_id=image_id, path=str(where.absolute()), width=0, height=0, sha256="", mime=mime, source=PROVIDER
+    )
+    return record, None
+
+
+def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image.convert("L")) > 0
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"{path}: unreadable mask ({exc})") from exc
+    if mask.shape != shape:
+        raise ValueError(f"{path}: mask is {mask.shape[0]}x{mask.shape[1]}, the image {shape[0]}x{shape[1]}")
+    if not mask.any():
+        raise ValueError(f"{path}: mask is empty")
+    return mask
+
+
+def _bounds(entries: list[dict]) -> dict[str, int]:
+    turns = [len(e["dialogue"]) // 2 for e in entries] or [MIN_TURNS]
+    return {"min_turns": min(MIN_TURNS, *turns), "max_turns": max(MAX_TURNS, *turns)}
+
+
+def _dialogue(
+    entry: dict,
+    sample_id: str,
+    image_id: str,
+    element_id: str,
+    mask_region: SourceRegion | None,
+    bounds: dict[str, int],
+) -> DialogueRecord:
+    turns = [Turn(role=FROM_TO_ROLE[m["from"]], content=m["value"]) for m in entry["dialogue"]]
+    base = {
+        "sample_id": sample_id,
+        "image_id": image_id,
+        "provider": PROVIDER,
+        "turns": turns,
+        "focus": entry["focus"],
+        "target_element_id": element_id,
+    }
+    if mask_region is not None:
+        base |= {"target_region_ids": [mask_region.region_id], "mask": mask_region.mask}
+    try:
+        return DialogueRecord.model_validate(base, context=bounds)
+    except ValidationError:
+        return DialogueRecord.model_validate({**base, "form": "released"}, context=bounds)
+
+
+def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: Path | None = None) -> ImportSummary:
+    """Import the authors' released JSON split into the run folder ``run``.
+
+    Args:
+        file: the released JSON file (e.g. ``PRIST/test.json``).
+        run: the run folder to write (created; a re-run continues it).
+        images: folder holding the images by ``img_id``; ``None`` when there are none.
+        masks: folder of ``<sample_id>.png`` target masks (non-zero = target), optional.
+
+    Raises:
+        ImportError_: the file is not JSON or not a list.
+        prist_builder.pipeline.store.RunLockedError: another process writes ``run``.
+    """
+    file, run = Path(file), Path(run)
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImportError_(f"{file}: cannot read JSON ({exc})") from exc
+    if not isinstance(raw, list):
+        raise ImportError_(f"{file}: top level is {type(raw).__name__}; expected a list of dialogues")
+    summary = ImportSummary()
+    good: list[tuple[int, dict]] = []
+    problems: dict[int, str] = {}
+    for index, entry in enumerate(raw):
+        problem = _entry_problem(entry)
+        if problem:
+            problems[index] = f"{file}: entry [{index}]: {problem}"
+        else:
+            good.append((index, entry))
+    bounds = _bounds([e for _, e in good])
+    by_image: dict[str, list[tuple[int, dict]]] = {}
+    for index, entry in good:
+        by_image.setdefault(entry["img_id"], []).append((index, entry))
+    ids = _image_ids(list(by_image))
+    sample_of: dict[int, tuple[str, str, str]] = {}
+    logged: set[int] = set()
+    with RunStore(run) as store:
+        records: dict[str, ElementsRecord] = {}
+        for name, items in by_image.items():
+            image_id = ids[name]
+            image, shape = _image_record(image_id, name, images, file.parent)
+            elements, regions = [], []
+            for n, (index, entry) in enumerate(items):
+                sample_id, element_id = f"{image_id}-{n}", f"e{n}"
+                region_id = None
+                mask_file = masks / f"{sample_id}{MASK_SUFFIX}" if masks is not None else None
+                if mask_file is not None and mask_file.is_file():
+                    if shape is None:
+                        problems.setdefault(index, f"{mask_file}: the image {name} is absent; mask not used")
+                    else:
+                        try:
+                            rle = encode(_read_mask(mask_file, shape))
+                            region_id = f"r{n}"
+                            regions.append(
+                                SourceRegion(
+                                    region_id=region_id,
+                                    label=entry["focus"],
+                                    shape_types=["mask"],
+                                    source=str(mask_file),
+                                    mask=rle,
+                                    area=area(rle),
+                                    bbox=rle_bbox(rle),
+                                )
+                            )
+                        except ValueError as exc:
+                            problems.setdefault(index, str(exc))
+                elements.append(
+                    Element(element_id=element_id, name=entry["focus"], description=entry["focus"], region_id=region_id)
+                )
+                sample_of[index] = (sample_id, element_id, region_id or "")
+            image = image.model_copy(update={"regions": regions})
+            records[image_id] = ElementsRecord(image_id=image_id, provider=PROVIDER, image=image, elements=elements)
+            if not store.is_done("elements", image_id):
+                store.commit("elements", image_id, [records[image_id]], [])
+        for index, entry in good:
+            sample_id, element_id, region_id = sample_of[index]
+            if store.is_done("dialogues", sample_id):
+                continue
+            record = records[ids[entry["img_id"]]]
+            region = record.image.region(region_id) if region_id else None
+            try:
+                dialogue = _dialogue(entry, sample_id, record.image_id, element_id, region, bounds)
+            except ValidationError as exc:
+                reason = f"{file}: entry [{index}]: {exc.errors()[0]['msg']}"
+                problems[index] = reason
+                logged.add(index)
+                store.commit(
+                    "dialogues",
+                    sample_id,
+                    [],
+                    [
+                        Reject(
+                            input_id=sample_id,
+                            image_id=record.image_id,
+                            step="dialogues",
+                            reason=reason,
+                            source_file=str(file),
+                            raw=entry,
+                        )
+                    ],
+                )
+                continue
+            store.commit("dialogues", sample_id, [dialogue], [])
+        for index, reason in problems.items():
+            if index in logged:
+                continue
+            key = f"#entry-{index}" if index not in sample_of else f"#mask-{index}"
+            if not store.is_done("dialogues", key):
+                store.commit(
+                    "dialogues",
+                    key,
+                    [],
+                    [Reject(input_id=key, step="dialogues", reason=reason, source_file=str(file), raw=raw[index])],
+                )
+        dialogues = list(store.records("dialogues", DialogueRecord)) if (run / "dialogues.jsonl").exists() else []
+    for name in ("trees.jsonl", REJECTS_FILE):
+        appendlog.touch(run / name)
+    imported = {d.sample_id for d in dialogues}
+    summary.rejected = {i: r for i, r in sorted(problems.items()) if sample_of.get(i, ("",))[0] not in imported}
+    summary.warnings = {i: r for i, r in sorted(problems.items()) if i not in summary.rejected}
+    summary.samples = len(dialogues)
+    summary.images = len(records)
+    absent = {r.image_id for r in records.values() if r.image.absent}
+    summary.images_absent = len(absent)
+    summary.samples_without_image = sum(1 for d in dialogues if d.image_id in absent)
+    summary.masks = sum(1 for d in dialogues if d.mask is not None)
+    summary.forms = dict(Counter(d.form for d in dialogues))
+    _write_manifest(run, file, images, masks, bounds, summary)
+    return summary
+
+
+def _write_manifest(
+    run: Path, file: Path, images: Path | None, masks: Path | None, bounds: dict[str, int], summary: ImportSummary
+) -> None:
+    data = file.read_bytes()
+    write_json_atomic(
+        run / MANIFEST_FILE,
+        {
+            "config": {
+                "provider": PROVIDER,
+                "seed": 0,
+                "images": str(images.absolute()) if images else None,
+                "labelme": None,
+                "coco": None,
+                **bounds,
+                "provider_options": {},
+            },
+            "provider": {"name": PROVIDER},
+            "import": {
+                "format": "prist-json",
+                "file": str(file.absolute()),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "masks": str(masks.absolute()) if masks else None,
+                **summary.as_dict(),
+            },
+            "counts": {"images": summary.images, "dialogues": summary.samples, "rejects": len(summary.rejected)},
+        },
+    )
