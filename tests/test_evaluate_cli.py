@@ -202,3 +202,16 @@ def test_bad_inputs_fail_with_one_line(tmp_path: Path) -> None:
     broken.write_text("{", encoding="utf-8")
     result = run_cli("evaluate", "--compare", broken, broken)
     assert result.exit_code == 1 and "broken.json" in result.output
+
+
+def test_an_empty_export_split_reads_as_no_references(tmp_path: Path) -> None:
+    import datasets
+
+    from prist_builder.evaluate.references import read_export
+    from prist_builder.export.features import FEATURES
+
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES).to_parquet(
+        str(tmp_path / "data" / "test-00000-of-00001.parquet")
+    )
+    assert list(read_export(tmp_path, "test")) == []

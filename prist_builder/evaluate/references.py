@@ -89,11 +89,15 @@ def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
         ReferenceError: the split is absent, a contract column is missing, or a row is malformed.
     """
     import datasets
+    import pyarrow.parquet as pq
 
+    files = _export_files(folder, split)
+    if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
+        return  # an empty split: datasets refuses to load a split without rows
     quiet = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # no bars in the scorer's output
     try:
-        data = datasets.load_dataset("parquet", data_files={split: _export_files(folder, split)}, split=split)
+        data = datasets.load_dataset("parquet", data_files={split: files}, split=split)
     finally:
         if quiet:
             datasets.enable_progress_bars()

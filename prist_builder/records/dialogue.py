@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS, OBJ_TOKEN, SEG_TOKEN
 from prist_builder.records.rle import RLE
@@ -70,6 +78,15 @@ class DialogueRecord(BaseModel):
     reasoning_question: str = ""
     path_node_ids: list[str] = Field(default_factory=list)
     form: DialogueForm = "prist"
+
+    @model_serializer(mode="wrap")
+    def _omit_default_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Write ``form`` only for released-form records, so that a build's records stay
+        byte-identical to those written before the field existed."""
+        data = handler(self)
+        if data.get("form") == "prist":
+            del data["form"]
+        return data
 
     @property
     def num_turns(self) -> int:
