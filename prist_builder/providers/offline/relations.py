@@ -14,6 +14,7 @@ import networkx as nx
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from prist_builder.providers.offline.geometry import Geometry, element_geometry
 from prist_builder.records import ElementsRecord, Relation
 
 NEIGHBOURS = 3
@@ -36,34 +37,33 @@ class Placed:
     Attributes:
         element_id: the element.
         name: its name.
-        box: ``(x0, y0, x1, y1)`` in pixels.
-        area: mask area in pixels.
+        geometry: its mask's facts (:func:`.geometry.mask_geometry`).
     """
 
     element_id: str
     name: str
-    box: tuple[float, float, float, float]
-    area: int
+    geometry: Geometry
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` in pixels."""
+        return self.geometry.box
+
+    @property
+    def area(self) -> int:
+        """Mask area in pixels."""
+        return self.geometry.area
 
     @property
     def centre(self) -> tuple[float, float]:
-        """``(x, y)`` centre of the box in pixels."""
-        x0, y0, x1, y1 = self.box
-        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        """``(x, y)`` mask centroid in pixels: the same point the element's position names."""
+        return self.geometry.x, self.geometry.y
 
 
-def placed_elements(record: ElementsRecord) -> list[Placed]:
-    """Geometry of every element grounded in a non-ignored region."""
-    out = []
-    for element in record.elements:
-        if element.region_id is None:
-            continue
-        region = record.image.region(element.region_id)
-        if region.ignore:
-            continue
-        x, y, w, h = region.bbox
-        out.append(Placed(element.element_id, element.name, (x, y, x + w, y + h), region.area))
-    return out
+def placed_elements(record: ElementsRecord, geometry: dict[str, Geometry] | None = None) -> list[Placed]:
+    """Geometry of every element grounded in a non-ignored region, in element order."""
+    geometry = element_geometry(record) if geometry is None else geometry
+    return [Placed(e.element_id, e.name, geometry[e.element_id]) for e in record.elements if e.element_id in geometry]
 
 
 def _gap(a: Placed, b: Placed) -> float:
@@ -73,7 +73,7 @@ def _gap(a: Placed, b: Placed) -> float:
     return math.hypot(dx, dy)
 
 
-def _containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
+def containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
     """``(N, N) float`` matrix: share of element i's pixels that lie in element j."""
     rles = []
     for item in placed:
@@ -83,15 +83,19 @@ def _containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
     return np.asarray(coco_mask.iou(rles, rles, [1] * len(rles)), dtype=np.float64).reshape(len(rles), len(rles))
 
 
-def relation_graph(record: ElementsRecord) -> nx.MultiDiGraph:
-    """Build the relation graph: nodes are element ids, each edge has a ``predicate``."""
-    placed = placed_elements(record)
+def relation_graph(record: ElementsRecord, placed: list[Placed] | None = None) -> nx.MultiDiGraph:
+    """Build the relation graph: nodes are element ids, each edge has a ``predicate``.
+
+    Directions (``left of``, ``above``) compare mask centroids along the axis where they
+    differ most, so a relation never disagrees with the elements' grid positions.
+    """
+    placed = placed_elements(record) if placed is None else placed
     graph = nx.MultiDiGraph()
     for item in placed:
         graph.add_node(item.element_id, name=item.name)
     if len(placed) < 2:
         return graph
-    inside = _containment(record, placed)
+    inside = containment(record, placed)
     diagonal = math.hypot(record.image.width, record.image.height)
     seen: set[tuple[str, str, str]] = set()
 
