@@ -17,7 +17,7 @@ from prist_builder.annotation.masks import decode
 from prist_builder.records import ElementsRecord
 
 MAX_SAMPLES = 4096
-"""Pixels sampled (evenly strided) per mask for the centroid and colour: flat cost at any size."""
+"""Pixels sampled (evenly strided) per mask for colour naming: flat cost at any size."""
 
 SIZE_BINS: tuple[tuple[float, str], ...] = ((0.01, "tiny"), (0.05, "small"), (0.25, "medium"), (1.01, "large"))
 """Upper area fraction and the relative size name below it."""
@@ -75,8 +75,8 @@ def mask_geometry(mask: np.ndarray, width: int, height: int, offset: tuple[int, 
         width, height: the image's size in pixels.
         offset: ``(x0, y0)`` of the crop in the image, in pixels.
 
-    The centroid reads every ``sampling_stride(area)``-th row and column (error under the
-    stride, far below a grid third), so the cost is flat at any mask size.
+    The centroid is exact (the mean pixel position), so anyone can check a position the
+    dialogues state against the mask.
 
     Raises:
         ValueError: the mask is empty.
@@ -86,17 +86,9 @@ def mask_geometry(mask: np.ndarray, width: int, height: int, offset: tuple[int, 
         raise ValueError("geometry of an empty mask")
     cols = np.flatnonzero(mask.any(axis=0))
     area = int(np.count_nonzero(mask))
-    stride = sampling_stride(area)
-    sampled = mask[::stride, ::stride]
-    row_weights = sampled.sum(axis=1)
-    total = float(row_weights.sum())
-    if total == 0:  # a thin mask the stride stepped over
-        sampled, stride = mask, 1
-        row_weights = sampled.sum(axis=1)
-        total = float(row_weights.sum())
     x0, y0 = offset
-    y = float(np.dot(np.arange(sampled.shape[0]), row_weights) / total) * stride + y0
-    x = float(np.dot(np.arange(sampled.shape[1]), sampled.sum(axis=0)) / total) * stride + x0
+    y = float(np.dot(np.arange(mask.shape[0]), mask.sum(axis=1)) / area) + y0
+    x = float(np.dot(np.arange(mask.shape[1]), mask.sum(axis=0)) / area) + x0
     column = COLUMNS[min(max(int(3 * x / width), 0), 2)]
     row = ROWS[min(max(int(3 * y / height), 0), 2)]
     box = (int(cols[0]) + x0, int(rows[0]) + y0, int(cols[-1]) + 1 + x0, int(rows[-1]) + 1 + y0)

@@ -6,7 +6,8 @@
 of another label (as Labelme annotators draw an eye inside a cat). From these it writes
 each element's focus, the shortest description that tells it apart from every other
 element of its name, preferring colour, then size, then a relation to an object that
-occurs once, and only then the element's place in the frame.
+occurs once, then being nearest such an object, and only then the element's place in the
+frame.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Focus:
     Attributes:
         text: the focus phrase (``"brown cat's larger ear"``).
         way: how it is told apart: ``only`` (alone of its name), ``colour``, ``size``,
-            ``relation``, ``position`` or ``order``.
+            ``relation``, ``nearest`` (to an object that occurs once), ``position`` or ``order``.
         reason: a clause that says why, for a disambiguating answer (``""`` for ``only``).
     """
 
@@ -173,6 +174,21 @@ class Scene:
             text = f"{whole_text}'s {own.text}"
         return Focus(text, own.way, own.reason)
 
+    def _nearest(self, subject: Subject, peers: list[Subject]) -> str | None:
+        """Name of an object that occurs once and lies clearly nearer the subject than any peer."""
+        def distance(a: Subject, b: Subject) -> float:
+            return ((a.geometry.x - b.geometry.x) ** 2 + (a.geometry.y - b.geometry.y) ** 2) ** 0.5
+
+        for other in self.subjects.values():
+            if other.count != 1 or other.name == subject.name or subject.element.element_id in (other.whole, other.element.element_id):
+                continue
+            if other.element.element_id == subject.whole or any(other.element.element_id == p.whole for p in peers):
+                continue
+            mine = distance(subject, other)
+            if all(mine * SIZE_MARGIN <= distance(p, other) for p in peers):
+                return other.name
+        return None
+
     def _tell_apart(self, subject: Subject) -> Focus:
         name, peers = subject.name, self.peers(subject)
         colour = main_colour(subject.colour)
@@ -195,10 +211,14 @@ class Scene:
                 other_name = self.subjects[other].name
                 return Focus(f"{name} {phrase} the {other_name}", "relation",
                              f"it is the one {phrase} the {other_name}")
+        near = self._nearest(subject, peers)
+        if near is not None:
+            return Focus(f"{name} nearest the {near}", "nearest", f"it is the one nearest the {near}")
         position = subject.geometry.position
         if all(p.geometry.position != position for p in peers):
             where = "in the center" if position == "center" else f"in the {position}"
             return Focus(f"{name} {where}", "position", f"it is the one {where} of the picture")
-        rank = sorted([subject, *peers], key=lambda s: (s.geometry.x, s.element.element_id)).index(subject)
+        same = [s for s in self.subjects.values() if s.name == name]  # ranked among all of its name
+        rank = sorted(same, key=lambda s: (s.geometry.x, s.element.element_id)).index(subject)
         ordinal = ORDINALS[rank] if rank < len(ORDINALS) else f"{rank + 1}th"
         return Focus(f"{ordinal} {name} from the left", "order", f"counting from the left, it is the {ordinal}")
