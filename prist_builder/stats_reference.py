@@ -25,6 +25,8 @@ measured by the same rules:
   the most common four-word opening.
 - *granularity*: :func:`prist_builder.stats.granularity` of each target mask; the authors'
   file has no masks, so the paper's Table 2 split (:data:`PAPER_GRANULARITY`) stands in.
+- *unknown labels*: targets whose label the offline knowledge table does not hold
+  (:func:`prist_builder.providers.offline.knowledge.lookup`); ``-1`` when not known (the authors' file).
 """
 
 from __future__ import annotations
@@ -90,11 +92,13 @@ class Conversation:
         turns: ``(question, answer)`` pairs, the final segmentation turn last.
         focus: the target's description.
         grain: ``coarse``/``medium``/``fine``, or ``None`` without a mask.
+        label: the target element's name (runs only; ``None`` for the authors' file).
     """
 
     turns: list[tuple[str, str]]
     focus: str = ""
     grain: str | None = None
+    label: str | None = None
 
     @property
     def reasoning(self) -> list[tuple[str, str]]:
@@ -136,7 +140,8 @@ def load_run(run: Path) -> list[Conversation]:
         grain = None
         if sample.mask is not None:
             grain = granularity(area(sample.mask), sample.image.height, sample.image.width)
-        out.append(Conversation(turns=pairs, focus=sample.dialogue.focus, grain=grain))
+        label = sample.elements.element(sample.dialogue.target_element_id).name
+        out.append(Conversation(turns=pairs, focus=sample.dialogue.focus, grain=grain, label=label))
     return out
 
 
@@ -211,6 +216,7 @@ class ReferenceStats:
     top_opening_share: float = 0.0
     granularity: dict[str, float] = field(default_factory=dict)
     granularity_source: str = "masks"
+    unknown_labels: int = -1
 
     def as_dict(self) -> dict:
         """Plain dict (JSON)."""
@@ -259,6 +265,11 @@ def measure(conversations: Sequence[Conversation], sample_size: int, seed: int =
         stats.top_opening, hits = openings.most_common(1)[0]
         stats.top_opening_share = _share(hits, total)
 
+    labels = [c.label for c in conversations if c.label is not None]
+    if labels:
+        from prist_builder.providers.offline.knowledge import lookup  # the offline provider's table
+
+        stats.unknown_labels = sum(not lookup(label).known for label in labels)
     grains = Counter(c.grain for c in conversations if c.grain)
     if grains:
         stats.granularity = {g: _share(grains[g], sum(grains.values())) for g in GRAINS}
