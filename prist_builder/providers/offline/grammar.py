@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 
 class GrammarError(ValueError):
@@ -56,6 +57,12 @@ def _parse(text: str, start: int, depth: int, template: str) -> tuple[list[list]
     return alternatives, i
 
 
+@lru_cache(maxsize=1024)
+def _parsed(template: str) -> list[list]:
+    """The parse of a template (cached: templates are constants)."""
+    return _parse(template, 0, 0, template)[0]
+
+
 def _render(alternatives: list[list], rng: random.Random) -> str:
     chosen = alternatives[rng.randrange(len(alternatives))] if len(alternatives) > 1 else alternatives[0]
     return "".join(part if isinstance(part, str) else _render(part, rng) for part in chosen)
@@ -89,8 +96,7 @@ def realise(templates: Sequence[str], rng: random.Random, slots: Mapping[str, st
         KeyError: a slot the template names is missing from ``slots``.
     """
     template = templates[rng.randrange(len(templates))]
-    alternatives, _ = _parse(template, 0, 0, template)
-    return tidy(_render(alternatives, rng).format_map(slots))
+    return tidy(_render(_parsed(template), rng).format_map(slots))
 
 
 def count_forms(template: str) -> int:

@@ -19,7 +19,7 @@ from prist_builder.providers.offline.geometry import Geometry, mask_geometry, sa
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.knowledge import lookup
 from prist_builder.providers.offline.phrasing import count_word, share
-from prist_builder.providers.offline.scene import Scene, coloured
+from prist_builder.providers.offline.scene import coloured, scene_of
 from prist_builder.providers.offline.tree_builder import LONGEST_PATH, OfflineTreeBuilder
 from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, TreeRecord, Turn
 from prist_builder.records.limits import MIN_TURNS, OBJ_TOKEN, SEG_TOKEN
@@ -110,7 +110,7 @@ class OfflineProvider(Provider):
 
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
         """One dialogue per path: the nodes below the root in order, then the segmentation turn."""
-        scene = Scene(elements)
+        scene = scene_of(elements)
         out = []
         for path in tree.paths:
             turns: list[Turn] = []

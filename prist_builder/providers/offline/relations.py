@@ -83,11 +83,13 @@ def containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
     return np.asarray(coco_mask.iou(rles, rles, [1] * len(rles)), dtype=np.float64).reshape(len(rles), len(rles))
 
 
-def relation_graph(record: ElementsRecord, placed: list[Placed] | None = None) -> nx.MultiDiGraph:
+def relation_graph(record: ElementsRecord, placed: list[Placed] | None = None,
+                   inside: np.ndarray | None = None) -> nx.MultiDiGraph:
     """Build the relation graph: nodes are element ids, each edge has a ``predicate``.
 
     Directions (``left of``, ``above``) compare mask centroids along the axis where they
     differ most, so a relation never disagrees with the elements' grid positions.
+    ``inside`` is :func:`containment` of ``placed`` when the caller has it already.
     """
     placed = placed_elements(record) if placed is None else placed
     graph = nx.MultiDiGraph()
@@ -95,7 +97,7 @@ def relation_graph(record: ElementsRecord, placed: list[Placed] | None = None) -
         graph.add_node(item.element_id, name=item.name)
     if len(placed) < 2:
         return graph
-    inside = containment(record, placed)
+    inside = containment(record, placed) if inside is None else inside
     diagonal = math.hypot(record.image.width, record.image.height)
     seen: set[tuple[str, str, str]] = set()
 

@@ -12,7 +12,7 @@ frame.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import networkx as nx
@@ -112,14 +112,14 @@ class Scene:
         self.record = record
         geometry = element_geometry(record)
         placed = placed_elements(record, geometry)
-        self.graph: nx.MultiDiGraph = relation_graph(record, placed)
+        inside = containment(record, placed) if len(placed) > 1 else None
+        self.graph: nx.MultiDiGraph = relation_graph(record, placed, inside)
         counts = Counter(p.name for p in placed)
         self.subjects: dict[str, Subject] = {
             p.element_id: Subject(record.element(p.element_id), lookup(p.name), p.geometry, counts[p.name])
             for p in placed
         }
-        if len(placed) > 1:
-            inside = containment(record, placed)
+        if inside is not None:
             for i, part in enumerate(placed):
                 wholes = [j for j, whole in enumerate(placed) if j != i and whole.name != part.name
                           and inside[i, j] >= INSIDE_SHARE and part.area <= PART_MAX_SHARE * whole.area]
@@ -222,3 +222,27 @@ class Scene:
         rank = sorted(same, key=lambda s: (s.geometry.x, s.element.element_id)).index(subject)
         ordinal = ORDINALS[rank] if rank < len(ORDINALS) else f"{rank + 1}th"
         return Focus(f"{ordinal} {name} from the left", "order", f"counting from the left, it is the {ordinal}")
+
+
+SCENE_CACHE_SIZE = 2048
+"""Scenes kept per process (a few KB each): step 3 reuses the scene step 2 built for the same elements."""
+_scenes: OrderedDict[tuple, Scene] = OrderedDict()
+
+
+def scene_of(record: ElementsRecord) -> Scene:
+    """The :class:`Scene` of an elements record, from a small per-process cache.
+
+    The key holds everything a scene is computed from (image id and content hash, each
+    element's id, name, colour and region, each region's RLE), so a hit is the same scene.
+    """
+    key = (record.image_id, record.image.sha256, record.image.width, record.image.height,
+           tuple((e.element_id, e.name, e.attributes.colour, e.region_id) for e in record.elements),
+           tuple((r.region_id, r.mask.counts, r.ignore) for r in record.image.regions))
+    scene = _scenes.get(key)
+    if scene is None:
+        scene = _scenes[key] = Scene(record)
+        if len(_scenes) > SCENE_CACHE_SIZE:
+            _scenes.popitem(last=False)
+    else:
+        _scenes.move_to_end(key)
+    return scene

@@ -20,7 +20,7 @@ from prist_builder.providers.offline import phrasing as say
 from prist_builder.providers.offline.acts import ACTS
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.relations import relations_of
-from prist_builder.providers.offline.scene import Scene, Subject
+from prist_builder.providers.offline.scene import Subject, scene_of
 from prist_builder.records import Element, ElementsRecord, TreeNode, TreePath, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN
 
@@ -65,7 +65,7 @@ class OfflineTreeBuilder:
         self.rng = rng
         self.min_reasoning = max(2, min_turns - 1)
         self.max_reasoning = min(LONGEST_PATH, max(2, max_turns - 1))
-        self.scene = Scene(record)
+        self.scene = scene_of(record)
         self.words = say.Wording(self.scene, rng)
         self.nodes: list[TreeNode] = []
         self.edges: list[tuple[str, str]] = []
