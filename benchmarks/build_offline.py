@@ -40,7 +40,8 @@ def _replicate_demo(folder: Path) -> int:
         for copy in range(COPIES):
             name = f"{labelme.stem}_{copy:03d}"
             shutil.copyfile(source, folder / f"{name}{source.suffix}")
-            (folder / f"{name}.json").write_text(json.dumps({**doc, "imagePath": f"{name}{source.suffix}"}), encoding="utf-8")
+            copy_doc = {**doc, "imagePath": f"{name}{source.suffix}"}
+            (folder / f"{name}.json").write_text(json.dumps(copy_doc), encoding="utf-8")
             count += 1
     return count
 
@@ -56,7 +57,8 @@ def _time_read(folder: Path) -> float:
 
 def _time_build(folder: Path, run: Path) -> dict[str, float]:
     started = time.perf_counter()
-    result = asyncio.run(build(run, BuildConfig(labelme=str(folder), workers=WORKERS), ("elements", "trees", "dialogues")))
+    config = BuildConfig(labelme=str(folder), workers=WORKERS)
+    result = asyncio.run(build(run, config, ("elements", "trees", "dialogues")))
     total = time.perf_counter() - started
     times = {r.step: r.seconds for r in result.reports}
     times["total"] = total

@@ -278,7 +278,8 @@ def measure(conversations: Sequence[Conversation], sample_size: int, seed: int =
     return stats
 
 
-def compare(run: Sequence[Conversation], reference: Sequence[Conversation], seed: int = 0) -> tuple[ReferenceStats, ReferenceStats]:
+def compare(run: Sequence[Conversation], reference: Sequence[Conversation],
+            seed: int = 0) -> tuple[ReferenceStats, ReferenceStats]:
     """Measure both sides with diversity samples of the smaller side's size."""
     size = max(1, min(len(run), len(reference)))
     return measure(run, size, seed), measure(reference, size, seed)

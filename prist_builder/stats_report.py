@@ -63,7 +63,8 @@ def markdown(run: ReferenceStats, reference: ReferenceStats, run_name: str, refe
 
 def write_json(path: Path, run: ReferenceStats, reference: ReferenceStats, run_name: str, reference_name: str) -> None:
     """Both sides' figures as JSON: ``{"run": {...}, "reference": {...}, "names": {...}}``."""
-    data = {"names": {"run": run_name, "reference": reference_name}, "run": run.as_dict(), "reference": reference.as_dict()}
+    data = {"names": {"run": run_name, "reference": reference_name},
+            "run": run.as_dict(), "reference": reference.as_dict()}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 

@@ -84,7 +84,8 @@ def _frame_claims(text: str, names: list[str]) -> list[tuple[int, str, str]]:
     names (``"flower center"``) removed first."""
     for name in names:
         text = re.sub(rf"\b{re.escape(name)}\b", lambda m: " " * len(m.group(0)), text, flags=re.IGNORECASE)
-    text = re.sub(r"\b(to the )?(left|right) of(?! the (picture|image|photo|frame))\b", lambda m: " " * len(m.group(0)), text)
+    relation = r"\b(to the )?(left|right) of(?! the (picture|image|photo|frame))\b"
+    text = re.sub(relation, lambda m: " " * len(m.group(0)), text)
     text = re.sub(r"\b(from|further to) the (left|right)\b", lambda m: " " * len(m.group(0)), text)
     claims = []
     for match in re.finditer(r"\b(top|middle|bottom) (left|center|right)\b", text):
@@ -95,7 +96,8 @@ def _frame_claims(text: str, names: list[str]) -> list[tuple[int, str, str]]:
     for match in re.finditer(r"\b(in|at) the (center|centre|middle)\b|\bcentral part\b", text):
         claims.append((match.start(), "col", "center"))
     for match in re.finditer(r"\b(top|upper|bottom|lower|mid-height|middle band)\b", text):
-        row = {"upper": "top", "lower": "bottom", "mid-height": "middle", "middle band": "middle"}.get(match.group(1), match.group(1))
+        rows = {"upper": "top", "lower": "bottom", "mid-height": "middle", "middle band": "middle"}
+        row = rows.get(match.group(1), match.group(1))
         claims.append((match.start(), "row", row))
     return claims
 
@@ -110,7 +112,8 @@ def contradictions(dialogue: DialogueRecord, record: ElementsRecord) -> list[str
         for start, axis, value in _frame_claims(text, truth.names):
             subjects = _subjects(text, start, truth, target)
             if all(truth.cell(s)[0 if axis == "col" else 1] != value for s in subjects):
-                found.append(f"{dialogue.sample_id}: says {axis} {value!r} in {text!r}; masks say {[truth.cell(s) for s in subjects]}")
+                cells = [truth.cell(s) for s in subjects]
+                found.append(f"{dialogue.sample_id}: says {axis} {value!r} in {text!r}; masks say {cells}")
         names = "|".join(re.escape(n.lower()) for n in truth.names)  # longest first: "flower center" before "flower"
         pattern = (r"\b(to the left of|to the right of|left of|right of|above|below|bigger than|larger than|"
                    rf"smaller than|nearest|next to|in front of) the ({names})\b")
@@ -147,7 +150,8 @@ def contradictions(dialogue: DialogueRecord, record: ElementsRecord) -> list[str
         for match in re.finditer(rf"\b({'|'.join(ORDINALS)}) {re.escape(name)} from the left\b", text):
             rank = sorted(peers, key=lambda s: truth.facts[s][1]).index(target)
             if ORDINALS[rank] != match.group(1) and match.group(0) in dialogue.focus:
-                found.append(f"{dialogue.sample_id}: the target is {ORDINALS[rank]} from the left, not {match.group(1)}")
+                found.append(f"{dialogue.sample_id}: the target is {ORDINALS[rank]} from the left,"
+                             f" not {match.group(1)}")
     return found
 
 
@@ -160,7 +164,8 @@ def _seed_dialogues(records: list[ElementsRecord], seed: int) -> list[tuple[Dial
         for record in records:
             ctx = StepContext.for_input(seed, "trees", record.image_id)
             tree = await provider.tree(record, choose_targets(record, ctx.rng), ctx)
-            dialogues = await provider.dialogues(record, tree, StepContext.for_input(seed, "dialogues", record.image_id))
+            step3 = StepContext.for_input(seed, "dialogues", record.image_id)
+            dialogues = await provider.dialogues(record, tree, step3)
             out += [(d, record) for d in dialogues]
         return out
 

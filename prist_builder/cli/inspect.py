@@ -11,7 +11,7 @@ from rich.table import Table
 
 from prist_builder.cli.console import console, fail
 from prist_builder.pipeline.store import read_records, run_bounds
-from prist_builder.records import DialogueRecord, ElementsRecord, SCHEMAS
+from prist_builder.records import SCHEMAS, DialogueRecord, ElementsRecord
 from prist_builder.stats import DatasetStats, compute_stats
 from prist_builder.stats_reference import compare, load
 from prist_builder.stats_report import markdown, rich_table, write_json, write_plot
@@ -31,7 +31,8 @@ def load_stats(run: Path) -> DatasetStats:
         raise FileNotFoundError(f"{path}: no such file; build the dialogues first")
 
     bounds = run_bounds(run)
-    return compute_stats(read_records(path, DialogueRecord, bounds), read_records(run / "elements.jsonl", ElementsRecord))
+    elements = read_records(run / "elements.jsonl", ElementsRecord)
+    return compute_stats(read_records(path, DialogueRecord, bounds), elements)
 
 
 def stats_table(stats: DatasetStats) -> Table:
@@ -41,7 +42,8 @@ def stats_table(stats: DatasetStats) -> Table:
     table.add_column("value", justify="right")
     table.add_row("Total images", f"{stats.images:,}")
     table.add_row("Total samples", f"{stats.samples:,}")
-    table.add_row("Granularity (coarse : medium : fine)", f"{stats.coarse:.0f}% : {stats.medium:.0f}% : {stats.fine:.0f}%")
+    split = f"{stats.coarse:.0f}% : {stats.medium:.0f}% : {stats.fine:.0f}%"
+    table.add_row("Granularity (coarse : medium : fine)", split)
     if stats.unmasked:
         table.add_row("Samples without a mask yet", f"{stats.unmasked:,}")
     table.add_row("Number of utterances", f"{stats.utterances:,}")

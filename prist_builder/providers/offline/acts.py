@@ -39,7 +39,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "(good|made) for {use}.",
          "{The}, {a_kind} (made of|built from) {material}, (suits that|would work): {it} {is} "
          "there for {use}.",
-         "(Going by what is here|From what I can see), {the} (would serve|is the one to try); {use} is what {gen} {are} "
+         "(Going by what is here|From what I can see), {the} (would serve|is the one to try); {use} is what {gen} "
+         "{are} "
          "(for|good at)."),
     ),
     "context": (
@@ -55,7 +56,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "you would expect) (there|in such a place).",
          "(Perhaps|Maybe|Quite possibly) {place}: {the} (stands out|is a strong sign), and {gen} (belong|turn up) "
          "{at_place} more than anywhere else.",
-         "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) (turn up|appear) "
+         "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
+         "(turn up|appear) "
          "{at_place}, so I (would|'d) guess {place}."),
     ),
     "pair": (
@@ -79,7 +81,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "{Gen} {are} (handy|useful|good) for {use}(, and for {use2} as well|).",
          "{Its} (main|usual) (job|purpose|role) is {use}(; {use2} is another|).",
          "(People|Most people) (reach for|rely on) {gen} (when|for) {use}(; {use2} comes second|).",
-         "(Above all|First of all), {use}. (It|They) can (also|even) (help with|serve for) {use2}."),
+         "(Above all|First of all), {use}. {It} can (also|even) (help with|serve for) {use2}."),
     ),
     "role": (
         ("Why (might|would) {ref} be (here|in this scene)?",
@@ -175,7 +177,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "part_plain": (
         ("What (smaller |)(detail|part) (can|could) I (make out|see) on {whole}?",
-         "(Is there|Can you point out) (a|any) (part|detail) of {whole} (worth|that is worth) (a closer look|looking at)?"),
+         "(Is there|Can you point out) (a|any) (part|detail) of {whole} (worth|that is worth) "
+         "(a closer look|looking at)?"),
         ("(There is|You can see) {a} on {it_whole}: a {colour} (patch|area) covering {share} of the frame.",
          "(Yes|Sure): {the}, (mostly|mainly) {colour}, (about|roughly) {share_bare} of the picture."),
     ),
@@ -204,7 +207,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "(Mainly|Above all) {the1} and {the2}."),
     ),
     "count": (
-        ("How many {names} (are there|can I see) (in the picture|here)?", "(Are there|Can I see) (other|more) {names}?"),
+        ("How many {names} (are there|can I see) (in the picture|here)?",
+         "(Are there|Can I see) (other|more) {names}?"),
         ("(Just|Only) {number_phrase} in (the|this) (picture|photo).",
          "I count {number_phrase} (here|in the frame)."),
     ),

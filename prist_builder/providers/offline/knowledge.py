@@ -25,10 +25,11 @@ neighbours) and says so plainly instead of inventing a purpose.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+
+import tomllib
 
 KNOWLEDGE_PACKAGE = "prist_builder.providers.offline"
 KNOWLEDGE_FOLDER = "knowledge"
@@ -118,7 +119,8 @@ class Category:
         return plural_of(noun)
 
     def counted(self, noun: str, count: int, number: str) -> str:
-        """``"a cup"`` for one, else ``"{number} cups"`` / ``"{number} patches of sky"`` / ``"{number} pairs of skis"``."""
+        """``"a cup"`` for one, else ``"{number} cups"``, ``"{number} patches of sky"``,
+        ``"{number} pairs of skis"``."""
         if count == 1:
             return self.a(noun)
         if self.form == "mass":
@@ -132,7 +134,8 @@ class Category:
     def part_of_whole(self, whole: "Category", part_name: str) -> bool:
         """Whether the table says this category (labelled ``part_name``) is a part of ``whole``."""
         names = {self.name, part_name, *self.aliases}
-        return bool(names & set(whole.parts)) or whole.name in self.part_of or bool(set(whole.aliases) & set(self.part_of))
+        wholes = {whole.name, *whole.aliases}
+        return bool(names & set(whole.parts)) or bool(wholes & set(self.part_of))
 
     def is_plural(self) -> bool:
         """The label reads as a plural ("the scissors are")."""
@@ -244,8 +247,9 @@ def fallback(name: str) -> Category:
     return Category(name=name, kind="object", known=False)
 
 
-ON_PLACES = frozenset("table desk shelf windowsill wall road street sidewalk kerb kerbside plate saucer branch stem head "
-                      "face peak beach court slope platform track highway river flagpole pad spacesuit uniform jacket "
+ON_PLACES = frozenset("table desk shelf windowsill wall road street sidewalk kerb kerbside plate saucer branch stem "
+                      "head face peak beach court slope platform track highway river flagpole pad spacesuit "
+                      "uniform jacket "
                       "arm hand lawn bed couch axle side horizon".split())
 AT_PLACES = frozenset("airport stop station dock crossroads intersection stadium field cage junction".split())
 

@@ -18,6 +18,8 @@ from prist_builder.providers.offline.knowledge import located
 from prist_builder.providers.offline.scene import Scene, Subject, count_word
 
 RANKS = ("largest", "second largest", "third largest")
+LONG_LABEL_WORDS = 3
+"""Labels longer than this many words use their table category's name in general statements."""
 PERCENT_FLOOR = 1.0
 """Shares of the frame under this many percent read as "less than 1%"."""
 
@@ -99,7 +101,9 @@ class Wording:
         category, name = subject.category, subject.name
         focus = self.scene.focus(subject.element.element_id)
         plural_form = category.is_plural()
-        generic = category.plural_of(name)
+        # A long product label ("kong air dog squeakair tennis ball") speaks of its kind in general terms.
+        generic = category.plural_of(category.name if category.known and len(name.split()) > LONG_LABEL_WORDS
+                                     else name)
         need = self.rng.choice(category.needs) if category.needs else "understand this scene"
         uses = self._fresh(category.uses or ["what its label says"])
         places = self._fresh(category.places or ["a scene like this"])

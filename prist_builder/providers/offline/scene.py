@@ -180,7 +180,9 @@ class Scene:
             return ((a.geometry.x - b.geometry.x) ** 2 + (a.geometry.y - b.geometry.y) ** 2) ** 0.5
 
         for other in self.subjects.values():
-            if other.count != 1 or other.name == subject.name or subject.element.element_id in (other.whole, other.element.element_id):
+            if other.count != 1 or other.name == subject.name:
+                continue
+            if subject.element.element_id in (other.whole, other.element.element_id):
                 continue
             if other.element.element_id == subject.whole or any(other.element.element_id == p.whole for p in peers):
                 continue

@@ -17,7 +17,6 @@ import random
 from collections import Counter
 
 from prist_builder.providers.offline import phrasing as say
-from prist_builder.providers.offline.acts import ACTS
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.relations import relations_of
 from prist_builder.providers.offline.scene import Subject, scene_of
