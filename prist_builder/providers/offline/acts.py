@@ -66,7 +66,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "(Where|In what kind of place) (might|would) (someone|a person) (find|see) a scene like this?"),
         ("(Probably|Most likely|It looks like) {place}: {the1} and {the2} (both |)(point that way|fit that setting|"
          "suggest it).",
-         "{The1} and {the2} (suggest|point to|fit) {place}, (as|since) (both|each) (belong|are common) there.",
+         "{The1} and {the2} (suggest|point to|fit) {place}, (as|since) both (belong|are common) there.",
          "(Hard to say for sure|It is not certain); {the1} (suggests|points to) {place}, while {the2} (fits|suggests) "
          "{place2}."),
     ),
@@ -150,7 +150,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "{The}; {reason}."),
     ),
     "part": (
-        ("What part of {whole} (would|could) (I|you) look at to {need}?",
+        ("What part of {whole} (would|could) I look at to {need}?",
          "Which part of {whole} is (used|responsible|meant) for {use}?",
          "(And|So) what part of {whole} (helps with|takes care of) {use}?"),
         ("(The|Its) {part}: {gen} {are} (used|there|what it uses) for {use}.",
@@ -165,7 +165,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "{use} {at_place}."),
     ),
     "held": (
-        ("Is there (anything|something) {link} {whole} that (could|would) help (me|you) {need}?",
+        ("Is there (anything|something) {link} {whole} that (could|would) help me {need}?",
          "What {link} {whole} (would|could) (help|be useful) if I wanted to {need}?"),
         ("{The}: {gen} {are} (meant|made) for {use}.",
          "(Yes|Sure), {the}; (that is|this is) (what|the thing) {gen} {are} for: {use}."),

@@ -151,12 +151,15 @@ class Wording:
             slots["rel"], slots["other"] = phrase, self.scene[other].name
         return slots
 
-    def act(self, act: str, subject: Subject, named: bool) -> tuple[str, str]:
-        """``(question, answer)`` of one act about ``subject``."""
+    def act(self, act: str, subject: Subject, named: bool, whole_named: bool = False) -> tuple[str, str]:
+        """``(question, answer)`` of one act about ``subject``; ``whole_named``: the previous answer
+        named the subject's whole, so the question calls it "it"."""
         questions, answers = ACTS[act]
         if act == "need" and subject.category.animate:
             answers = ACTS["need_animate"][1]
         slots = self.slots(subject, named)
+        if whole_named:
+            slots["whole"] = "it"
         question, answer = realise(questions, self.rng, slots), realise(answers, self.rng, slots)
         for key in ("use", "use2", "place", "place2"):
             if slots[key] in question or slots[key] in answer:

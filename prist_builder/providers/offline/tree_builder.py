@@ -36,6 +36,9 @@ NEED_SHARE = 0.65
 TELL_APART_SHARE = 0.5
 """Chance of an explicit "how do I tell it apart" turn for a target with same-named peers."""
 
+FRAME_WAYS = ("position", "order")
+"""Ways of telling an object apart that name the frame: never repeated in a turn of their own."""
+
 ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 1.0, "relation": 1.2}
 """Relative chance of each inference act for a known category."""
 
@@ -87,8 +90,12 @@ class OfflineTreeBuilder:
         root = self._node(self._root(), None)
         groups: list[list[Subject]] = [[s] for s in subjects]
         if len(groups) > MAX_CHILDREN:
+            # Pair two targets that are wholes and named without the frame, where there are two such.
+            plain = [i for i, s in enumerate(subjects)
+                     if s.whole is None and self.scene.focus(s.element.element_id).way not in FRAME_WAYS]
             wholes = [i for i, s in enumerate(subjects) if s.whole is None]
-            first, second = sorted(self.rng.sample(wholes if len(wholes) >= 2 else range(len(subjects)), 2))
+            pool = plain if len(plain) >= 2 else wholes if len(wholes) >= 2 else list(range(len(subjects)))
+            first, second = sorted(self.rng.sample(pool, 2))
             groups = [[subjects[first], subjects[second]]] + [[s] for i, s in enumerate(subjects)
                                                               if i not in (first, second)]
         for group in groups:
@@ -144,7 +151,7 @@ class OfflineTreeBuilder:
         about = self.scene[subject.whole] if subject.whole else subject
         first = self.words.act(opening, about, named=False)
         node = self._node(first, root)
-        self._chain(root, node, subject, length - 1, reasoning=first[0], named=about is subject, about=about)
+        self._chain(root, node, subject, length - 1, reasoning=first[0], named=True, about=about)
 
     def _pair(self, root: str, pair: list[Subject]) -> None:
         known = all(s.category.known and s.category.places and not s.category.part_of and s.whole is None
@@ -170,7 +177,8 @@ class OfflineTreeBuilder:
             return plan
         pool = self._pool(subject)
         wanted = count
-        if self.scene.peers(subject) and count >= 2 and self.rng.random() < TELL_APART_SHARE:
+        way = self.scene.focus(subject.element.element_id).way
+        if way not in FRAME_WAYS and self.scene.peers(subject) and count >= 2 and self.rng.random() < TELL_APART_SHARE:
             wanted -= 1
             plan.append(("tell_apart", subject))
         plan += [(act, subject) for act in self._draw(pool, wanted)]
@@ -207,7 +215,8 @@ class OfflineTreeBuilder:
         previous = about if named else None
         for index, (act, topic) in enumerate(plan):
             last = index == len(plan) - 1
-            text = self.words.act(act, topic, named=previous is topic)
+            whole_named = topic.whole is not None and previous is self.scene[topic.whole]
+            text = self.words.act(act, topic, named=previous is topic, whole_named=whole_named)
             node = self._node(text, parent, subject.element.element_id if last else None)
             previous, parent = topic, node
             path.append(node)
