@@ -29,6 +29,8 @@ from prist_builder.providers.offline.provider import OfflineProvider
 from prist_builder.records import DialogueRecord, ElementsRecord
 
 SEEDS = range(1, 31)
+HOLDS_SHARE = 0.5
+"""An element holds another when it covers at least this share of the other's pixels."""
 LABELME_FIXTURES = ("labelme_voc", "labelme_tutorial")
 COLUMNS, ROWS = ("left", "center", "right"), ("top", "middle", "bottom")
 SUPERLATIVES = {"largest": max, "larger": max, "biggest": max, "smallest": min, "smaller": min}
@@ -54,11 +56,13 @@ class Truth:
     def __init__(self, record: ElementsRecord) -> None:
         self.width, self.height = record.image.width, record.image.height
         self.facts: dict[str, tuple[str, float, float, int]] = {}
+        self.masks: dict[str, np.ndarray] = {}
         for element in record.elements:
             region = record.image.region(element.region_id) if element.region_id else None
             if region is None or region.ignore:
                 continue
-            ys, xs = np.nonzero(decode(region.mask))
+            self.masks[element.element_id] = decode(region.mask)
+            ys, xs = np.nonzero(self.masks[element.element_id])
             self.facts[element.element_id] = (element.name, float(xs.mean()), float(ys.mean()), len(xs))
         self.names = sorted({f[0] for f in self.facts.values()}, key=len, reverse=True)
 
@@ -66,17 +70,24 @@ class Truth:
         _, x, y, _ = self.facts[element_id]
         return COLUMNS[min(int(3 * x / self.width), 2)], ROWS[min(int(3 * y / self.height), 2)]
 
+    def holders(self, element_id: str) -> list[str]:
+        """The element and those whose mask holds most of it (its wholes: "it" may be the whole in a part's dialogue)."""
+        mask = self.masks[element_id]
+        return [element_id] + [i for i, m in self.masks.items()
+                               if i != element_id and (m & mask).sum() >= HOLDS_SHARE * mask.sum()]
+
     def named(self, name: str) -> list[str]:
         return [i for i, f in self.facts.items() if f[0] == name]
 
 
 def _subjects(text: str, start: int, truth: Truth, target: str) -> list[str]:
-    """Elements a phrase at ``start`` is about: those named right before it, else the target."""
+    """Elements a phrase at ``start`` is about: those named right before it, else the target (or a whole
+    that holds it, which a part's dialogue talks about before it reaches the part)."""
     before = re.sub(r"\s+(in|on|at) the$", "", text[:start].rstrip(" ,").lower())
     for name in truth.names:
         if before.endswith(name.lower()):
             return truth.named(name)
-    return [target]
+    return truth.holders(target)
 
 
 def _frame_claims(text: str, names: list[str]) -> list[tuple[int, str, str]]:
@@ -231,3 +242,16 @@ def test_the_checker_catches_a_contradiction(built: Path) -> None:
     turns[1] = turns[1].model_copy(update={"content": f"It sits on the {wrong} side of the picture."})
     flipped = dialogue.model_copy(update={"turns": turns})
     assert any(f"col {wrong!r}" in p for p in contradictions(flipped, record))
+
+
+def test_dialogue_shape_follows_the_paper(built: Path) -> None:
+    """3-5 turns; the stored reasoning question opens the dialogue; the focus names the frame only
+    for an object whose name occurs more than once."""
+    elements = {r.image_id: r for r in _records(built / "run", "elements.jsonl", ElementsRecord)}
+    for dialogue in _records(built / "run", "dialogues.jsonl", DialogueRecord):
+        assert 3 <= dialogue.num_turns <= 5
+        assert dialogue.turns[0].content.endswith(dialogue.reasoning_question)
+        record = elements[dialogue.image_id]
+        target = record.element(dialogue.target_element_id)
+        if sum(e.name == target.name for e in record.elements) == 1:
+            assert not _frame_claims(dialogue.focus, []), dialogue.focus

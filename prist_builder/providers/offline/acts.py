@@ -48,17 +48,17 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "(Where|In what kind of place) (might|would) this (photo|picture) have been taken, judging by what is in it?",
          "What (clue|detail) in this (picture|scene) (hints at|suggests|tells us) (where it was taken|the setting)?",
          "(Can you|Could you) (tell|guess) what (kind of place|setting) this is from (the things|what you see) in it?"),
-        ("(Probably|Most likely|It could well be) {place}. {The} (is the (clearest|strongest) (clue|hint)|gives it "
-         "away): {gen} {are} (usually|typically|often) found {at_place}.",
-         "{The} (suggests|points to|hints at) {place}, (since|because) that is where {gen} {are} (usually|most "
+        ("(Probably|Most likely|It could well be) {setting}. {The} (is the (clearest|strongest) (clue|hint)|gives it "
+         "away): {gen} {are} (usually|typically|often) found {at_setting}.",
+         "{The} (suggests|points to|hints at) {setting}, (since|because) that is where {gen} {are} (usually|most "
          "often) (seen|found).",
-         "(My guess is|I would say) {place}; the (giveaway|telling detail) is {the}, (a typical sight|something "
+         "(My guess is|I would say) {setting}; the (giveaway|telling detail) is {the}, (a typical sight|something "
          "you would expect) (there|in such a place).",
-         "(Perhaps|Maybe|Quite possibly) {place}: {the} (stands out|is a strong sign), and {gen} (belong|turn up) "
-         "{at_place} more than anywhere else.",
+         "(Perhaps|Maybe|Quite possibly) {setting}: {the} (stands out|is a strong sign), and {gen} (belong|turn up) "
+         "{at_setting} more than anywhere else.",
          "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
          "(turn up|appear) "
-         "{at_place}, so I (would|'d) guess {place}."),
+         "{at_setting}, so I (would|'d) guess {setting}."),
     ),
     "pair": (
         ("What (kind|sort) of (place|setting) is this, judging by (the things|what is) in it?",
@@ -136,7 +136,6 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "(Where|How) {does} {ref} sit (relative to|compared with) the rest of the scene?",
          "What can you say about {ref} compared with (its surroundings|what is around {it})?"),
         ("{It} {is} {rel} the {other}.",
-         "({It} {is}|You'll find {them}) {rel} the {other}.",
          "(Compared with|Next to) what is around, the (clearest|main) (landmark|reference) is the {other}: {it} {is} "
          "{rel} it."),
     ),

@@ -137,6 +137,16 @@ class Category:
         wholes = {whole.name, *whole.aliases}
         return bool(names & set(whole.parts)) or bool(wholes & set(self.part_of))
 
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The places that are settings of a scene ("a kitchen", "an airport"), not surfaces ("a table")."""
+        return tuple(p for p in self.places if not located(p).startswith("on "))
+
+    @property
+    def person(self) -> bool:
+        """A human being: spoken of as "they"."""
+        return self.animate and self.kind == "human being"
+
     def is_plural(self) -> bool:
         """The label reads as a plural ("the scissors are")."""
         return self.form in ("plural", "pair")

@@ -100,13 +100,14 @@ class Wording:
         """Slot values of the acts about ``subject``; ``named``: the previous answer named it ("it")."""
         category, name = subject.category, subject.name
         focus = self.scene.focus(subject.element.element_id)
-        plural_form = category.is_plural()
+        plural_form = category.is_plural() or category.person
         # A long product label ("kong air dog squeakair tennis ball") speaks of its kind in general terms.
         generic = category.plural_of(category.name if category.known and len(name.split()) > LONG_LABEL_WORDS
                                      else name)
         need = self.rng.choice(category.needs) if category.needs else "understand this scene"
         uses = self._fresh(category.uses or ["what its label says"])
         places = self._fresh(category.places or ["a scene like this"])
+        settings = self._fresh(category.settings or places)
         about, bare = share(subject.geometry.fraction)
         it = "they" if plural_form else "it"
         ref = it if named else f"the {focus.text}"
@@ -127,6 +128,7 @@ class Wording:
             "need": need, "need3": third_person(need),
             "use": uses[0], "use2": uses[1] if len(uses) > 1 else uses[0],
             "place": places[0], "place2": places[1] if len(places) > 1 else places[0],
+            "setting": settings[0], "at_setting": located(settings[0]),
             "at_place": located(places[0]), "At_place": capital(located(places[0])),
             "at_place2": located(places[1] if len(places) > 1 else places[0]), "link": subject.link,
             "material": category.made_of[0] if category.made_of else "something the picture does not show",
@@ -161,7 +163,7 @@ class Wording:
         if whole_named:
             slots["whole"] = "it"
         question, answer = realise(questions, self.rng, slots), realise(answers, self.rng, slots)
-        for key in ("use", "use2", "place", "place2"):
+        for key in ("use", "use2", "place", "place2", "setting"):
             if slots[key] in question or slots[key] in answer:
                 self.said.add(slots[key])
         return question, answer
@@ -170,9 +172,9 @@ class Wording:
         """``(question, answer)`` of the opening shared by two targets."""
         questions, answers = ACTS[act]
         first, second = (self.slots(s, named=False) for s in pair)
-        common = [p for p in pair[0].category.places if p in pair[1].category.places]
+        common = [p for p in pair[0].category.settings if p in pair[1].category.settings]
         slots = {"the1": first["the"], "The1": first["The"], "the2": second["the"],
-                 "place": common[0] if common else first["place"], "place2": second["place"]}
+                 "place": common[0] if common else first["setting"], "place2": second["setting"]}
         templates = answers if common else answers[-1:]
         if act == "pair" and not common:
             return realise(questions, self.rng, slots), realise(templates, self.rng, slots)

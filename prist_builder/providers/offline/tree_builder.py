@@ -117,7 +117,7 @@ class OfflineTreeBuilder:
         return TreeRecord.model_validate(data, context=validation)
 
     def _root(self) -> tuple[str, str]:
-        places = Counter(c.places[0] for c in (s.category for s in self.scene.subjects.values()) if c.places)
+        places = Counter(c.settings[0] for c in (s.category for s in self.scene.subjects.values()) if c.settings)
         place = places.most_common(1)[0][0] if places else "an everyday scene"
         inventory = self.words.inventory()
         question = realise(ROOT_QUESTIONS, self.rng, {})
@@ -140,7 +140,7 @@ class OfflineTreeBuilder:
         category = about.category
         if not category.known:
             return "unknown_open"
-        if category.part_of or not category.places or self.rng.random() < NEED_SHARE:
+        if category.part_of or not category.settings or self.rng.random() < NEED_SHARE:
             return "need"
         return "context"
 
@@ -154,7 +154,7 @@ class OfflineTreeBuilder:
         self._chain(root, node, subject, length - 1, reasoning=first[0], named=True, about=about)
 
     def _pair(self, root: str, pair: list[Subject]) -> None:
-        known = all(s.category.known and s.category.places and not s.category.part_of and s.whole is None
+        known = all(s.category.known and s.category.settings and not s.category.part_of and s.whole is None
                     for s in pair)
         first = self.words.pair("pair" if known else "pair_plain", pair)
         node = self._node(first, root)
