@@ -90,7 +90,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("(Probably|Most likely|Presumably) for {use}; {gen} {are} (a normal|an ordinary|a common) sight "
          "{at_place}.",
          "That (makes sense|fits): {gen} {are} (often|usually) (kept|found) {at_place} for {use}.",
-         "(Its|The) (likely|probable) (reason|job) (here |)is {use}; {at_place} (that|this) is (normal|expected).",
+         "The (likely|probable) (reason|purpose) (here |)is {use}.",
          "People (probably|likely) (keep|use) {them} here for {use}."),
     ),
     "material": (
@@ -201,7 +201,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "pair_plain": (
         ("What (draws|catches) (my|the) eye (first |)(here|in this picture)?",
-         "What can I make out (clearly |)in this (picture|photo)?"),
+         "What details (here|in this (picture|photo)) (are|seem) worth a closer look?"),
         ("{The1} and {the2}, (both|each) (easy to make out|clearly visible) (here|in the frame).",
          "(Mainly|Above all) {the1} and {the2}."),
     ),
