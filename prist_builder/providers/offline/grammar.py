@@ -10,6 +10,7 @@ the same. Literal parentheses are written ``\\(`` and ``\\)``.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
@@ -68,24 +69,15 @@ def _render(alternatives: list[list], rng: random.Random) -> str:
     return "".join(part if isinstance(part, str) else _render(part, rng) for part in chosen)
 
 
+_SPACE_BEFORE_MARK = re.compile(r"\s+([.,;:?!])")
+_SENTENCE_START = re.compile(r"(^|[.?!]\s+)([\"']?)([a-z])")
+
+
 def tidy(text: str) -> str:
     """Collapse doubled spaces and spaces before punctuation; capitalise each sentence start."""
-    text = " ".join(text.split())
-    for mark in (" .", " ,", " ;", " :", " ?", " !"):
-        text = text.replace(mark, mark[1])
+    text = _SPACE_BEFORE_MARK.sub(r"\1", " ".join(text.split()))
     text = text.replace("..", ".").replace(",.", ".")
-    out, capital = [], True
-    for char in text:
-        if capital and char.isalpha():
-            out.append(char.upper())
-            capital = False
-            continue
-        if char in ".?!":
-            capital = True
-        elif not char.isspace() and char not in "\"'":
-            capital = False
-        out.append(char)
-    return "".join(out)
+    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2) + m.group(3).upper(), text)
 
 
 def realise(templates: Sequence[str], rng: random.Random, slots: Mapping[str, str]) -> str:

@@ -140,7 +140,7 @@ class Wording:
             "part": name, "whole": f"the {self.scene.focus(whole.element.element_id).text}" if whole else "it",
             "it_whole": "it",
         }
-        ranked = sorted(self.scene.subjects.values(), key=lambda s: (-s.geometry.area, s.element.element_id))
+        ranked = self.scene.ranked()
         position = ranked.index(subject)
         slots["total"] = count_word(len(ranked))
         if position == len(ranked) - 1:

@@ -133,6 +133,8 @@ class Scene:
                     elif not subject.category.part_of_whole(whole.category, subject.name):
                         subject.link = "on"
         self._focus: dict[str, Focus] = {}
+        self._relations: dict[str, list[tuple[str, str]]] = {}
+        self._ranked: list[Subject] | None = None
 
     def __getitem__(self, element_id: str) -> Subject:
         return self.subjects[element_id]
@@ -144,7 +146,19 @@ class Scene:
 
     def relations(self, subject: Subject) -> list[tuple[str, str]]:
         """``(phrase, other id)`` worded relations of the subject to elements whose name occurs once
-        and that are not its whole, sorted (stable across runs)."""
+        and that are not its whole or its part, sorted (stable across runs; cached)."""
+        element_id = subject.element.element_id
+        if element_id not in self._relations:
+            self._relations[element_id] = self._worded(subject)
+        return self._relations[element_id]
+
+    def ranked(self) -> list[Subject]:
+        """Subjects from the largest mask to the smallest (ties by element id)."""
+        if self._ranked is None:
+            self._ranked = sorted(self.subjects.values(), key=lambda s: (-s.geometry.area, s.element.element_id))
+        return self._ranked
+
+    def _worded(self, subject: Subject) -> list[tuple[str, str]]:
         element_id = subject.element.element_id
         found = []
         for _, other, data in self.graph.out_edges(element_id, data=True):
