@@ -25,11 +25,15 @@ neighbours) and says so plainly instead of inventing a purpose.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 KNOWLEDGE_PACKAGE = "prist_builder.providers.offline"
 KNOWLEDGE_FOLDER = "knowledge"
@@ -137,7 +141,7 @@ class Category:
         wholes = {whole.name, *whole.aliases}
         return bool(names & set(whole.parts)) or bool(wholes & set(self.part_of))
 
-    @property
+    @cached_property
     def settings(self) -> tuple[str, ...]:
         """The places that are settings of a scene ("a kitchen", "an airport"), not surfaces ("a table")."""
         return tuple(p for p in self.places if not located(p).startswith("on "))
