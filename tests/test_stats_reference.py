@@ -100,5 +100,7 @@ def test_stats_reference_command_writes_markdown_json_and_png(corpus_run: Path, 
     assert again.exit_code == 0, again.output
     same = json.loads((tmp_path / "self" / "reference.json").read_text())
     assert same["run"] == same["reference"]
+    as_json = run_cli("stats", corpus_run, "--reference", official, "--out", tmp_path / "j", "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.output)["reference"]["turns_max"] == 5
     missing = run_cli("stats", corpus_run, "--reference", tmp_path / "nope.json")
     assert missing.exit_code != 0 and "nope.json: no such file" in missing.output

@@ -69,14 +69,14 @@ def register_inspect(app: typer.Typer) -> None:
         except FileNotFoundError as exc:
             raise fail(str(exc))
         if reference is not None:
-            compare_with(run, reference, out or run / "stats", seed)
+            compare_with(run, reference, out or run / "stats", seed, as_json)
             return
         if as_json:
             typer.echo(json.dumps(figures.as_dict(), indent=2))
         else:
             console.print(stats_table(figures))
 
-    def compare_with(run: Path, reference: Path, out: Path, seed: int) -> None:
+    def compare_with(run: Path, reference: Path, out: Path, seed: int, as_json: bool) -> None:
         if not reference.exists():
             raise fail(f"{reference}: no such file or folder")
         try:
@@ -84,11 +84,14 @@ def register_inspect(app: typer.Typer) -> None:
         except ValueError as exc:
             raise fail(str(exc))
         names = (run.name or str(run), reference.name or str(reference))
-        console.print(rich_table(ours, theirs, *names))
         out.mkdir(parents=True, exist_ok=True)
         (out / REFERENCE_FILES[0]).write_text(markdown(ours, theirs, *names), encoding="utf-8")
         write_json(out / REFERENCE_FILES[1], ours, theirs, *names)
         write_plot(out / REFERENCE_FILES[2], ours, theirs, *names)
+        if as_json:
+            typer.echo((out / REFERENCE_FILES[1]).read_text(encoding="utf-8"), nl=False)
+            return
+        console.print(rich_table(ours, theirs, *names))
         console.print(f"wrote {', '.join(str(out / f) for f in REFERENCE_FILES)}", highlight=False)
 
     @app.command("schema")
