@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
-from prist_builder.annotation.masks import decode
 from prist_builder.records import ElementsRecord
+from prist_builder.records.rle import RLE
 
 MAX_SAMPLES = 4096
 """Pixels sampled (evenly strided) per mask for colour naming: flat cost at any size."""
@@ -67,8 +68,18 @@ def sampling_stride(area: int) -> int:
     return max(1, int(np.sqrt(area / MAX_SAMPLES)))
 
 
+def _geometry(sum_x: int, sum_y: int, area: int, box: tuple[int, int, int, int], width: int,
+              height: int) -> Geometry:
+    """Geometry from exact integer pixel sums: one correctly rounded division per coordinate, so
+    every way of measuring the same mask gives the same floats (and the same grid cell)."""
+    x, y = sum_x / area, sum_y / area
+    column = COLUMNS[min(max(int(3 * x / width), 0), 2)]
+    row = ROWS[min(max(int(3 * y / height), 0), 2)]
+    return Geometry(x=x, y=y, box=box, area=area, fraction=area / float(width * height), column=column, row=row)
+
+
 def mask_geometry(mask: np.ndarray, width: int, height: int, offset: tuple[int, int] = (0, 0)) -> Geometry:
-    """Position and size facts of a mask.
+    """Position and size facts of a mask (step 1, which has the pixels).
 
     Args:
         mask: ``(h, w) bool`` mask, the whole image or a crop of it.
@@ -85,21 +96,73 @@ def mask_geometry(mask: np.ndarray, width: int, height: int, offset: tuple[int, 
     if len(rows) == 0:
         raise ValueError("geometry of an empty mask")
     cols = np.flatnonzero(mask.any(axis=0))
-    area = int(np.count_nonzero(mask))
     x0, y0 = offset
-    y = float(np.dot(np.arange(mask.shape[0]), mask.sum(axis=1)) / area) + y0
-    x = float(np.dot(np.arange(mask.shape[1]), mask.sum(axis=0)) / area) + x0
-    column = COLUMNS[min(max(int(3 * x / width), 0), 2)]
-    row = ROWS[min(max(int(3 * y / height), 0), 2)]
+    row_sums = mask.sum(axis=1, dtype=np.int64)
+    col_sums = mask.sum(axis=0, dtype=np.int64)
+    area = int(row_sums.sum())
+    sum_y = int(np.dot(np.arange(mask.shape[0], dtype=np.int64), row_sums)) + y0 * area
+    sum_x = int(np.dot(np.arange(mask.shape[1], dtype=np.int64), col_sums)) + x0 * area
     box = (int(cols[0]) + x0, int(rows[0]) + y0, int(cols[-1]) + 1 + x0, int(rows[-1]) + 1 + y0)
-    return Geometry(x=x, y=y, box=box, area=area, fraction=area / float(width * height), column=column, row=row)
+    return _geometry(sum_x, sum_y, area, box, width, height)
+
+
+def rle_counts(counts: str) -> np.ndarray:
+    """Run lengths of a COCO compressed RLE string (column-major runs, zeros first), ``(R,) int64``.
+
+    The string packs each count in 5-bit groups (``chr(48 + bits)``, bit 0x20 = more groups,
+    bit 0x10 of the last group = negative), and from the third count on stores the
+    difference to the count two places before; decoded here with numpy, without building
+    the ``(H, W)`` mask.
+    """
+    codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = (codes & 0x20) == 0
+    group = np.concatenate(([0], np.cumsum(ends)[:-1]))
+    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
+    shift = 5 * (np.arange(len(codes)) - starts[group])
+    values = np.add.reduceat((codes & 0x1F) << shift, starts)
+    last = np.flatnonzero(ends)
+    negative = (codes[last] & 0x10) != 0
+    values = values - np.where(negative, np.left_shift(1, shift[last] + 5), 0)
+    out = values.copy()
+    out[1::2] = np.cumsum(values[1::2])
+    out[2::2] = np.cumsum(values[2::2])
+    return out
+
+
+def _below(n: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over flat column-major indices ``i < n`` of ``i // height`` and ``i % height``."""
+    q, r = n // height, n % height
+    return height * q * (q - 1) // 2 + r * q, q * (height * (height - 1) // 2) + r * (r - 1) // 2
+
+
+def rle_geometry(rle: RLE, width: int, height: int) -> Geometry:
+    """:func:`mask_geometry` of a mask given as COCO RLE, from its runs (no ``(H, W)`` decode).
+
+    Raises:
+        ValueError: the mask is empty.
+    """
+    counts = rle_counts(rle.counts)
+    ends = np.cumsum(counts)
+    first = ends[0::2]  # a zeros run ends where a ones run starts
+    stop = ends[1::2]
+    first = first[: len(stop)]
+    area = int((stop - first).sum())
+    if area == 0:
+        raise ValueError("geometry of an empty mask")
+    high_x, high_y = _below(stop, height)
+    low_x, low_y = _below(first, height)
+    x0, y0, w, h = (int(round(v)) for v in coco_mask.toBbox({"size": rle.size, "counts": rle.counts.encode("ascii")}))
+    return _geometry(int((high_x - low_x).sum()), int((high_y - low_y).sum()), area, (x0, y0, x0 + w, y0 + h),
+                     width, height)
 
 
 def element_geometry(record: ElementsRecord) -> dict[str, Geometry]:
     """:class:`Geometry` of every element grounded in a non-ignored region, by element id.
 
-    Decodes each region's RLE and crops it to the region's box before measuring, so the
-    result equals what step 1 measured from the same mask.
+    Measured from each region's RLE runs (:func:`rle_geometry`): the same figures step 1
+    measured from the pixels of the same mask.
     """
     out = {}
     width, height = record.image.width, record.image.height
@@ -109,8 +172,8 @@ def element_geometry(record: ElementsRecord) -> dict[str, Geometry]:
         region = record.image.region(element.region_id)
         if region.ignore:
             continue
-        x0, y0, w, h = region.bbox
-        mask = decode(region.mask)[y0 : y0 + h, x0 : x0 + w].astype(bool)
-        if mask.any():
-            out[element.element_id] = mask_geometry(mask, width, height, (x0, y0))
+        try:
+            out[element.element_id] = rle_geometry(region.mask, width, height)
+        except ValueError:
+            continue
     return out

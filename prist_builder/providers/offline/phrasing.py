@@ -78,6 +78,7 @@ class Wording:
         self.scene = scene
         self.rng = rng
         self.said: set[str] = set()
+        self._fixed_slots: dict[str, dict[str, str]] = {}
 
     def new_path(self) -> None:
         """Forget what the previous path said (uses and places are not repeated within a path)."""
@@ -97,46 +98,67 @@ class Wording:
         return join([firsts[n].category.counted(n, counts[n], count_word(counts[n])) for n in names])
 
     def slots(self, subject: Subject, named: bool) -> dict[str, str]:
-        """Slot values of the acts about ``subject``; ``named``: the previous answer named it ("it")."""
-        category, name = subject.category, subject.name
-        focus = self.scene.focus(subject.element.element_id)
-        plural_form = category.is_plural() or category.person
-        # A long product label ("kong air dog squeakair tennis ball") speaks of its kind in general terms.
-        generic = category.plural_of(category.name if category.known and len(name.split()) > LONG_LABEL_WORDS
-                                     else name)
+        """Slot values of the acts about ``subject``; ``named``: the previous answer named it ("it").
+
+        The fixed part (names, pronouns, shares) is computed once per subject; needs, uses,
+        places and the relation are drawn afresh with the generator on every call.
+        """
+        category = subject.category
+        slots = dict(self._fixed(subject))
+        slots["ref"] = slots["it"] if named else slots["the"]
         need = self.rng.choice(category.needs) if category.needs else "understand this scene"
         uses = self._fresh(category.uses or ["what its label says"])
         places = self._fresh(category.places or ["a scene like this"])
         settings = self._fresh(category.settings or places)
+        second_place = places[1] if len(places) > 1 else places[0]
+        slots.update({
+            "need": need, "need3": third_person(need),
+            "use": uses[0], "use2": uses[1] if len(uses) > 1 else uses[0],
+            "place": places[0], "place2": second_place,
+            "setting": settings[0], "at_setting": located(settings[0]),
+            "at_place": located(places[0]), "At_place": capital(located(places[0])),
+            "at_place2": located(second_place),
+        })
+        relations = self.scene.relations(subject)
+        if relations:
+            phrase, other = relations[self.rng.randrange(len(relations))]
+            slots["rel"], slots["other"] = phrase, self.scene[other].name
+        return slots
+
+    def _fixed(self, subject: Subject) -> dict[str, str]:
+        """The slots that do not depend on the generator (cached per subject)."""
+        element_id = subject.element.element_id
+        if element_id in self._fixed_slots:
+            return self._fixed_slots[element_id]
+        category, name = subject.category, subject.name
+        focus = self.scene.focus(element_id)
+        plural_form = category.is_plural() or category.person
+        # A long product label ("kong air dog squeakair tennis ball") speaks of its kind in general terms.
+        generic = category.plural_of(category.name if category.known and len(name.split()) > LONG_LABEL_WORDS
+                                     else name)
         about, bare = share(subject.geometry.fraction)
         it = "they" if plural_form else "it"
-        ref = it if named else f"the {focus.text}"
         whole = self.scene[subject.whole] if subject.whole else None
         unit = {"mass": f"patch of {name}", "pair": f"pair of {name}", "plural": f"set of {name}"}.get(
             category.form, name)
         units = {"mass": f"patches of {name}", "pair": f"pairs of {name}", "plural": f"sets of {name}"}.get(
             category.form, generic)
+        number = count_word(subject.count)
+        counted = category.counted(name, subject.count, number)
         slots = {
             "The": capital(f"the {focus.text}"), "the": f"the {focus.text}", "focus": focus.text,
             "it": it, "It": capital(it), "them": "them" if plural_form else "it",
             "its": "their" if plural_form else "its", "Its": "Their" if plural_form else "Its",
             "is": "are" if plural_form else "is", "Is": "Are" if plural_form else "Is",
             "does": "do" if plural_form else "does", "Does": "Do" if plural_form else "Does",
-            "ref": ref, "gen": generic, "Gen": capital(generic),
+            "gen": generic, "Gen": capital(generic),
             "are": "is" if category.form == "mass" else "are",
             "a": category.a(name), "name": name, "a_kind": category.a(category.kind), "name1": unit, "names": units,
-            "need": need, "need3": third_person(need),
-            "use": uses[0], "use2": uses[1] if len(uses) > 1 else uses[0],
-            "place": places[0], "place2": places[1] if len(places) > 1 else places[0],
-            "setting": settings[0], "at_setting": located(settings[0]),
-            "at_place": located(places[0]), "At_place": capital(located(places[0])),
-            "at_place2": located(places[1] if len(places) > 1 else places[0]), "link": subject.link,
+            "link": subject.link,
             "material": category.made_of[0] if category.made_of else "something the picture does not show",
             "colour": subject.colour or "plain", "share": about, "share_bare": bare,
-            "reason": focus.reason, "number": count_word(subject.count),
-            "number_phrase": category.counted(name, subject.count, count_word(subject.count)).replace(
-                category.a(name), f"one {name}") if subject.count == 1 else category.counted(
-                name, subject.count, count_word(subject.count)),
+            "reason": focus.reason, "number": number,
+            "number_phrase": counted.replace(category.a(name), f"one {name}") if subject.count == 1 else counted,
             "part": name, "whole": f"the {self.scene.focus(whole.element.element_id).text}" if whole else "it",
             "it_whole": "it",
         }
@@ -147,10 +169,7 @@ class Wording:
             slots["rank"] = "smallest"
         else:
             slots["rank"] = RANKS[position] if position < len(RANKS) else f"{position + 1}th largest"
-        relations = self.scene.relations(subject)
-        if relations:
-            phrase, other = relations[self.rng.randrange(len(relations))]
-            slots["rel"], slots["other"] = phrase, self.scene[other].name
+        self._fixed_slots[element_id] = slots
         return slots
 
     def act(self, act: str, subject: Subject, named: bool, whole_named: bool = False) -> tuple[str, str]:

@@ -66,11 +66,13 @@ def placed_elements(record: ElementsRecord, geometry: dict[str, Geometry] | None
     return [Placed(e.element_id, e.name, geometry[e.element_id]) for e in record.elements if e.element_id in geometry]
 
 
-def _gap(a: Placed, b: Placed) -> float:
-    """Distance in pixels between two boxes (0 when they overlap)."""
-    dx = max(0.0, max(a.box[0], b.box[0]) - min(a.box[2], b.box[2]))
-    dy = max(0.0, max(a.box[1], b.box[1]) - min(a.box[3], b.box[3]))
-    return math.hypot(dx, dy)
+def gaps(placed: list[Placed]) -> np.ndarray:
+    """``(N, N) float`` distances in pixels between the elements' boxes (0 where they overlap)."""
+    boxes = np.asarray([p.box for p in placed], dtype=np.float64).reshape(-1, 4)
+    low, high = boxes[:, :2], boxes[:, 2:]
+    apart = np.maximum(low[:, None, :], low[None, :, :]) - np.minimum(high[:, None, :], high[None, :, :])
+    dx, dy = np.maximum(0.0, apart[..., 0]), np.maximum(0.0, apart[..., 1])
+    return np.hypot(dx, dy)
 
 
 def containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
@@ -107,8 +109,10 @@ def relation_graph(record: ElementsRecord, placed: list[Placed] | None = None,
             seen.add(key)
             graph.add_edge(subject.element_id, obj.element_id, predicate=predicate)
 
+    gap = gaps(placed)
+    index = np.arange(len(placed))
     for i, a in enumerate(placed):
-        order = sorted((j for j in range(len(placed)) if j != i), key=lambda j: (_gap(a, placed[j]), j))
+        order = [int(j) for j in np.lexsort((index, gap[i])) if j != i]
         for j in order[:NEIGHBOURS]:
             b = placed[j]
             (ax, ay), (bx, by) = a.centre, b.centre
@@ -118,7 +122,7 @@ def relation_graph(record: ElementsRecord, placed: list[Placed] | None = None,
                 add(a, "above", b) if ay < by else add(b, "above", a)
             if inside[i, j] >= INSIDE_SHARE and a.area < b.area:
                 add(a, "inside", b)
-            elif _gap(a, b) <= NEXT_TO_GAP * diagonal:
+            elif gap[i, j] <= NEXT_TO_GAP * diagonal:
                 first, second = (a, b) if a.element_id < b.element_id else (b, a)
                 add(first, "next to", second)
             if a.area >= LARGER_RATIO * b.area:

@@ -20,7 +20,7 @@ from prist_builder.providers.offline import phrasing as say
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.relations import relations_of
 from prist_builder.providers.offline.scene import Subject, scene_of
-from prist_builder.records import Element, ElementsRecord, TreeNode, TreePath, TreeRecord
+from prist_builder.records import Element, ElementsRecord, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN
 
 LENGTH_WEIGHTS = {2: 0.12, 3: 0.83, 4: 0.05}
@@ -69,13 +69,13 @@ class OfflineTreeBuilder:
         self.max_reasoning = min(LONGEST_PATH, max(2, max_turns - 1))
         self.scene = scene_of(record)
         self.words = say.Wording(self.scene, rng)
-        self.nodes: list[TreeNode] = []
+        self.nodes: list[dict] = []  # TreeNode fields; validated once, with the whole tree
         self.edges: list[tuple[str, str]] = []
-        self.paths: list[TreePath] = []
+        self.paths: list[dict] = []  # TreePath fields
 
     def _node(self, act: tuple[str, str], parent: str | None, element_id: str | None = None) -> str:
         node_id = f"n{len(self.nodes)}"
-        self.nodes.append(TreeNode(id=node_id, question=act[0], answer=act[1], element_id=element_id))
+        self.nodes.append({"id": node_id, "question": act[0], "answer": act[1], "element_id": element_id})
         if parent is not None:
             self.edges.append((parent, node_id))
         return node_id
@@ -104,14 +104,14 @@ class OfflineTreeBuilder:
             else:
                 self._pair(root, group)
         order = {t.element_id: i for i, t in enumerate(targets)}
-        self.paths.sort(key=lambda p: order[p.target_element_id])
+        self.paths.sort(key=lambda p: order[p["target_element_id"]])
         data = {
             "image_id": self.record.image_id,
             "provider": provider,
             "root": root,
-            "nodes": [n.model_dump() for n in self.nodes],
+            "nodes": self.nodes,
             "edges": self.edges,
-            "paths": [p.model_dump() for p in self.paths],
+            "paths": self.paths,
             "relations": [r.model_dump() for r in relations_of(self.scene.graph)],
         }
         return TreeRecord.model_validate(data, context=validation)
@@ -221,7 +221,6 @@ class OfflineTreeBuilder:
             previous, parent = topic, node
             path.append(node)
         if not plan:  # the opening itself is the leaf
-            self.nodes[int(parent[1:])] = self.nodes[int(parent[1:])].model_copy(
-                update={"element_id": subject.element.element_id})
-        self.paths.append(TreePath(target_element_id=subject.element.element_id, reasoning_question=reasoning,
-                                   node_ids=path))
+            self.nodes[int(parent[1:])]["element_id"] = subject.element.element_id
+        self.paths.append({"target_element_id": subject.element.element_id, "reasoning_question": reasoning,
+                           "node_ids": path})
