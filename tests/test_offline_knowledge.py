@@ -179,3 +179,17 @@ def test_offline_questions_are_not_selection_questions() -> None:
     record = _record(["cup", "dining table", "chair", "bottle"])
     questions = [t for i, t in enumerate(_texts(record, range(10))) if i % 2 == 0]
     assert questions and not [q for q in questions if SELECTION_RULE.search(q)]
+
+
+@pytest.mark.parametrize("labels", [["cat", "zorblax"], ["person", "dog"], ["zorblax", "gadget"]])
+def test_the_longest_and_shortest_dialogues_the_provider_accepts(labels: list[str]) -> None:
+    """--min-turns 6 and --max-turns 3 are met for people, animals and unknown labels alike."""
+    record = _record(labels)
+    provider = OfflineProvider()
+    for turns in (6, 3):
+        for seed in range(3):
+            ctx = StepContext.for_input(seed, "trees", record.image_id, min_turns=turns, max_turns=turns)
+            tree = asyncio.run(provider.tree(record, choose_targets(record, ctx.rng), ctx))
+            step3 = StepContext.for_input(seed, "dialogues", record.image_id, min_turns=turns, max_turns=turns)
+            dialogues = asyncio.run(provider.dialogues(record, tree, step3))
+            assert dialogues and all(d.num_turns == turns for d in dialogues)

@@ -48,6 +48,9 @@ ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2}
 GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
 """Relative chance of each inference act for a label the knowledge table lacks."""
 
+FILLER_ACTS = ("look", "rank")
+"""Acts every grounded subject supports (its colour and share of the frame, its size rank)."""
+
 ROOT_QUESTIONS = ("What is (going on|happening) in this (scene|picture)?",
                   "What (is this picture|does this photo show) overall?")
 ROOT_ANSWERS = ("(It looks like|This seems to be|Probably) {place}, with {inventory}.",)
@@ -198,7 +201,8 @@ class OfflineTreeBuilder:
         return weights
 
     def _draw(self, weights: dict[str, float], count: int) -> list[str]:
-        """``count`` distinct acts drawn by weight (fewer if the pool runs out)."""
+        """``count`` distinct acts drawn by weight; when the pool runs out (long dialogues asked
+        for with --min-turns), acts any subject supports fill in."""
         pool = dict(weights)
         out = []
         while pool and len(out) < count:
@@ -206,6 +210,7 @@ class OfflineTreeBuilder:
             pick = self.rng.choices(names, weights=[pool[n] for n in names])[0]
             out.append(pick)
             del pool[pick]
+        out += [act for act in FILLER_ACTS if act not in out][: max(0, count - len(out))]
         return out
 
     def _chain(self, root: str, parent: str, subject: Subject, count: int, reasoning: str, named: bool,
