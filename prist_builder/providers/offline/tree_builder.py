@@ -48,8 +48,8 @@ ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2}
 GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
 """Relative chance of each inference act for a label the knowledge table lacks."""
 
-FILLER_ACTS = ("look", "rank")
-"""Acts every grounded subject supports (its colour and share of the frame, its size rank)."""
+FILLER_ACTS = ("look", "rank", "count")
+"""Acts every grounded subject supports (its colour and share of the frame, its size rank, how many of its name)."""
 
 ROOT_QUESTIONS = ("What is (going on|happening) in this (scene|picture)?",
                   "What (is this picture|does this photo show) overall?")
