@@ -99,15 +99,15 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "What {is} {ref} (built|made) (from|out of)?"),
         ("(Most likely|Probably|Usually) {material}(, like most {gen}|, as is common for {gen}|).",
          "{Gen} like (this|these) {are} (usually|typically|normally) made of {material}.",
-         "I would (guess|say) {material}; (that is|this is) (the usual|a common) (choice|make) for {gen}.",
-         "(Judging by the look of it|From its look), {material}."),
+         "I would (guess|say) {material}; (that is|this is) (the usual|a common) (choice|material) for {gen}.",
+         "(Judging by the look of it|From the look of it), (probably|most likely) {material}."),
     ),
     "place": (
         ("Where (would|do) you (usually|normally|typically) (find|see) {gen}?",
          "Where else (might|would) (one|you) (come across|see) {gen}?",
          "(In|At) what (sort of|kind of) place (would|do) {gen} (usually|normally) (turn up|belong)?"),
         ("(Usually|Mostly|Typically) {at_place} or {at_place2}.",
-         "{Gen} {are} (a common sight|common|at home) {at_place}; {place2} is (another|also a) (typical|likely) spot.",
+         "{Gen} {are} (a common sight|common|often seen) {at_place}; {place2} is (another|also a) (typical|likely) spot.",
          "{At_place} (above all|especially), and (often|also) {at_place2}.",
          "(You would|You'd) (usually|mostly) (meet|come across) {gen} {at_place}, (and|or) (sometimes|now and then) "
          "{at_place2}."),

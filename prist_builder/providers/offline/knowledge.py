@@ -144,7 +144,8 @@ class Category:
     @cached_property
     def settings(self) -> tuple[str, ...]:
         """The places that are settings of a scene ("a kitchen", "an airport"), not surfaces ("a table")."""
-        return tuple(p for p in self.places if not located(p).startswith("on "))
+        return tuple(p for p in self.places
+                     if not located(p).startswith("on ") and p.split()[-1].lower() not in CONTAINER_PLACES)
 
     @property
     def person(self) -> bool:
@@ -265,6 +266,8 @@ ON_PLACES = frozenset("table desk shelf windowsill wall road street sidewalk ker
                       "head face peak beach court slope platform track highway river flagpole pad spacesuit "
                       "uniform jacket "
                       "arm hand lawn bed couch axle side horizon".split())
+CONTAINER_PLACES = frozenset("fridge pocket drawer box bowl cup bag bed pot vase stall".split())
+"""Places that hold an object but are no scene's setting ("in a fridge" is where, not what, a photo shows)."""
 AT_PLACES = frozenset("airport stop station dock crossroads intersection stadium field cage junction".split())
 
 
