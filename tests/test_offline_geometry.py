@@ -71,7 +71,8 @@ class Truth:
         return COLUMNS[min(int(3 * x / self.width), 2)], ROWS[min(int(3 * y / self.height), 2)]
 
     def holders(self, element_id: str) -> list[str]:
-        """The element and those whose mask holds most of it (its wholes: "it" may be the whole in a part's dialogue)."""
+        """The element and those whose mask holds most of it (its wholes: "it" may be the whole in a
+        part's dialogue)."""
         mask = self.masks[element_id]
         return [element_id] + [i for i, m in self.masks.items()
                                if i != element_id and (m & mask).sum() >= HOLDS_SHARE * mask.sum()]

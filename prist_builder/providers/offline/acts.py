@@ -107,7 +107,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "Where else (might|would) (one|you) (come across|see) {gen}?",
          "(In|At) what (sort of|kind of) place (would|do) {gen} (usually|normally) (turn up|belong)?"),
         ("(Usually|Mostly|Typically) {at_place} or {at_place2}.",
-         "{Gen} {are} (a common sight|common|often seen) {at_place}; {place2} is (another|also a) (typical|likely) spot.",
+         "{Gen} {are} (a common sight|common|often seen) {at_place}; {place2} is (another|also a) "
+         "(typical|likely) spot.",
          "{At_place} (above all|especially), and (often|also) {at_place2}.",
          "(You would|You'd) (usually|mostly) (meet|come across) {gen} {at_place}, (and|or) (sometimes|now and then) "
          "{at_place2}."),
