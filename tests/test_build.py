@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from conftest import check_run, read_jsonl, run_cli
 
 from prist_builder.annotation.masks import encode, rasterize
-from conftest import check_run, read_jsonl, run_cli
 
 
 def test_build_all_on_the_voc_fixture(voc: Path, tmp_path: Path) -> None:
@@ -61,8 +61,9 @@ def test_seed_decides_targets_and_wording(synthetic: Path, tmp_path: Path) -> No
 
 def test_limit_and_turn_bounds(synthetic: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    result = run_cli("build", "all", "--labelme", synthetic, "--run", run, "--limit", 5, "--min-turns", 5,
-                     "--max-turns", 6)
+    result = run_cli(
+        "build", "all", "--labelme", synthetic, "--run", run, "--limit", 5, "--min-turns", 5, "--max-turns", 6
+    )
     assert result.exit_code == 0, result.output
     records = check_run(run, min_turns=5, max_turns=6)
     assert len(records["elements"]) == 5
@@ -72,8 +73,9 @@ def test_limit_and_turn_bounds(synthetic: Path, tmp_path: Path) -> None:
 
 
 def test_turn_bounds_the_offline_provider_cannot_meet_are_refused(synthetic: Path, tmp_path: Path) -> None:
-    result = run_cli("build", "all", "--labelme", synthetic, "--run", tmp_path / "run", "--min-turns", 7,
-                     "--max-turns", 9)
+    result = run_cli(
+        "build", "all", "--labelme", synthetic, "--run", tmp_path / "run", "--min-turns", 7, "--max-turns", 9
+    )
     assert result.exit_code == 2 and "--min-turns <= 6" in result.output
     assert not (tmp_path / "run" / "elements.jsonl").exists()
 
@@ -104,14 +106,30 @@ def test_coco_input(voc: Path, tmp_path: Path) -> None:
             if shape["label"] == "__ignore__":
                 continue
             flat = [v for point in shape["points"] for v in point]
-            annotations.append({"id": len(annotations), "image_id": index, "category_id": 1 + (shape["label"] != "person"),
-                                "segmentation": [flat], "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations),
+                    "image_id": index,
+                    "category_id": 1 + (shape["label"] != "person"),
+                    "segmentation": [flat],
+                    "iscrowd": 0,
+                }
+            )
     # one annotation as RLE, to take the other path
     mask = rasterize("rectangle", [(10, 10), (60, 50)], images[0]["height"], images[0]["width"])
-    annotations.append({"id": 999, "image_id": 0, "category_id": 2, "segmentation": encode(mask).model_dump(), "iscrowd": 0})
+    annotations.append(
+        {"id": 999, "image_id": 0, "category_id": 2, "segmentation": encode(mask).model_dump(), "iscrowd": 0}
+    )
     coco = tmp_path / "instances.json"
-    coco.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "thing"}]}))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "thing"}],
+            }
+        )
+    )
     run = tmp_path / "run"
     result = run_cli("build", "all", "--images", voc, "--coco", coco, "--run", run)
     assert result.exit_code == 0, result.output
@@ -123,7 +141,12 @@ def test_coco_input(voc: Path, tmp_path: Path) -> None:
 
 def test_usage_errors_exit_non_zero(synthetic: Path, tmp_path: Path) -> None:
     assert run_cli("build", "all", "--run", tmp_path / "r").exit_code == 2
-    assert run_cli("build", "all", "--labelme", synthetic, "--coco", synthetic / "x.json", "--run", tmp_path / "r").exit_code == 2
+    assert (
+        run_cli(
+            "build", "all", "--labelme", synthetic, "--coco", synthetic / "x.json", "--run", tmp_path / "r"
+        ).exit_code
+        == 2
+    )
     assert run_cli("build", "all", "--labelme", tmp_path / "missing", "--run", tmp_path / "r").exit_code == 2
     assert run_cli("build", "trees", "--run", tmp_path / "never-built").exit_code == 2
 

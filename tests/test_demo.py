@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import check_run, run_cli
 from PIL import Image
 
-from conftest import check_run, run_cli
 from prist_builder.demo import LABELME_DIR, annotated_photos, photo_path
 
 
@@ -42,5 +42,6 @@ def test_demo_builds_validated_records_and_previews(tmp_path: Path) -> None:
     assert again.exit_code == 0
     assert (out / "run" / "dialogues.jsonl").read_bytes() == before
     rows = [line.split("│") for line in again.output.splitlines() if line.startswith("│ ")]
-    assert {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in ("elements", "trees", "dialogues")} == {
-        "elements": 0, "trees": 0, "dialogues": 0}
+    assert {
+        cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in ("elements", "trees", "dialogues")
+    } == {"elements": 0, "trees": 0, "dialogues": 0}

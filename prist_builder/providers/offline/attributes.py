@@ -1,15 +1,11 @@
-"""Element attributes measured from pixels and geometry (offline step 1).
+"""Colour names of a mask's pixels (offline step 1), in HSV space.
 
-Colour names come from the masked pixels in HSV space; the position is the cell of a
-3x3 grid that holds the mask's centroid; the relative size bins the area fraction.
+Position and size facts are not here: :mod:`.geometry` owns them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-MAX_COLOUR_SAMPLES = 4096
-"""Pixels sampled (evenly strided) per mask for colour naming: a stable mode at any mask size."""
 
 DARK_VALUE = 0.2
 """HSV value below which a pixel reads as black."""
@@ -38,12 +34,6 @@ HUE_NAMES: tuple[tuple[float, str], ...] = (
 
 SECOND_COLOUR_SHARE = 0.3
 """A second colour is named when it covers at least this share of the pixels."""
-
-SIZE_BINS: tuple[tuple[float, str], ...] = ((0.01, "tiny"), (0.05, "small"), (0.25, "medium"), (1.01, "large"))
-"""Upper area fraction and the relative size name below it."""
-
-ROWS = ("top", "middle", "bottom")
-COLUMNS = ("left", "center", "right")
 
 
 def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,18 +78,13 @@ def colour_codes(rgb: np.ndarray) -> np.ndarray:
     return np.where(value < DARK_VALUE, COLOUR_NAMES.index("black"), codes).astype(np.uint8)
 
 
-def sampling_stride(area: int) -> int:
-    """Grid stride that leaves about :data:`MAX_COLOUR_SAMPLES` pixels of a mask of ``area`` pixels."""
-    return max(1, int(np.sqrt(area / MAX_COLOUR_SAMPLES)))
-
-
 def dominant_colour(pixels: np.ndarray, mask: np.ndarray, stride: int = 1) -> str:
     """The dominant colour name of the masked pixels, or ``"X and Y"`` for two strong ones.
 
     Args:
         pixels: ``(H, W, 3) uint8`` RGB image (or the crop of the mask's box).
         mask: ``(H, W) bool`` region mask (non-empty), same height and width as ``pixels``.
-        stride: read every ``stride``-th row and column only (see :func:`sampling_stride`),
+        stride: read every ``stride``-th row and column only (see :func:`.geometry.sampling_stride`),
             which keeps the cost flat at any mask size.
     """
     selected = pixels[::stride, ::stride][mask[::stride, ::stride]]
@@ -111,39 +96,3 @@ def dominant_colour(pixels: np.ndarray, mask: np.ndarray, stride: int = 1) -> st
     if counts[order[1]] >= SECOND_COLOUR_SHARE * counts.sum():
         return f"{first} and {COLOUR_NAMES[order[1]]}"
     return first
-
-
-def centroid(mask: np.ndarray, stride: int = 1) -> tuple[float, float]:
-    """``(x, y)`` centroid in pixels of a non-empty ``(H, W) bool`` mask.
-
-    With ``stride > 1`` only every ``stride``-th row and column is read (error under
-    ``stride`` pixels, plenty for a 3x3 grid position).
-    """
-    sampled = mask[::stride, ::stride]
-    row_weights = sampled.sum(axis=1)
-    total = float(row_weights.sum())
-    if total == 0:
-        if stride == 1:
-            raise ValueError("centroid of an empty mask")
-        return centroid(mask, 1)
-    col_weights = sampled.sum(axis=0)
-    y = float(np.dot(np.arange(sampled.shape[0]), row_weights) / total) * stride
-    x = float(np.dot(np.arange(sampled.shape[1]), col_weights) / total) * stride
-    return x, y
-
-
-def grid_position(x: float, y: float, width: int, height: int) -> str:
-    """Name of the 3x3 grid cell holding ``(x, y)``: ``"top left"`` ... ``"center"`` ... ``"bottom right"``."""
-    column = COLUMNS[min(int(3 * x / width), 2)]
-    row = ROWS[min(int(3 * y / height), 2)]
-    if row == "middle" and column == "center":
-        return "center"
-    return f"{row} {column}"
-
-
-def relative_size(area_fraction: float) -> str:
-    """``tiny``/``small``/``medium``/``large`` for an area fraction in ``[0, 1]``."""
-    for bound, name in SIZE_BINS:
-        if area_fraction < bound:
-            return name
-    return SIZE_BINS[-1][1]

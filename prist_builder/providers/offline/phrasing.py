@@ -1,8 +1,9 @@
-"""Wording for the offline provider: question and answer variants, plurals, lists.
+"""Wording for the offline provider: slot values of an act for one element, and act realisation.
 
-All strings are written for this project. Each list holds interchangeable variants; the
-provider picks one with the input's seeded generator, so wording varies across samples
-but a given input always reads the same.
+:class:`Wording` turns a :class:`.scene.Subject` into the slots of :mod:`.acts` (its focus
+with the right article, pronoun and verb agreement from the knowledge table's noun form,
+a need, uses, places, the share of the frame from :mod:`.geometry`) and realises acts with
+:func:`.grammar.realise`. Every choice goes through the input's seeded generator.
 """
 
 from __future__ import annotations
@@ -11,133 +12,16 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-IRREGULAR_PLURALS = {"person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice"}
+from prist_builder.providers.offline.acts import ACTS
+from prist_builder.providers.offline.grammar import realise
+from prist_builder.providers.offline.knowledge import located
+from prist_builder.providers.offline.scene import Scene, Subject, count_word
 
-ROOT_QUESTIONS = (
-    "What stands out in this picture?",
-    "Can you give me an overview of what this photo shows?",
-    "What objects can you make out in this image?",
-    "I'd like to get my bearings in this scene. What is in it?",
-    "Before we zoom in, what does the picture contain?",
-)
-ROOT_ANSWERS = ("The picture contains {items}.", "I can see {items}.", "In view there are {items}.")
-
-SIDE_QUESTIONS = {
-    "left": ("What is on the left side of the picture?", "Let's look at the left part. What is there?"),
-    "center": ("What is in the middle of the picture?", "What sits in the central part of the image?"),
-    "right": ("What is on the right side of the picture?", "Let's look at the right part. What is there?"),
-}
-ROW_QUESTIONS = {
-    "top": ("What can be seen in the upper part of the image?", "What is near the top of the picture?"),
-    "middle": ("What occupies the middle band of the image?", "What is at mid-height in the picture?"),
-    "bottom": ("What can be seen in the lower part of the image?", "What is near the bottom of the picture?"),
-}
-NAME_QUESTIONS = ("Tell me more about the {plural}.", "What about the {plural} here?", "Let's focus on the {plural}.")
-NAME_QUESTIONS_ONE = ("Tell me more about the {name}.", "What about the {name} here?", "Let's focus on the {name}.")
-COLOUR_QUESTIONS = ("Which of these things are {colour}?", "Is anything here {colour}?")
-SIZE_QUESTIONS = {
-    "large": ("Which of them fill a large part of the frame?",),
-    "medium": ("Which of them are of middling size in the frame?",),
-    "small": ("Which of them are small in the frame?",),
-    "tiny": ("Which of them are only tiny details?",),
-}
-ORDER_QUESTIONS = {
-    "further left": ("Of these, which lie further to the left?",),
-    "further right": ("Of these, which lie further to the right?",),
-}
-GROUP_ANSWERS = ("There {verb} {items}.", "That would be {items}.", "I see {items} there.")
-
-RELATION_PHRASES = {
-    "left of": ("to the left of", "to the right of"),
-    "above": ("above", "below"),
-    "inside": ("inside", "around"),
-    "next to": ("next to", "next to"),
-    "larger than": ("larger than", "smaller than"),
-}
-"""Predicate -> (phrase with the target as subject, phrase with the target as object)."""
-
-RELATION_QUESTIONS = ("What is {phrase} the {other}?", "Which thing here is {phrase} the {other}?")
-RELATION_ANSWERS = ("The {name} is {phrase} the {other}.", "That is the {name}, {phrase} the {other}.")
-
-DETAIL_TEMPLATES = {
-    "colour": (("What colour is the {name}?", "It is mostly {colour}."),),
-    "size": (
-        ("How much of the frame does the {name} take up?", "About {percent}% of the picture, so it is {size}."),
-    ),
-    "count": (("How many {plural} are there in total?", "There {verb} {count_word} in the picture."),),
-}
-"""Detail questions that add turns: kind -> ((question, answer), ...)."""
-
-LEAF_QUESTIONS = (
-    "So which one is it exactly?",
-    "Which object does all of this point to?",
-    "Which one should I look at, then?",
-    "Can you pin down the exact object?",
-)
-LEAF_ANSWERS = ("It is the {focus}. {description}", "The one I mean is the {focus}. {description}")
-
-REASONING_QUESTIONS = (
-    "What is the {colour} thing {phrase} the {other}?",
-    "Which {size} object is {phrase} the {other}?",
-)
-REASONING_QUESTIONS_ALONE = (
-    "What is the {size} {colour} object in the {position} of the picture?",
-    "Which {colour} thing occupies the {position} of the picture?",
-)
-
-OPENERS = ("", "Hi! ", "Quick question: ", "I'm looking at this photo. ")
-CONNECTORS = ("", "", "Okay. ", "Got it. ", "I see. ", "Thanks. ")
-SEG_REQUESTS = (
-    "Based on our conversation, please segment that object.",
-    "Now mark the object we have been discussing with a mask.",
-    "Please produce a segmentation of the object this conversation led to.",
-    "Segment the object the answers above point to.",
-    "Using everything above, outline the target object at pixel level.",
-    "Could you segment the object we narrowed down to?",
-)
-SEG_LEADS = ("", "Sure, ", "Here it is: ", "Done: ", "The segmentation is ", "Segmented as ")
-
-
-WEARERS = frozenset({"person", "man", "woman", "child", "boy", "girl", "player", "astronaut", "rider", "people"})
-"""Names whose colour is what they wear: ``"person in red"`` rather than ``"red person"``."""
-
-
-def coloured(name: str, colour: str | None) -> str:
-    """``"brown sofa"``, ``"person in black"``; the bare name when the colour is unknown."""
-    if not colour:
-        return name
-    return f"{name} in {colour}" if name.split(" ")[-1].lower() in WEARERS else f"{colour} {name}"
-
-
-def plural(noun: str) -> str:
-    """English plural of a noun phrase (pluralises its last word)."""
-    head, _, last = noun.rpartition(" ")
-    lower = last.lower()
-    if lower in IRREGULAR_PLURALS:
-        word = IRREGULAR_PLURALS[lower]
-    elif lower.endswith(("s", "x", "z", "ch", "sh")):
-        word = last + "es"
-    elif lower.endswith("y") and len(lower) > 1 and lower[-2] not in "aeiou":
-        word = last[:-1] + "ies"
-    else:
-        word = last + "s"
-    return f"{head} {word}" if head else word
-
-
-def count_word(count: int) -> str:
-    """``"one"`` .. ``"ten"``, digits beyond."""
-    return NUMBER_WORDS[count] if 0 <= count < len(NUMBER_WORDS) else str(count)
-
-
-def article(noun: str) -> str:
-    """``"a"`` or ``"an"`` for a noun phrase."""
-    return "an" if noun[:1].lower() in "aeiou" else "a"
-
-
-def counted(name: str, count: int) -> str:
-    """``"a cup"``, ``"two cups"``."""
-    return f"{article(name)} {name}" if count == 1 else f"{count_word(count)} {plural(name)}"
+RANKS = ("largest", "second largest", "third largest")
+LONG_LABEL_WORDS = 3
+"""Labels longer than this many words use their table category's name in general statements."""
+PERCENT_FLOOR = 1.0
+"""Shares of the frame under this many percent read as "less than 1%"."""
 
 
 def join(items: Sequence[str]) -> str:
@@ -148,18 +32,198 @@ def join(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def inventory(names: Sequence[str]) -> tuple[str, str]:
-    """Listing of names with counts in first-seen order, and the verb that agrees with it.
+def capital(text: str) -> str:
+    """``text`` with its first letter upper-cased."""
+    return text[:1].upper() + text[1:]
 
-    Returns:
-        ``("two persons and a bottle", "are")``.
+
+def share(fraction: float) -> tuple[str, str]:
+    """``("about 12%", "12%")`` for an area fraction; ``("less than 1%", "under 1%")`` below the floor."""
+    percent = 100.0 * fraction
+    if percent < PERCENT_FLOOR:
+        return "less than 1%", "under 1%"
+    return f"about {percent:.0f}%", f"{percent:.0f}%"
+
+
+FIRST_TO_THIRD = (("myself", "themselves"), ("my", "their"), ("me", "them"), ("I am", "they are"), ("I", "they"))
+"""First-person words of a need and their third-person forms ("someone wanted to dry their hair")."""
+
+
+def third_person(need: str) -> str:
+    """A first-person need phrase in the third person: ``"pour myself some tea"`` -> ``"pour themselves some tea"``."""
+    words = need.split()
+    swaps = dict(FIRST_TO_THIRD)
+    out = []
+    index = 0
+    while index < len(words):
+        pair = " ".join(words[index : index + 2])
+        if pair in swaps:
+            out.append(swaps[pair])
+            index += 2
+            continue
+        out.append(swaps.get(words[index], words[index]))
+        index += 1
+    return " ".join(out)
+
+
+class Wording:
+    """Realises acts about the elements of one scene.
+
+    Args:
+        scene: the image's scene.
+        rng: the input's seeded generator.
     """
-    counts = Counter(names)
-    ordered = list(dict.fromkeys(names))
-    verb = "is" if len(names) == 1 else "are"
-    return join([counted(n, counts[n]) for n in ordered]), verb
 
+    def __init__(self, scene: Scene, rng: random.Random) -> None:
+        self.scene = scene
+        self.rng = rng
+        self.said: set[str] = set()
+        self._fixed_slots: dict[str, dict[str, str]] = {}
 
-def pick(rng: random.Random, options: Sequence[str]) -> str:
-    """One option, chosen with the input's generator."""
-    return options[rng.randrange(len(options))]
+    def new_path(self) -> None:
+        """Forget what the previous path said (uses and places are not repeated within a path)."""
+        self.said = set()
+
+    def _fresh(self, options: Sequence[str]) -> list[str]:
+        """``options`` shuffled, those not yet said on this path first."""
+        shuffled = list(options)
+        self.rng.shuffle(shuffled)
+        return sorted(shuffled, key=lambda o: o in self.said)
+
+    def inventory(self) -> str:
+        """``"two people, a bus and sky"``: every grounded element, counted, in first-seen order."""
+        counts = Counter(s.name for s in self.scene.subjects.values())
+        firsts = {s.name: s for s in reversed(list(self.scene.subjects.values()))}
+        names = list(dict.fromkeys(s.name for s in self.scene.subjects.values()))
+        return join([firsts[n].category.counted(n, counts[n], count_word(counts[n])) for n in names])
+
+    def slots(self, subject: Subject, named: bool) -> dict[str, str]:
+        """Slot values of the acts about ``subject``; ``named``: the previous answer named it ("it").
+
+        The fixed part (names, pronouns, shares) is computed once per subject; needs, uses,
+        places and the relation are drawn afresh with the generator on every call.
+        """
+        category = subject.category
+        slots = dict(self._fixed(subject))
+        slots["ref"] = slots["it"] if named else slots["the"]
+        need = self.rng.choice(category.needs) if category.needs else "understand this scene"
+        uses = self._fresh(category.uses or ["what its label says"])
+        places = self._fresh(category.places or ["a scene like this"])
+        settings = self._fresh(category.settings or places)
+        second_place = places[1] if len(places) > 1 else places[0]
+        slots.update(
+            {
+                "need": need,
+                "need3": third_person(need),
+                "use": uses[0],
+                "use2": uses[1] if len(uses) > 1 else uses[0],
+                "place": places[0],
+                "place2": second_place,
+                "setting": settings[0],
+                "at_setting": located(settings[0]),
+                "at_place": located(places[0]),
+                "At_place": capital(located(places[0])),
+                "at_place2": located(second_place),
+            }
+        )
+        relations = self.scene.relations(subject)
+        if relations:
+            phrase, other = relations[self.rng.randrange(len(relations))]
+            slots["rel"], slots["other"] = phrase, self.scene[other].name
+        return slots
+
+    def _fixed(self, subject: Subject) -> dict[str, str]:
+        """The slots that do not depend on the generator (cached per subject)."""
+        element_id = subject.element.element_id
+        if element_id in self._fixed_slots:
+            return self._fixed_slots[element_id]
+        category, name = subject.category, subject.name
+        focus = self.scene.focus(element_id)
+        plural_form = category.is_plural() or category.person
+        # A long product label ("kong air dog squeakair tennis ball") speaks of its kind in general terms.
+        generic = category.plural_of(category.name if category.known and len(name.split()) > LONG_LABEL_WORDS else name)
+        about, bare = share(subject.geometry.fraction)
+        it = "they" if plural_form else "it"
+        whole = self.scene[subject.whole] if subject.whole else None
+        unit = {"mass": f"patch of {name}", "pair": f"pair of {name}", "plural": f"set of {name}"}.get(
+            category.form, name
+        )
+        units = {"mass": f"patches of {name}", "pair": f"pairs of {name}", "plural": f"sets of {name}"}.get(
+            category.form, generic
+        )
+        number = count_word(subject.count)
+        counted = category.counted(name, subject.count, number)
+        slots = {
+            "The": capital(f"the {focus.text}"),
+            "the": f"the {focus.text}",
+            "focus": focus.text,
+            "it": it,
+            "It": capital(it),
+            "them": "them" if plural_form else "it",
+            "its": "their" if plural_form else "its",
+            "Its": "Their" if plural_form else "Its",
+            "is": "are" if plural_form else "is",
+            "Is": "Are" if plural_form else "Is",
+            "does": "do" if plural_form else "does",
+            "Does": "Do" if plural_form else "Does",
+            "gen": generic,
+            "Gen": capital(generic),
+            "are": "is" if category.form == "mass" else "are",
+            "a": category.a(name),
+            "name": name,
+            "a_kind": category.a(category.kind),
+            "name1": unit,
+            "names": units,
+            "link": subject.link,
+            "material": category.made_of[0] if category.made_of else "something the picture does not show",
+            "colour": subject.colour or "plain",
+            "share": about,
+            "share_bare": bare,
+            "reason": focus.reason,
+            "number": number,
+            "number_phrase": counted.replace(category.a(name), f"one {name}") if subject.count == 1 else counted,
+            "part": name,
+            "whole": f"the {self.scene.focus(whole.element.element_id).text}" if whole else "it",
+            "it_whole": "it",
+        }
+        ranked = self.scene.ranked()
+        position = ranked.index(subject)
+        slots["total"] = count_word(len(ranked))
+        if position == len(ranked) - 1:
+            slots["rank"] = "smallest"
+        else:
+            slots["rank"] = RANKS[position] if position < len(RANKS) else f"{position + 1}th largest"
+        self._fixed_slots[element_id] = slots
+        return slots
+
+    def act(self, act: str, subject: Subject, named: bool, whole_named: bool = False) -> tuple[str, str]:
+        """``(question, answer)`` of one act about ``subject``; ``whole_named``: the previous answer
+        named the subject's whole, so the question calls it "it"."""
+        questions, answers = ACTS[act]
+        if act == "need" and subject.category.animate:
+            answers = ACTS["need_animate"][1]
+        slots = self.slots(subject, named)
+        if whole_named:
+            slots["whole"] = "it"
+        question, answer = realise(questions, self.rng, slots), realise(answers, self.rng, slots)
+        for key in ("use", "use2", "place", "place2", "setting"):
+            if slots[key] in question or slots[key] in answer:
+                self.said.add(slots[key])
+        return question, answer
+
+    def pair(self, act: str, pair: list[Subject]) -> tuple[str, str]:
+        """``(question, answer)`` of the opening shared by two targets."""
+        questions, answers = ACTS[act]
+        first, second = (self.slots(s, named=False) for s in pair)
+        common = [p for p in pair[0].category.settings if p in pair[1].category.settings]
+        slots = {
+            "the1": first["the"],
+            "The1": first["The"],
+            "the2": second["the"],
+            "place": common[0] if common else first["setting"],
+            "place2": second["setting"],
+        }
+        templates = answers if common else answers[-1:]
+        if act == "pair" and not common:
+            return realise(questions, self.rng, slots), realise(templates, self.rng, slots)
+        return realise(questions, self.rng, slots), realise(answers[:-1] if act == "pair" else answers, self.rng, slots)

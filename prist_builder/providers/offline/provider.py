@@ -13,24 +13,22 @@ import numpy as np
 
 from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import Provider, StepContext, UnsupportedSettingError
-from prist_builder.providers.offline import phrasing as say
-from prist_builder.providers.offline.attributes import (
-    centroid,
-    dominant_colour,
-    grid_position,
-    relative_size,
-    sampling_stride,
-)
-from prist_builder.providers.offline.tree_builder import OfflineTreeBuilder, element_facts, focus_phrase
+from prist_builder.providers.offline.acts import CONNECTORS, OPENERS, SEG_LEADS, SEG_REQUESTS, SEG_WHAT, SEG_WHAT_PART
+from prist_builder.providers.offline.attributes import dominant_colour
+from prist_builder.providers.offline.geometry import Geometry, mask_geometry, sampling_stride
+from prist_builder.providers.offline.grammar import realise
+from prist_builder.providers.offline.knowledge import lookup
+from prist_builder.providers.offline.phrasing import count_word, share
+from prist_builder.providers.offline.scene import coloured, scene_of
+from prist_builder.providers.offline.tree_builder import LONGEST_PATH, OfflineTreeBuilder
 from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, TreeRecord, Turn
-from prist_builder.records.limits import OBJ_TOKEN, SEG_TOKEN
+from prist_builder.records.limits import MIN_TURNS, OBJ_TOKEN, SEG_TOKEN
 from prist_builder.sources import InputRejected, LoadedImage
 
-
-OFFLINE_MAX_MIN_TURNS = 6
-"""Highest --min-turns every offline dialogue can reach (3 base nodes + 2 detail nodes + the final turn)."""
-OFFLINE_MIN_MAX_TURNS = 6
-"""Lowest --max-turns every offline dialogue fits (root + 3 split levels + leaf + the final turn)."""
+OFFLINE_MAX_MIN_TURNS = LONGEST_PATH + 1
+"""Highest --min-turns every offline dialogue can reach (an opening, four inference acts, the final turn)."""
+OFFLINE_MIN_MAX_TURNS = MIN_TURNS
+"""Lowest --max-turns every offline dialogue fits (an opening, one inference act, the final turn)."""
 
 
 def element_name(label: str) -> str:
@@ -39,15 +37,24 @@ def element_name(label: str) -> str:
     return " ".join(label.replace("_", " ").replace("-", " ").split()) or label.strip()
 
 
-def describe(name: str, attributes: ElementAttributes) -> str:
-    """One sentence describing an element from its measured attributes."""
-    percent = 100 * (attributes.area_fraction or 0.0)
-    share = f"about {percent:.0f}% of the frame" if percent >= 1 else "under 1% of the frame"
-    subject = say.coloured(name, attributes.colour)
-    text = f"{say.article(subject).capitalize()} {subject} in the {attributes.position} of the picture, {attributes.relative_size} ({share})"
-    if attributes.count and attributes.count > 1:
-        text += f"; one of {say.count_word(attributes.count)} {say.plural(name)}"
+def describe(name: str, colour: str, geometry: Geometry, count: int) -> str:
+    """One sentence describing an element from its measured facts and its knowledge row."""
+    category = lookup(name)
+    subject = coloured(name, colour)
+    kind = f", {category.a(category.kind)}" if category.known else ""
+    about, _ = share(geometry.fraction)
+    text = (
+        f"{capital_first(category.a(subject))}{kind}, in the {geometry.position} of the picture, "
+        f"{geometry.size} ({about} of the frame)"
+    )
+    if count > 1:
+        text += f"; one of {count_word(count)} {category.plural_of(name)}"
     return text + "."
+
+
+def capital_first(text: str) -> str:
+    """``text`` with its first letter upper-cased."""
+    return text[:1].upper() + text[1:]
 
 
 class OfflineProvider(Provider):
@@ -58,12 +65,12 @@ class OfflineProvider(Provider):
     cpu_bound = True
 
     def check_settings(self, min_turns: int, max_turns: int) -> None:
-        """Paths hold 3 to 5 nodes before extras (root, 1-3 split levels, leaf) and can always
-        take 2 detail nodes, so any dialogue fits 4..6 turns but not every one fits fewer."""
+        """Paths hold an opening and one to four inference acts, so any dialogue fits 3..6 turns."""
         if min_turns > OFFLINE_MAX_MIN_TURNS or max_turns < OFFLINE_MIN_MAX_TURNS:
             raise UnsupportedSettingError(
                 f"the offline provider needs --min-turns <= {OFFLINE_MAX_MIN_TURNS} and --max-turns >="
-                f" {OFFLINE_MIN_MAX_TURNS} (got {min_turns}..{max_turns})")
+                f" {OFFLINE_MIN_MAX_TURNS} (got {min_turns}..{max_turns})"
+            )
 
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
         return self.elements_sync(image, ctx)
@@ -80,22 +87,20 @@ class OfflineProvider(Provider):
             x0, y0, w, h = region.bbox
             mask = image.masks[region.region_id][y0 : y0 + h, x0 : x0 + w]
             name = element_name(region.label)
-            stride = sampling_stride(region.area)
-            cx, cy = centroid(mask, stride)
-            x, y = cx + x0, cy + y0
-            fraction = region.area / float(record.width * record.height)
+            geometry = mask_geometry(mask, record.width, record.height, (x0, y0))
+            colour = dominant_colour(pixels[y0 : y0 + h, x0 : x0 + w], mask, sampling_stride(geometry.area))
             attributes = ElementAttributes(
-                colour=dominant_colour(pixels[y0 : y0 + h, x0 : x0 + w], mask, stride),
-                position=grid_position(x, y, record.width, record.height),
-                relative_size=relative_size(fraction),
-                area_fraction=round(fraction, 6),
+                colour=colour,
+                position=geometry.position,
+                relative_size=geometry.size,
+                area_fraction=round(geometry.fraction, 6),
                 count=counts[name],
             )
             elements.append(
                 Element(
                     element_id=f"e{len(elements)}",
                     name=name,
-                    description=describe(name, attributes),
+                    description=describe(name, colour, geometry, counts[name]),
                     attributes=attributes,
                     region_id=region.region_id,
                 )
@@ -103,21 +108,29 @@ class OfflineProvider(Provider):
         return elements
 
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
-        builder = OfflineTreeBuilder(elements, ctx.rng, min_nodes=ctx.min_turns - 1, max_nodes=ctx.max_turns - 1)
+        builder = OfflineTreeBuilder(elements, ctx.rng, min_turns=ctx.min_turns, max_turns=ctx.max_turns)
         return builder.build(targets, self.name, ctx.validation())
 
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
-        facts = element_facts(elements)
+        """One dialogue per path: the nodes below the root in order, then the segmentation turn."""
+        scene = scene_of(elements)
         out = []
         for path in tree.paths:
             turns: list[Turn] = []
-            for index, node_id in enumerate(path.node_ids):
+            for index, node_id in enumerate(path.node_ids[1:]):
                 node = tree.node(node_id)
-                lead = say.pick(ctx.rng, say.OPENERS if index == 0 else say.CONNECTORS)
-                question = lead + node.question
-                turns += [Turn(role="user", content=question), Turn(role="assistant", content=node.answer)]
-            focus = focus_phrase(facts[path.target_element_id], facts)
-            answer = f"{say.pick(ctx.rng, say.SEG_LEADS)}{OBJ_TOKEN}{focus}{SEG_TOKEN}."
-            turns += [Turn(role="user", content=say.pick(ctx.rng, say.SEG_REQUESTS)), Turn(role="assistant", content=answer)]
+                lead = self._pick(ctx, OPENERS if index == 0 else CONNECTORS)
+                turns += [Turn(role="user", content=lead + node.question), Turn(role="assistant", content=node.answer)]
+            subject = scene[path.target_element_id]
+            focus = scene.focus(path.target_element_id).text
+            what = SEG_WHAT_PART if subject.whole else SEG_WHAT
+            request = realise(SEG_REQUESTS, ctx.rng, {"what": self._pick(ctx, what)})
+            lead = realise(SEG_LEADS, ctx.rng, {})
+            answer = " ".join(part for part in (lead, f"{OBJ_TOKEN}{focus}{SEG_TOKEN}.") if part)
+            turns += [Turn(role="user", content=request), Turn(role="assistant", content=answer)]
             out.append(make_dialogue(elements, path, turns, focus, self.name, ctx))
         return out
+
+    @staticmethod
+    def _pick(ctx: StepContext, options: tuple[str, ...]) -> str:
+        return options[ctx.rng.randrange(len(options))]

@@ -14,6 +14,7 @@ import networkx as nx
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from prist_builder.providers.offline.geometry import Geometry, element_geometry
 from prist_builder.records import ElementsRecord, Relation
 
 NEIGHBOURS = 3
@@ -36,44 +37,45 @@ class Placed:
     Attributes:
         element_id: the element.
         name: its name.
-        box: ``(x0, y0, x1, y1)`` in pixels.
-        area: mask area in pixels.
+        geometry: its mask's facts (:func:`.geometry.mask_geometry`).
     """
 
     element_id: str
     name: str
-    box: tuple[float, float, float, float]
-    area: int
+    geometry: Geometry
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` in pixels."""
+        return self.geometry.box
+
+    @property
+    def area(self) -> int:
+        """Mask area in pixels."""
+        return self.geometry.area
 
     @property
     def centre(self) -> tuple[float, float]:
-        """``(x, y)`` centre of the box in pixels."""
-        x0, y0, x1, y1 = self.box
-        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        """``(x, y)`` mask centroid in pixels: the same point the element's position names."""
+        return self.geometry.x, self.geometry.y
 
 
-def placed_elements(record: ElementsRecord) -> list[Placed]:
-    """Geometry of every element grounded in a non-ignored region."""
-    out = []
-    for element in record.elements:
-        if element.region_id is None:
-            continue
-        region = record.image.region(element.region_id)
-        if region.ignore:
-            continue
-        x, y, w, h = region.bbox
-        out.append(Placed(element.element_id, element.name, (x, y, x + w, y + h), region.area))
-    return out
+def placed_elements(record: ElementsRecord, geometry: dict[str, Geometry] | None = None) -> list[Placed]:
+    """Geometry of every element grounded in a non-ignored region, in element order."""
+    geometry = element_geometry(record) if geometry is None else geometry
+    return [Placed(e.element_id, e.name, geometry[e.element_id]) for e in record.elements if e.element_id in geometry]
 
 
-def _gap(a: Placed, b: Placed) -> float:
-    """Distance in pixels between two boxes (0 when they overlap)."""
-    dx = max(0.0, max(a.box[0], b.box[0]) - min(a.box[2], b.box[2]))
-    dy = max(0.0, max(a.box[1], b.box[1]) - min(a.box[3], b.box[3]))
-    return math.hypot(dx, dy)
+def gaps(placed: list[Placed]) -> np.ndarray:
+    """``(N, N) float`` distances in pixels between the elements' boxes (0 where they overlap)."""
+    boxes = np.asarray([p.box for p in placed], dtype=np.float64).reshape(-1, 4)
+    low, high = boxes[:, :2], boxes[:, 2:]
+    apart = np.maximum(low[:, None, :], low[None, :, :]) - np.minimum(high[:, None, :], high[None, :, :])
+    dx, dy = np.maximum(0.0, apart[..., 0]), np.maximum(0.0, apart[..., 1])
+    return np.hypot(dx, dy)
 
 
-def _containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
+def containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
     """``(N, N) float`` matrix: share of element i's pixels that lie in element j."""
     rles = []
     for item in placed:
@@ -83,15 +85,22 @@ def _containment(record: ElementsRecord, placed: list[Placed]) -> np.ndarray:
     return np.asarray(coco_mask.iou(rles, rles, [1] * len(rles)), dtype=np.float64).reshape(len(rles), len(rles))
 
 
-def relation_graph(record: ElementsRecord) -> nx.MultiDiGraph:
-    """Build the relation graph: nodes are element ids, each edge has a ``predicate``."""
-    placed = placed_elements(record)
+def relation_graph(
+    record: ElementsRecord, placed: list[Placed] | None = None, inside: np.ndarray | None = None
+) -> nx.MultiDiGraph:
+    """Build the relation graph: nodes are element ids, each edge has a ``predicate``.
+
+    Directions (``left of``, ``above``) compare mask centroids along the axis where they
+    differ most, so a relation never disagrees with the elements' grid positions.
+    ``inside`` is :func:`containment` of ``placed`` when the caller has it already.
+    """
+    placed = placed_elements(record) if placed is None else placed
     graph = nx.MultiDiGraph()
     for item in placed:
         graph.add_node(item.element_id, name=item.name)
     if len(placed) < 2:
         return graph
-    inside = _containment(record, placed)
+    inside = containment(record, placed) if inside is None else inside
     diagonal = math.hypot(record.image.width, record.image.height)
     seen: set[tuple[str, str, str]] = set()
 
@@ -101,8 +110,10 @@ def relation_graph(record: ElementsRecord) -> nx.MultiDiGraph:
             seen.add(key)
             graph.add_edge(subject.element_id, obj.element_id, predicate=predicate)
 
+    gap = gaps(placed)
+    index = np.arange(len(placed))
     for i, a in enumerate(placed):
-        order = sorted((j for j in range(len(placed)) if j != i), key=lambda j: (_gap(a, placed[j]), j))
+        order = [int(j) for j in np.lexsort((index, gap[i])) if j != i]
         for j in order[:NEIGHBOURS]:
             b = placed[j]
             (ax, ay), (bx, by) = a.centre, b.centre
@@ -112,7 +123,7 @@ def relation_graph(record: ElementsRecord) -> nx.MultiDiGraph:
                 add(a, "above", b) if ay < by else add(b, "above", a)
             if inside[i, j] >= INSIDE_SHARE and a.area < b.area:
                 add(a, "inside", b)
-            elif _gap(a, b) <= NEXT_TO_GAP * diagonal:
+            elif gap[i, j] <= NEXT_TO_GAP * diagonal:
                 first, second = (a, b) if a.element_id < b.element_id else (b, a)
                 add(first, "next to", second)
             if a.area >= LARGER_RATIO * b.area:

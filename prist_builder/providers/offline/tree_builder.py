@@ -1,90 +1,61 @@
-"""Offline reasoning trees (step 2): paths that narrow from the scene to each target.
+"""Offline reasoning trees (step 2): from a need or the scene's context down to each target.
 
-The root asks about the whole scene. Below it, the targets are split into two or three
-groups by one visible attribute (side of the picture, height, name, colour or size), and
-each group is split again until one target is left; a group node's answer lists what the
-picture really holds under the constraints of its path. A single target then gets an
-optional relation or detail node and, last, the leaf that names it. Every node has at
-most three children (section 3.2.2), because a split makes two or three groups.
+The root sums up the scene (what kind of place it looks like and what it holds); it frames
+the tree and is not voiced in the dialogues. Below it, each target's path opens with its
+reasoning question ``Q_i`` (Eq. 2): a need the target meets, or the scene's context the
+target reveals (from :mod:`.knowledge`). With four targets two of them share one opening
+node, a context question both answer, so that no node has more than three children
+(section 3.2.2). Then come one to three inference nodes (function, role, material, place,
+look, a relation, telling same-named objects apart), and a part target ends with the part
+of its whole. A path has 2 to 4 nodes below the root (a dialogue of 3 to 5 turns with the
+segmentation turn), 3 most of the time, as in the authors' test split.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
-
-import networkx as nx
 
 from prist_builder.providers.offline import phrasing as say
-from prist_builder.providers.offline.relations import placed_elements, relation_graph, relations_of
-from prist_builder.records import Element, ElementsRecord, TreeNode, TreePath, TreeRecord
+from prist_builder.providers.offline.grammar import realise
+from prist_builder.providers.offline.relations import relations_of
+from prist_builder.providers.offline.scene import Subject, scene_of
+from prist_builder.records import Element, ElementsRecord, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN
 
-SPLIT_ATTRIBUTES = ("col", "row", "name", "colour", "size")
-"""Visible attributes a group node may split on."""
+LENGTH_WEIGHTS = {2: 0.12, 3: 0.83, 4: 0.05}
+"""Chance of each number of reasoning turns (path nodes below the root) when the bounds allow:
+the authors' test split has 13% / 86% / 1% dialogues of 3 / 4 / 5 turns."""
 
-EXTRA_NODE_CHANCE = 0.15
-"""Chance of one optional relation/detail node on a path beyond the minimum length."""
+LONGEST_PATH = 5
+"""Most reasoning turns a path can take: an opening and four inference acts."""
 
+NEED_SHARE = 0.65
+"""Chance that a known target's path opens with a need rather than the scene's context."""
 
-@dataclass(frozen=True)
-class Facts:
-    """What the offline provider knows of one grounded element.
+TELL_APART_SHARE = 0.5
+"""Chance of an explicit "how do I tell it apart" turn for a target with same-named peers."""
 
-    Attributes:
-        element: the element record.
-        col, row: its third of the picture horizontally (left/center/right) and vertically
-            (top/middle/bottom), from the box centre.
-        x: horizontal box centre in pixels.
-        count: instances of its name in the picture.
-    """
+FRAME_WAYS = ("position", "order")
+"""Ways of telling an object apart that name the frame: never repeated in a turn of their own."""
 
-    element: Element
-    col: str
-    row: str
-    x: float
-    count: int
+ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 1.0, "relation": 1.2}
+"""Relative chance of each inference act for a known category."""
 
-    def value(self, attribute: str) -> str:
-        """The element's value of a split attribute."""
-        if attribute == "name":
-            return self.element.name
-        if attribute == "colour":
-            return self.element.attributes.colour or "unknown"
-        if attribute == "size":
-            return self.element.attributes.relative_size or "unknown"
-        return getattr(self, attribute)
+ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2}
+"""Relative chance of each inference act for a person or an animal (never "used for" or "made of")."""
 
+GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
+"""Relative chance of each inference act for a label the knowledge table lacks."""
 
-def element_facts(record: ElementsRecord) -> dict[str, Facts]:
-    """Facts of every grounded, non-ignored element, by element id."""
-    placed = placed_elements(record)
-    counts = Counter(p.name for p in placed)
-    facts = {}
-    for item in placed:
-        x, y = item.centre
-        col = ("left", "center", "right")[min(int(3 * x / record.image.width), 2)]
-        row = ("top", "middle", "bottom")[min(int(3 * y / record.image.height), 2)]
-        facts[item.element_id] = Facts(record.element(item.element_id), col, row, x, counts[item.name])
-    return facts
+FILLER_ACTS = ("look", "rank", "count")
+"""Acts every grounded subject supports (its colour and share of the frame, its size rank, how many of its name)."""
 
-
-def focus_phrase(target: Facts, facts: dict[str, Facts]) -> str:
-    """The shortest description that singles the target out among same-name elements."""
-    element = target.element
-    same = [f for f in facts.values() if f.element.name == element.name and f is not target]
-    position = element.attributes.position or "picture"
-    candidates = [
-        element.name,
-        f"{element.name} in the {position}",
-        f"{say.coloured(element.name, element.attributes.colour)} in the {position}",
-    ]
-    keys = [lambda f: "", lambda f: f.element.attributes.position, lambda f: (f.element.attributes.position, f.element.attributes.colour)]
-    for text, key in zip(candidates, keys):
-        if all(key(other) != key(target) for other in same):
-            return text
-    return candidates[-1]
+ROOT_QUESTIONS = (
+    "What is (going on|happening) in this (scene|picture)?",
+    "What (is this picture|does this photo show) overall?",
+)
+ROOT_ANSWERS = ("(It looks like|This seems to be|Probably) {place}, with {inventory}.",)
 
 
 class OfflineTreeBuilder:
@@ -93,23 +64,23 @@ class OfflineTreeBuilder:
     Args:
         record: the image's elements (grounded).
         rng: the input's seeded generator.
-        min_nodes, max_nodes: bounds on path length in nodes (turns minus the final one).
+        min_turns, max_turns: dialogue length bounds in turns, the segmentation turn included.
     """
 
-    def __init__(self, record: ElementsRecord, rng: random.Random, min_nodes: int, max_nodes: int) -> None:
+    def __init__(self, record: ElementsRecord, rng: random.Random, min_turns: int, max_turns: int) -> None:
         self.record = record
         self.rng = rng
-        self.min_nodes = min_nodes
-        self.max_nodes = max_nodes
-        self.facts = element_facts(record)
-        self.graph: nx.MultiDiGraph = relation_graph(record)
-        self.nodes: list[TreeNode] = []
+        self.min_reasoning = max(2, min_turns - 1)
+        self.max_reasoning = min(LONGEST_PATH, max(2, max_turns - 1))
+        self.scene = scene_of(record)
+        self.words = say.Wording(self.scene, rng)
+        self.nodes: list[dict] = []  # TreeNode fields; validated once, with the whole tree
         self.edges: list[tuple[str, str]] = []
-        self.paths: list[TreePath] = []
+        self.paths: list[dict] = []  # TreePath fields
 
-    def _node(self, question: str, answer: str, parent: str | None, element_id: str | None = None) -> str:
+    def _node(self, act: tuple[str, str], parent: str | None, element_id: str | None = None) -> str:
         node_id = f"n{len(self.nodes)}"
-        self.nodes.append(TreeNode(id=node_id, question=question, answer=answer, element_id=element_id))
+        self.nodes.append({"id": node_id, "question": act[0], "answer": act[1], "element_id": element_id})
         if parent is not None:
             self.edges.append((parent, node_id))
         return node_id
@@ -117,157 +88,153 @@ class OfflineTreeBuilder:
     def build(self, targets: list[Element], provider: str, validation: dict | None = None) -> TreeRecord:
         """The tree with one path per target (targets in the given order).
 
-        Args:
-            targets: the K target elements.
-            provider: provider name recorded in the tree.
-            validation: pydantic validation context (bounds), see ``StepContext.validation``.
-
         Raises:
             pydantic.ValidationError: the tree breaks a rule of :class:`TreeRecord`.
         """
-        names = [f.element.name for f in self.facts.values()]
-        items, _ = say.inventory(names)
-        root = self._node(say.pick(self.rng, say.ROOT_QUESTIONS), say.pick(self.rng, say.ROOT_ANSWERS).format(items=items), None)
-        self._grow(root, [self.facts[t.element_id] for t in targets], [], [root])
+        subjects = [self.scene[t.element_id] for t in targets]
+        root = self._node(self._root(), None)
+        groups: list[list[Subject]] = [[s] for s in subjects]
+        if len(groups) > MAX_CHILDREN:
+            # Pair two targets that are wholes and named without the frame, where there are two such.
+            plain = [
+                i
+                for i, s in enumerate(subjects)
+                if s.whole is None and self.scene.focus(s.element.element_id).way not in FRAME_WAYS
+            ]
+            wholes = [i for i, s in enumerate(subjects) if s.whole is None]
+            pool = plain if len(plain) >= 2 else wholes if len(wholes) >= 2 else list(range(len(subjects)))
+            first, second = sorted(self.rng.sample(pool, 2))
+            groups = [[subjects[first], subjects[second]]] + [
+                [s] for i, s in enumerate(subjects) if i not in (first, second)
+            ]
+        for group in groups:
+            if len(group) == 1:
+                self._single(root, group[0])
+            else:
+                self._pair(root, group)
         order = {t.element_id: i for i, t in enumerate(targets)}
-        self.paths.sort(key=lambda p: order[p.target_element_id])
+        self.paths.sort(key=lambda p: order[p["target_element_id"]])
         data = {
             "image_id": self.record.image_id,
             "provider": provider,
             "root": root,
-            "nodes": [n.model_dump() for n in self.nodes],
+            "nodes": self.nodes,
             "edges": self.edges,
-            "paths": [p.model_dump() for p in self.paths],
-            "relations": [r.model_dump() for r in relations_of(self.graph)],
+            "paths": self.paths,
+            "relations": [r.model_dump() for r in relations_of(self.scene.graph)],
         }
         return TreeRecord.model_validate(data, context=validation)
 
-    # -- groups ----------------------------------------------------------------------
-    def _split(self, targets: list[Facts], used: list[str]) -> tuple[str, dict[str, list[Facts]]]:
-        attributes = [a for a in SPLIT_ATTRIBUTES if a not in used]
-        self.rng.shuffle(attributes)
-        best: tuple[str, dict[str, list[Facts]]] | None = None
-        for attribute in attributes:
-            groups: dict[str, list[Facts]] = {}
-            for fact in targets:
-                groups.setdefault(fact.value(attribute), []).append(fact)
-            # Prefer the split with the most groups: shallower trees, shorter dialogues.
-            if 2 <= len(groups) <= MAX_CHILDREN and (best is None or len(groups) > len(best[1])):
-                best = attribute, groups
-        if best is not None:
-            return best
-        ordered = sorted(targets, key=lambda f: f.x)
-        half = len(ordered) // 2
-        return "order", {"further left": ordered[:half], "further right": ordered[half:]}
+    def _root(self) -> tuple[str, str]:
+        places = Counter(c.settings[0] for c in (s.category for s in self.scene.subjects.values()) if c.settings)
+        place = places.most_common(1)[0][0] if places else "an everyday scene"
+        inventory = self.words.inventory()
+        question = realise(ROOT_QUESTIONS, self.rng, {})
+        return question, realise(ROOT_ANSWERS, self.rng, {"place": place, "inventory": inventory})
 
-    def _members(self, constraints: list[tuple[str, str, Facts]]) -> list[Facts]:
-        members = list(self.facts.values())
-        for attribute, value, pivot in constraints:
-            if attribute == "order":
-                keep = [f for f in members if (f.x <= pivot.x) == (value == "further left")]
-                members = keep or members
-            else:
-                members = [f for f in members if f.value(attribute) == value]
-        return members
+    def _length(self) -> int:
+        roll, total = self.rng.random(), 0.0
+        length = max(LENGTH_WEIGHTS)
+        for candidate, weight in LENGTH_WEIGHTS.items():
+            total += weight
+            if roll < total:
+                length = candidate
+                break
+        return min(max(length, self.min_reasoning), self.max_reasoning)
 
-    def _group_question(self, attribute: str, value: str, members: list[Facts]) -> str:
-        if attribute == "col":
-            return say.pick(self.rng, say.SIDE_QUESTIONS[value])
-        if attribute == "row":
-            return say.pick(self.rng, say.ROW_QUESTIONS[value])
-        if attribute == "name":
-            options = say.NAME_QUESTIONS_ONE if len(members) == 1 else say.NAME_QUESTIONS
-            return say.pick(self.rng, options).format(name=value, plural=say.plural(value))
-        if attribute == "colour":
-            return say.pick(self.rng, say.COLOUR_QUESTIONS).format(colour=value)
-        if attribute == "size":
-            return say.pick(self.rng, say.SIZE_QUESTIONS.get(value, say.SIZE_QUESTIONS["medium"]))
-        return say.pick(self.rng, say.ORDER_QUESTIONS[value])
+    # -- openings ------------------------------------------------------------------------
+    def _opening(self, subject: Subject) -> str:
+        """The act that opens a single target's path (about the whole, for a part)."""
+        about = self.scene[subject.whole] if subject.whole else subject
+        category = about.category
+        if not category.known:
+            return "unknown_open"
+        if category.part_of or not category.settings or self.rng.random() < NEED_SHARE:
+            return "need"
+        return "context"
 
-    def _grow(self, parent: str, targets: list[Facts], constraints: list, path: list[str]) -> None:
-        if len(targets) == 1:
-            self._chain(parent, targets[0], path)
-            return
-        attribute, groups = self._split(targets, [c[0] for c in constraints])
-        for value, group in groups.items():
-            pivot = max(groups["further left"], key=lambda f: f.x) if attribute == "order" else group[0]
-            narrowed = constraints + [(attribute, value, pivot)]
-            members = self._members(narrowed)
-            items, verb = say.inventory([f.element.name for f in members])
-            question = self._group_question(attribute, value, members)
-            answer = say.pick(self.rng, say.GROUP_ANSWERS).format(items=items, verb=verb)
-            child = self._node(question, answer[0].upper() + answer[1:], parent)
-            self._grow(child, group, narrowed, path + [child])
+    def _single(self, root: str, subject: Subject) -> None:
+        self.words.new_path()
+        length = self._length()
+        opening = self._opening(subject)
+        about = self.scene[subject.whole] if subject.whole else subject
+        first = self.words.act(opening, about, named=False)
+        node = self._node(first, root)
+        self._chain(root, node, subject, length - 1, reasoning=first[0], named=True, about=about)
 
-    # -- the target's chain ------------------------------------------------------------
-    def _related(self, target: Facts, inverse: bool) -> list[tuple[str, str]]:
-        """``(phrase, other element id)`` for the target's relations to differently named
-        elements, sorted; with ``inverse``, also relations where the target is the object."""
-        element_id = target.element.element_id
-        options = [(say.RELATION_PHRASES[d["predicate"]][0], o) for _, o, d in self.graph.out_edges(element_id, data=True)]
-        if inverse:
-            options += [(say.RELATION_PHRASES[d["predicate"]][1], o) for o, _, d in self.graph.in_edges(element_id, data=True)]
-        return sorted((p, o) for p, o in options if self.facts[o].element.name != target.element.name)
-
-    def _relation_node(self, target: Facts) -> tuple[str, str] | None:
-        options = self._related(target, inverse=True)
-        if not options:
-            return None
-        phrase, other = options[self.rng.randrange(len(options))]
-        other_name = self.facts[other].element.name
-        question = say.pick(self.rng, say.RELATION_QUESTIONS).format(phrase=phrase, other=other_name)
-        answer = say.pick(self.rng, say.RELATION_ANSWERS).format(name=target.element.name, phrase=phrase, other=other_name)
-        return question, answer
-
-    def _detail_nodes(self, target: Facts) -> list[tuple[str, str]]:
-        attrs = target.element.attributes
-        slots = {
-            "name": target.element.name,
-            "plural": say.plural(target.element.name),
-            "colour": attrs.colour,
-            "size": attrs.relative_size,
-            "percent": f"{100 * (attrs.area_fraction or 0):.0f}" if (attrs.area_fraction or 0) >= 0.01 else "under 1",
-            "count_word": say.counted(target.element.name, target.count),
-            "verb": "is" if target.count == 1 else "are",
-        }
-        kinds = ["colour", "size"] + (["count"] if target.count > 1 else [])
-        details = []
-        for kind in kinds:
-            question, answer = say.DETAIL_TEMPLATES[kind][self.rng.randrange(len(say.DETAIL_TEMPLATES[kind]))]
-            details.append((question.format(**slots), answer.format(**slots)))
-        self.rng.shuffle(details)
-        return details
-
-    def _chain(self, parent: str, target: Facts, path: list[str]) -> None:
-        used = len(path) + 1  # nodes so far plus the leaf
-        needed = max(0, self.min_nodes - used)
-        room = max(0, self.max_nodes - used)
-        extras: list[tuple[str, str]] = []
-        relation = self._relation_node(target)
-        if relation is not None:
-            extras.append(relation)
-        extras += self._detail_nodes(target)
-        wanted = needed + (1 if self.rng.random() < EXTRA_NODE_CHANCE else 0)
-        for question, answer in extras[: min(wanted, room)]:
-            parent = self._node(question, answer, parent)
-            path = path + [parent]
-        focus = focus_phrase(target, self.facts)
-        leaf_answer = say.pick(self.rng, say.LEAF_ANSWERS).format(focus=focus, description=target.element.description)
-        leaf = self._node(say.pick(self.rng, say.LEAF_QUESTIONS), leaf_answer, parent, target.element.element_id)
-        self.paths.append(
-            TreePath(
-                target_element_id=target.element.element_id,
-                reasoning_question=self._reasoning_question(target),
-                node_ids=path + [leaf],
-            )
+    def _pair(self, root: str, pair: list[Subject]) -> None:
+        known = all(
+            s.category.known and s.category.settings and not s.category.part_of and s.whole is None for s in pair
         )
+        first = self.words.pair("pair" if known else "pair_plain", pair)
+        node = self._node(first, root)
+        for subject in pair:
+            self.words.new_path()
+            about = self.scene[subject.whole] if subject.whole else subject
+            self._chain(root, node, subject, self._length() - 1, reasoning=first[0], named=False, about=about)
 
-    def _reasoning_question(self, target: Facts) -> str:
-        """Step 2-1's question ``Q_i`` (Eq. 2): it designates the target without naming it."""
-        attrs = target.element.attributes
-        slots = {"colour": attrs.colour, "size": attrs.relative_size, "position": attrs.position}
-        named = sorted((p, self.facts[o].element.name) for p, o in self._related(target, inverse=False))
-        if named:
-            phrase, other = named[0]
-            return say.pick(self.rng, say.REASONING_QUESTIONS).format(phrase=phrase, other=other, **slots)
-        return say.pick(self.rng, say.REASONING_QUESTIONS_ALONE).format(**slots)
+    # -- inference acts --------------------------------------------------------------------
+    def _plan(self, subject: Subject, about: Subject, count: int) -> list[tuple[str, Subject]]:
+        """``count`` acts after the opening; the last one is about the target itself."""
+        plan: list[tuple[str, Subject]] = []
+        if subject.whole is not None:
+            if subject.link == "part":
+                last = "part" if subject.category.known else "part_plain"
+            else:
+                last = "held" if subject.category.known else "held_plain"
+            pool = self._pool(about)
+            plan = [(act, about) for act in self._draw(pool, count - 1)] + [(last, subject)]
+            return plan
+        pool = self._pool(subject)
+        wanted = count
+        way = self.scene.focus(subject.element.element_id).way
+        if way not in FRAME_WAYS and self.scene.peers(subject) and count >= 2 and self.rng.random() < TELL_APART_SHARE:
+            wanted -= 1
+            plan.append(("tell_apart", subject))
+        plan += [(act, subject) for act in self._draw(pool, wanted)]
+        return plan
+
+    def _pool(self, subject: Subject) -> dict[str, float]:
+        category = subject.category
+        weights = dict(GENERIC_WEIGHTS if not category.known else ANIMATE_WEIGHTS if category.animate else ACT_WEIGHTS)
+        if not self.scene.relations(subject):
+            weights.pop("relation", None)
+        if subject.count < 2:
+            weights.pop("count", None)
+        if category.known and len(category.places) < 2:
+            weights.pop("place", None)
+        if not subject.colour:
+            weights.pop("look", None)
+        return weights
+
+    def _draw(self, weights: dict[str, float], count: int) -> list[str]:
+        """``count`` distinct acts drawn by weight; when the pool runs out (long dialogues asked
+        for with --min-turns), acts any subject supports fill in."""
+        pool = dict(weights)
+        out = []
+        while pool and len(out) < count:
+            names = list(pool)
+            pick = self.rng.choices(names, weights=[pool[n] for n in names])[0]
+            out.append(pick)
+            del pool[pick]
+        out += [act for act in FILLER_ACTS if act not in out][: max(0, count - len(out))]
+        return out
+
+    def _chain(
+        self, root: str, parent: str, subject: Subject, count: int, reasoning: str, named: bool, about: Subject
+    ) -> None:
+        path = [root, parent]
+        plan = self._plan(subject, about, count) if count > 0 else []
+        previous = about if named else None
+        for index, (act, topic) in enumerate(plan):
+            last = index == len(plan) - 1
+            whole_named = topic.whole is not None and previous is self.scene[topic.whole]
+            text = self.words.act(act, topic, named=previous is topic, whole_named=whole_named)
+            node = self._node(text, parent, subject.element.element_id if last else None)
+            previous, parent = topic, node
+            path.append(node)
+        if not plan:  # the opening itself is the leaf
+            self.nodes[int(parent[1:])]["element_id"] = subject.element.element_id
+        self.paths.append(
+            {"target_element_id": subject.element.element_id, "reasoning_question": reasoning, "node_ids": path}
+        )
