@@ -142,18 +142,18 @@ def contradictions(dialogue: DialogueRecord, record: ElementsRecord) -> list[str
             _, ox, oy, oarea = truth.facts[other]
             subjects = _subjects(text.lower(), match.start(), truth, target)
             checks = {
-                "left": lambda s: truth.facts[s][1] < ox,
-                "right": lambda s: truth.facts[s][1] > ox,
-                "above": lambda s: truth.facts[s][2] < oy,
-                "below": lambda s: truth.facts[s][2] > oy,
-                "bigger": lambda s: truth.facts[s][3] > oarea,
-                "larger": lambda s: truth.facts[s][3] > oarea,
-                "smaller": lambda s: truth.facts[s][3] < oarea,
+                "left": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][1] < ox,
+                "right": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][1] > ox,
+                "above": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][2] < oy,
+                "below": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][2] > oy,
+                "bigger": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][3] > oarea,
+                "larger": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][3] > oarea,
+                "smaller": lambda s, ox=ox, oy=oy, oarea=oarea: truth.facts[s][3] < oarea,
             }
             key = next((k for k in checks if k in word), None)
             if word == "nearest":
 
-                def distance(s: str) -> float:
+                def distance(s: str, ox: float = ox, oy: float = oy) -> float:
                     return float(np.hypot(truth.facts[s][1] - ox, truth.facts[s][2] - oy))
 
                 ok = [s for s in subjects if all(distance(s) <= distance(p) for p in truth.named(truth.facts[s][0]))]

@@ -72,7 +72,7 @@ def register_inspect(app: typer.Typer) -> None:
         try:
             figures = load_stats(run)
         except FileNotFoundError as exc:
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
         if reference is not None:
             compare_with(run, reference, out or run / "stats", seed, as_json)
             return
@@ -87,7 +87,7 @@ def register_inspect(app: typer.Typer) -> None:
         try:
             ours, theirs = compare(load(run), load(reference), seed)
         except ValueError as exc:
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
         names = (run.name or str(run), reference.name or str(reference))
         out.mkdir(parents=True, exist_ok=True)
         (out / REFERENCE_FILES[0]).write_text(markdown(ours, theirs, *names), encoding="utf-8")

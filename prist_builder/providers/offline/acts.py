@@ -23,7 +23,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "need": (
         (
             "(I'd like to|I want to|I need to|I'm hoping to) {need}. (What here could help (with that|me)?|Is there "
-            "something in this (picture|scene|photo) that would help?|What in this (scene|picture) would you (use|pick) "
+            "something in this (picture|scene|photo) that would help?|What in this (scene|picture) would "
+            "you (use|pick) "
             "for that?)",
             "(Suppose|Say|Imagine) (someone|a visitor|a person) here (wanted|needed) to {need3}. What (would|could) "
             "they (use|turn to)?",
@@ -49,12 +50,15 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "context": (
         (
             "What (kind|sort) of (place|setting) (is this|does this look like), and what (gives it away|tells you)?",
-            "(Where|In what kind of place) (might|would) this (photo|picture) have been taken, judging by what is in it?",
+            "(Where|In what kind of place) (might|would) this (photo|picture) have been taken, judging by "
+            "what is in it?",
             "What (clue|detail) in this (picture|scene) (hints at|suggests|tells us) (where it was taken|the setting)?",
-            "(Can you|Could you) (tell|guess) what (kind of place|setting) this is from (the things|what you see) in it?",
+            "(Can you|Could you) (tell|guess) what (kind of place|setting) this is from (the things|what "
+            "you see) in it?",
         ),
         (
-            "(Probably|Most likely|It could well be) {setting}. {The} (is the (clearest|strongest) (clue|hint)|gives it "
+            "(Probably|Most likely|It could well be) {setting}. {The} (is the (clearest|strongest) "
+            "(clue|hint)|gives it "
             "away): {gen} {are} (usually|typically|often) found {at_setting}.",
             "{The} (suggests|points to|hints at) {setting}, (since|because) that is where {gen} {are} (usually|most "
             "often) (seen|found).",
@@ -77,7 +81,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Probably|Most likely|It looks like) {place}: {the1} and {the2} (both |)(point that way|fit that setting|"
             "suggest it).",
             "{The1} and {the2} (suggest|point to|fit) {place}, (as|since) both (belong|are common) there.",
-            "(Hard to say for sure|It is not certain); {the1} (suggests|points to) {place}, while {the2} (fits|suggests) "
+            "(Hard to say for sure|It is not certain); {the1} (suggests|points to) {place}, while {the2} "
+            "(fits|suggests) "
             "{place2}.",
         ),
     ),
@@ -175,7 +180,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "{It} {is} {rel} the {other}.",
-            "(Compared with|Next to) what is around, the (clearest|main) (landmark|reference) is the {other}: {it} {is} "
+            "(Compared with|Next to) what is around, the (clearest|main) (landmark|reference) is the "
+            "{other}: {it} {is} "
             "{rel} it.",
         ),
     ),
@@ -266,7 +272,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "{It} {is} the {rank} of the {total} labelled regions, at {share} of the frame.",
-            "(Among|Of) the {total} labelled regions, {it} {is} the {rank}; {it} (covers|fills) {share} of the picture.",
+            "(Among|Of) the {total} labelled regions, {it} {is} the {rank}; {it} (covers|fills) {share} of "
+            "the picture.",
         ),
     ),
     "pair_plain": (
