@@ -34,8 +34,9 @@ def inputs(tmp_path: Path) -> Path:
     return tagged_inputs(tmp_path / "inputs", 4)
 
 
-def _cached_texts(cache: Path) -> str:
-    return "\n".join(p.read_text() for p in cache.rglob("*.json"))
+def _cached_contents(cache: Path) -> list[Any]:
+    """The answer text (``choices[0].message.content``) of every cached response."""
+    return [json.loads(p.read_text())["choices"][0]["message"]["content"] for p in cache.rglob("*.json")]
 
 
 def test_the_timeout_bounds_the_whole_request_not_each_read() -> None:
@@ -109,7 +110,8 @@ def test_a_malformed_200_is_retried_then_rejected_and_never_cached(
     assert "img_0000" in built and "img_0001" not in built
     (reject,) = [r for r in records["rejects"] if r.image_id == "img_0001"]
     assert "malformed" in reject.reason and "internal error" not in reject.reason
-    assert "not", "text" not in _cached_texts(private_cache)
+    contents = _cached_contents(private_cache)
+    assert contents and all(isinstance(c, str) for c in contents)  # the malformed answers were never cached
 
 
 def test_a_deep_answer_is_reasked_and_only_valid_answers_are_cached(
@@ -122,7 +124,8 @@ def test_a_deep_answer_is_reasked_and_only_valid_answers_are_cached(
         result = run_cli(*openai_args(server, run, inputs))
     assert result.exit_code == 0, result.output
     assert {r.image_id for r in check_run(run)["elements"]} >= {"img_0000"}
-    assert '{"elements": {"elements"' not in _cached_texts(private_cache)
+    contents = _cached_contents(private_cache)
+    assert contents and not [c for c in contents if c.startswith('{"elements": {"elements"')]
 
 
 def test_non_numeric_usage_keeps_the_answer(inputs: Path, tmp_path: Path) -> None:
