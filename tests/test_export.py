@@ -232,3 +232,27 @@ def test_exif_rotated_images_go_out_upright() -> None:
     plain = io.BytesIO()
     image.save(plain, format="PNG")
     assert upright(plain.getvalue()) == plain.getvalue()
+
+
+def test_two_exports_in_same_named_folders_load_their_own_rows(demo_run: Path, tmp_path: Path) -> None:
+    """``datasets`` keys its cache of a local folder on the folder's name and card: two exports
+    of different runs in folders both named ``ds`` must not serve each other's rows."""
+    edited = copy_run(demo_run, tmp_path / "edited")
+    first = next(iter_samples(edited))
+    decision = ReviewDecision(
+        sample_id=first.sample_id,
+        reviewer="t",
+        time="2026-01-01T00:00:00Z",
+        action="edit",
+        turn_index=1,
+        before=first.dialogue.turns[1].content,
+        after="An edited answer.",
+    )
+    appendlog.append(edited / REVIEWS_FILE, [decision])
+    loaded = {}
+    for name, run in (("a", demo_run), ("b", edited)):
+        assert run_cli("export", run, "--out", tmp_path / name / "ds").exit_code == 0
+        rows = datasets.load_dataset(str(tmp_path / name / "ds"))
+        loaded[name] = {r["sample_id"]: r["turns"][1]["content"] for split in rows for r in rows[split]}
+    assert loaded["b"][first.sample_id] == "An edited answer."
+    assert loaded["a"][first.sample_id] == first.original_turns[1].content

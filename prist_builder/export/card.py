@@ -52,8 +52,13 @@ def size_category(samples: int) -> str:
     return "n>1M"
 
 
-def card_data(sizes: dict[str, int], license: str) -> DatasetCardData:
-    """YAML metadata of the card: license, tasks, size, configs and ``dataset_info``."""
+def card_data(sizes: dict[str, int], license: str, split_bytes: dict[str, int] | None = None) -> DatasetCardData:
+    """YAML metadata of the card: license, tasks, size, configs and ``dataset_info``.
+
+    ``split_bytes`` (parquet bytes per split) go into ``dataset_info``: besides informing the
+    Hub, they make two different exports' cards differ, and ``datasets`` keys its local cache of
+    a folder on the card, so ``load_dataset(DIR)`` never serves another export's rows.
+    """
     data = DatasetCardData(
         license=license,
         language=["en"],
@@ -71,10 +76,12 @@ def card_data(sizes: dict[str, int], license: str) -> DatasetCardData:
         ],
     )
     splits = SplitDict()
+    nbytes = split_bytes or {}
     for name in SPLITS:
         if sizes.get(name):
-            splits.add(SplitInfo(name=name, num_examples=sizes[name]))
-    DatasetInfosDict({"default": DatasetInfo(features=FEATURES, splits=splits)}).to_dataset_card_data(data)
+            splits.add(SplitInfo(name=name, num_examples=sizes[name], num_bytes=nbytes.get(name, 0)))
+    info = DatasetInfo(features=FEATURES, splits=splits, download_size=sum(nbytes.values()) or None)
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
     return data
 
 
@@ -166,7 +173,8 @@ def write_card(
 ) -> Path:
     """Write ``folder/README.md`` and its pictures under ``folder/assets``; returns the card's path."""
     samples = [s for name in SPLITS for s in splits[name]]
-    data = card_data(summary.sizes, license)
+    split_bytes = {name: sum(p.stat().st_size for p in (folder / "data").glob(f"{name}-*.parquet")) for name in SPLITS}
+    data = card_data(summary.sizes, license, split_bytes)
     body = [
         "# PRIST-style pixel-level reasoning segmentation dataset",
         "",
