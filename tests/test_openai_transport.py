@@ -117,11 +117,20 @@ def test_cache_key_hashes_image_bytes_not_their_encoding() -> None:
     assert len(changed | {key}) == 7
 
 
-def test_rate_limit_waits_at_least_retry_after(server: FakeOpenAIServer) -> None:
+def test_rate_limit_waits_at_least_retry_after(server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    decide = BackoffWait.__call__
+
+    def recorded(self: BackoffWait, state: tenacity.RetryCallState) -> float:
+        waits.append(decide(self, state))
+        return waits[-1]
+
+    monkeypatch.setattr(BackoffWait, "__call__", recorded)
     server.add_fault(FaultRule("rate_limit", retry_after=0.3))
-    tx, started = transport(server), time.perf_counter()
+    tx = transport(server)
     chat_once(tx)
-    assert time.perf_counter() - started >= 0.3 and server.request_count("chat") == 2
+    assert len(waits) == 1 and waits[0] >= 0.3  # the retry slept at least what the server asked
+    assert server.request_count("chat") == 2
     assert (tx.usage.requests, tx.usage.retries, tx.usage.rate_limited, tx.concurrency.current) == (2, 1, 1, 4)
 
 
