@@ -40,10 +40,28 @@ def _digest_data_url(text: str) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+DIGEST_MEMO = 128
+"""Data URL digests remembered (an image's URL is hashed once, not once per request)."""
+_digests: dict[str, str] = {}
+
+
+def _memo_digest(text: str) -> str:
+    """:func:`_digest_data_url`, remembered for the last :data:`DIGEST_MEMO` URLs (the same
+    string object is sent in every step, and ``str`` caches its own hash, so a hit costs
+    no pass over the payload)."""
+    found = _digests.get(text)
+    if found is None:
+        found = _digest_data_url(text)
+        if len(_digests) >= DIGEST_MEMO:
+            _digests.pop(next(iter(_digests)))
+        _digests[text] = found
+    return found
+
+
 def _replace_data_urls(value: Any) -> Any:
     """A copy of ``value`` (JSON-like) with every base64 data URL replaced by its digest."""
     if isinstance(value, str):
-        return _digest_data_url(value) if value[:5].lower() == "data:" else value
+        return _memo_digest(value) if value[:5].lower() == "data:" else value
     if isinstance(value, dict):
         return {k: _replace_data_urls(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

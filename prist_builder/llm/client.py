@@ -11,7 +11,6 @@ a rule, and keeps the accounting (tokens, USD) of every request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from prist_builder.llm.parsing import AnswerFormatError, extract_json
 from prist_builder.llm.pricing import load_prices
 from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES
 from prist_builder.llm.settings import LLMSettings
-from prist_builder.llm.strict_schema import response_format, strict_schema
+from prist_builder.llm.strict_schema import response_format, schema_text
 from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
 
 CHARS_PER_TOKEN = 4
@@ -130,7 +129,7 @@ class LLMClient:
         """The request's messages; without strict outputs, the schema joins the last user text."""
         if self.settings.response_format == "json_schema":
             return list(request.messages)
-        schema = json.dumps(strict_schema(request.answer_model))
+        schema = schema_text(request.answer_model)
         messages = [dict(m) for m in request.messages]
         last = messages[-1]
         note = "\n\nAnswer with one JSON object that follows this JSON Schema:\n" + schema
