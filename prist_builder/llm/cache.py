@@ -40,21 +40,28 @@ def _digest_data_url(text: str) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-DIGEST_MEMO = 128
-"""Data URL digests remembered (an image's URL is hashed once, not once per request)."""
-_digests: dict[str, str] = {}
+DIGEST_MEMO = 4096
+"""Data URL digests remembered (an image's URL is hashed once per process, not per request)."""
+TAIL_CHARS = 64
+"""Last characters of a URL kept in its memo entry (with its length and hash)."""
+_digests: dict[tuple[int, int, str], str] = {}
 
 
 def _memo_digest(text: str) -> str:
-    """:func:`_digest_data_url`, remembered for the last :data:`DIGEST_MEMO` URLs (the same
-    string object is sent in every step, and ``str`` caches its own hash, so a hit costs
-    no pass over the payload)."""
-    found = _digests.get(text)
+    """:func:`_digest_data_url`, remembered for the last :data:`DIGEST_MEMO` URLs.
+
+    An entry is found by the URL's length, its last :data:`TAIL_CHARS` characters and its
+    64-bit ``hash`` (SipHash, keyed per process, and cached by ``str`` itself so a URL sent
+    in every step is hashed once): a false match would need two images' base64 to agree in
+    all three, odds far below one in 2**64 per pair. The memo holds no URL, so it stays small.
+    """
+    memo = (hash(text), len(text), text[-TAIL_CHARS:])
+    found = _digests.get(memo)
     if found is None:
         found = _digest_data_url(text)
         if len(_digests) >= DIGEST_MEMO:
             _digests.pop(next(iter(_digests)))
-        _digests[text] = found
+        _digests[memo] = found
     return found
 
 

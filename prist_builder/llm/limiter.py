@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 SECONDS_PER_MINUTE = 60.0
@@ -23,6 +24,32 @@ TOKEN_BURST_S = 60.0
 prompt) can always go once the bucket is full."""
 
 Clock = Callable[[], float]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+MAX_HOLD_S = 60.0
+"""A server's reset time holds new requests at most this long (seconds): rate limits are
+per minute, and longer waits a server asks for (a 429 with ``Retry-After``) are the retry
+policy's to honour, request by request."""
+
+
+def parse_duration(text: str | None) -> float | None:
+    """Seconds of an ``x-ratelimit-reset-*`` value (``"250ms"``, ``"1.5s"``, ``"6m0s"``,
+    ``"1h2m3s"``); None when absent or unreadable."""
+    if not text:
+        return None
+    parts = _DURATION.findall(text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        return None
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 class _Bucket:
@@ -40,8 +67,8 @@ class _Bucket:
     def reserve(self, amount: float) -> tuple[float, float]:
         """Take ``amount`` (capped at the capacity); return (seconds to wait, amount taken)."""
         now = self._clock()
-        self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
-        self._stamp = now
+        self.level = min(self.capacity, self.level + max(0.0, now - self._stamp) * self.rate)
+        self._stamp = max(now, self._stamp)
         taken = min(float(amount), self.capacity)
         self.level -= taken
         return (max(0.0, -self.level / self.rate), taken)
@@ -50,12 +77,31 @@ class _Bucket:
         """Give back a reservation that was not used (its waiter was cancelled)."""
         self.level = min(self.capacity, self.level + amount)
 
+    def sync(self, available: float, hold_s: float | None) -> None:
+        """Take the server's word: ``available`` units may be spent now (may be negative);
+        with ``hold_s``, nothing refills for that many seconds (the server's reset time)."""
+        now = self._clock()
+        self.level = min(self.capacity, float(available))
+        self._stamp = now + (hold_s or 0.0)
+
 
 class RateLimiter:
-    """Requests/min and tokens/min budgets, as token buckets refilling continuously.
+    """Requests/min and tokens/min budgets, as token buckets refilling continuously, kept in
+    step with the server's own count.
 
-    ``None`` for either budget means unlimited. The request bucket holds
+    ``None`` for either budget means unlimited on the client side. The request bucket holds
     :data:`REQUEST_BURST_S` seconds of requests, the token bucket a minute of tokens.
+
+    Every answer's ``x-ratelimit-remaining-<kind>`` and ``x-ratelimit-reset-<kind>``
+    headers (429s included) sync the buckets (:meth:`release`): a bucket then holds what
+    the server says remains, less what this client has in flight (not yet counted by a
+    server that counts billed tokens; counted twice by one that counts at admission, a
+    small and safe error), and refills from there at its budget's rate; when nothing
+    remains, it refills only after the reset time. So the client spends the server's real
+    budget whatever the server counts (billed tokens, or ``max_tokens`` reserved at
+    admission), and never more than it has left. Without a client budget, a kind whose
+    remaining count falls to what is in flight holds new requests until its reset. No reset
+    holds longer than :data:`MAX_HOLD_S`.
 
     Raises:
         ValueError: a budget is zero or negative.
@@ -64,17 +110,23 @@ class RateLimiter:
     def __init__(self, rpm: int | None, tpm: int | None, *, clock: Clock = time.monotonic) -> None:
         self.rpm = rpm
         self.tpm = tpm
+        self._clock = clock
         self._requests = _Bucket(rpm, REQUEST_BURST_S, clock) if rpm is not None else None
         self._tokens = _Bucket(tpm, TOKEN_BURST_S, clock) if tpm is not None else None
+        self.outstanding = {"requests": 0, "tokens": 0}
+        """Requests and estimated tokens sent and not answered yet."""
+        self._hold_until = 0.0  # clock time before which no request starts (no client budget, server exhausted)
 
     async def acquire(self, tokens: int) -> None:
         """Wait until one request and ``tokens`` tokens are available, then spend them.
 
         A request of more tokens than the whole tpm budget waits for a full bucket and then
         goes. Callers are served in the order they called. Cancelling the wait refunds it.
+        Pair each acquire with one :meth:`release` when the request ends.
         """
-        if self._requests is None and self._tokens is None:
-            return
+        held = self._hold_until - self._clock()
+        if held > 0:
+            await asyncio.sleep(held)
         reservations: list[tuple[_Bucket, float]] = []
         delay = 0.0
         for bucket, amount in ((self._requests, 1), (self._tokens, max(0, tokens))):
@@ -82,14 +134,41 @@ class RateLimiter:
                 wait, taken = bucket.reserve(amount)
                 reservations.append((bucket, taken))
                 delay = max(delay, wait)
-        if delay <= 0:
-            return
-        try:
-            await asyncio.sleep(delay)
-        except asyncio.CancelledError:
-            for bucket, taken in reservations:
-                bucket.refund(taken)
-            raise
+        if delay > 0:
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                for bucket, taken in reservations:
+                    bucket.refund(taken)
+                raise
+        self.outstanding["requests"] += 1
+        self.outstanding["tokens"] += max(0, tokens)
+
+    def release(self, tokens: int, headers: Mapping[str, str] | None = None, answered: bool = True) -> None:
+        """A request of ``tokens`` estimated tokens ended; ``headers`` are its answer's
+        (any status), whose ``x-ratelimit-*`` values sync the buckets (see the class).
+        ``answered=False`` (an error status) syncs the levels but holds nothing: the retry
+        policy honours the wait a refusal asks for."""
+        self.outstanding["requests"] = max(0, self.outstanding["requests"] - 1)
+        self.outstanding["tokens"] = max(0, self.outstanding["tokens"] - max(0, tokens))
+        if headers is not None:
+            self.sync(headers, hold=answered)
+
+    def sync(self, headers: Mapping[str, str], hold: bool = True) -> None:
+        """Bring the buckets to the server's ``x-ratelimit-remaining-*``/``reset-*`` values
+        (``hold=False``: the levels only, no wait for the reset)."""
+        for kind, bucket in (("requests", self._requests), ("tokens", self._tokens)):
+            remaining = _int_header(headers, f"x-ratelimit-remaining-{kind}")
+            if remaining is None:
+                continue
+            available = remaining - self.outstanding[kind]
+            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            reset = min(reset, MAX_HOLD_S) if reset is not None else None
+            exhausted = hold and available <= 0 and reset is not None
+            if bucket is not None:
+                bucket.sync(available, reset if exhausted else None)
+            elif exhausted and reset is not None:
+                self._hold_until = max(self._hold_until, self._clock() + reset)
 
 
 class AdaptiveConcurrency:

@@ -168,7 +168,13 @@ class Transport:
     # ---- chat ----------------------------------------------------------------------------
 
     async def chat(
-        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int, *, store: bool = True
+        self,
+        body: dict[str, Any],
+        extra: dict[str, Any],
+        estimated_tokens: int,
+        *,
+        store: bool = True,
+        key: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """One chat completion: ``(completion as a JSON dict, True if it came from the cache)``.
 
@@ -176,15 +182,18 @@ class Transport:
         key must be a keyword of ``chat.completions.create``); ``extra`` joins the cache key
         only; ``estimated_tokens`` is spent from the tpm budget per attempt. ``store=False``
         leaves caching to the caller (:class:`~.client.LLMClient` caches an answer only once
-        it passed validation). Each attempt must end within ``timeout_s`` seconds, connect to
-        last byte; a 200 whose body is not a well-formed chat completion is retried like a 5xx.
+        it passed validation); ``key`` is the cache key when the caller computed it already.
+        Each attempt must end within ``timeout_s`` seconds, connect to last byte; a 200
+        whose body is not a well-formed chat completion is retried like a 5xx. Each answer's
+        ``x-ratelimit-*`` headers sync the rate limiter (:meth:`.RateLimiter.release`).
 
         Raises:
             FatalError: no API key, or the server refused the key, quota or access.
             RequestRejected: the server refused this request (400/404/422...).
             TransportGaveUp: rate limits or transient failures outlasted the retry budget.
         """
-        key = ResponseCache.key(self.base_url, body, extra) if self.cache is not None else None
+        if key is None and self.cache is not None:
+            key = ResponseCache.key(self.base_url, body, extra)
         entry = {"kind": "chat", "key": key, "prompt": extra.get("prompt_version"), "model": body.get("model")}
         if self.cache is not None and key is not None:
             hit = self.cache.get(key)
@@ -201,18 +210,23 @@ class Transport:
                 await self.limiter.acquire(estimated_tokens)
                 self.usage.requests += 1
                 counts["attempts"] += 1
+                headers, answered = None, False
                 try:
                     async with asyncio.timeout(self.timeout_s):
                         raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
+                        headers, answered = raw.headers, True
                         data = await raw.aread()
                 except TimeoutError:
                     raise retry.DeadlineExceeded(f"no complete answer within {self.timeout_s:g} s") from None
-                except openai.RateLimitError as exc:
-                    if retry.classify(exc) == retry.RATE_LIMITED:
+                except openai.APIStatusError as exc:
+                    headers = exc.response.headers
+                    if isinstance(exc, openai.RateLimitError) and retry.classify(exc) == retry.RATE_LIMITED:
                         self.usage.rate_limited += 1
                         counts["rate_limited"] += 1
                         self.concurrency.on_rate_limited()
                     raise
+                finally:
+                    self.limiter.release(estimated_tokens, headers, answered)
             self.concurrency.on_success()
             return parse_completion(data)
 
