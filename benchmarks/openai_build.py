@@ -48,14 +48,16 @@ API_KEY = "sk-bench"
 
 
 def serve(latency_s: float, port_queue: Any, stop: Any, limit: dict | None = None) -> None:
-    """Run a fake server with the prist responder until ``stop`` is set (a spawned process)."""
-    from prist_builder.testing import FakeOpenAIServer
+    """Run a fake server with the prist responder until ``stop`` is set (a spawned process);
+    with ``limit`` (``EnforcedLimit`` fields), it enforces it and sends its counters back."""
+    from prist_builder.testing import EnforcedLimit, FakeOpenAIServer
     from prist_builder.testing.fake_openai.prist_model import prist_responder
 
-    options = {"rate_limit": limit} if limit else {}
-    with FakeOpenAIServer(prist_responder, latency_s=latency_s, **options) as server:
+    enforced = EnforcedLimit(**limit) if limit else None
+    with FakeOpenAIServer(prist_responder, latency_s=latency_s, rate_limit=enforced) as server:
         port_queue.put(server.port)
         stop.wait()
+        port_queue.put(server.limit_stats())
 
 
 class ServerProcess:
@@ -72,8 +74,16 @@ class ServerProcess:
         return f"http://127.0.0.1:{self._ports.get(timeout=60)}/v1"
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> dict | None:
+        """Stop the server; its enforced limit's counters (None without one, or if stopped)."""
+        if self._stop.is_set():
+            return None
         self._stop.set()
+        stats = self._ports.get(timeout=30)
         self._process.join(timeout=10)
+        return stats
 
 
 def make_inputs(folder: Path, count: int, seed: int = 3) -> Path:

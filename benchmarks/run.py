@@ -17,6 +17,8 @@ BENCHMARKS = [
     "build_offline",
     "evaluate",
     "openai_throughput",
+    "openai_build",
+    "openai_ratelimit",
     "agreement",
     "review",
 ]

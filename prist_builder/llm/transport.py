@@ -50,6 +50,13 @@ CONNECTIONS_PER_CLIENT = 16
 """Connections per openai client before requests spread over another one (see ``_get_client``)."""
 
 
+def _total_tokens(completion: dict[str, Any]) -> int | None:
+    """The billed ``usage.total_tokens`` of a completion, None when not a whole number."""
+    usage = completion.get("usage")
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
+
 class TransportGaveUp(RuntimeError):
     """Retries ran out (attempts or total wait) on rate limits or transient failures.
 
@@ -210,12 +217,14 @@ class Transport:
                 await self.limiter.acquire(estimated_tokens)
                 self.usage.requests += 1
                 counts["attempts"] += 1
-                headers, answered = None, False
+                headers, billed, answered = None, None, False
                 try:
                     async with asyncio.timeout(self.timeout_s):
                         raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
                         headers, answered = raw.headers, True
                         data = await raw.aread()
+                    completion = parse_completion(data)
+                    billed = _total_tokens(completion)
                 except TimeoutError:
                     raise retry.DeadlineExceeded(f"no complete answer within {self.timeout_s:g} s") from None
                 except openai.APIStatusError as exc:
@@ -226,9 +235,9 @@ class Transport:
                         self.concurrency.on_rate_limited()
                     raise
                 finally:
-                    self.limiter.release(estimated_tokens, headers, answered)
+                    self.limiter.release(estimated_tokens, headers, answered, billed)
             self.concurrency.on_success()
-            return parse_completion(data)
+            return completion
 
         try:
             completion = await self._call("chat completion", attempt)
