@@ -93,6 +93,7 @@ class ResponseCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self._folders: set[Path] = set()
 
     @staticmethod
     def key(base_url: str, body: dict[str, Any], extra: dict[str, Any]) -> str:
@@ -137,7 +138,9 @@ class ResponseCache:
             TypeError: ``response`` is not JSON-serialisable.
         """
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._folders:  # one mkdir per folder, not per answer
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
         data = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         handle, tmp_name = tempfile.mkstemp(prefix=f".{key[: FANOUT_CHARS * 4]}-", suffix=".tmp", dir=target.parent)
         try:

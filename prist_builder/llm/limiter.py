@@ -82,12 +82,13 @@ class _Bucket:
         self.level = min(self.capacity, self.level + amount)
 
     def cap(self, available: float, hold_s: float | None) -> None:
-        """Take the server's word: at most ``available`` units may be spent now (may be
-        negative); with ``hold_s``, nothing refills for that many seconds (its reset time)."""
+        """Take the server's word: ``available`` units (at most the capacity; may be
+        negative) may be spent now; with ``hold_s``, nothing refills for that many seconds
+        (its reset time)."""
         now = self._refill()
         if available < self.level:
-            self.level = float(available)
-            self.generation += 1
+            self.generation += 1  # waiters computed their delays on a higher level: re-check
+        self.level = min(self.capacity, float(available))
         if hold_s and now + hold_s > self._stamp:
             self._stamp = now + hold_s
             self.generation += 1
@@ -105,10 +106,10 @@ class RateLimiter:
 
     1. the part of its reservation it was not billed for (estimate - ``total_tokens``)
        goes back to the token bucket, so the client paces by what is really spent;
-    2. the answer's ``x-ratelimit-remaining-<kind>`` (429s included) caps each bucket at
-       what the server says remains, less what this client has in flight (its estimates):
-       whatever the server counts (billed tokens, or ``max_tokens`` at admission), the
-       client never spends more than the server has left;
+    2. the answer's ``x-ratelimit-remaining-<kind>`` (429s included) sets each bucket to
+       what the server says remains, less what this client has in flight (its estimates),
+       up to the bucket's capacity: whatever the server counts (billed tokens, or
+       ``max_tokens`` at admission), the client spends what the server has left and no more;
     3. when that leaves less than one typical request (the mean of the last estimates),
        the bucket stops refilling until ``x-ratelimit-reset-<kind>`` has passed (at most
        :data:`MAX_HOLD_S`; only on answered requests: the retry policy honours a 429's wait),
@@ -187,7 +188,7 @@ class RateLimiter:
             self.sync(headers, hold=answered)
 
     def sync(self, headers: Mapping[str, str], hold: bool = True) -> None:
-        """Cap the buckets at the server's ``x-ratelimit-remaining-*`` (less what is in
+        """Set the buckets to the server's ``x-ratelimit-remaining-*`` (less what is in
         flight); with ``hold``, stop refilling until ``x-ratelimit-reset-*`` when less than
         a typical request remains."""
         for kind, bucket in (("requests", self._requests), ("tokens", self._tokens)):
