@@ -41,7 +41,7 @@ MIN_IMAGES = 48
 TARGET_RATIO = 0.9
 IMAGE_SIZE = (1024, 768)
 """Source image size in pixels: within the default 1024 px --max-side, so sent as they are."""
-BLUR_RADIUS = 1.12
+BLUR_RADIUS = 1.2
 """Softens the synthetic noise so each JPEG is about 145 KB (195 KiB as base64)."""
 JPEG_QUALITY = 90
 API_KEY = "sk-bench"
@@ -169,12 +169,16 @@ def recorded_bodies(base_url: str, inputs: Path, work: Path, concurrency: int) -
     steps: dict[str, list[dict]] = {}
 
     class Recorder(OnlineAsker):
-        async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
+        async def ask(
+            self, body: dict, extra: dict, estimated_tokens: int, key: str | None = None
+        ) -> tuple[dict, bool]:
             steps.setdefault(body["response_format"]["json_schema"]["name"], []).append(body)
-            return await super().ask(body, extra, estimated_tokens)
+            return await super().ask(body, extra, estimated_tokens, key=key)
 
     provider.client.asker = Recorder(provider.client.transport)
     asyncio.run(build(work / f"replay-{concurrency}", config, STEPS, provider=provider, fsync=False))
+    if sum(map(len, steps.values())) != _requests_sent(run):
+        raise RuntimeError("the replay did not send the same requests as the build")
     return list(steps.values())
 
 

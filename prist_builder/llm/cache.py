@@ -65,12 +65,31 @@ def _memo_digest(text: str) -> str:
     return found
 
 
+SHARED_PARTS = frozenset({"response_format"})
+"""Body fields whose value is usually one shared object (a cached response format): their
+replaced copy is remembered by identity instead of being walked for every request."""
+_shared: dict[int, tuple[Any, Any]] = {}
+
+
+def _replace_shared(value: Any) -> Any:
+    """:func:`_replace_data_urls` of a shared value, remembered while the value lives (the
+    memo keeps a reference, so an ``id`` is never reused for another object)."""
+    found = _shared.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    replaced = _replace_data_urls(value)
+    if len(_shared) >= DIGEST_MEMO:
+        _shared.pop(next(iter(_shared)))
+    _shared[id(value)] = (value, replaced)
+    return replaced
+
+
 def _replace_data_urls(value: Any) -> Any:
     """A copy of ``value`` (JSON-like) with every base64 data URL replaced by its digest."""
     if isinstance(value, str):
         return _memo_digest(value) if value[:5].lower() == "data:" else value
     if isinstance(value, dict):
-        return {k: _replace_data_urls(v) for k, v in value.items()}
+        return {k: _replace_shared(v) if k in SHARED_PARTS else _replace_data_urls(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_replace_data_urls(v) for v in value]
     return value

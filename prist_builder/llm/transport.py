@@ -141,6 +141,7 @@ class Transport:
         self._resume_at = 0.0  # monotonic time before which no attempt starts (server asked us to wait)
         self._announced_until = 0.0  # the latest wait already announced
         self._unpriced: set[str] = set()
+        self._stopped: FatalError | None = None  # the key, quota or access was refused: send nothing more
 
     @classmethod
     def from_settings(
@@ -214,6 +215,8 @@ class Transport:
         async def attempt() -> dict[str, Any]:
             await self._wait_if_told()
             async with self.concurrency:
+                if self._stopped is not None:  # a request queued behind one that found the run cannot go on
+                    raise self._stopped
                 await self.limiter.acquire(estimated_tokens)
                 self.usage.requests += 1
                 counts["attempts"] += 1
@@ -376,7 +379,10 @@ class Transport:
         except openai.APIStatusError as exc:
             if retry.classify(exc) != retry.FATAL:
                 raise
-            raise self._fatal(exc) from None
+            fatal = self._fatal(exc)
+            if not isinstance(fatal, RequestRejected):  # about the account, not this request
+                self._stopped = fatal
+            raise fatal from None
 
     async def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         """Count a retry; after a 429 that names a wait, hold every new attempt until it passes."""

@@ -49,6 +49,10 @@ MIN_BARE_ELEMENTS = 3
 """Elements asked of an image without regions (Figure 7a: at least 3)."""
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for prompt token estimates."""
+READ_AHEAD = 2
+"""Inputs in progress per request slot: the build works on this many times ``--concurrency``
+inputs at once, so while requests wait for the server the next inputs are read and their
+images prepared; the transport still keeps at most ``--concurrency`` requests in flight."""
 PREPARED_IMAGES_DIR = "images"
 """Prepared images (see :class:`~prist_builder.llm.images.PreparedImages`) live in this
 folder of the response cache."""
@@ -79,7 +83,7 @@ class OpenAIProvider(Provider):
     ) -> None:
         self.config = config if config is not None else OpenAIProviderConfig(**options)
         self.client = client or LLMClient(self.config, seed=seed)
-        self.concurrency = self.config.concurrency
+        self.concurrency = self.config.concurrency * READ_AHEAD
         self._images = PreparedImages(self.config.resolved_cache_dir() / PREPARED_IMAGES_DIR)
 
     # -- plumbing --------------------------------------------------------------------
