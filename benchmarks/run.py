@@ -16,6 +16,8 @@ from rich.table import Table
 BENCHMARKS = [
     "build_offline",
     "openai_throughput",
+    "openai_build",
+    "openai_ratelimit",
     "agreement",
     "review",
     "evaluate",

@@ -277,8 +277,8 @@ def _read_bytes(path: Path) -> bytes:
         raise InputRejected(f"{path}: cannot read image: {exc.strerror or exc}", str(path)) from exc
 
 
-def read_image(record: ImageRecord) -> tuple[bytes, Image.Image]:
-    """Encoded bytes and RGB pixels of a recorded image (embedded Labelme data included).
+def read_image_bytes(record: ImageRecord) -> bytes:
+    """Encoded bytes of a recorded image (embedded Labelme data included), not decoded.
 
     Raises:
         InputRejected: the file is gone, unreadable, or its bytes changed since step 1
@@ -294,4 +294,15 @@ def read_image(record: ImageRecord) -> tuple[bytes, Image.Image]:
         data = _read_bytes(Path(record.path))
     if hashlib.sha256(data).hexdigest() != record.sha256:
         raise InputRejected(f"{record.path}: image bytes changed since step 1 (sha256 differs)", record.path)
+    return data
+
+
+def read_image(record: ImageRecord) -> tuple[bytes, Image.Image]:
+    """Encoded bytes and RGB pixels of a recorded image (embedded Labelme data included).
+
+    Raises:
+        InputRejected: the file is gone, unreadable, or its bytes changed since step 1
+            (sha256 differs).
+    """
+    data = read_image_bytes(record)
     return data, decode_image(data, record.path)[0].convert("RGB")

@@ -17,9 +17,10 @@ from prist_builder.errors import Deferred
 class Asker(Protocol):
     """Something that answers chat completion request bodies."""
 
-    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int, key: str | None = None) -> tuple[dict, bool]:
         """``(chat completion as a dict, True if it came from the cache)`` for ``body``;
-        ``extra`` enters the cache key."""
+        ``extra`` enters the cache key; ``key``, when given, is the cache key (computed once
+        by the caller, see :meth:`~.cache.ResponseCache.key`)."""
         ...
 
 
@@ -29,8 +30,8 @@ class OnlineAsker:
 
     transport: object
 
-    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
-        return await self.transport.chat(body, extra, estimated_tokens, store=False)  # type: ignore[attr-defined]
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int, key: str | None = None) -> tuple[dict, bool]:
+        return await self.transport.chat(body, extra, estimated_tokens, store=False, key=key)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -47,8 +48,8 @@ class GatheringAsker:
     base_url: str
     wanted: dict[str, dict] = field(default_factory=dict)
 
-    async def ask(self, body: dict, extra: dict, estimated_tokens: int) -> tuple[dict, bool]:
-        key = self.cache.key(self.base_url, body, extra)  # type: ignore[attr-defined]
+    async def ask(self, body: dict, extra: dict, estimated_tokens: int, key: str | None = None) -> tuple[dict, bool]:
+        key = key or self.cache.key(self.base_url, body, extra)  # type: ignore[attr-defined]
         found = self.cache.get(key)  # type: ignore[attr-defined]
         if found is not None:
             return found, True

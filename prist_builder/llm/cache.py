@@ -40,12 +40,56 @@ def _digest_data_url(text: str) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+DIGEST_MEMO = 4096
+"""Data URL digests remembered (an image's URL is hashed once per process, not per request)."""
+TAIL_CHARS = 64
+"""Last characters of a URL kept in its memo entry (with its length and hash)."""
+_digests: dict[tuple[int, int, str], str] = {}
+
+
+def _memo_digest(text: str) -> str:
+    """:func:`_digest_data_url`, remembered for the last :data:`DIGEST_MEMO` URLs.
+
+    An entry is found by the URL's length, its last :data:`TAIL_CHARS` characters and its
+    64-bit ``hash`` (SipHash, keyed per process, and cached by ``str`` itself so a URL sent
+    in every step is hashed once): a false match would need two images' base64 to agree in
+    all three, odds far below one in 2**64 per pair. The memo holds no URL, so it stays small.
+    """
+    memo = (hash(text), len(text), text[-TAIL_CHARS:])
+    found = _digests.get(memo)
+    if found is None:
+        found = _digest_data_url(text)
+        if len(_digests) >= DIGEST_MEMO:
+            _digests.pop(next(iter(_digests)))
+        _digests[memo] = found
+    return found
+
+
+SHARED_PARTS = frozenset({"response_format"})
+"""Body fields whose value is usually one shared object (a cached response format): their
+replaced copy is remembered by identity instead of being walked for every request."""
+_shared: dict[int, tuple[Any, Any]] = {}
+
+
+def _replace_shared(value: Any) -> Any:
+    """:func:`_replace_data_urls` of a shared value, remembered while the value lives (the
+    memo keeps a reference, so an ``id`` is never reused for another object)."""
+    found = _shared.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    replaced = _replace_data_urls(value)
+    if len(_shared) >= DIGEST_MEMO:
+        _shared.pop(next(iter(_shared)))
+    _shared[id(value)] = (value, replaced)
+    return replaced
+
+
 def _replace_data_urls(value: Any) -> Any:
     """A copy of ``value`` (JSON-like) with every base64 data URL replaced by its digest."""
     if isinstance(value, str):
-        return _digest_data_url(value) if value[:5].lower() == "data:" else value
+        return _memo_digest(value) if value[:5].lower() == "data:" else value
     if isinstance(value, dict):
-        return {k: _replace_data_urls(v) for k, v in value.items()}
+        return {k: _replace_shared(v) if k in SHARED_PARTS else _replace_data_urls(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_replace_data_urls(v) for v in value]
     return value
@@ -68,6 +112,7 @@ class ResponseCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self._folders: set[Path] = set()
 
     @staticmethod
     def key(base_url: str, body: dict[str, Any], extra: dict[str, Any]) -> str:
@@ -112,7 +157,9 @@ class ResponseCache:
             TypeError: ``response`` is not JSON-serialisable.
         """
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._folders:  # one mkdir per folder, not per answer
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
         data = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         handle, tmp_name = tempfile.mkstemp(prefix=f".{key[: FANOUT_CHARS * 4]}-", suffix=".tmp", dir=target.parent)
         try:

@@ -11,7 +11,6 @@ a rule, and keeps the accounting (tokens, USD) of every request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,12 @@ from prist_builder.llm.accounting import AccountingLog
 from prist_builder.llm.asking import Asker, GatheringAsker, OnlineAsker
 from prist_builder.llm.batch import BatchDriver, ProgressFn
 from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.max_tokens import MaxTokens
 from prist_builder.llm.parsing import AnswerFormatError, extract_json
 from prist_builder.llm.pricing import load_prices
 from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES
 from prist_builder.llm.settings import LLMSettings
-from prist_builder.llm.strict_schema import response_format, strict_schema
+from prist_builder.llm.strict_schema import response_format, schema_text
 from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
 
 CHARS_PER_TOKEN = 4
@@ -75,7 +75,8 @@ class StructuredRequest(Generic[A]):
         messages: chat messages (system, user with text and image parts).
         answer_model: the pydantic model of a valid answer; its strict JSON Schema is the
             response format (or, for servers without structured outputs, goes in the prompt).
-        max_tokens: completion token cap.
+        max_tokens: the step's completion token ceiling; the cap sent may be lower (see
+            :mod:`.max_tokens`), the response cache key always holds this one.
         prompt_version: the prompt template's version; joins the cache key.
         prompt_tokens: estimate of the prompt's tokens (text and images), for rate limits.
     """
@@ -113,10 +114,11 @@ class LLMClient:
         )
         self.asker: Asker = OnlineAsker(self.transport)
         self.batch_progress: ProgressFn | None = None
+        self.max_tokens = MaxTokens(settings.max_tokens)
 
     # -- one request -------------------------------------------------------------------
-    def _body(self, request: StructuredRequest[Any], history: list[dict[str, Any]]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.settings.model, "messages": history, "max_tokens": request.max_tokens}
+    def _body(self, request: StructuredRequest[Any], history: list[dict[str, Any]], cap: int) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.settings.model, "messages": history, "max_tokens": cap}
         if self.settings.temperature is not None:
             body["temperature"] = self.settings.temperature
         if self.seed is not None:
@@ -130,7 +132,7 @@ class LLMClient:
         """The request's messages; without strict outputs, the schema joins the last user text."""
         if self.settings.response_format == "json_schema":
             return list(request.messages)
-        schema = json.dumps(strict_schema(request.answer_model))
+        schema = schema_text(request.answer_model)
         messages = [dict(m) for m in request.messages]
         last = messages[-1]
         note = "\n\nAnswer with one JSON object that follows this JSON Schema:\n" + schema
@@ -157,12 +159,18 @@ class LLMClient:
         """
         history = self._first_messages(request)
         error, content = "", None
-        for _ in range(self.settings.max_reasks + 1):
-            body = self._body(request, history)
+        step, ceiling = request.prompt_version, request.max_tokens
+        extra = {"prompt_version": request.prompt_version}
+        cap = ceiling if self.settings.batch else self.max_tokens.cap(step, ceiling)
+        asks = 0
+        while asks <= self.settings.max_reasks:
+            asks += 1
+            body = self._body(request, history, cap)
+            key = ResponseCache.key(self.transport.base_url, {**body, "max_tokens": ceiling}, extra)
             extra_tokens = sum(len(str(m["content"])) for m in history[len(request.messages) :]) // CHARS_PER_TOKEN
-            estimate = request.prompt_tokens + extra_tokens + request.max_tokens
+            estimate = request.prompt_tokens + extra_tokens + cap
             try:
-                completion, cached = await self.asker.ask(body, {"prompt_version": request.prompt_version}, estimate)
+                completion, cached = await self.asker.ask(body, extra, estimate, key=key)
                 if not isinstance(completion, dict):
                     raise NoValidAnswer("the server's answer is not a JSON object")
             except RequestRejected as exc:
@@ -182,8 +190,14 @@ class LLMClient:
             message = choice.get("message") or {}
             content = message.get("content")
             self._screen(message)
+            cut = choice.get("finish_reason") == "length"
+            if not cached:
+                self._observe(step, completion, ceiling if cut else None)
+            if cut and cap < ceiling:  # our cap was too low, not the model too long: same request, full cap
+                cap, asks = ceiling, asks - 1
+                continue
             try:
-                if choice.get("finish_reason") == "length":
+                if cut:
                     raise AnswerRuleError(
                         "the answer was cut off at the token limit (finish_reason 'length'); be briefer"
                     )
@@ -196,10 +210,19 @@ class LLMClient:
                 ]
                 continue
             if not cached:
-                self._remember(body, {"prompt_version": request.prompt_version}, completion)
+                self.cache.put(key, completion)  # only an answer that passed validation
             return accepted
         attempts = self.settings.max_reasks + 1
         raise NoValidAnswer(f"no valid answer in {attempts} attempts: {' '.join(error.split())}", raw=content)
+
+    def _observe(self, step: str, completion: dict[str, Any], cut_at: int | None) -> None:
+        """Feed the ``max_tokens`` rule with one fresh answer's completion tokens."""
+        usage = completion.get("usage")
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if cut_at is not None:
+            self.max_tokens.observe(step, cut_at)
+        elif isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+            self.max_tokens.observe(step, tokens)
 
     def _screen(self, message: dict[str, Any]) -> None:
         """Refuse a model refusal, an answer over the size cap, or one that holds the key.
@@ -217,14 +240,11 @@ class LLMClient:
         if any(secret in content for secret in self.settings.secrets()):
             raise RequestRefused("the answer contains the configured API key; it was not stored")
 
-    def _remember(self, body: dict[str, Any], extra: dict[str, Any], completion: dict[str, Any]) -> None:
-        """Cache an answer that passed validation (never one that failed)."""
-        self.cache.put(ResponseCache.key(self.transport.base_url, body, extra), completion)
-
     def open_accounting(self, path: Path, fsync: bool = True) -> None:
         """Append every finished request's accounting line to ``path`` from now on
         (see :mod:`.accounting`); the file exists from this call on."""
         self.close_accounting()
+        self.max_tokens.load(path)  # a resumed run starts from what its answers used
         self.transport.accounting = AccountingLog(path, fsync=fsync)
 
     def close_accounting(self) -> None:

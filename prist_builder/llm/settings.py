@@ -83,6 +83,13 @@ class LLMSettings(BaseModel):
     max_reasks: int = Field(
         2, ge=0, description="Re-asks after an answer that breaks a rule.", json_schema_extra=flag("--max-reasks")
     )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Fix max_tokens of every request (at most each step's cap) [default: adaptive per step,"
+        " from the answers so far].",
+        json_schema_extra=flag("--max-tokens"),
+    )
     temperature: float | None = Field(
         None,
         ge=0.0,

@@ -50,6 +50,13 @@ CONNECTIONS_PER_CLIENT = 16
 """Connections per openai client before requests spread over another one (see ``_get_client``)."""
 
 
+def _total_tokens(completion: dict[str, Any]) -> int | None:
+    """The billed ``usage.total_tokens`` of a completion, None when not a whole number."""
+    usage = completion.get("usage")
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
+
 class TransportGaveUp(RuntimeError):
     """Retries ran out (attempts or total wait) on rate limits or transient failures.
 
@@ -134,6 +141,7 @@ class Transport:
         self._resume_at = 0.0  # monotonic time before which no attempt starts (server asked us to wait)
         self._announced_until = 0.0  # the latest wait already announced
         self._unpriced: set[str] = set()
+        self._stopped: FatalError | None = None  # the key, quota or access was refused: send nothing more
 
     @classmethod
     def from_settings(
@@ -168,7 +176,13 @@ class Transport:
     # ---- chat ----------------------------------------------------------------------------
 
     async def chat(
-        self, body: dict[str, Any], extra: dict[str, Any], estimated_tokens: int, *, store: bool = True
+        self,
+        body: dict[str, Any],
+        extra: dict[str, Any],
+        estimated_tokens: int,
+        *,
+        store: bool = True,
+        key: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """One chat completion: ``(completion as a JSON dict, True if it came from the cache)``.
 
@@ -176,15 +190,18 @@ class Transport:
         key must be a keyword of ``chat.completions.create``); ``extra`` joins the cache key
         only; ``estimated_tokens`` is spent from the tpm budget per attempt. ``store=False``
         leaves caching to the caller (:class:`~.client.LLMClient` caches an answer only once
-        it passed validation). Each attempt must end within ``timeout_s`` seconds, connect to
-        last byte; a 200 whose body is not a well-formed chat completion is retried like a 5xx.
+        it passed validation); ``key`` is the cache key when the caller computed it already.
+        Each attempt must end within ``timeout_s`` seconds, connect to last byte; a 200
+        whose body is not a well-formed chat completion is retried like a 5xx. Each answer's
+        ``x-ratelimit-*`` headers sync the rate limiter (:meth:`.RateLimiter.release`).
 
         Raises:
             FatalError: no API key, or the server refused the key, quota or access.
             RequestRejected: the server refused this request (400/404/422...).
             TransportGaveUp: rate limits or transient failures outlasted the retry budget.
         """
-        key = ResponseCache.key(self.base_url, body, extra) if self.cache is not None else None
+        if key is None and self.cache is not None:
+            key = ResponseCache.key(self.base_url, body, extra)
         entry = {"kind": "chat", "key": key, "prompt": extra.get("prompt_version"), "model": body.get("model")}
         if self.cache is not None and key is not None:
             hit = self.cache.get(key)
@@ -198,23 +215,32 @@ class Transport:
         async def attempt() -> dict[str, Any]:
             await self._wait_if_told()
             async with self.concurrency:
+                if self._stopped is not None:  # a request queued behind one that found the run cannot go on
+                    raise self._stopped
                 await self.limiter.acquire(estimated_tokens)
                 self.usage.requests += 1
                 counts["attempts"] += 1
+                headers, billed, answered = None, None, False
                 try:
                     async with asyncio.timeout(self.timeout_s):
                         raw = await client.post(CHAT_PATH, body=body, cast_to=httpx2.Response)
+                        headers, answered = raw.headers, True
                         data = await raw.aread()
+                    completion = parse_completion(data)
+                    billed = _total_tokens(completion)
                 except TimeoutError:
                     raise retry.DeadlineExceeded(f"no complete answer within {self.timeout_s:g} s") from None
-                except openai.RateLimitError as exc:
-                    if retry.classify(exc) == retry.RATE_LIMITED:
+                except openai.APIStatusError as exc:
+                    headers = exc.response.headers
+                    if isinstance(exc, openai.RateLimitError) and retry.classify(exc) == retry.RATE_LIMITED:
                         self.usage.rate_limited += 1
                         counts["rate_limited"] += 1
                         self.concurrency.on_rate_limited()
                     raise
+                finally:
+                    self.limiter.release(estimated_tokens, headers, answered, billed)
             self.concurrency.on_success()
-            return parse_completion(data)
+            return completion
 
         try:
             completion = await self._call("chat completion", attempt)
@@ -353,7 +379,10 @@ class Transport:
         except openai.APIStatusError as exc:
             if retry.classify(exc) != retry.FATAL:
                 raise
-            raise self._fatal(exc) from None
+            fatal = self._fatal(exc)
+            if not isinstance(fatal, RequestRejected):  # about the account, not this request
+                self._stopped = fatal
+            raise fatal from None
 
     async def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         """Count a retry; after a 429 that names a wait, hold every new attempt until it passes."""

@@ -96,7 +96,8 @@ def elements_units(
                     raise FatalError(
                         f"a step 1 worker process died ({exc}); finished inputs are kept, run the same command to go on"
                     ) from None
-            loaded = prepare(item, provider.needs_regions, provider.name)
+            # decoding and rasterising regions take milliseconds of CPU: off the event loop
+            loaded = await asyncio.to_thread(prepare, item, provider.needs_regions, provider.name)
             elements = await provider.elements(loaded, _context(config, "elements", item.image_id))
             return _elements_outcome(item, loaded, provider.name, elements)
 

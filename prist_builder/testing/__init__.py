@@ -1,5 +1,5 @@
 """Test helpers: a local fake of the OpenAI HTTP API (see `fake_openai`)."""
 
-from prist_builder.testing.fake_openai import BatchFaultRule, FakeOpenAIServer, FaultRule
+from prist_builder.testing.fake_openai import BatchFaultRule, EnforcedLimit, FakeOpenAIServer, FaultRule
 
-__all__ = ["BatchFaultRule", "FakeOpenAIServer", "FaultRule"]
+__all__ = ["BatchFaultRule", "EnforcedLimit", "FakeOpenAIServer", "FaultRule"]

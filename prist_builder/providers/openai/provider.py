@@ -8,7 +8,7 @@ request is sent, cached, re-asked, retried and paid for is :mod:`prist_builder.l
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,15 +25,23 @@ from prist_builder.llm.client import (
     StructuredRequest,
     explain,
 )
-from prist_builder.llm.images import PreparedImage, image_part, image_tokens, prepare_image
+from prist_builder.llm.images import PreparedImage, PreparedImages, image_part, image_tokens
 from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.providers.openai import messages as blocks
 from prist_builder.providers.openai.answers import DialoguesAnswer, ElementsAnswer, TreeAnswer
 from prist_builder.providers.openai.config import OpenAIProviderConfig
-from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, TreeRecord, Turn
+from prist_builder.records import (
+    DialogueRecord,
+    Element,
+    ElementAttributes,
+    ElementsRecord,
+    ImageRecord,
+    TreeRecord,
+    Turn,
+)
 from prist_builder.records.limits import MAX_CHILDREN, MIN_TARGETS, OBJ_TOKEN, SEG_TOKEN
-from prist_builder.sources import InputRejected, LoadedImage, read_image
+from prist_builder.sources import InputRejected, LoadedImage, read_image_bytes
 
 MAX_TOKENS = {"elements": 1500, "tree": 2500, "dialogues": 4000}
 """Completion token cap per step."""
@@ -41,8 +49,13 @@ MIN_BARE_ELEMENTS = 3
 """Elements asked of an image without regions (Figure 7a: at least 3)."""
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for prompt token estimates."""
-IMAGE_MEMO = 64
-"""Prepared images kept in memory (each image is sent in all three steps)."""
+READ_AHEAD = 2
+"""Inputs in progress per request slot: the build works on this many times ``--concurrency``
+inputs at once, so while requests wait for the server the next inputs are read and their
+images prepared; the transport still keeps at most ``--concurrency`` requests in flight."""
+PREPARED_IMAGES_DIR = "images"
+"""Prepared images (see :class:`~prist_builder.llm.images.PreparedImages`) live in this
+folder of the response cache."""
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R")
 
@@ -70,8 +83,8 @@ class OpenAIProvider(Provider):
     ) -> None:
         self.config = config if config is not None else OpenAIProviderConfig(**options)
         self.client = client or LLMClient(self.config, seed=seed)
-        self.concurrency = self.config.concurrency
-        self._images: OrderedDict[str, PreparedImage] = OrderedDict()
+        self.concurrency = self.config.concurrency * READ_AHEAD
+        self._images = PreparedImages(self.config.resolved_cache_dir() / PREPARED_IMAGES_DIR)
 
     # -- plumbing --------------------------------------------------------------------
     @property
@@ -93,19 +106,23 @@ class OpenAIProvider(Provider):
         """Online: one pass. Batch: passes that answer from the cache, with a batch between two."""
         return await self.client.drive(step, run, run_pass)
 
-    def _image(self, image_id: str, data: bytes | None, mime: str, record=None) -> tuple[PreparedImage, int]:
-        """The image as sent and its token estimate, prepared once per image.
+    async def _image(self, record: ImageRecord, data: bytes | None = None) -> tuple[PreparedImage, int]:
+        """The image as sent and its token estimate, prepared once per image and run
+        (see :class:`~prist_builder.llm.images.PreparedImages`); the decoding and encoding
+        run in a worker thread, off the event loop.
 
         Raises:
-            InputRejected: the recorded image is gone or changed (``record`` given, no ``data``).
+            InputRejected: the recorded image is gone or changed (no ``data`` given).
         """
-        if image_id not in self._images:
-            if data is None:
-                data, _ = read_image(record)
-            self._images[image_id] = prepare_image(data, mime, self.config.max_side)
-            while len(self._images) > IMAGE_MEMO:
-                self._images.popitem(last=False)
-        prepared = self._images[image_id]
+        max_side = self.config.max_side
+        prepared = self._images.remembered(record.sha256, max_side)
+        if prepared is None:
+
+            def prepare() -> PreparedImage:
+                raw = data if data is not None else read_image_bytes(record)
+                return self._images.get(record.sha256, raw, record.mime, max_side)
+
+            prepared = await asyncio.to_thread(prepare)
         return prepared, image_tokens(prepared.width, prepared.height, self.config.detail)
 
     def _request(
@@ -138,7 +155,7 @@ class OpenAIProvider(Provider):
         record = image.record
         where = record.annotation_path or record.path
         regions = [r for r in record.regions if not r.ignore]
-        picture, tokens = self._image(record.image_id, image.data, record.mime)
+        picture, tokens = await self._image(record, image.data)
         url = picture.url
         if regions:
             rule = (
@@ -201,7 +218,7 @@ class OpenAIProvider(Provider):
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
         record = elements.image
         where = record.annotation_path or record.path
-        picture, tokens = self._image(record.image_id, None, record.mime, record)
+        picture, tokens = await self._image(record)
         url = picture.url
         request = self._request(
             "tree",
@@ -245,7 +262,7 @@ class OpenAIProvider(Provider):
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
         record = elements.image
         where = record.annotation_path or record.path
-        picture, tokens = self._image(record.image_id, None, record.mime, record)
+        picture, tokens = await self._image(record)
         url = picture.url
         request = self._request(
             "dialogues",

@@ -10,11 +10,13 @@ It serves chat completions (with scriptable faults), files and the Batch API on
 
 from prist_builder.testing.fake_openai.chat import Responder, default_responder
 from prist_builder.testing.fake_openai.faults import BatchFaultRule, FaultRule
+from prist_builder.testing.fake_openai.limits import EnforcedLimit
 from prist_builder.testing.fake_openai.schema_instance import minimal_instance
 from prist_builder.testing.fake_openai.server import FakeOpenAIServer
 
 __all__ = [
     "BatchFaultRule",
+    "EnforcedLimit",
     "FakeOpenAIServer",
     "FaultRule",
     "Responder",

@@ -13,6 +13,7 @@ from typing import Any
 from prist_builder.testing.fake_openai import chat
 from prist_builder.testing.fake_openai.batches import BatchStore, FileStore
 from prist_builder.testing.fake_openai.faults import FaultBook, FaultRule
+from prist_builder.testing.fake_openai.limits import EnforcedLimit, SlidingWindow
 from prist_builder.testing.fake_openai.multipart import parse_form
 from prist_builder.testing.fake_openai.reply import (
     DROP,
@@ -45,8 +46,11 @@ class FakeOpenAIApp:
         latency_s: float,
         batch_polls_until_done: int,
         stop: threading.Event,
+        rate_limit: EnforcedLimit | None = None,
     ) -> None:
         self.responder = responder or chat.default_responder
+        self.window = SlidingWindow(rate_limit) if rate_limit is not None else None
+        """The enforced rate limit's counters, when one is set."""
         self.latency_s = latency_s
         self.faults = FaultBook()
         self.files = FileStore()
@@ -126,6 +130,15 @@ class FakeOpenAIApp:
             early = self._early_fault(rule, body)
             if early is not None:
                 return early
+        if self.window is not None:
+            max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+            admitted, limit_headers = self.window.admit(
+                chat.prompt_tokens(body), max_tokens if isinstance(max_tokens, int) else None
+            )
+            if not admitted:
+                summary["fault"] = "rate_limited"
+                message = f"Rate limit reached for {body.get('model')} in organization org-fake. Please try again."
+                return error_reply(429, message, "tokens", "rate_limit_exceeded", limit_headers)
         if self._stop.wait(self.latency_s):
             return DROP  # the server is stopping: in-flight requests get no answer
         kind = rule.kind if rule is not None else None
@@ -148,7 +161,11 @@ class FakeOpenAIApp:
             if kind == "truncated":
                 content, finish_reason = content[: len(content) // 2], "length"
         completion = chat.chat_completion(body, content, finish_reason)
-        reply = json_reply(completion, headers=self._limit_headers(completion["usage"]["prompt_tokens"]))
+        if self.window is not None:
+            headers = self.window.answered(completion["usage"]["total_tokens"])
+        else:
+            headers = self._limit_headers(completion["usage"]["prompt_tokens"])
+        reply = json_reply(completion, headers=headers)
         if rule is not None and kind == "usage":
             completion["usage"] = rule.params["usage"]
             reply.body = json.dumps(completion).encode("utf-8")

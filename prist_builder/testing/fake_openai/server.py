@@ -11,6 +11,7 @@ from typing import Any
 
 from prist_builder.testing.fake_openai.chat import Responder
 from prist_builder.testing.fake_openai.faults import BatchFaultRule, FaultRule
+from prist_builder.testing.fake_openai.limits import EnforcedLimit
 from prist_builder.testing.fake_openai.reply import Reply, error_reply, new_id
 from prist_builder.testing.fake_openai.routes import FakeOpenAIApp, LogEntry
 
@@ -32,6 +33,9 @@ class FakeOpenAIServer:
             not error faults).
         batch_polls_until_done: `batches.retrieve` calls after which a batch finishes
             (0: it finishes when created).
+        rate_limit: an enforced limit (`EnforcedLimit`: tokens and requests per sliding
+            window, counted billed or at admission) answering 429 past the budget, with
+            `x-ratelimit-*` headers from its counters; None (default) enforces nothing.
 
     Use `with FakeOpenAIServer() as server:` or `start()`/`stop()`. Raises
     RuntimeError when started twice or when `base_url` is read before `start()`.
@@ -42,11 +46,12 @@ class FakeOpenAIServer:
         responder: Responder | None = None,
         latency_s: float = 0.0,
         batch_polls_until_done: int = 1,
+        rate_limit: EnforcedLimit | None = None,
     ) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         self._stop_event = threading.Event()
-        self._app = FakeOpenAIApp(responder, latency_s, batch_polls_until_done, self._stop_event)
+        self._app = FakeOpenAIApp(responder, latency_s, batch_polls_until_done, self._stop_event, rate_limit)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -131,6 +136,10 @@ class FakeOpenAIServer:
         `purpose` and `bytes`; batch creation adds `body`.
         """
         return self._app.log
+
+    def limit_stats(self) -> dict[str, Any] | None:
+        """The enforced limit's counters (see `SlidingWindow.stats`), or None without one."""
+        return self._app.window.stats() if self._app.window is not None else None
 
     @property
     def latency_s(self) -> float:
