@@ -19,7 +19,8 @@ from conftest import check_run, read_jsonl, run_cli, run_prist
 from openai_helpers import DIALOGUES_PROMPT, openai_args, tagged_inputs
 
 from prist_builder.llm.accounting import totals
-from prist_builder.llm.transport import Transport, TransportGaveUp
+from prist_builder.llm.failures import TransportGaveUp
+from prist_builder.llm.transport import Transport
 from prist_builder.testing import FakeOpenAIServer, FaultRule
 from prist_builder.testing.fake_openai.prist_model import prist_responder
 

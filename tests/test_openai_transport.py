@@ -20,11 +20,12 @@ import tenacity
 
 from prist_builder.errors import FatalError
 from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.failures import RequestRejected, TransportGaveUp
 from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
 from prist_builder.llm.pricing import BATCH_DISCOUNT, Usage, cost_usd, load_prices
 from prist_builder.llm.retry import BackoffWait, classify, parse_duration, server_wait_s
 from prist_builder.llm.settings import DEFAULT_BASE_URL, LLMSettings
-from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
+from prist_builder.llm.transport import Transport
 from prist_builder.testing import FakeOpenAIServer, FaultRule
 
 MODEL = "gpt-4o-mini"

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prist_builder.llm.files_api import BATCH_ENDPOINT
 from prist_builder.llm.parsing import check_completion, loads_bounded
 from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES, MalformedResponse
-from prist_builder.llm.transport import BATCH_ENDPOINT
 
 TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
 STATE_FILE = "batches.jsonl"

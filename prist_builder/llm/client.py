@@ -23,13 +23,14 @@ from prist_builder.llm.accounting import AccountingLog
 from prist_builder.llm.asking import Asker, GatheringAsker, OnlineAsker
 from prist_builder.llm.batch import BatchDriver, ProgressFn
 from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.failures import RequestRejected, TransportGaveUp
 from prist_builder.llm.max_tokens import MaxTokens
 from prist_builder.llm.parsing import AnswerFormatError, extract_json
 from prist_builder.llm.pricing import load_prices
 from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES
 from prist_builder.llm.settings import LLMSettings
 from prist_builder.llm.strict_schema import response_format, schema_text
-from prist_builder.llm.transport import RequestRejected, Transport, TransportGaveUp
+from prist_builder.llm.transport import Transport
 
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for rate limiting and estimates."""

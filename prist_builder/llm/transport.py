@@ -23,6 +23,8 @@ from prist_builder.errors import FatalError
 from prist_builder.llm import retry
 from prist_builder.llm.accounting import AccountingLog
 from prist_builder.llm.cache import ResponseCache
+from prist_builder.llm.failures import RequestRejected, TransportGaveUp, fatal_error
+from prist_builder.llm.files_api import FileAndBatchCalls
 from prist_builder.llm.limiter import AdaptiveConcurrency, RateLimiter
 from prist_builder.llm.parsing import parse_completion
 from prist_builder.llm.pricing import PRICES_PER_MILLION, Usage, cost_usd
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BATCH_ENDPOINT = "/v1/chat/completions"
-BATCH_WINDOW = "24h"
 SPARE_CONNECTIONS = 8
 """Keep-alive connections kept beyond the chat concurrency, for files and batch calls."""
 MIN_KEEPALIVE = 100
@@ -57,32 +57,7 @@ def _total_tokens(completion: dict[str, Any]) -> int | None:
     return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
 
 
-class TransportGaveUp(RuntimeError):
-    """Retries ran out (attempts or total wait) on rate limits or transient failures.
-
-    Attributes:
-        malformed: the last failure was a malformed answer (not a network or server fault).
-    """
-
-    def __init__(self, message: str, malformed: bool = False) -> None:
-        super().__init__(message)
-        self.malformed = malformed
-
-
-class RequestRejected(FatalError):
-    """The server refused one request for good (400/404/422...): ``status`` and ``code`` tell why.
-
-    A subclass of :class:`FatalError`, so by default it stops the run; a provider
-    that knows a rejection is specific to one input (say an image the API refuses) may
-    catch it and reject just that input.
-    """
-
-    def __init__(self, message: str, status: int, code: str | None) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
-
-
-class Transport:
+class Transport(FileAndBatchCalls):
     """Sends chat completions, file and batch calls with caching, pacing and retries.
 
     Build it with :meth:`from_settings`; the constructor takes resolved values.
@@ -291,63 +266,6 @@ class Transport:
         self.usage.cost_usd += cost
         return cost, tokens
 
-    # ---- files and batches ----------------------------------------------------------------
-
-    async def upload(self, data: bytes, filename: str, purpose: str = "batch") -> str:
-        """Upload ``data`` as ``filename``; returns the file id. Raises like :meth:`chat`."""
-        client = self._get_client()
-        return (
-            await self._call(
-                "file upload", self._counted(lambda: client.files.create(file=(filename, data), purpose=purpose))
-            )
-        ).id  # type: ignore[arg-type]
-
-    async def create_batch(self, input_file_id: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
-        """Start a 24 h chat-completions batch over an uploaded JSONL file; returns the batch object.
-
-        A retry after a lost answer can create a second batch (the API takes no idempotency
-        key); the caller records the id it gets. Raises like :meth:`chat`.
-        """
-        client = self._get_client()
-        extra = {"metadata": metadata} if metadata is not None else {}
-        batch = await self._call(
-            "batch creation",
-            self._counted(
-                lambda: client.batches.create(
-                    input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, **extra
-                )
-            ),
-        )
-        return batch.model_dump(mode="json")
-
-    async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
-        """The current state of a batch, as a dict. Raises like :meth:`chat`."""
-        client = self._get_client()
-        batch = await self._call("batch status", self._counted(lambda: client.batches.retrieve(batch_id)))
-        return batch.model_dump(mode="json")
-
-    async def download(self, file_id: str) -> bytes:
-        """The full content of a file (held in memory). Raises like :meth:`chat`."""
-        client = self._get_client()
-        content = await self._call("file download", self._counted(lambda: client.files.content(file_id)))
-        return content.content
-
-    def _counted(self, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
-        """Wrap one non-chat HTTP call so each attempt is counted and honours server waits."""
-
-        async def attempt() -> T:
-            await self._wait_if_told()
-            self.usage.requests += 1
-            self.accounting_line({"kind": "api", "attempts": 1})
-            try:
-                return await send()
-            except openai.RateLimitError as exc:
-                if retry.classify(exc) == retry.RATE_LIMITED:
-                    self.usage.rate_limited += 1
-                raise
-
-        return attempt
-
     # ---- shared machinery -------------------------------------------------------------------
 
     async def _call(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -412,17 +330,8 @@ class Transport:
 
     def _fatal(self, exc: openai.APIStatusError) -> FatalError:
         """A clear, key-free error for a response that retrying cannot fix."""
-        status, code = exc.status_code, retry.error_code(exc)
         server = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
-        label = f"{status} {code}" if code else str(status)
-        if status == retry.RATE_LIMIT_STATUS:
-            return FatalError(f"the account has no quota left ({label})")
-        if status == 401:
-            return FatalError(self._scrub(f"{server} rejected the API key ({label})"))
-        if status == 403:
-            return FatalError(self._scrub(f"{server} denied access ({label}): {retry.server_message(exc)}"))
-        message = self._scrub(f"{server} rejected the request ({label}): {retry.server_message(exc)}")
-        return RequestRejected(message, status, code)
+        return fatal_error(exc, server, self._secrets)
 
     def _scrub(self, text: str) -> str:
         return retry.scrub(text, self._secrets)
