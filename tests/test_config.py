@@ -90,3 +90,47 @@ def test_environment_is_read_by_the_settings_only(monkeypatch: pytest.MonkeyPatc
     assert settings.resolved_api_key() == "sk-from-env-123456"
     dumped = json.dumps(OpenAIProviderConfig(api_key="sk-flag-123456").model_dump(mode="json"))
     assert "sk-" not in dumped and "api_key" not in dumped  # never in a manifest
+
+
+def test_extra_headers_reach_the_server_and_are_never_written(inputs: Path, tmp_path: Path) -> None:
+    from openai_helpers import openai_args
+
+    from prist_builder.testing import FakeOpenAIServer
+    from prist_builder.testing.fake_openai.prist_model import prist_responder
+
+    run = tmp_path / "run"
+    secret = "gw-token-0123456789"
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        result = run_cli(
+            *openai_args(
+                server,
+                run,
+                inputs,
+                "--header",
+                f"X-Gateway-Key: {secret}",
+                "--header",
+                "X-Team: vision",
+                "--cache-dir",
+                tmp_path / "cache",
+            )
+        )
+        assert result.exit_code == 0, result.output
+        sent = [entry[1]["headers"] for entry in server.log if entry[0] == "chat"]
+    assert sent and all(h.get("x-gateway-key") == secret and h.get("x-team") == "vision" for h in sent)
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+    bad = run_cli(
+        "build",
+        "all",
+        "--labelme",
+        inputs,
+        "--run",
+        tmp_path / "bad",
+        "--provider",
+        "openai",
+        "--header",
+        "no colon here",
+        "--dry-run",
+    )
+    assert bad.exit_code == 2 and "header" in bad.output

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import SecretStr, ValidationError
+from pydantic_core import PydanticUndefined
 from rich.table import Table
 
 from prist_builder.cli.console import console
@@ -40,6 +41,8 @@ def _unwrap(annotation: Any) -> Any:
 def _cli_type(annotation: Any) -> Any:
     """The Typer type of a config field: ``Literal`` and ``SecretStr`` read as text."""
     base = _unwrap(annotation)
+    if typing.get_origin(base) is list:
+        return list[str]
     if typing.get_origin(base) is Literal or base is SecretStr:
         return str
     return base
@@ -64,7 +67,7 @@ def _options() -> tuple[list[inspect.Parameter], dict[str, str]]:
         help_text = (info.description or "").replace("[", "\\[")
         if choices and all(isinstance(c, str) for c in choices):
             help_text = help_text.rstrip(".") + f" ({', '.join(choices)})."
-        if default not in (None, False) and not isinstance(default, SecretStr):
+        if default not in (None, False, PydanticUndefined) and not isinstance(default, SecretStr):
             help_text += f" \\[default: {default}]"
         if kind is bool:
             annotation = Annotated[bool, typer.Option(flag, help=help_text, rich_help_panel=PANEL)]
@@ -97,6 +100,8 @@ def _options() -> tuple[list[inspect.Parameter], dict[str, str]]:
 
 
 OPTIONS, FIELD_OF = _options()
+SECRET_OPTIONS = ("api_key", "header")
+"""Options that are secrets: handed to the provider, never stored in a run's config."""
 _NAMES = {p.name for p in OPTIONS}
 
 
@@ -119,11 +124,12 @@ def with_openai_options(command: Callable[..., None]) -> Callable[..., None]:
 @dataclass
 class OpenAIOpts:
     """The OpenAI options of one command line: the fields given (by config field name),
-    the key (never stored), and ``--dry-run``."""
+    the secrets (the key and extra headers, never stored), and ``--dry-run``."""
 
     values: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = None
     dry_run: bool = False
+    headers: list[str] = field(default_factory=list)
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> OpenAIOpts:
@@ -131,9 +137,9 @@ class OpenAIOpts:
         values = {
             FIELD_OF[name]: (str(v) if isinstance(v, Path) else v)
             for name, v in kwargs.items()
-            if name in FIELD_OF and name != "api_key" and v is not None and v is not False
+            if name in FIELD_OF and name not in SECRET_OPTIONS and v is not None and v is not False
         }
-        return cls(values, kwargs.get("api_key"), bool(kwargs.get("dry_run")))
+        return cls(values, kwargs.get("api_key"), bool(kwargs.get("dry_run")), list(kwargs.get("header") or []))
 
     def stored(self, provider: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
         """Options to record in a new run's config: ``base`` (from ``--config``) with this
@@ -143,7 +149,7 @@ class OpenAIOpts:
             typer.BadParameter: OpenAI options given with another provider, or out of bounds.
         """
         if provider != "openai":
-            if self.values or self.api_key:
+            if self.values or self.api_key or self.headers:
                 raise typer.BadParameter(
                     f"--{next(iter(self.values), 'api-key').replace('_', '-')} needs --provider openai"
                 )
@@ -193,7 +199,12 @@ def openai_provider(config: BuildConfig, opts: OpenAIOpts) -> Any:
     """The ``openai`` provider for a build, with a batch progress line on the console."""
     from prist_builder.providers.openai.provider import OpenAIProvider
 
-    settings = OpenAIProviderConfig.model_validate({**config.provider_options, "api_key": opts.api_key})
+    try:
+        settings = OpenAIProviderConfig.model_validate(
+            {**config.provider_options, "api_key": opts.api_key, "headers": opts.headers}
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(one_line(exc)) from None
     provider = OpenAIProvider(settings, seed=config.seed)
     provider.client.batch_progress = lambda status, done, total: console.print(
         f"batch {status}: {done}/{total} requests", highlight=False

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
 """The model the paper built PRIST with (Appendix B.2)."""
@@ -61,6 +61,13 @@ class LLMSettings(BaseModel):
         description=f"API key [default: ${KEY_ENV}]; never written "
         "to files or messages (prefer the variable: a flag shows in ps).",
         json_schema_extra=flag("--api-key"),
+    )
+    headers: list[str] = Field(
+        default_factory=list,
+        exclude=True,
+        description="Extra HTTP header for every request, 'Name: value' (repeatable; e.g. a gateway's "
+        "auth header); never written to files or messages.",
+        json_schema_extra=flag("--header"),
     )
     organization: str | None = Field(
         None, description=f"OpenAI organization id [default: ${ORG_ENV}].", json_schema_extra=flag("--organization")
@@ -172,10 +179,24 @@ class LLMSettings(BaseModel):
         """Batch rounds per step: every re-ask plus two re-submissions of failed or expired lines."""
         return self.batch_rounds if self.batch_rounds is not None else self.max_reasks + 3
 
+    @field_validator("headers")
+    @classmethod
+    def _header_lines(cls, value: list[str]) -> list[str]:
+        for line in value:
+            name, sep, content = line.partition(":")
+            if not sep or not name.strip() or not content.strip() or " " in name.strip():
+                raise ValueError(f"a header reads 'Name: value', got {line.split(':')[0]!r}...")
+        return value
+
+    def resolved_headers(self) -> dict[str, str]:
+        """The extra HTTP headers as a mapping (name -> value)."""
+        return {n.strip(): v.strip() for n, _, v in (line.partition(":") for line in self.headers)}
+
     def secrets(self) -> list[str]:
-        """Strings that must never appear in any output (the key, given or from the environment)."""
+        """Strings that must never appear in any output: the key (given or from the
+        environment) and the values of extra headers."""
         key = self.api_key.get_secret_value() if self.api_key else os.environ.get(KEY_ENV)
-        return [key] if key else []
+        return ([key] if key else []) + list(self.resolved_headers().values())
 
     @classmethod
     def identity_fields(cls) -> tuple[str, ...]:

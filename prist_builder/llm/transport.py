@@ -67,6 +67,7 @@ class Transport(FileAndBatchCalls):
         api_key: the key; ``None`` makes the first real request raise :class:`FatalError`
             (cache hits and dry runs need none).
         organization: OpenAI organization id sent with every request, if any.
+        headers: extra HTTP headers sent with every request (their values count as secrets).
         concurrency: most chat requests in flight (adapts down on 429s, see
             :class:`AdaptiveConcurrency`).
         rpm, tpm: client-side requests/min and tokens/min budgets; None = unlimited.
@@ -83,6 +84,7 @@ class Transport(FileAndBatchCalls):
         api_key: str | None,
         *,
         organization: str | None = None,
+        headers: dict[str, str] | None = None,
         concurrency: int = 8,
         rpm: int | None = None,
         tpm: int | None = None,
@@ -99,6 +101,7 @@ class Transport(FileAndBatchCalls):
         self.is_openai = urlsplit(self.base_url).hostname == OPENAI_HOST
         self._api_key = api_key
         self._organization = organization
+        self._headers = dict(headers or {})
         self._secrets = [api_key] if api_key else []
         self.timeout_s, self.max_attempts, self.max_wait_s = timeout_s, max_attempts, max_wait_s
         self.cache = cache
@@ -133,6 +136,7 @@ class Transport(FileAndBatchCalls):
             settings.resolved_base_url(),
             settings.resolved_api_key(),
             organization=settings.resolved_organization(),
+            headers=settings.resolved_headers(),
             concurrency=settings.concurrency,
             rpm=settings.rpm,
             tpm=settings.tpm,
@@ -365,6 +369,7 @@ class Transport(FileAndBatchCalls):
                         api_key=self._api_key,
                         max_retries=0,
                         organization=self._organization,
+                        default_headers=self._headers or None,
                         timeout=self.timeout_s,
                         http_client=http,
                     )

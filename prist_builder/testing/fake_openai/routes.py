@@ -117,9 +117,9 @@ class FakeOpenAIApp:
 
     # ---- chat ----------------------------------------------------------------------
 
-    def _chat(self, _m: re.Match[str], raw: bytes, _h: Mapping[str, str], summary: dict[str, Any]) -> Reply:
+    def _chat(self, _m: re.Match[str], raw: bytes, headers: Mapping[str, str], summary: dict[str, Any]) -> Reply:
         body = _loads(raw)
-        summary.update(body=body, fault=None)
+        summary.update(body=body, fault=None, headers=dict(headers))
         problem = chat.validate_chat_body(body)
         if problem is not None:
             return error_reply(400, problem)
