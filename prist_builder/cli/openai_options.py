@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import SecretStr, ValidationError
-from pydantic_core import PydanticUndefined
 from rich.table import Table
 
 from prist_builder.cli.console import console
@@ -63,11 +62,11 @@ def _options() -> tuple[list[inspect.Parameter], dict[str, str]]:
         flag = str(extra["flag"])
         kind = _cli_type(info.annotation)
         choices = _choices(info.annotation)
-        default = info.default
+        default = info.get_default(call_default_factory=True)
         help_text = (info.description or "").replace("[", "\\[")
         if choices and all(isinstance(c, str) for c in choices):
             help_text = help_text.rstrip(".") + f" ({', '.join(choices)})."
-        if default not in (None, False, PydanticUndefined) and not isinstance(default, SecretStr):
+        if default not in (None, False, []) and not isinstance(default, SecretStr):
             help_text += f" \\[default: {default}]"
         if kind is bool:
             annotation = Annotated[bool, typer.Option(flag, help=help_text, rich_help_panel=PANEL)]
