@@ -106,6 +106,18 @@ def _source_config(config_file: Path | None, given: dict[str, Any], opts: OpenAI
         raise typer.BadParameter(one_line(exc)) from None
 
 
+SOURCE_FIELDS = ("images", "labelme", "coco", "provider", "seed", "limit", "min_turns", "max_turns", "workers")
+"""The run options the source commands (``build elements``, ``build all``) take, by ``BuildConfig`` field."""
+
+
+def _from_sources(
+    run: Path, steps: tuple[str, ...], config: Path | None, fsync: bool, openai: dict[str, Any], given: dict[str, Any]
+) -> None:
+    """Body of the commands that start from sources: config from ``--config`` and the options, then build."""
+    opts = OpenAIOpts.from_kwargs(openai)
+    _start(run, _source_config(config, given, opts), steps, opts, fsync)
+
+
 def _run_config(run: Path, provider: str | None) -> BuildConfig:
     manifest = read_manifest(run)
     if manifest is None:
@@ -190,20 +202,8 @@ def build_elements(
     **openai: Any,
 ) -> None:
     """Step 1: extract the visible elements of each image (paper section 3.2.1)."""
-    opts = OpenAIOpts.from_kwargs(openai)
-    given = dict(
-        images=images,
-        labelme=labelme,
-        coco=coco,
-        provider=provider,
-        seed=seed,
-        limit=limit,
-        min_turns=min_turns,
-        max_turns=max_turns,
-        workers=workers,
-    )
-    settings = _source_config(config, given, opts)
-    _start(run, settings, ("elements",), opts, fsync)
+    given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS}
+    _from_sources(run, ("elements",), config, fsync, openai, given)
 
 
 @build_app.command("trees")
@@ -250,16 +250,5 @@ def build_all(
     **openai: Any,
 ) -> None:
     """All three steps in order: elements, trees, dialogues."""
-    opts = OpenAIOpts.from_kwargs(openai)
-    given = dict(
-        images=images,
-        labelme=labelme,
-        coco=coco,
-        provider=provider,
-        seed=seed,
-        limit=limit,
-        min_turns=min_turns,
-        max_turns=max_turns,
-        workers=workers,
-    )
-    _start(run, _source_config(config, given, opts), STEPS, opts, fsync)
+    given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS}
+    _from_sources(run, STEPS, config, fsync, openai, given)
