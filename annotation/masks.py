@@ -118,7 +118,19 @@ def rasterize(shape_type: str, points: Sequence[Point], height: int, width: int)
         draw.ellipse(corners, outline=1, fill=1)
     else:
         raise ValueError(f"cannot rasterise shape type {shape_type!r}")
-    return np.asfortranarray(np.asarray(canvas, dtype=bool))
+    return _canvas_mask(canvas)
+
+
+def _canvas_mask(canvas: Image.Image) -> np.ndarray:
+    """The ``(H, W) bool`` Fortran-order mask of a 0/1 ``L`` canvas, copying only the
+    drawn box (a region is usually a small part of the image)."""
+    width, height = canvas.size
+    mask = np.zeros((height, width), dtype=bool, order="F")
+    box = canvas.getbbox()
+    if box is not None:
+        x0, y0, x1, y1 = box
+        mask[y0:y1, x0:x1] = np.asarray(canvas.crop(box)).view(bool)
+    return mask
 
 
 def place_bbox_mask(patch: np.ndarray, x1: int, y1: int, height: int, width: int) -> np.ndarray:

@@ -156,6 +156,44 @@ def _resolve_labelme_image(item: SourceItem, image_path: str | None) -> Path | N
     return None
 
 
+EXIF_ORIENTATION = 0x0112
+"""EXIF tag of the image orientation."""
+QUARTER_TURNS = frozenset({5, 6, 7, 8})
+"""EXIF orientations that turn the image a quarter (transpose, 270 and 90 degrees,
+transverse): its width and height swap."""
+PROBE_SIZE = (1, 1)
+"""Size asked of JPEG's scaled decoding when an image is only checked: the smallest
+scale there is (1/8 of each side)."""
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+"""What Pillow raises for bytes that are not a readable image."""
+
+
+def probe_image(data: bytes, where: str) -> tuple[int, int, str]:
+    """Size and MIME type of an image as :func:`decode_image` would give it, without its pixels.
+
+    The whole stream is still decoded, so a truncated or corrupt image is rejected just
+    as :func:`decode_image` rejects it; a JPEG is decoded at 1/8 scale (DCT scaling), a
+    few times cheaper than in full. The EXIF orientation is applied to the size.
+
+    Returns:
+        ``(width, height, mime)``: size in pixels of the oriented image, and the MIME type.
+
+    Raises:
+        InputRejected: the bytes are not a readable image.
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        if image.format == "JPEG":
+            image.draft(image.mode, PROBE_SIZE)
+        image.load()
+    except UNREADABLE as exc:
+        raise InputRejected(f"{where}: unreadable image ({exc})", where) from exc
+    mime = Image.MIME.get(image.format or "", "application/octet-stream")
+    return (height, width, mime) if orientation in QUARTER_TURNS else (width, height, mime)
+
+
 def decode_image(data: bytes, where: str) -> tuple[Image.Image, str]:
     """Decode image bytes fully, applying the EXIF orientation as Labelme does.
 
@@ -168,9 +206,11 @@ def decode_image(data: bytes, where: str) -> tuple[Image.Image, str]:
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except UNREADABLE as exc:
         raise InputRejected(f"{where}: unreadable image ({exc})", where) from exc
     mime = Image.MIME.get(image.format or "", "application/octet-stream")
+    if image.getexif().get(EXIF_ORIENTATION, 1) == 1:
+        return image, mime  # exif_transpose would only copy it
     return ImageOps.exif_transpose(image), mime
 
 
@@ -180,23 +220,33 @@ class LoadedImage:
 
     Attributes:
         record: the image record with its regions.
-        pixels: the decoded image, RGB.
+        pixels: the decoded image, RGB; ``None`` when loaded without pixels
+            (``load_item(..., pixels=False)``).
         data: the encoded image bytes.
         problems: shapes that could not become regions.
-        masks: ``(H, W) bool`` mask of each region, by region id.
+        masks: ``(H, W) bool`` mask of each region, by region id (empty when loaded
+            without pixels).
         rejects: per-shape rejects made from ``problems`` by the pipeline.
+        prepared: what the provider made of the input where it was read (a worker process
+            or thread), see ``Provider.input_preparer``; ``None`` if nothing.
     """
 
     record: ImageRecord
-    pixels: Image.Image
+    pixels: Image.Image | None
     data: bytes
     problems: list[ShapeProblem]
     masks: dict[str, np.ndarray]
     rejects: list[Reject] = field(default_factory=list)
+    prepared: object = None
 
 
-def load_item(item: SourceItem) -> LoadedImage:
+def load_item(item: SourceItem, pixels: bool = True) -> LoadedImage:
     """Read an input's image and annotations into an :class:`ImageRecord`.
+
+    The image is always decoded in full (an unreadable image is rejected here, not at the
+    model). ``pixels=False`` leaves the RGB pixels and the region masks out of the result
+    (the record is the same): a small object to send between processes, for providers
+    that only need the encoded bytes.
 
     Raises:
         InputRejected: unreadable image or annotation file, missing image, or a size
@@ -225,8 +275,7 @@ def load_item(item: SourceItem) -> LoadedImage:
                 )
             image_file = found
             data = _read_bytes(found)
-        pixels, mime = decode_image(data, str(image_file))
-        width, height = pixels.size
+        image, width, height, mime = _decode(data, str(image_file), pixels)
         if (doc.height, doc.width) != (None, None) and (doc.height, doc.width) != (height, width):
             raise InputRejected(
                 f"{item.labelme_path}: imageHeight x imageWidth {doc.height}x{doc.width} differ from the"
@@ -239,8 +288,7 @@ def load_item(item: SourceItem) -> LoadedImage:
         assert item.image_path is not None
         image_file = item.image_path
         data = _read_bytes(image_file)
-        pixels, mime = decode_image(data, str(image_file))
-        width, height = pixels.size
+        image, width, height, mime = _decode(data, str(image_file), pixels)
         source = "images"
         if item.coco is not None:
             coco_file, entry = item.coco
@@ -267,7 +315,18 @@ def load_item(item: SourceItem) -> LoadedImage:
         regions=regions,
         skipped_shapes=skipped,
     )
-    return LoadedImage(record, pixels.convert("RGB"), data, problems, masks)
+    if image is None:
+        return LoadedImage(record, None, data, problems, {})
+    return LoadedImage(record, image.convert("RGB"), data, problems, masks)
+
+
+def _decode(data: bytes, where: str, pixels: bool) -> tuple[Image.Image | None, int, int, str]:
+    """``(image or None, width, height, mime)``: :func:`decode_image`, or :func:`probe_image`
+    when the pixels are not wanted."""
+    if not pixels:
+        return None, *probe_image(data, where)
+    image, mime = decode_image(data, where)
+    return image, image.width, image.height, mime
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -21,6 +21,7 @@ from openai_helpers import (
     tagged_inputs,
 )
 
+from prist_builder.llm.cache import ResponseCache
 from prist_builder.testing import BatchFaultRule, FakeOpenAIServer, FaultRule
 from prist_builder.testing.fake_openai.prist_model import prist_responder
 
@@ -185,7 +186,7 @@ def test_sigkill_during_an_online_build_resends_at_most_the_concurrency(tmp_path
         before = server.request_count("chat")
         subprocess.run(args, env=env, check=True, capture_output=True, timeout=120)
         sent = server.request_count("chat")
-    unique = sum(1 for _ in private_cache.rglob("*.json"))
+    unique = sum(1 for _ in ResponseCache(private_cache).entries())
     assert unique == 24 * 3
     assert 0 <= sent - unique <= concurrency, (before, sent, unique)
     for name in ("elements.jsonl", "trees.jsonl", "dialogues.jsonl"):  # none lost, none duplicated

@@ -19,6 +19,7 @@ from conftest import check_run, read_jsonl, run_cli, run_prist
 from openai_helpers import DIALOGUES_PROMPT, openai_args, tagged_inputs
 
 from prist_builder.llm.accounting import totals
+from prist_builder.llm.cache import ResponseCache
 from prist_builder.llm.failures import TransportGaveUp
 from prist_builder.llm.transport import Transport
 from prist_builder.testing import FakeOpenAIServer, FaultRule
@@ -37,7 +38,7 @@ def inputs(tmp_path: Path) -> Path:
 
 def _cached_contents(cache: Path) -> list[Any]:
     """The answer text (``choices[0].message.content``) of every cached response."""
-    return [json.loads(p.read_text())["choices"][0]["message"]["content"] for p in cache.rglob("*.json")]
+    return [value["choices"][0]["message"]["content"] for _, value in ResponseCache(cache).entries()]
 
 
 def test_the_timeout_bounds_the_whole_request_not_each_read() -> None:

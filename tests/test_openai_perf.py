@@ -5,6 +5,8 @@ the fake server, and images prepared once."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -234,18 +236,24 @@ def test_images_are_prepared_once_and_the_same_as_before(
     size: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = _jpeg(size)
+    sha = hashlib.sha256(data).hexdigest()
     expected = prepare_image(data, "image/jpeg", 512)
     store = PreparedImages(tmp_path)
-    assert store.get("ab" * 32, data, "image/jpeg", 512) == expected
+    assert store.get(sha, data, "image/jpeg", 512) == expected
     assert expected.as_is == (size == (300, 200))
+    sent = base64.b64decode(expected.url.partition(",")[2])
+    assert expected.sha256 == hashlib.sha256(sent).hexdigest()  # the digest the cache key uses
+    stored = store.path(sha, 512)
+    if expected.as_is:  # sent as it is: nothing to keep on disk, preparing it again is cheap
+        assert not stored.exists()
+        return
 
     def no_work(*args: object) -> None:
         raise AssertionError("prepared twice")
 
     monkeypatch.setattr(images_module, "prepare_image", no_work)
-    assert PreparedImages(tmp_path).get("ab" * 32, data, "image/jpeg", 512) == expected  # from disk
+    assert PreparedImages(tmp_path).get(sha, data, "image/jpeg", 512) == expected  # from disk
     monkeypatch.undo()
-    stored = store.path("ab" * 32, 512)
     stored.write_bytes(stored.read_bytes()[:10])  # torn: prepared again, never served broken
-    assert PreparedImages(tmp_path).get("ab" * 32, data, "image/jpeg", 512) == expected
+    assert PreparedImages(tmp_path).get(sha, data, "image/jpeg", 512) == expected
     assert not list(tmp_path.rglob("*.tmp"))

@@ -7,7 +7,11 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,12 +76,40 @@ def test_second_identical_call_is_served_from_the_cache(server: FakeOpenAIServer
     assert first[1] is False and run_chats(tx, [body()], version)[0] == (first[0], True)
     counts = (server.request_count("chat"), tx.usage.cached, tx.usage.requests, cache.hits, cache.misses)
     assert counts == (1, 1, 0, 1, 1)
-    assert len(list(tmp_path.glob("??/*.json"))) == 1 and not list(tmp_path.rglob("*.tmp"))
+    assert len(list(cache.entries())) == 1 and not list(tmp_path.glob("??/*.json"))  # no file per answer
     assert run_chats(tx, [body()], {"prompt_version": "elements/2"})[0][1] is False  # a new prompt version
     assert server.request_count("chat") == 2
     key = ResponseCache.key(server.base_url, body(), version)
+    assert cache.discard(key) and not cache.discard(key) and cache.get(key) is None
+    cache.path(key).parent.mkdir()
+    cache.path(key).write_text(json.dumps(first[0]), encoding="utf-8")  # the older file-per-answer layout
+    assert ResponseCache(tmp_path).get(key) == first[0]
     cache.path(key).write_text("{trunc", encoding="utf-8")  # a torn file is a miss, not a crash
     assert cache.get(key) is None and cache.discard(key) and not cache.discard(key)
+
+
+def test_the_cache_survives_kill_9_mid_write_and_is_shared_by_processes(tmp_path: Path) -> None:
+    writer = (
+        "import sys\n"
+        "from prist_builder.llm.cache import ResponseCache\n"
+        "cache = ResponseCache(sys.argv[1])\n"
+        "for i in range(10**9):\n"
+        "    cache.put(f'{sys.argv[2]}{i:08d}', {'n': i, 'pad': 'x' * 2000})\n"
+        "    print(i, flush=True) if i == 50 else None\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", writer, str(tmp_path), tag], stdout=subprocess.PIPE)
+        for tag in ("a", "b")
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"50"  # both write at once
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    entries = dict(ResponseCache(tmp_path).entries())
+    for tag in ("a", "b"):
+        numbers = sorted(v["n"] for k, v in entries.items() if k.startswith(tag))
+        assert len(numbers) > 50 and numbers == list(range(len(numbers)))  # every committed answer, whole
 
 
 def image_body(data: bytes, prompt: str = "list", model: str = MODEL, schema: Any = None) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A key is the SHA-256 of the request (server, body and caller-supplied extras such as the
 prompt version), so a repeated build or a resumed one gets the same answer without a
-request. Each response is one JSON file, written as soon as it arrives.
+request. Responses live in one SQLite database per cache folder, each committed as soon as
+it arrives (no file per answer).
 """
 
 from __future__ import annotations
@@ -11,14 +12,27 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import re
-import tempfile
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 FANOUT_CHARS = 2
-"""Leading hex characters of a key used as the sub-folder name (256 folders)."""
+"""Leading hex characters of a key used as the sub-folder name of the file-per-answer
+layout of earlier versions (256 folders), still read."""
+DATABASE = "responses.sqlite3"
+"""The cache's SQLite database, in the cache folder."""
+BUSY_TIMEOUT_MS = 30_000
+"""How long a write waits for another process writing the same cache (milliseconds)."""
+SETUP_RETRY_S = 0.01
+"""Pause between two tries to set up a database another process is creating (seconds)."""
+
+log = logging.getLogger(__name__)
 
 _DATA_URL = re.compile(r"^data:[^,;]*(?:;[^,;]*)*;base64,", re.IGNORECASE)
 
@@ -55,14 +69,30 @@ def _memo_digest(text: str) -> str:
     in every step is hashed once): a false match would need two images' base64 to agree in
     all three, odds far below one in 2**64 per pair. The memo holds no URL, so it stays small.
     """
-    memo = (hash(text), len(text), text[-TAIL_CHARS:])
+    memo = _memo_key(text)
     found = _digests.get(memo)
     if found is None:
         found = _digest_data_url(text)
-        if len(_digests) >= DIGEST_MEMO:
-            _digests.pop(next(iter(_digests)))
-        _digests[memo] = found
+        _remember(memo, found)
     return found
+
+
+def _memo_key(text: str) -> tuple[int, int, str]:
+    return hash(text), len(text), text[-TAIL_CHARS:]
+
+
+def _remember(memo: tuple[int, int, str], digest: str) -> None:
+    if len(_digests) >= DIGEST_MEMO:
+        _digests.pop(next(iter(_digests)))
+    _digests[memo] = digest
+
+
+def remember_data_url(url: str, sha256: str) -> None:
+    """Give the cache key the digest of a data URL made by the caller, who hashed its bytes
+    already (``sha256``: hex SHA-256 of the bytes the base64 payload encodes), so that
+    :meth:`ResponseCache.key` does not decode and hash the URL again. The key is the same
+    either way."""
+    _remember(_memo_key(url), "sha256:" + sha256)
 
 
 SHARED_PARTS = frozenset({"response_format"})
@@ -98,10 +128,13 @@ def _replace_data_urls(value: Any) -> Any:
 class ResponseCache:
     """Content-addressed store of chat completion bodies.
 
-    Layout: ``root/ab/abcdef....json``, one JSON file per key. Files are written atomically
-    (a temporary file in the same folder, then :func:`os.replace`) right when a response
-    arrives, so a crash loses at most the requests in flight and never leaves a partial
-    file under a key name.
+    Layout: ``root/responses.sqlite3``, one row per key (the compact UTF-8 JSON of the
+    response). The database runs in WAL mode with ``synchronous=NORMAL``: each answer is
+    its own transaction, committed when it arrives, so a crash or ``kill -9`` loses at
+    most the requests in flight and never leaves a torn entry; builds in several
+    processes may share a cache (SQLite's locking; a local disk, not NFS). The
+    file-per-answer layout of earlier versions (``root/ab/abcdef....json``) is still
+    read, so an old cache is not paid for again.
 
     Attributes:
         root: the cache folder (created on first write).
@@ -112,7 +145,9 @@ class ResponseCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
-        self._folders: set[Path] = set()
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
 
     @staticmethod
     def key(base_url: str, body: dict[str, Any], extra: dict[str, Any]) -> str:
@@ -132,17 +167,59 @@ class ResponseCache:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def path(self, key: str) -> Path:
-        """The file that holds (or would hold) the response under ``key``."""
+        """The file that held the response under ``key`` in the file-per-answer layout."""
         return self.root / key[:FANOUT_CHARS] / f"{key}.json"
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The stored response for ``key``, or ``None`` (a missing or unreadable file is a miss)."""
-        try:
-            with open(self.path(key), "rb") as handle:
-                value = json.loads(handle.read())
-        except (OSError, ValueError):
-            self.misses += 1
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        """The database of this process (a connection is never used across ``fork``);
+        ``None`` when it does not exist and ``create`` is false."""
+        if self._db is not None and self._pid == os.getpid():
+            return self._db
+        path = self.root / DATABASE
+        if not create and not path.exists():
             return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:  # two processes creating the database at once: SQLite answers "locked" at once
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, body BLOB NOT NULL)")
+                break
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    db.close()
+                    raise
+                time.sleep(SETUP_RETRY_S)
+        db.execute("PRAGMA synchronous=NORMAL")
+        self._db, self._pid = db, os.getpid()
+        return db
+
+    def _select(self, key: str) -> bytes | None:
+        try:
+            with self._lock:
+                db = self._connect(create=False)
+                row = db.execute("SELECT body FROM responses WHERE key = ?", (key,)).fetchone() if db else None
+        except sqlite3.Error as exc:  # unreadable database: a miss (a write then says what is wrong)
+            log.debug("response cache %s not read: %s", self.root / DATABASE, exc)
+            return None
+        return row[0] if row else None
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored response for ``key``, or ``None`` (a missing or unreadable entry is a miss)."""
+        data = self._select(key)
+        if data is None:
+            try:
+                with open(self.path(key), "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                self.misses += 1
+                return None
+        try:
+            value = json.loads(data)
+        except ValueError:
+            value = None
         if not isinstance(value, dict):
             self.misses += 1
             return None
@@ -150,33 +227,51 @@ class ResponseCache:
         return value
 
     def put(self, key: str, response: dict[str, Any]) -> None:
-        """Store ``response`` under ``key``, atomically replacing any previous entry.
+        """Store ``response`` under ``key`` (committed on return), replacing any previous entry.
 
         Raises:
-            OSError: the folder or file cannot be written.
+            OSError: the folder or the database cannot be written (disk full, read-only,
+                not a SQLite database); the message names the file.
             TypeError: ``response`` is not JSON-serialisable.
         """
-        target = self.path(key)
-        if target.parent not in self._folders:  # one mkdir per folder, not per answer
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(target.parent)
         data = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{key[: FANOUT_CHARS * 4]}-", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(handle, "wb") as tmp:
-                tmp.write(data)
-            os.replace(tmp_name, target)
-        except BaseException:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-            raise
+            with self._lock:
+                db = self._connect(create=True)
+                assert db is not None
+                db.execute("INSERT OR REPLACE INTO responses (key, body) VALUES (?, ?)", (key, data))
+        except sqlite3.Error as exc:
+            raise OSError(f"{self.root / DATABASE}: cannot write the response cache ({exc})") from None
 
     def discard(self, key: str) -> bool:
         """Forget the entry under ``key`` (e.g. an answer that failed validation); True if one existed."""
+        with self._lock:
+            db = self._connect(create=False)
+            found = db is not None and db.execute("DELETE FROM responses WHERE key = ?", (key,)).rowcount > 0
         try:
             self.path(key).unlink()
         except FileNotFoundError:
-            return False
+            return found
         return True
+
+    def entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every readable ``(key, response)`` in the cache (database, then older files)."""
+        with self._lock:
+            db = self._connect(create=False)
+            rows = db.execute("SELECT key, body FROM responses ORDER BY key").fetchall() if db else []
+        seen = set()
+        for key, data in rows:
+            seen.add(key)
+            value = json.loads(data)
+            if isinstance(value, dict):
+                yield key, value
+        for path in sorted(self.root.glob(f"{'?' * FANOUT_CHARS}/*.json")):
+            if path.stem not in seen and (value := self.get(path.stem)) is not None:
+                yield path.stem, value
+
+    def close(self) -> None:
+        """Close this process's database connection (reopened on next use)."""
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                self._db.close()
+            self._db = None

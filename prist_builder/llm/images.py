@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageOps
+
+from prist_builder.llm.cache import remember_data_url
 
 BASE_TOKENS = 85
 """Tokens every image costs (the whole ``low`` detail cost)."""
@@ -38,6 +42,7 @@ REENCODE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEB
 EXIF_ORIENTATION = 0x0112
 """EXIF tag of the image orientation."""
 JPEG_QUALITY = 90
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class PreparedImage:
         scale: sent pixels per source pixel (1.0 when not downscaled); region boxes in
             the prompt are multiplied by it so they match what the model sees.
         as_is: the URL holds the source bytes unchanged (no re-encoding).
+        sha256: hex SHA-256 of the bytes the URL encodes (the cache key's digest of the
+            image, see :func:`~prist_builder.llm.cache.remember_data_url`).
     """
 
     url: str
@@ -70,24 +77,65 @@ class PreparedImage:
     height: int
     scale: float
     as_is: bool = False
+    sha256: str | None = None
 
 
-def prepare_image(data: bytes, mime: str, max_side: int | None) -> PreparedImage:
+@dataclass(frozen=True)
+class AsIs:
+    """An image that goes as its own bytes, as found where its input was read: its size
+    (pixels) is all the build needs, which base64-encodes the bytes it holds itself."""
+
+    width: int
+    height: int
+
+    def prepared(self, data: bytes, mime: str, sha256: str | None = None) -> PreparedImage:
+        """The image as sent: ``data`` (whose SHA-256 hex is ``sha256``) as a data URL."""
+        url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        return PreparedImage(url, self.width, self.height, 1.0, as_is=True, sha256=digest)
+
+
+def as_is(data: bytes, mime: str, max_side: int | None) -> AsIs | None:
+    """The size of an image that goes as its own bytes, or ``None`` when :func:`prepare_image`
+    must re-encode it (an EXIF turn, a long side over ``max_side``, a format the API does
+    not take). Reads the header only (no decoding).
+
+    Raises:
+        PIL.UnidentifiedImageError, OSError: the bytes are not an image.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        if image.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1) or mime not in REENCODE_FORMATS:
+            return None
+        width, height = image.size
+    if max_side is not None and max(width, height) > max_side:
+        return None
+    return AsIs(width, height)
+
+
+def as_is_image(data: bytes, mime: str, max_side: int | None, sha256: str | None = None) -> PreparedImage | None:
+    """The image as sent when it goes as its own bytes (see :func:`as_is`), else ``None``:
+    a header read and base64, cheap enough for the event loop."""
+    size = as_is(data, mime, max_side)
+    return size.prepared(data, mime, sha256) if size is not None else None
+
+
+def prepare_image(data: bytes, mime: str, max_side: int | None, sha256: str | None = None) -> PreparedImage:
     """Encode an image for the model, in the frame the annotations use.
 
     The EXIF orientation is applied (as Labelme and :func:`prist_builder.sources.decode_image`
     do, so boxes and pixels agree); images whose long side exceeds ``max_side`` are
     downscaled (Lanczos); formats the API does not take (BMP, TIFF) become PNG. An image
-    that needs none of this goes as its original bytes and MIME type.
+    that needs none of this goes as its original bytes and MIME type. ``sha256`` is the
+    hex SHA-256 of ``data`` when the caller knows it.
     """
+    found = as_is_image(data, mime, max_side, sha256)
+    if found is not None:
+        return found
     with Image.open(io.BytesIO(data)) as image:
         rotated = image.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1)
         picture = ImageOps.exif_transpose(image) if rotated else image
         width, height = picture.size
         too_big = max_side is not None and max(width, height) > max_side
-        if not (too_big or rotated or mime not in REENCODE_FORMATS):
-            url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-            return PreparedImage(url, width, height, 1.0, as_is=True)
         scale = max_side / max(width, height) if too_big else 1.0
         if too_big:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -98,11 +146,13 @@ def prepare_image(data: bytes, mime: str, max_side: int | None) -> PreparedImage
             picture = picture.convert("RGB")
         buffer = io.BytesIO()
         picture.save(buffer, format=fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
+        encoded = buffer.getvalue()
         return PreparedImage(
-            f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
+            f"data:{mime};base64,{base64.b64encode(encoded).decode('ascii')}",
             picture.width,
             picture.height,
             scale,
+            sha256=hashlib.sha256(encoded).hexdigest(),
         )
 
 
@@ -126,10 +176,13 @@ class PreparedImages:
     memory (the last :data:`PREPARED_MEMO`) and on disk under
     ``root/<sha[:2]>/<sha256>-<max_side>-v<PREPARED_FORMAT>.url``, keyed by the source
     bytes' SHA-256 (the image record's ``sha256``): a file holds one JSON header line
-    (``width``, ``height``, ``scale``, ``as_is``) then the data URL, written atomically
-    (temporary file, then :func:`os.replace`), so a kill leaves either no file or a whole
-    one. An image sent as it is (``as_is``, no re-encoding) keeps only the header: its URL
-    is rebuilt from the source bytes. A file that cannot be read is prepared again.
+    (``width``, ``height``, ``scale``, ``as_is``, ``mime``, ``sha256``) then the data URL,
+    written atomically (temporary file, then :func:`os.replace`), so a kill leaves either
+    no file or a whole one. An image sent as it is (``as_is``, no re-encoding) is not
+    stored: preparing it again costs a header parse and the base64 encoding, no more than
+    reading a file (header-only files of older versions are still read). A file that
+    cannot be read is prepared again. Each image's digest is handed to the response
+    cache's key (:func:`~prist_builder.llm.cache.remember_data_url`).
 
     Args:
         root: the folder; ``None`` keeps prepared images in memory only.
@@ -155,18 +208,36 @@ class PreparedImages:
     def get(self, sha256: str, data: bytes, mime: str, max_side: int | None) -> PreparedImage:
         """The image of ``data`` (whose SHA-256 is ``sha256``) as :func:`prepare_image` makes it.
 
-        Thread-safe enough for a thread pool: the worst race prepares one image twice.
+        May re-encode (tens of ms for a large photo): call it off the event loop. Thread-safe
+        enough for a thread pool: the worst race prepares one image twice.
         """
-        found = self.remembered(sha256, max_side)
+        found = self.ready(sha256, data, mime, max_side)
         if found is None:
-            found = self._load(sha256, data, max_side)
-        if found is None:
-            found = prepare_image(data, mime, max_side)
+            found = prepare_image(data, mime, max_side, sha256)
             self._store(sha256, mime, max_side, found)
-        self._memo[(sha256, max_side)] = found
+            self.adopt(sha256, max_side, found)
+        return found
+
+    def ready(self, sha256: str, data: bytes, mime: str, max_side: int | None) -> PreparedImage | None:
+        """The prepared image if it costs no re-encoding (in memory, on disk, or sent as it
+        is: see :func:`as_is_image`), else ``None``: cheap enough for the event loop."""
+        found = self.remembered(sha256, max_side)
+        if found is not None:
+            return found
+        found = self._load(sha256, data, max_side) or as_is_image(data, mime, max_side, sha256)
+        if found is not None:
+            self.adopt(sha256, max_side, found)
+        return found
+
+    def adopt(self, sha256: str, max_side: int | None, image: PreparedImage) -> None:
+        """Keep an image prepared elsewhere (e.g. in a worker process) in memory, and hand its
+        digest to the response cache's key."""
+        if image.sha256 is not None:
+            remember_data_url(image.url, image.sha256)
+        self._memo[(sha256, max_side)] = image
+        self._memo.move_to_end((sha256, max_side))
         while len(self._memo) > PREPARED_MEMO:
             self._memo.popitem(last=False)
-        return found
 
     def _load(self, sha256: str, data: bytes, max_side: int | None) -> PreparedImage | None:
         path = self.path(sha256, max_side)
@@ -180,16 +251,20 @@ class PreparedImages:
             if not url.startswith(b"data:"):
                 return None
             width, height, scale = int(meta["width"]), int(meta["height"]), float(meta["scale"])
-            return PreparedImage(url.decode("ascii"), width, height, scale, as_is=bool(meta["as_is"]))
+            digest = sha256 if meta["as_is"] else meta.get("sha256")
+            if not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
+                digest = None  # the cache key then hashes the URL itself
+            return PreparedImage(url.decode("ascii"), width, height, scale, bool(meta["as_is"]), digest)
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
 
     def _store(self, sha256: str, mime: str, max_side: int | None, image: PreparedImage) -> None:
         path = self.path(sha256, max_side)
-        if path is None:
+        if path is None or image.as_is:
             return
         header = {"width": image.width, "height": image.height, "scale": image.scale, "as_is": image.as_is}
         header["mime"] = mime
+        header["sha256"] = image.sha256
         content = json.dumps(header).encode("utf-8") + b"\n" + (b"" if image.as_is else image.url.encode("ascii"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,3 +279,21 @@ class PreparedImages:
                 raise
         except OSError as exc:  # a read-only cache only costs speed
             log.debug("prepared image not stored at %s: %s", path, exc)
+
+
+@dataclass(frozen=True)
+class ImagePreparer:
+    """:meth:`PreparedImages.get` as a small picklable callable, for worker processes (they
+    share the on-disk store; the caller then keeps the result with :meth:`~PreparedImages.adopt`).
+
+    Attributes:
+        root: the on-disk store's folder (``None``: memory only).
+        max_side: downscale images to this long side in pixels (``None``: never).
+    """
+
+    root: Path | None
+    max_side: int | None
+
+    def __call__(self, sha256: str, data: bytes, mime: str) -> PreparedImage:
+        """The image as sent (see :func:`prepare_image`)."""
+        return PreparedImages(self.root).get(sha256, data, mime, self.max_side)

@@ -358,11 +358,12 @@ class Transport(FileAndBatchCalls):
             shards = max(1, math.ceil(self.concurrency.maximum / CONNECTIONS_PER_CLIENT))
             per_client = math.ceil(self._keepalive / shards)
             self._clients = []
+            tls = httpx2.create_ssl_context()  # one for all shards: loading the CA store takes ~0.1 s
             for _ in range(shards):
                 limits = httpx2.Limits(
                     max_connections=max(MAX_CONNECTIONS // shards, per_client), max_keepalive_connections=per_client
                 )
-                http = openai.DefaultAsyncHttpxClient(limits=limits)
+                http = openai.DefaultAsyncHttpxClient(limits=limits, verify=tls)
                 self._clients.append(
                     openai.AsyncOpenAI(
                         base_url=self.base_url,

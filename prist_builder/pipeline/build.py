@@ -66,7 +66,12 @@ def _worker_init(descriptors: list[int], parent_pid: int) -> None:
 def _step_units(
     step: str, store: RunStore, provider: Provider, config: BuildConfig
 ) -> tuple[list[Unit], ProcessPoolExecutor | None]:
-    """A step's units, and the process pool step 1 runs in (CPU-bound providers, enough inputs)."""
+    """A step's units, and the process pool of step 1 (enough inputs, ``--workers`` > 1).
+
+    For a CPU-bound provider the pool runs the whole step in ``--workers`` processes. For
+    a provider that does not need pixels it only reads the inputs, in :func:`reader_count`
+    processes, while this process's event loop sends the requests.
+    """
     if step == "trees":
         return trees_units(store, provider, config), None
     if step == "dialogues":
@@ -74,13 +79,27 @@ def _step_units(
     clash_units, items = _discovery_units(config)
     todo = sum(1 for i in items if not store.is_done(step, i.image_id))
     pool = None
-    if provider.cpu_bound and config.workers > 1 and todo >= MIN_INPUTS_FOR_POOL:
-        pool = _process_pool(config.workers, store)
-    return clash_units + elements_units(items, provider, config, pool), pool
+    pooled = provider.cpu_bound or not provider.needs_pixels
+    if pooled and config.workers > 1 and todo >= MIN_INPUTS_FOR_POOL:
+        pool = _process_pool(config.workers if provider.cpu_bound else reader_count(config.workers), store)
+    units = elements_units(items, provider, config, pool, lambda item: not store.is_done(step, item.image_id))
+    return clash_units + units, pool
+
+
+def reader_count(workers: int, cores: int | None = None) -> int:
+    """Reader processes for a provider whose step 1 is requests: ``workers``, but leaving one
+    of the machine's ``cores`` to the event loop that sends them (at least one reader).
+
+    On 2 cores, two readers, the event loop and a local server fight over the CPU; the
+    loop, preempted while it holds the GIL, then delays every request (measured with
+    ``benchmarks/openai_build.py``: one reader is faster).
+    """
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, min(workers, cores - 1))
 
 
 def _process_pool(workers: int, store: RunStore) -> ProcessPoolExecutor:
-    """Worker processes for CPU-bound step 1 (``fork`` where the platform has it: no re-imports)."""
+    """Worker processes for step 1 (``fork`` where the platform has it: no re-imports)."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return ProcessPoolExecutor(
@@ -138,7 +157,7 @@ async def build(
                     if step not in steps:
                         continue
                     units, pool = _step_units(step, store, provider, config)
-                    concurrency = config.workers if pool is not None else provider.concurrency
+                    concurrency = config.workers if pool is not None and provider.cpu_bound else provider.concurrency
 
                     async def run_pass(step=step, units=units, concurrency=concurrency) -> StepReport:
                         pending = sum(1 for u in units if not store.is_done(step, u.key))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prist_builder.errors import FatalError
 from prist_builder.pipeline.manifest import BuildConfig
@@ -19,21 +21,23 @@ from prist_builder.pipeline.store import RunStore
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
-from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item
+from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item, read_image_bytes
+
+T = TypeVar("T")
 
 
 def _context(config: BuildConfig, step: str, key: str) -> StepContext:
     return StepContext.for_input(config.seed, step, key, min_turns=config.min_turns, max_turns=config.max_turns)
 
 
-def prepare(item: SourceItem, needs_regions: bool, provider_name: str) -> LoadedImage:
-    """Read one input and check it can feed step 1.
+def prepare(item: SourceItem, needs_regions: bool, provider_name: str, pixels: bool = True) -> LoadedImage:
+    """Read one input and check it can feed step 1 (``pixels``: see :func:`load_item`).
 
     Raises:
         InputRejected: unreadable input, fewer than two usable regions, or no regions for
             a provider that needs them; earlier per-shape rejects ride along in ``rejects``.
     """
-    loaded = load_item(item)
+    loaded = load_item(item, pixels=pixels)
     record = loaded.record
     rejects = [
         Reject(
@@ -58,6 +62,29 @@ def prepare(item: SourceItem, needs_regions: bool, provider_name: str) -> Loaded
     return loaded
 
 
+def _read(
+    item: SourceItem,
+    needs_regions: bool,
+    provider_name: str,
+    pixels: bool,
+    preparer: Callable[[LoadedImage], object] | None,
+    in_worker: bool = False,
+) -> LoadedImage:
+    """:func:`prepare`, then the provider's ``input_preparer`` (in a worker process or thread).
+
+    ``in_worker``: the answer goes back to the build process, without the bytes of an
+    image file (``data`` empty; the build reads them again with :func:`read_image_bytes`).
+    Sending a few hundred KiB through the pool's pipe takes a read per 64 KiB, each
+    waiting for the GIL of the busy build process: slower than one file read and a hash.
+    """
+    loaded = prepare(item, needs_regions, provider_name, pixels)
+    if preparer is not None:
+        loaded.prepared = preparer(loaded)
+    if in_worker and not loaded.record.embedded:
+        loaded.data = b""
+    return loaded
+
+
 def _elements_outcome(item: SourceItem, loaded: LoadedImage, provider_name: str, elements: list[Element]) -> Outcome:
     record = ElementsRecord(image_id=item.image_id, provider=provider_name, image=loaded.record, elements=elements)
     return Outcome(records=[record], rejects=loaded.rejects)
@@ -78,26 +105,103 @@ def _elements_in_worker(item: SourceItem, config: BuildConfig) -> Outcome:
     return _elements_outcome(item, loaded, provider.name, provider.elements_sync(loaded, ctx))
 
 
+async def _in_pool(pool: Executor, function: Callable[..., T], *args: object) -> T:
+    """``function(*args)`` in a worker process of ``pool``.
+
+    Raises:
+        FatalError: a worker died (killed, out of memory); nothing is rejected for it.
+    """
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+    except BrokenExecutor as exc:
+        raise FatalError(
+            f"a step 1 worker process died ({exc}); finished inputs are kept, run the same command to go on"
+        ) from None
+
+
+READ_BATCH = 4
+"""Inputs per task of the reader pool. The pool hands a worker its next task only when its
+manager thread gets the GIL of the busy build process; a task of a few inputs keeps the
+worker busy meanwhile (measured with ``benchmarks/openai_build.py``)."""
+
+
+def _read_batch(items: list[SourceItem], *reading: Any) -> list[LoadedImage | Exception]:
+    """:func:`_read` (``in_worker``) of each item; an item's failure is its own result."""
+    results: list[LoadedImage | Exception] = []
+    for item in items:
+        try:
+            results.append(_read(item, *reading, True))
+        except Exception as exc:  # handed to that item's unit, which re-raises it
+            results.append(exc)
+    return results
+
+
+class _Reader:
+    """Reads step 1 inputs in a process pool, :data:`READ_BATCH` pending inputs per task:
+    the task of an input's batch starts when the first of them is asked for (the runner
+    starts units in input order)."""
+
+    def __init__(self, pool: Executor, items: list[SourceItem], pending: Callable[[SourceItem], bool], *reading: Any):
+        todo = [item for item in items if pending(item)]
+        self._pool, self._reading = pool, reading
+        self._batches = [todo[i : i + READ_BATCH] for i in range(0, len(todo), READ_BATCH)]
+        self._where = {id(item): divmod(i, READ_BATCH) for i, item in enumerate(todo)}
+        self._tasks: dict[int, asyncio.Future[list[LoadedImage | Exception]]] = {}
+
+    async def read(self, item: SourceItem) -> LoadedImage:
+        """The input read (image bytes read again here, see :func:`_read`).
+
+        Raises:
+            InputRejected: the input cannot feed step 1.
+            FatalError: a worker process died.
+        """
+        where = self._where.get(id(item))
+        if where is None:  # not pending when the step began: read it alone
+            results = await _in_pool(self._pool, _read_batch, [item], *self._reading)
+        else:
+            batch, index = where
+            task = self._tasks.get(batch)
+            if task is None:
+                task = self._tasks[batch] = asyncio.ensure_future(
+                    _in_pool(self._pool, _read_batch, self._batches[batch], *self._reading)
+                )
+            results = await asyncio.shield(task)
+            results = results[index : index + 1]
+        (result,) = results
+        if isinstance(result, Exception):
+            raise result
+        if not result.data:
+            result.data = read_image_bytes(result.record)
+        return result
+
+
 def elements_units(
-    items: list[SourceItem], provider: Provider, config: BuildConfig, pool: Executor | None = None
+    items: list[SourceItem],
+    provider: Provider,
+    config: BuildConfig,
+    pool: Executor | None = None,
+    pending: Callable[[SourceItem], bool] | None = None,
 ) -> list[Unit]:
     """Step 1 over source items: read the image and regions, then ask the provider.
 
-    With a ``pool`` (CPU-bound providers, see ``Provider.elements_sync``), reading and
-    measuring run in worker processes; records are the same either way.
+    With a ``pool``, worker processes read the inputs: the whole step for a CPU-bound
+    provider (see ``Provider.elements_sync``), the reading only for one that does not
+    need pixels (``Provider.needs_pixels``), which then asks its model here (``pending``
+    tells the items still to do, read in batches). Records are the same either way.
     """
+    ready = pool is not None and provider.cpu_bound
+    preparer = provider.input_preparer()
+    reading = (provider.needs_regions, provider.name, provider.needs_pixels, preparer)
+    reader = _Reader(pool, items, pending or (lambda item: True), *reading) if pool and not ready else None
 
     def unit(item: SourceItem) -> Unit:
         async def work() -> Outcome:
-            if pool is not None:
-                try:
-                    return await asyncio.get_running_loop().run_in_executor(pool, _elements_in_worker, item, config)
-                except BrokenExecutor as exc:  # a worker died (killed, out of memory): stop, reject nothing
-                    raise FatalError(
-                        f"a step 1 worker process died ({exc}); finished inputs are kept, run the same command to go on"
-                    ) from None
-            # decoding and rasterising regions take milliseconds of CPU: off the event loop
-            loaded = await asyncio.to_thread(prepare, item, provider.needs_regions, provider.name)
+            if ready:
+                return await _in_pool(pool, _elements_in_worker, item, config)
+            if reader is not None:
+                loaded = await reader.read(item)
+            else:  # decoding and rasterising regions take milliseconds of CPU: off the event loop
+                loaded = await asyncio.to_thread(_read, item, *reading)
             elements = await provider.elements(loaded, _context(config, "elements", item.image_id))
             return _elements_outcome(item, loaded, provider.name, elements)
 

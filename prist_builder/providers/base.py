@@ -61,12 +61,17 @@ class Provider(ABC):
         concurrency: how many inputs the runner may hand over at once.
         needs_regions: ``True`` if the provider cannot work on bare images.
         cpu_bound: step 1 is local CPU work (:meth:`elements_sync`), worth a process pool.
+        needs_pixels: step 1 reads ``LoadedImage.pixels`` and ``masks``. A provider that
+            sends the encoded bytes instead (``False``) gets its inputs read (decoded,
+            regions rasterised and measured) in ``--workers`` processes, and a
+            :class:`LoadedImage` without those two.
     """
 
     name: ClassVar[str]
     concurrency: int = 1
     needs_regions: ClassVar[bool] = False
     cpu_bound: ClassVar[bool] = False
+    needs_pixels: ClassVar[bool] = True
 
     @abstractmethod
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
@@ -75,6 +80,16 @@ class Provider(ABC):
         Raises:
             prist_builder.sources.InputRejected: the image cannot yield elements.
         """
+
+    def input_preparer(self) -> Callable[[LoadedImage], object] | None:
+        """Plain CPU work on each step 1 input, run where the input is read (a ``--workers``
+        process or a thread, never the event loop); its result is ``LoadedImage.prepared``.
+
+        Returns:
+            a picklable callable (it may be sent to a worker process), or ``None`` (the
+            default: nothing to prepare).
+        """
+        return None
 
     def elements_sync(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
         """Step 1 as plain CPU work, for providers that can run it in worker processes.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,15 @@ from prist_builder.llm.client import (
     StructuredRequest,
     explain,
 )
-from prist_builder.llm.images import PreparedImage, PreparedImages, image_part, image_tokens
+from prist_builder.llm.images import (
+    AsIs,
+    ImagePreparer,
+    PreparedImage,
+    PreparedImages,
+    as_is,
+    image_part,
+    image_tokens,
+)
 from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.providers.openai import messages as blocks
@@ -60,6 +69,32 @@ A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R")
 
 
+@dataclass(frozen=True)
+class SentImage:
+    """Prepares the image of a step 1 input as sent to the model where the input is read (a
+    ``--workers`` process or a thread), so that re-encoding never runs in the build's
+    event loop. Picklable.
+
+    Returns only what the build cannot get cheaply itself: the image's size when it goes
+    as its own bytes (:class:`~prist_builder.llm.images.AsIs`), ``None`` when it was
+    re-encoded into the on-disk store (the build reads it there), the whole prepared image
+    when there is no such store.
+    """
+
+    preparer: ImagePreparer
+
+    def __call__(self, image: LoadedImage) -> PreparedImage | AsIs | None:
+        """Prepare the image of ``image`` (its record's SHA-256, bytes and MIME type)."""
+        record = image.record
+        if self.preparer.root is None:
+            return self.preparer(record.sha256, image.data, record.mime)
+        size = as_is(image.data, record.mime, self.preparer.max_side)
+        if size is not None:
+            return size
+        self.preparer(record.sha256, image.data, record.mime)
+        return None
+
+
 class OpenAIProvider(Provider):
     """Provider backed by an OpenAI-compatible chat completions API.
 
@@ -73,6 +108,7 @@ class OpenAIProvider(Provider):
     """
 
     name = "openai"
+    needs_pixels = False
 
     def __init__(
         self,
@@ -106,24 +142,39 @@ class OpenAIProvider(Provider):
         """Online: one pass. Batch: passes that answer from the cache, with a batch between two."""
         return await self.client.drive(step, run, run_pass)
 
-    async def _image(self, record: ImageRecord, data: bytes | None = None) -> tuple[PreparedImage, int]:
+    def input_preparer(self) -> Callable[[LoadedImage], object]:
+        """Step 1 inputs get their image as sent where they are read (see :class:`SentImage`)."""
+        return SentImage(ImagePreparer(self._images.root, self.config.max_side))
+
+    async def _image(
+        self, record: ImageRecord, data: bytes | None = None, prepared: object = None
+    ) -> tuple[PreparedImage, int]:
         """The image as sent and its token estimate, prepared once per image and run
-        (see :class:`~prist_builder.llm.images.PreparedImages`); the decoding and encoding
-        run in a worker thread, off the event loop.
+        (see :class:`~prist_builder.llm.images.PreparedImages`). ``prepared``: the image as
+        step 1's reader made it. What costs no decoding (a file read, a hash, base64) runs
+        here; decoding and re-encoding run in a worker thread, off the event loop.
 
         Raises:
             InputRejected: the recorded image is gone or changed (no ``data`` given).
         """
         max_side = self.config.max_side
-        prepared = self._images.remembered(record.sha256, max_side)
-        if prepared is None:
+        picture = prepared if isinstance(prepared, PreparedImage) else self._images.remembered(record.sha256, max_side)
+        if isinstance(prepared, AsIs) and data is not None:
+            picture = prepared.prepared(data, record.mime, record.sha256)
+        if picture is not None:
+            self._images.adopt(record.sha256, max_side, picture)
+        elif data is None and record.embedded:  # the image sits in a Labelme JSON file: parse it off the loop
 
             def prepare() -> PreparedImage:
-                raw = data if data is not None else read_image_bytes(record)
-                return self._images.get(record.sha256, raw, record.mime, max_side)
+                return self._images.get(record.sha256, read_image_bytes(record), record.mime, max_side)
 
-            prepared = await asyncio.to_thread(prepare)
-        return prepared, image_tokens(prepared.width, prepared.height, self.config.detail)
+            picture = await asyncio.to_thread(prepare)
+        else:
+            raw = data if data is not None else read_image_bytes(record)
+            picture = self._images.ready(record.sha256, raw, record.mime, max_side)
+            if picture is None:
+                picture = await asyncio.to_thread(self._images.get, record.sha256, raw, record.mime, max_side)
+        return picture, image_tokens(picture.width, picture.height, self.config.detail)
 
     def _request(
         self, step: str, url: str, image_tokens_: int, answer_model: type[A], **fields: object
@@ -155,7 +206,7 @@ class OpenAIProvider(Provider):
         record = image.record
         where = record.annotation_path or record.path
         regions = [r for r in record.regions if not r.ignore]
-        picture, tokens = await self._image(record, image.data)
+        picture, tokens = await self._image(record, image.data, image.prepared)
         url = picture.url
         if regions:
             rule = (
