@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from prist_builder.annotation.masks import AREA_SHAPES, NON_AREA_SHAPES, place_bbox_mask, rasterize, shape_area
+from prist_builder.annotation.masks import (
+    AREA_SHAPES,
+    NON_AREA_SHAPES,
+    Box,
+    place_bbox_mask,
+    rasterize_with_box,
+    shape_area,
+    union_box,
+)
 from prist_builder.annotation.regions import IGNORE_LABELS, AnnotationError, RegionDraft, ShapeProblem, read_json
 
 
@@ -115,7 +123,19 @@ def shape_mask(shape: dict[str, Any], shape_type: str, height: int, width: int) 
     Raises:
         ValueError: the reason the shape is unusable (bad points, zero area, outside the image).
     """
+    return shape_mask_with_box(shape, shape_type, height, width)[0]
+
+
+def shape_mask_with_box(
+    shape: dict[str, Any], shape_type: str, height: int, width: int
+) -> tuple[np.ndarray, Box | None]:
+    """:func:`shape_mask` and a box outside which the mask is all False (``None``: unknown).
+
+    Raises:
+        ValueError: the reason the shape is unusable (bad points, zero area, outside the image).
+    """
     points = _points(shape)
+    box: Box | None = None
     if shape_type == "mask":
         if len(points) != 2 or not shape.get("mask"):
             raise ValueError("a mask shape needs 2 points and a base64 PNG in 'mask'")
@@ -132,10 +152,10 @@ def shape_mask(shape: dict[str, Any], shape_type: str, height: int, width: int) 
     else:
         if shape_area(shape_type, points) <= 0.0:
             raise ValueError(f"zero-area {shape_type}: its {len(points)} points enclose no area")
-        mask = rasterize(shape_type, points, height, width)
-    if not mask.any():
+        mask, box = rasterize_with_box(shape_type, points, height, width)
+    if box is None and not mask.any():
         raise ValueError(f"the {shape_type} lies entirely outside the {width}x{height} image")
-    return mask
+    return mask, box
 
 
 def labelme_regions(
@@ -173,7 +193,7 @@ def labelme_regions(
             problems.append(ShapeProblem(where, f"{name}: {where}.shape_type {shape_type!r} is unknown", shape))
             continue
         try:
-            mask = shape_mask(shape, shape_type, height, width)
+            mask, box = shape_mask_with_box(shape, shape_type, height, width)
         except ValueError as exc:
             problems.append(ShapeProblem(where, f"{name}: {where} ({label!r}): {exc}", shape))
             continue
@@ -188,9 +208,11 @@ def labelme_regions(
                 mask=mask,
                 ignore=label in IGNORE_LABELS,
                 members=[str(index)],
+                box=box,
             )
         else:
             draft.mask |= mask
+            draft.box = union_box(draft.box, box)
             draft.shape_types.append(shape_type)
             draft.members.append(str(index))
             draft.source = f"{name}#shapes[{','.join(draft.members)}]"

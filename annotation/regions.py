@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from prist_builder.annotation.masks import area, encode, rle_bbox
+from prist_builder.annotation.masks import Box, area, encode, rle_bbox
 from prist_builder.records.image import SourceRegion
 
 IGNORE_LABELS = frozenset({"__ignore__", "_background_"})
@@ -51,7 +51,11 @@ class ShapeProblem:
 
 @dataclass
 class RegionDraft:
-    """A region before it gets an id: a label and a ``(H, W) bool`` mask."""
+    """A region before it gets an id: a label and a ``(H, W) bool`` mask.
+
+    ``box`` (pixels, see :data:`~prist_builder.annotation.masks.Box`), when known, bounds
+    the mask's pixels: encoding then reads only the box.
+    """
 
     label: str
     group_id: int | None
@@ -60,6 +64,7 @@ class RegionDraft:
     mask: np.ndarray
     ignore: bool = False
     members: list[str] = field(default_factory=list)
+    box: Box | None = None
 
 
 def finish_regions(drafts: list[RegionDraft]) -> tuple[list[SourceRegion], dict[str, np.ndarray]]:
@@ -73,7 +78,7 @@ def finish_regions(drafts: list[RegionDraft]) -> tuple[list[SourceRegion], dict[
     regions: list[SourceRegion] = []
     masks: dict[str, np.ndarray] = {}
     for draft in drafts:
-        rle = encode(draft.mask)
+        rle = encode(draft.mask, draft.box)
         pixels = area(rle)
         if pixels == 0:
             continue

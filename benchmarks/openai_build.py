@@ -43,6 +43,7 @@ IMAGES_PER_SLOT = 3
 MIN_IMAGES = 48
 TARGET_RATIO = 0.9
 WARM_UP_IMAGES = 4
+"""Images (and concurrency) of the untimed warm-up run."""
 WARM_UP_SEED = 11
 IMAGE_SIZE = (1024, 768)
 """Source image size in pixels: within the default 1024 px --max-side, so sent as they are."""
@@ -172,17 +173,8 @@ def warm_up(base_url: str, work: Path) -> None:
     """One small build and one bare request before anything is timed, so that neither side
     pays for first-use costs (lazy imports, the TLS trust store) in its figures."""
     inputs = make_inputs(work / "warm-inputs", WARM_UP_IMAGES, seed=WARM_UP_SEED)
-    run_cli(build_args(base_url, inputs, work / "warm-run", work / "warm-cache", WARM_UP_IMAGES))
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-    async def ask() -> None:
-        client = openai.AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
-        try:
-            await client.chat.completions.create(**body)
-        finally:
-            await client.close()
-
-    asyncio.run(ask())
+    measure_prist(base_url, inputs, work, WARM_UP_IMAGES)
+    measure_bare(base_url, recorded_bodies(base_url, inputs, work, WARM_UP_IMAGES), WARM_UP_IMAGES)
 
 
 def recorded_bodies(base_url: str, inputs: Path, work: Path, concurrency: int) -> list[list[dict]]:

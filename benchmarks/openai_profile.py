@@ -6,9 +6,9 @@ about 200 KiB request bodies, 200 ms latency)::
 
     python benchmarks/openai_profile.py [CONCURRENCY=64] [IMAGES=192] [OUT=/tmp/prist-openai.prof]
 
-prints requests/s and CPU ms per request (this process, all threads), then the top entries
-by own time and by cumulative time (main thread only: image decoding in worker threads
-does not show there).
+prints requests/s and CPU ms per request (this process, all threads; and the step 1
+reader processes), then the top entries by own time and by cumulative time (main thread
+only: the readers' work does not show there).
 """
 
 from __future__ import annotations
@@ -38,13 +38,17 @@ def main() -> None:
         work = Path(tmp)
         inputs = bench.make_inputs(work / "inputs", count)
         profile = cProfile.Profile()
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, readers, wall = time.process_time(), bench._children_cpu_s(), time.perf_counter()
         profile.enable()
         bench.run_cli(bench.build_args(base_url, inputs, work / "run", work / "cache", concurrency))
         profile.disable()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        readers = bench._children_cpu_s() - readers
         sent = bench._requests_sent(work / "run")
-        print(f"requests {sent} wall {wall:.2f}s req/s {sent / wall:.1f} cpu ms/req {1000 * cpu / sent:.2f}")
+        print(
+            f"requests {sent} wall {wall:.2f}s req/s {sent / wall:.1f} cpu ms/req {1000 * cpu / sent:.2f}"
+            f" (+ {1000 * readers / sent:.2f} in reader processes)"
+        )
         profile.dump_stats(out)
         stats = pstats.Stats(profile)
         stats.sort_stats("tottime").print_stats(TOP)

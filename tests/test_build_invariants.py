@@ -81,3 +81,35 @@ def test_granularity_bounds_scale_with_the_image(height: int, width: int) -> Non
     assert granularity(area_for(COARSE_ABOVE) - 2, height, width) == "medium"
     assert granularity(area_for(COARSE_ABOVE) + 2, height, width) == "coarse"
     assert granularity(height * width, height, width) == "coarse"
+
+
+def test_probing_an_image_gives_what_decoding_gives(tmp_path: Path) -> None:
+    """Step 1 readers of the openai provider only probe the image (a JPEG at 1/8 scale):
+    the same oriented size and MIME type as a full decode, and the same rejects."""
+    from prist_builder.sources import InputRejected, decode_image, probe_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 80x48, shown 48x80
+    buffers = {}
+    for name, fmt, extra in (("jpeg-exif", "JPEG", {"exif": exif.tobytes()}), ("png", "PNG", {})):
+        buffer = io.BytesIO()
+        Image.effect_noise((80, 48), 40).convert("RGB").save(buffer, format=fmt, **extra)
+        buffers[name] = buffer.getvalue()
+    for name, data in buffers.items():
+        image, mime = decode_image(data, name)
+        assert probe_image(data, name) == (image.width, image.height, mime)
+    assert probe_image(buffers["jpeg-exif"], "x")[:2] == (48, 80)
+    for broken in (buffers["jpeg-exif"][: len(buffers["jpeg-exif"]) // 2], b"not an image"):
+        with pytest.raises(InputRejected, match="unreadable image") as probed:
+            probe_image(broken, "broken.jpg")
+        with pytest.raises(InputRejected) as decoded:
+            decode_image(broken, "broken.jpg")
+        assert probed.value.reason.split(" (")[0] == decoded.value.reason.split(" (")[0]
+
+
+def test_readers_leave_one_core_to_the_event_loop() -> None:
+    from prist_builder.pipeline.build import reader_count
+
+    assert [reader_count(w, cores=2) for w in (1, 2, 8)] == [1, 1, 1]
+    assert [reader_count(w, cores=8) for w in (2, 7, 16)] == [2, 7, 7]
+    assert reader_count(4, cores=1) == 1

@@ -17,7 +17,7 @@ import pytest
 from conftest import fixtures_dir, run_cli
 
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
-from prist_builder.annotation.masks import place_bbox_mask, rasterize
+from prist_builder.annotation.masks import encode, place_bbox_mask, rasterize, rasterize_with_box
 
 SIZE = (240, 320)  # (H, W) pixels: small enough to be quick, large enough for every shape
 SHAPES_PER_TYPE = 60
@@ -133,3 +133,31 @@ def test_windows_image_path_is_normalised(tmp_path: Path) -> None:
     result = run_cli("build", "elements", "--labelme", tmp_path / "labels", "--run", run)
     assert result.exit_code == 0, result.output
     assert '"2011_000003"' in (run / "elements.jsonl").read_text()
+
+
+def test_encoding_by_box_is_the_whole_image_rle() -> None:
+    """The box shortcut of ``encode`` gives the same RLE as pycocotools on the whole mask:
+    random shapes and the edge cases (corners, full-height boxes, whole image, one pixel)."""
+    rng = random.Random(5)
+    height, width = SIZE
+    cases = []
+    for shape_type in SHAPE_TYPES:
+        for _ in range(20):
+            cases.append(rasterize_with_box(shape_type, _random_points(rng, shape_type), height, width))
+    for top, left, bottom, right in [(0, 0, 5, 5), (height - 5, width - 5, height, width), (0, 3, height, 9)]:
+        mask = np.zeros(SIZE, dtype=bool, order="F")
+        mask[top:bottom, left:right] = True
+        cases.append((mask, (left, top, right, bottom)))
+    full_height = np.zeros(SIZE, dtype=bool, order="F")
+    full_height[:, 10:20] = True
+    full_height[5, 15] = False
+    cases += [(full_height, (10, 0, 20, height)), (np.ones(SIZE, dtype=bool, order="F"), (0, 0, width, height))]
+    dot = np.zeros(SIZE, dtype=bool, order="F")
+    dot[7, 9] = True
+    cases += [(dot, (9, 7, 10, 8)), (dot, (0, 0, width, height))]  # a loose box is fine too
+    checked = 0
+    for mask, box in cases:
+        if box is not None:
+            assert encode(mask, box) == encode(mask)
+            checked += 1
+    assert checked > 100

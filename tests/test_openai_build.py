@@ -297,3 +297,41 @@ def test_a_batch_line_the_server_refuses_goes_to_rejects(inputs: Path, tmp_path:
         len([e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted" and e["step"] == "elements"])
         == 1
     )
+
+
+def test_reader_processes_give_the_records_of_a_build_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 1 inputs read in a reader process (batches, image bytes read again here) give
+    byte-identical step files and rejects, bad inputs included."""
+    from PIL import Image
+
+    from prist_builder.pipeline import build as build_module
+
+    inputs = tagged_inputs(tmp_path / "inputs", build_module.MIN_INPUTS_FOR_POOL + 4)
+    files = sorted(inputs.glob("*.json"))
+    doc = json.loads(files[3].read_text())  # a truncated JPEG: the reader's decode check rejects it
+    png = inputs / doc["imagePath"]
+    jpeg = png.with_suffix(".jpg")
+    Image.open(png).convert("RGB").save(jpeg, format="JPEG")
+    jpeg.write_bytes(jpeg.read_bytes()[:2000])
+    png.unlink()
+    files[3].write_text(json.dumps({**doc, "imagePath": jpeg.name}))
+    doc = json.loads(files[5].read_text())  # one region: rejected before any request
+    files[5].write_text(json.dumps({**doc, "shapes": doc["shapes"][:1]}))
+    pools = []
+    real_pool = build_module._process_pool
+    monkeypatch.setattr(build_module, "_process_pool", lambda *a: pools.append(a[0]) or real_pool(*a))
+    runs = {}
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        for workers in (1, 2):
+            run = tmp_path / f"run-{workers}"
+            result = run_cli(*openai_args(server, run, inputs, "--workers", workers))
+            assert result.exit_code == 0, result.output
+            runs[workers] = {n: (run / n).read_bytes() for n in ("elements.jsonl", "trees.jsonl", "dialogues.jsonl")}
+            runs[workers]["rejects"] = [(r["image_id"], r["reason"]) for r in read_jsonl(run / "rejects.jsonl")]
+    assert pools == [build_module.reader_count(2)]  # only the second build read in reader processes
+    assert runs[1] == runs[2]
+    reasons = dict(runs[1]["rejects"])
+    assert "unreadable image" in reasons[files[3].stem] and "usable region" in reasons[files[5].stem]
+    assert runs[1]["elements.jsonl"].count(b"\n") == len(files) - 2

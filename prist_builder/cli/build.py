@@ -58,7 +58,8 @@ WorkersOpt = Annotated[
     typer.Option(
         "--workers",
         min=1,
-        help=f"Processes for step 1 of CPU-bound providers \\[default: {DEFAULT_WORKERS}].",
+        help=f"Processes for step 1: the offline provider's work, or reading the inputs for the openai"
+        f" provider (one core left to its event loop); 1 works in this process \\[default: {DEFAULT_WORKERS}].",
         show_default=False,
     ),
 ]

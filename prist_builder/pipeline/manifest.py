@@ -37,7 +37,8 @@ class BuildConfig(BaseModel):
         images, labelme, coco: absolute input paths, or ``None``.
         limit: build at most this many images (first by id); ``None`` for all.
         min_turns, max_turns: dialogue length bounds in turns (Table 2: 3..7).
-        workers: processes for CPU-bound step 1 work (does not change the records).
+        workers: processes for step 1, the offline work or the reading of inputs (does not
+            change the records).
         provider_options: the provider's settings, validated by its config model
             (:func:`prist_builder.providers.provider_config`); never secrets.
 
@@ -54,7 +55,7 @@ class BuildConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="Build at most N images (first by id).")
     min_turns: int = Field(MIN_TURNS, ge=1, description="Fewest turns per dialogue.")
     max_turns: int = Field(MAX_TURNS, ge=1, description="Most turns per dialogue.")
-    workers: int = Field(1, ge=1, description="Processes for step 1 of CPU-bound providers.")
+    workers: int = Field(1, ge=1, description="Processes for step 1 (offline work, or reading inputs for openai).")
     provider_options: dict[str, Any] = Field(default_factory=dict, description="The provider's settings.")
 
     @model_validator(mode="after")
