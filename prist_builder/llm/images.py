@@ -191,6 +191,7 @@ class PreparedImages:
     def __init__(self, root: Path | None) -> None:
         self.root = Path(root) if root is not None else None
         self._memo: OrderedDict[tuple[str, int | None], PreparedImage] = OrderedDict()
+        self._as_is: dict[tuple[str, int | None], AsIs] = {}  # a few dozen bytes an image, all of the run
 
     def path(self, sha256: str, max_side: int | None) -> Path | None:
         """The file of one prepared image (``None`` without a root)."""
@@ -220,11 +221,17 @@ class PreparedImages:
 
     def ready(self, sha256: str, data: bytes, mime: str, max_side: int | None) -> PreparedImage | None:
         """The prepared image if it costs no re-encoding (in memory, on disk, or sent as it
-        is: see :func:`as_is_image`), else ``None``: cheap enough for the event loop."""
+        is: see :func:`as_is_image`), else ``None``: cheap enough for the event loop. The
+        size of every image sent as it is stays known for the run, so later steps only
+        base64-encode its bytes."""
         found = self.remembered(sha256, max_side)
         if found is not None:
             return found
-        found = self._load(sha256, data, max_side) or as_is_image(data, mime, max_side, sha256)
+        size = self._as_is.get((sha256, max_side))
+        if size is not None:  # known to go as it is: no header to parse again
+            found = size.prepared(data, mime, sha256)
+        else:
+            found = self._load(sha256, data, max_side) or as_is_image(data, mime, max_side, sha256)
         if found is not None:
             self.adopt(sha256, max_side, found)
         return found
@@ -234,6 +241,8 @@ class PreparedImages:
         digest to the response cache's key."""
         if image.sha256 is not None:
             remember_data_url(image.url, image.sha256)
+        if image.as_is:
+            self._as_is[(sha256, max_side)] = AsIs(image.width, image.height)
         self._memo[(sha256, max_side)] = image
         self._memo.move_to_end((sha256, max_side))
         while len(self._memo) > PREPARED_MEMO:

@@ -154,5 +154,5 @@ def update_manifest(
         "rejects": rejects,
     }
     manifest.update(extra or {})
-    write_json_atomic(path, manifest)
+    write_json_atomic(path, manifest, fsync=store.fsync)
     return manifest

@@ -92,7 +92,7 @@ class RunStore:
     Args:
         root: the run folder; created if missing.
         fsync: fsync the files after writes (at most every ``FSYNC_INTERVAL_S`` seconds)
-            and at close.
+            and at close, and the manifest when it is rewritten (kept as ``fsync``).
 
     Raises:
         RunLockedError: another live process holds the run's lock.
@@ -102,7 +102,7 @@ class RunStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".journal").mkdir(exist_ok=True)
-        self._fsync = fsync
+        self.fsync = fsync
         self._last_sync = time.monotonic()
         self._lock_fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -195,7 +195,7 @@ class RunStore:
         line = json.dumps({"key": key, "records": entry.records, "rejects": entry.rejects, "sizes": sizes})
         self._append(f".journal/{step}.jsonl", line.encode("utf-8") + b"\n")
         self.journal[step][key] = entry
-        if self._fsync and time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S:
+        if self.fsync and time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S:
             self.sync()
 
     def descriptors(self) -> list[int]:
@@ -214,7 +214,7 @@ class RunStore:
 
     def close(self) -> None:
         """Flush (fsync if enabled), close files and release the lock."""
-        if self._fsync:
+        if self.fsync:
             self.sync()
         for fd in self._fds.values():
             os.close(fd)
@@ -292,12 +292,14 @@ def run_bounds(run: Path) -> dict[str, Any]:
     return {k: config[k] for k in ("min_turns", "max_turns") if k in config}
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace`` (never torn)."""
+def write_json_atomic(path: Path, data: Any, fsync: bool = True) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace`` (never torn, even
+    by ``kill -9``; ``fsync`` also makes it survive a power cut)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
         handle.flush()
-        os.fsync(handle.fileno())
+        if fsync:
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
