@@ -113,3 +113,41 @@ def test_readers_leave_one_core_to_the_event_loop() -> None:
     assert [reader_count(w, cores=2) for w in (1, 2, 8)] == [1, 1, 1]
     assert [reader_count(w, cores=8) for w in (2, 7, 16)] == [2, 7, 7]
     assert reader_count(4, cores=1) == 1
+
+
+def test_the_step_1_reader_batches_inputs_and_lets_each_batch_go(tmp_path: Path) -> None:
+    """Readers take READ_BATCH inputs per task, hand each unit its own input (a bad one
+    raises for that unit only), and keep nothing once a batch is taken: memory does not
+    grow with the run. An input asked again (a later pass) is read alone."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prist_builder.pipeline import steps
+    from prist_builder.sources import InputRejected, discover
+
+    write_synthetic(tmp_path / "in", 2 * steps.READ_BATCH + 1)
+    items, _ = discover(labelme=tmp_path / "in")
+    (tmp_path / "in" / f"{items[1].image_id}.json").write_text("{broken")
+    tasks = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            tasks.append(len(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    async def read_all() -> list[object]:
+        with Counting(2) as pool:
+            reader = steps._Reader(pool, items, lambda item: True, False, "openai", False, None)
+            results = await asyncio.gather(*(reader.read(i) for i in items), return_exceptions=True)
+            assert not reader._tasks
+            again = await reader.read(items[0])
+            assert again.record == results[0].record  # type: ignore[union-attr]
+            return results
+
+    results = asyncio.run(read_all())
+    assert tasks == [steps.READ_BATCH, steps.READ_BATCH, 1, 1]
+    assert isinstance(results[1], InputRejected)
+    assert [r.record.image_id for r in results if not isinstance(r, Exception)] == [
+        i.image_id for n, i in enumerate(items) if n != 1
+    ]
+    assert all(r.data for r in results if not isinstance(r, Exception))  # the bytes, read again here

@@ -139,13 +139,15 @@ def _read_batch(items: list[SourceItem], *reading: Any) -> list[LoadedImage | Ex
 class _Reader:
     """Reads step 1 inputs in a process pool, :data:`READ_BATCH` pending inputs per task:
     the task of an input's batch starts when the first of them is asked for (the runner
-    starts units in input order)."""
+    starts units in input order). A batch is let go once each of its inputs was taken, so
+    memory does not grow with the run."""
 
     def __init__(self, pool: Executor, items: list[SourceItem], pending: Callable[[SourceItem], bool], *reading: Any):
         todo = [item for item in items if pending(item)]
         self._pool, self._reading = pool, reading
         self._batches = [todo[i : i + READ_BATCH] for i in range(0, len(todo), READ_BATCH)]
         self._where = {id(item): divmod(i, READ_BATCH) for i, item in enumerate(todo)}
+        self._left = [len(batch) for batch in self._batches]
         self._tasks: dict[int, asyncio.Future[list[LoadedImage | Exception]]] = {}
 
     async def read(self, item: SourceItem) -> LoadedImage:
@@ -155,8 +157,8 @@ class _Reader:
             InputRejected: the input cannot feed step 1.
             FatalError: a worker process died.
         """
-        where = self._where.get(id(item))
-        if where is None:  # not pending when the step began: read it alone
+        where = self._where.pop(id(item), None)
+        if where is None:  # not pending when the step began, or asked again (a later pass): alone
             results = await _in_pool(self._pool, _read_batch, [item], *self._reading)
         else:
             batch, index = where
@@ -165,8 +167,10 @@ class _Reader:
                 task = self._tasks[batch] = asyncio.ensure_future(
                     _in_pool(self._pool, _read_batch, self._batches[batch], *self._reading)
                 )
-            results = await asyncio.shield(task)
-            results = results[index : index + 1]
+            self._left[batch] -= 1
+            if not self._left[batch]:
+                del self._tasks[batch]  # the last of its inputs: the task lives on only in this await
+            results = (await asyncio.shield(task))[index : index + 1]
         (result,) = results
         if isinstance(result, Exception):
             raise result
