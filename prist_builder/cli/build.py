@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -129,6 +132,22 @@ def _run_config(run: Path, provider: str | None) -> BuildConfig:
     return config
 
 
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Keep the objects alive when a build starts (the imported libraries: about 140,000 of
+    them) out of the garbage collector's full passes for its length (:func:`gc.freeze`).
+
+    A full pass walks every tracked object: about 0.13 s here, twice in a 576-request
+    build (6% of its time, measured with ``gc.callbacks``). Forked step 1 workers then also
+    leave those objects' pages shared. The objects are handed back to the collector after.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def execute(
     run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool = True, provider: Provider | None = None
 ) -> BuildResult:
@@ -138,7 +157,7 @@ def execute(
         typer.Exit: 1 when the build stopped or nothing could be built; 130 on Ctrl-C.
     """
     try:
-        with step_progress() as hook:
+        with step_progress() as hook, _frozen_heap():
             result = asyncio.run(build(run, config, steps, provider=provider, progress=hook, fsync=fsync))
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished records in {run} are kept: run the same command to resume", 130) from None
