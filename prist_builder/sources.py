@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from prist_builder.annotation.coco import CocoFile, CocoImage, coco_regions, read_coco
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
@@ -156,7 +156,7 @@ def _resolve_labelme_image(item: SourceItem, image_path: str | None) -> Path | N
     return None
 
 
-EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = ExifTags.Base.Orientation
 """EXIF tag of the image orientation."""
 QUARTER_TURNS = frozenset({5, 6, 7, 8})
 """EXIF orientations that turn the image a quarter (transpose, 270 and 90 degrees,

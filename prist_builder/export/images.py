@@ -8,17 +8,16 @@ so that a reader that ignores EXIF sees the pixels the masks were drawn on.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import mimetypes
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
-from prist_builder.annotation.labelme import read_labelme
 from prist_builder.records import ImageRecord
+from prist_builder.sources import InputRejected, read_image_bytes
 
-EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = ExifTags.Base.Orientation
 """EXIF tag holding the orientation (1 = as stored)."""
 
 JPEG_QUALITY = 95
@@ -27,18 +26,6 @@ JPEG_QUALITY = 95
 
 class ImageUnavailable(Exception):
     """The image of a record cannot go out: absent, unreadable, or changed since the build."""
-
-
-def _file_bytes(record: ImageRecord) -> bytes:
-    if record.embedded:
-        data = read_labelme(Path(record.path)).image_data
-        if data is None:
-            raise ImageUnavailable(f"{record.path}: imageData is gone")
-        return data
-    try:
-        return Path(record.path).read_bytes()
-    except OSError as exc:
-        raise ImageUnavailable(f"{record.path}: cannot read image: {exc.strerror or exc}") from exc
 
 
 def upright(data: bytes) -> bytes:
@@ -64,8 +51,9 @@ def export_image(record: ImageRecord) -> dict[str, object]:
     """
     if not record.sha256:
         raise ImageUnavailable(f"{record.image_id}: the run holds no image for it")
-    data = _file_bytes(record)
-    if hashlib.sha256(data).hexdigest() != record.sha256:
-        raise ImageUnavailable(f"{record.path}: image bytes changed since the build (sha256 differs)")
+    try:
+        data = read_image_bytes(record)  # absent, unreadable or changed since step 1 (sha256)
+    except InputRejected as exc:
+        raise ImageUnavailable(exc.reason) from None
     suffix = mimetypes.guess_extension(record.mime) or Path(record.path).suffix
     return {"bytes": upright(data), "path": f"{record.image_id}{suffix}"}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from prist_builder.llm.cache import remember_data_url
 
@@ -39,7 +39,7 @@ Detail = Literal["low", "high", "auto"]
 """The image ``detail`` values the chat API accepts."""
 REENCODE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 """MIME types the API accepts, and the Pillow format that writes each."""
-EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = ExifTags.Base.Orientation
 """EXIF tag of the image orientation."""
 JPEG_QUALITY = 90
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
