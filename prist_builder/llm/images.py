@@ -288,21 +288,3 @@ class PreparedImages:
                 raise
         except OSError as exc:  # a read-only cache only costs speed
             log.debug("prepared image not stored at %s: %s", path, exc)
-
-
-@dataclass(frozen=True)
-class ImagePreparer:
-    """:meth:`PreparedImages.get` as a small picklable callable, for worker processes (they
-    share the on-disk store; the caller then keeps the result with :meth:`~PreparedImages.adopt`).
-
-    Attributes:
-        root: the on-disk store's folder (``None``: memory only).
-        max_side: downscale images to this long side in pixels (``None``: never).
-    """
-
-    root: Path | None
-    max_side: int | None
-
-    def __call__(self, sha256: str, data: bytes, mime: str) -> PreparedImage:
-        """The image as sent (see :func:`prepare_image`)."""
-        return PreparedImages(self.root).get(sha256, data, mime, self.max_side)

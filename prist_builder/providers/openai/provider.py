@@ -28,7 +28,6 @@ from prist_builder.llm.client import (
 )
 from prist_builder.llm.images import (
     AsIs,
-    ImagePreparer,
     PreparedImage,
     PreparedImages,
     as_is,
@@ -81,18 +80,20 @@ class SentImage:
     when there is no such store.
     """
 
-    preparer: ImagePreparer
+    store: Path | None
+    """The on-disk store's folder (``None``: memory only), shared with the build."""
+    max_side: int | None
+    """Downscale images to this long side in pixels (``None``: never)."""
 
     def __call__(self, image: LoadedImage) -> PreparedImage | AsIs | None:
         """Prepare the image of ``image`` (its record's SHA-256, bytes and MIME type)."""
         record = image.record
-        if self.preparer.root is None:
-            return self.preparer(record.sha256, image.data, record.mime)
-        size = as_is(image.data, record.mime, self.preparer.max_side)
-        if size is not None:
-            return size
-        self.preparer(record.sha256, image.data, record.mime)
-        return None
+        if self.store is not None:
+            size = as_is(image.data, record.mime, self.max_side)
+            if size is not None:
+                return size
+        prepared = PreparedImages(self.store).get(record.sha256, image.data, record.mime, self.max_side)
+        return prepared if self.store is None else None
 
 
 class OpenAIProvider(Provider):
@@ -144,7 +145,7 @@ class OpenAIProvider(Provider):
 
     def input_preparer(self) -> Callable[[LoadedImage], object]:
         """Step 1 inputs get their image as sent where they are read (see :class:`SentImage`)."""
-        return SentImage(ImagePreparer(self._images.root, self.config.max_side))
+        return SentImage(self._images.root, self.config.max_side)
 
     async def _image(
         self, record: ImageRecord, data: bytes | None = None, prepared: object = None
