@@ -43,6 +43,18 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module's tests: the reference machine has 2 busy cores, where
+    more threads only contend (use with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def fixtures_dir(name: str) -> Path:
     """A folder of ``../shared/fixtures``; skips the test when the shared folder is absent."""
     path = FIXTURES / name

@@ -23,14 +23,7 @@ from prist_builder.model.miras import Miras  # noqa: E402
 from prist_builder.model.mixing import MixedStream, schedule  # noqa: E402
 from prist_builder.model.records import Record, Target  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the reference machine has 2 busy cores, where more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TEXTS = ["What is in the photo?", "A red square and a blue bar.", "Show me the bar.", "Here: [OBJ]blue bar[SEG]."]
@@ -148,20 +141,21 @@ def test_seg_obj_positions_with_padding_and_multi_turn(tiny, side: str) -> None:
 
 
 # ---- forward, backward, gradients ------------------------------------------------------------
+TRAINED = (
+    "lora_",
+    "multi_modal_projector",
+    "fusion.",
+    "seg_proj.",
+    "alignment.",
+    "mask_decoder",
+    "embed_tokens",
+    "lm_head",
+)
+"""Name parts of the parameter groups that train (everything else is frozen)."""
+
+
 def _categories(name: str) -> str:
-    for key in (
-        "lora_",
-        "multi_modal_projector",
-        "fusion.",
-        "seg_proj.",
-        "alignment.",
-        "mask_decoder",
-        "embed_tokens",
-        "lm_head",
-    ):
-        if key in name:
-            return key
-    return "frozen"
+    return next((key for key in TRAINED if key in name), "frozen")
 
 
 def test_forward_backward_grads_only_on_intended_parameters() -> None:
@@ -175,16 +169,7 @@ def test_forward_backward_grads_only_on_intended_parameters() -> None:
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert with_grad <= trainable
-    assert {_categories(n) for n in trainable} == {
-        "lora_",
-        "multi_modal_projector",
-        "fusion.",
-        "seg_proj.",
-        "alignment.",
-        "mask_decoder",
-        "embed_tokens",
-        "lm_head",
-    }
+    assert {_categories(n) for n in trainable} == set(TRAINED)
     for frozen in ("vision_tower", "convnext", "vision_encoder", "language_model.layers.0.self_attn.q_proj.base_layer"):
         assert not any(frozen in n for n in trainable), frozen
     assert {_categories(n) for n in with_grad} >= {

@@ -22,14 +22,7 @@ from prist_builder.model.records import read_source  # noqa: E402
 from prist_builder.model.train import train  # noqa: E402
 from prist_builder.records.prediction import Prediction  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the reference machine has 2 busy cores, where more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)
