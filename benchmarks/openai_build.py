@@ -34,6 +34,7 @@ import httpx2
 import openai
 from PIL import Image, ImageFilter
 
+from prist_builder.testing.build_args import openai_build_args
 from prist_builder.testing.synthetic import write_synthetic
 
 TITLE = "prist build all (openai) vs the bare openai client, same bodies (fake server, 200 ms latency)"
@@ -117,26 +118,8 @@ def make_inputs(folder: Path, count: int, seed: int = 3) -> Path:
 
 def build_args(base_url: str, inputs: Path, run: Path, cache: Path, concurrency: int, *extra: str) -> list[str]:
     """``prist build all`` arguments for the openai provider against ``base_url``."""
-    return [
-        "build",
-        "all",
-        "--provider",
-        "openai",
-        "--base-url",
-        base_url,
-        "--api-key",
-        API_KEY,
-        "--labelme",
-        str(inputs),
-        "--run",
-        str(run),
-        "--cache-dir",
-        str(cache),
-        "--concurrency",
-        str(concurrency),
-        "--no-fsync",
-        *extra,
-    ]
+    options = ("--cache-dir", cache, "--concurrency", concurrency, "--no-fsync", *extra)
+    return openai_build_args(base_url, inputs, run, *options, api_key=API_KEY)
 
 
 def run_cli(args: list[str]) -> None:

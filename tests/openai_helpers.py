@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prist_builder.testing.build_args import openai_build_args
 from prist_builder.testing.synthetic import write_synthetic
 
 TREE_PROMPT = "as a tree"
@@ -24,21 +25,7 @@ def tagged_inputs(folder: Path, count: int, seed: int = 5) -> Path:
 
 def openai_args(server, run: Path, inputs: Path, *extra: object) -> list[str]:
     """``prist build all`` arguments for the openai provider against a fake server."""
-    return [
-        "build",
-        "all",
-        "--provider",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--api-key",
-        "sk-SECRET-123",
-        "--labelme",
-        str(inputs),
-        "--run",
-        str(run),
-        *map(str, extra),
-    ]
+    return openai_build_args(server.base_url, inputs, run, *extra, api_key="sk-SECRET-123")
 
 
 FOUR_CHILDREN_TREE = json.dumps(
