@@ -1,9 +1,9 @@
 """Turn :class:`~prist_builder.model.records.Record` lists into MIRAS batches.
 
-Text follows LLaVA-v1.6-vicuna's template: ``<s>{system} USER: <image>\\n{u1} ASSISTANT: {a1}</s>USER:
-{u2} ASSISTANT: {a2}</s>...``. Each piece is tokenised on its own and concatenated, so the
-labels mask user turns, the system prompt and image tokens exactly (-100) with no offset
-arithmetic, and the image placeholder is expanded to the processor's feature count.
+Text follows the base model's chat template (:mod:`prist_builder.model.chat`: the processor's
+own, or the vicuna / mistral / llama3 table), rendered and tokenised once as the processor does
+it (BOS exactly once). Only assistant answers are supervised; user turns, the system prompt and
+image tokens are masked (-100). The ``<image>`` token is expanded to the processor's feature count.
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ import torch
 from PIL import Image
 
 from prist_builder.model.build import OBJ_TOKEN, SEG_TOKEN
+from prist_builder.model.chat import ChatFormat
 from prist_builder.model.losses import IGNORE_INDEX
 from prist_builder.model.records import Record
 
-SYSTEM = (
-    "A chat between a curious human and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the human's questions."
-)
-"""LLaVA-v1.6-vicuna's system prompt."""
 SAM_MEAN = (123.675, 116.28, 103.53)
 SAM_STD = (58.395, 57.12, 57.375)
 """SAM pixel normalisation (0..255 scale)."""
@@ -93,11 +89,22 @@ class MirasCollator:
         sam_size: SAM input side (pixels). high_res: ConvNeXt input side (pixels, 0 = none).
         max_length: longest sequence kept (tokens); longer dialogues lose their last turns.
         padding_side: ``right`` or ``left``.
+        template, system_prompt: see :class:`~prist_builder.model.chat.ChatFormat`.
     """
 
-    def __init__(self, processor, sam_size: int, high_res: int, max_length: int, padding_side: str = "right") -> None:
+    def __init__(
+        self,
+        processor,
+        sam_size: int,
+        high_res: int,
+        max_length: int,
+        padding_side: str = "right",
+        template: str = "auto",
+        system_prompt: str | None = None,
+    ) -> None:
         self.processor = processor
         self.tokenizer = processor.tokenizer
+        self.chat = ChatFormat(self.tokenizer, getattr(processor, "chat_template", None), template, system_prompt)
         self.sam_size = sam_size
         self.high_res = high_res
         self.max_length = max_length
@@ -105,34 +112,41 @@ class MirasCollator:
         self.seg_id = self.tokenizer.convert_tokens_to_ids(SEG_TOKEN)
         self.obj_id = self.tokenizer.convert_tokens_to_ids(OBJ_TOKEN)
 
-    def _tok(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+    @classmethod
+    def for_model(cls, model, max_length: int | None = None, padding_side: str | None = None) -> MirasCollator:
+        """The collator of a :class:`~prist_builder.model.miras.Miras` (its processor, SAM side and settings)."""
+        s = model.settings
+        return cls(
+            model.processor,
+            model.head.side,
+            s.high_res if model.fusion is not None else 0,
+            s.max_length if max_length is None else max_length,
+            padding_side or s.padding_side,
+            s.template,
+            s.system_prompt,
+        )
 
     def image_inputs(self, image: Image.Image) -> tuple[dict[str, torch.Tensor], list[int]]:
-        """LLaVA-NeXT ``pixel_values`` ``(1, P, 3, S, S)``, ``image_sizes`` ``(1, 2)`` and the expanded image ids."""
+        """LLaVA-NeXT ``pixel_values`` ``(1, P, 3, S, S)``, ``image_sizes`` ``(1, 2)`` and the expanded image ids
+        (the image tokens only: no BOS, whatever the tokenizer adds)."""
         out = self.processor(images=[image], text=[self.processor.image_token], return_tensors="pt")
-        return {"pixel_values": out["pixel_values"], "image_sizes": out["image_sizes"]}, out["input_ids"][0].tolist()
+        image_ids = [t for t in out["input_ids"][0].tolist() if t == self.chat.image_id]
+        return {"pixel_values": out["pixel_values"], "image_sizes": out["image_sizes"]}, image_ids
 
     def encode(self, turns: list[tuple[str, str]], image_ids: list[int], prompt_only: bool = False) -> Encoded:
-        """Tokenise a dialogue; ``prompt_only`` ends after the last user turn's ``ASSISTANT:``.
+        """Tokenise a dialogue; ``prompt_only`` ends with the generation prompt after the last user turn.
 
         Raises:
-            ValueError: roles do not alternate user/assistant starting with the user.
+            ValueError: roles do not alternate user/assistant starting with the user, or the
+                template dropped the image.
         """
-        ids = [self.tokenizer.bos_token_id] + self._tok(f"{SYSTEM} USER: ") + image_ids
-        labels = [IGNORE_INDEX] * len(ids)
-        for index, (role, content) in enumerate(turns):
-            expected = "user" if index % 2 == 0 else "assistant"
-            if role != expected:
-                raise ValueError(f"message {index}: role {role!r}, expected {expected!r}")
-            if role == "user":
-                piece = self._tok(f"\n{content} ASSISTANT:" if index == 0 else f"USER: {content} ASSISTANT:")
-                ids += piece
-                labels += [IGNORE_INDEX] * len(piece)
-            else:
-                piece = self._tok(f" {content}") + [self.tokenizer.eos_token_id]
-                ids += piece
-                labels += piece
+        raw, supervised = self.chat.encode(turns, prompt_only)
+        if raw.count(self.chat.image_id) != 1:
+            raise ValueError(f"the chat template rendered {raw.count(self.chat.image_id)} <image> tokens, expected 1")
+        at = raw.index(self.chat.image_id)
+        ids = raw[:at] + list(image_ids) + raw[at + 1 :]
+        labels = [t if keep else IGNORE_INDEX for t, keep in zip(raw, supervised, strict=True)]
+        labels = labels[:at] + [IGNORE_INDEX] * len(image_ids) + labels[at + 1 :]
         if not prompt_only and len(ids) > self.max_length:
             ids, labels = ids[: self.max_length], labels[: self.max_length]
         return Encoded(ids, labels)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """The configs shipped with the package (tiny, stage1, stage2)."""
@@ -81,7 +81,14 @@ class ModelSettings(_Strict):
         lora: see :class:`Lora`.
         train_embeddings: train the token embeddings and LM head (new ``[SEG]``/``[OBJ]`` rows), as LISA.
         padding_side: ``right`` for training; generation pads on the left.
-        template: conversation template: ``vicuna`` (LLaVA-v1.6-vicuna).
+        template: conversation format. ``auto``: the chat template the base processor ships
+            (llava-hf folders carry one), else ``vicuna``; or a family of the table in
+            :mod:`prist_builder.model.chat` (``vicuna``, ``mistral``, ``llama3``).
+        system_prompt: system message put before every dialogue; ``None`` = the family's
+            default (vicuna: LLaVA's; mistral, llama3: none); ``""`` = none.
+        init_from: a ``prist train --out`` folder whose newest checkpoint initialises a *new*
+            run (Stage 2 from Stage 1): its processor, trained weights and (random parts) base
+            state. Only used when the run's own folder has no checkpoint yet (then it resumes).
         max_length: longest token sequence kept (tokens; image tokens included).
         max_new_tokens: longest generated answer in ``predict`` (tokens).
         gradient_checkpointing: ``auto`` = on for CUDA only.
@@ -98,7 +105,9 @@ class ModelSettings(_Strict):
     lora: Lora = Field(default_factory=Lora)
     train_embeddings: bool = True
     padding_side: Literal["left", "right"] = "right"
-    template: Literal["vicuna"] = "vicuna"
+    template: Literal["auto", "vicuna", "mistral", "llama3"] = "auto"
+    system_prompt: str | None = None
+    init_from: str | None = None
     max_length: int = 4096
     max_new_tokens: int = 256
     gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
@@ -112,8 +121,11 @@ class TrainSettings(_Strict):
         lr: peak learning rate; betas: AdamW betas; weight_decay: AdamW decay.
         warmup_steps: linear warmup (optimizer steps), then linear decay to 0 at ``max_steps``.
         max_steps: optimizer steps of the stage.
-        batch_size: samples per optimizer step on one process, ``micro_batch * grad_accum``.
-        micro_batch: samples per forward pass.
+        batch_size: samples per optimizer step over all processes (the global batch of Table 9):
+            ``micro_batch x processes x accumulation``; must be a multiple of ``micro_batch``, and
+            at launch of ``micro_batch x processes`` (:meth:`accumulation`).
+        micro_batch: samples per forward pass on one process (DeepSpeed's
+            ``train_micro_batch_size_per_gpu``).
         ce_weight, bce_weight, dice_weight: eq. 8 (paper: 1.0, 2.0, 0.5).
         max_grad_norm: gradient clipping (``0`` = off).
         mixed_precision: ``auto`` = bf16 on CUDA, fp32 elsewhere; or ``no`` / ``bf16`` / ``fp16``.
@@ -141,10 +153,29 @@ class TrainSettings(_Strict):
     seed: int = 0
     num_workers: int = Field(default=0, ge=0)
 
-    @property
-    def grad_accum(self) -> int:
-        """Forward passes per optimizer step."""
-        return max(1, self.batch_size // self.micro_batch)
+    @model_validator(mode="after")
+    def _divisible(self) -> TrainSettings:
+        if self.micro_batch < 1 or self.batch_size % self.micro_batch:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch {self.micro_batch} "
+                "(batch_size is the global batch: micro_batch x processes x accumulation)"
+            )
+        return self
+
+    def accumulation(self, processes: int = 1) -> int:
+        """Forward passes per optimizer step on each of ``processes`` processes.
+
+        Raises:
+            ValueError: ``batch_size`` is not a multiple of ``micro_batch x processes`` (no rounding:
+                the global batch stays what the config says).
+        """
+        per_round = self.micro_batch * processes
+        if self.batch_size % per_round:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} is not a multiple of micro_batch {self.micro_batch} "
+                f"x {processes} processes; pick a batch size, micro-batch or process count that divide"
+            )
+        return self.batch_size // per_round
 
 
 class Source(_Strict):

@@ -33,13 +33,7 @@ class Predictor:
     def __init__(self, model: Miras, high_res: int, max_new_tokens: int, force_seg: bool = True) -> None:
         self.model = model
         self.tokenizer = model.processor.tokenizer
-        self.collator = MirasCollator(
-            model.processor,
-            model.head.side,
-            high_res if model.fusion is not None else 0,
-            max_length=10**9,
-            padding_side="left",
-        )
+        self.collator = MirasCollator.for_model(model, max_length=10**9, padding_side="left")
         self.max_new_tokens = max_new_tokens
         self.force_seg = force_seg
         self.device = next(model.parameters()).device
