@@ -6,21 +6,24 @@ Layout::
     OUT/processor/                 LLaVA-NeXT processor with [SEG]/[OBJ] (save_pretrained)
     OUT/base.safetensors           only when parts were built with random weights: the full initial state
     OUT/metrics.jsonl              one line per logged step: loss, ce, bce, dice, lr, samples, seconds
-    OUT/checkpoints/step-NNNNNNN/  trainable.safetensors (trainable weights only), optimizer.pt,
-                                   scheduler.pt, state.json (step, RNG states)
+    OUT/checkpoints/step-NNNNNNN/  trainable.safetensors (trainable weights only, what predict and
+                                   init_from read), state.json (step), and what
+                                   ``accelerator.save_state`` writes: optimizer.bin (or, under
+                                   DeepSpeed, one ZeRO shard per rank under pytorch_model/),
+                                   custom_checkpoint_0.pkl (LR scheduler), random_states_R.pkl
+                                   (every rank's RNG)
 
-A checkpoint folder is written under a temporary name and renamed when complete, so a
-crash never leaves a half checkpoint that resume would pick.
+A checkpoint folder is written under a temporary name and renamed when complete (by the main
+process, after every rank wrote its part), so a crash never leaves a half checkpoint that
+resume would pick.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -56,26 +59,65 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in folder.glob(f"{STEP_PREFIX}*") if p.is_dir() and (p / "state.json").exists())
 
 
-def save_checkpoint(out: Path, step: int, model: torch.nn.Module, optimizer, scheduler, keep: int) -> Path:
-    """Write checkpoint ``step`` atomically; keep the newest ``keep`` checkpoints."""
+def trainable_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the trainable parameters of an unwrapped model, by name."""
+    return {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(out: Path, step: int, accelerator, model: torch.nn.Module, keep: int) -> Path:
+    """Write checkpoint ``step`` with ``accelerator.save_state``; call on every process.
+
+    Every rank writes its RNG state (and under ZeRO its optimizer shard); the main process
+    writes ``trainable.safetensors`` (from the unwrapped ``model``) and ``state.json``, renames
+    the temporary folder and keeps the newest ``keep`` checkpoints. The frozen weights are never
+    written (the accelerator's model-state hook drops them; DeepSpeed gets ``exclude_frozen_parameters``).
+    """
     final = Path(out) / CHECKPOINTS_DIR / f"{STEP_PREFIX}{step:0{STEP_DIGITS}d}"
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(state, str(tmp / TRAINABLE_FILE))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step}), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in checkpoints(out)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    deepspeed = accelerator.state.deepspeed_plugin is not None
+    accelerator.save_state(str(tmp), **({"exclude_frozen_parameters": True} if deepspeed else {}))
+    if accelerator.is_main_process:
+        save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
+        (tmp / "state.json").write_text(json.dumps({"step": step}), encoding="utf-8")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in checkpoints(out)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return final
+
+
+def load_checkpoint(checkpoint: Path, accelerator, model: torch.nn.Module) -> None:
+    """Restore a checkpoint on every process: weights, optimizer (its shard under ZeRO), scheduler, RNG.
+
+    Without DeepSpeed the trainable weights come from ``trainable.safetensors`` (into the fp32
+    parameters the optimizer steps); under DeepSpeed from its own files, which also restore the
+    fp32 master copies. Tensors load onto each rank's own device (accelerate's ``on_device``) or CPU.
+    """
+    if accelerator.state.deepspeed_plugin is not None:
+        accelerator.load_state(str(checkpoint), load_module_strict=False)
+        return
+    load_trainable(model, checkpoint / TRAINABLE_FILE)
+    accelerator.load_state(str(checkpoint))
+
+
+def skip_model_weights(accelerator) -> None:
+    """Make ``save_state``/``load_state`` leave the model weights alone (checkpoints hold trainables only)."""
+
+    def on_save(models: list, weights: list, output_dir: str) -> None:
+        weights.clear()
+
+    def on_load(models: list, input_dir: str) -> None:
+        models.clear()
+
+    accelerator.register_save_state_pre_hook(on_save)
+    accelerator.register_load_state_pre_hook(on_load)
 
 
 def load_trainable(model: torch.nn.Module, path: Path) -> None:
@@ -90,16 +132,6 @@ def load_trainable(model: torch.nn.Module, path: Path) -> None:
             raise KeyError(f"{path}: parameter {name} is not in the model (was it trained with another config?)")
         with torch.no_grad():
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-
-
-def restore_rng(checkpoint: Path) -> None:
-    """Restore the RNG states saved with a checkpoint."""
-    rng = torch.load(checkpoint / "rng.pt", weights_only=False)
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def checkpoint_step(checkpoint: Path) -> int:

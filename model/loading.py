@@ -36,28 +36,71 @@ def keep_trainable_fp32(model: torch.nn.Module) -> None:
             param.data = param.data.float()
 
 
+ARCHITECTURE = (
+    "weights",
+    "dual_encoder",
+    "region_alignment",
+    "fusion_heads",
+    "alignment_heads",
+    "lora",
+    "train_embeddings",
+)
+"""``model`` fields a run started with ``init_from`` must share with the run it starts from."""
+
+
+def init_checkpoint(config: MirasConfig) -> Path:
+    """The checkpoint ``model.init_from`` names: the newest of that training folder.
+
+    Raises:
+        FileNotFoundError: not a training folder, or it has no checkpoint.
+        ValueError: its model has another architecture (the field is named).
+    """
+    source = Path(config.model.init_from or "")
+    before = read_config(source).model
+    done = checkpoints(source)
+    if not done:
+        raise FileNotFoundError(f"{source}: init_from has no checkpoint yet (checkpoints/step-*)")
+    fields = ARCHITECTURE + (("shapes",) if is_random(config) else ())
+    for key in fields:
+        if getattr(before, key) != getattr(config.model, key):
+            raise ValueError(f"{source / 'miras.json'}: init_from was trained with another model.{key}")
+    return done[-1]
+
+
 def create_model(
-    config: MirasConfig, out: Path, texts: Iterable[str] = (), dtype: torch.dtype = torch.float32
+    config: MirasConfig,
+    out: Path,
+    texts: Iterable[str] = (),
+    dtype: torch.dtype = torch.float32,
+    write: bool = True,
 ) -> Miras:
     """The model of a training folder: the saved processor and random base state when present, else new ones.
 
-    Frozen parts are stored in ``dtype`` (bf16 for bf16 training), trainable ones in float32.
-    Writes ``OUT/processor`` and (random parts) ``OUT/base.safetensors`` the first time.
+    With ``model.init_from`` and no processor of its own yet, the processor and random base
+    state come from that folder instead (its trained weights are loaded by the caller, see
+    :func:`init_checkpoint`). Frozen parts are stored in ``dtype`` (bf16 for bf16 training),
+    trainable ones in float32. Writes ``OUT/processor`` and (random parts) ``OUT/base.safetensors``
+    the first time when ``write`` (the main process).
     """
     out = Path(out)
-    processor = LlavaNextProcessor.from_pretrained(out / PROCESSOR_DIR) if (out / PROCESSOR_DIR).exists() else None
+    origin = out
+    if not (out / PROCESSOR_DIR).exists() and config.model.init_from:
+        origin = Path(config.model.init_from)
+    processor = (
+        LlavaNextProcessor.from_pretrained(origin / PROCESSOR_DIR) if (origin / PROCESSOR_DIR).exists() else None
+    )
     torch.manual_seed(config.train.seed)
     parts = build_parts(config.model, texts, dtype=dtype, processor=processor)
     model = Miras(parts, config.model)
     keep_trainable_fp32(model)
-    if processor is None:
+    if write and not (out / PROCESSOR_DIR).exists():
         parts.processor.save_pretrained(out / PROCESSOR_DIR)
     if is_random(config):
-        base = out / BASE_FILE
+        base = origin / BASE_FILE
         if base.exists():
             load_model(model, str(base))
-        else:
-            save_model(model, str(base))
+        if write and not (out / BASE_FILE).exists():
+            save_model(model, str(out / BASE_FILE))
     return model
 
 

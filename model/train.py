@@ -1,9 +1,12 @@
 """The training loop of ``prist train``, on Hugging Face ``accelerate``.
 
 Multi-GPU, multi-node and DeepSpeed ZeRO-2 come from ``accelerate launch`` (``accelerate
-config``), not from this code. Each optimizer step takes ``batch_size`` samples per process
-as ``grad_accum`` micro-batches; the sample at mixture position ``k`` is fixed by the seed,
-so a resumed run sees exactly the samples the uninterrupted run would have.
+config``), not from this code. Each optimizer step takes ``batch_size`` samples over all
+processes (the global batch), ``micro_batch`` per forward pass, accumulated by the
+Accelerator over ``batch_size / (micro_batch x processes)`` passes; the sample at mixture
+position ``k`` is fixed by the seed, so a resumed run sees exactly the samples the
+uninterrupted run would have. Under DeepSpeed the MIRAS config sets the DeepSpeed micro-batch,
+accumulation, global batch and gradient clipping (:func:`configure_deepspeed`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from accelerate.logging import get_logger
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -26,19 +30,21 @@ from prist_builder.model.checkpoint import (
     TRAINABLE_FILE,
     checkpoint_step,
     checkpoints,
+    load_checkpoint,
     load_trainable,
     read_config,
-    restore_rng,
     save_checkpoint,
+    skip_model_weights,
     write_config,
 )
 from prist_builder.model.collator import MirasCollator
-from prist_builder.model.config import MirasConfig
-from prist_builder.model.loading import create_model
+from prist_builder.model.config import MirasConfig, TrainSettings
+from prist_builder.model.loading import create_model, init_checkpoint
 from prist_builder.model.mixing import MixedStream
 from prist_builder.model.records import DataError, Records, read_source
 
 StepHook = Callable[[int, dict], None]
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -110,8 +116,33 @@ class MicroBatches(IterableDataset):
             yield self.collator([self.stream[base + j] for j in range(self.micro)])
 
 
+def configure_deepspeed(ds_config: dict, settings: TrainSettings, accumulation: int) -> list[str]:
+    """Make a DeepSpeed config follow the MIRAS ``train`` section (in place); returns what it overrode.
+
+    Sets ``train_micro_batch_size_per_gpu`` (``micro_batch``), ``gradient_accumulation_steps``,
+    ``train_batch_size`` (``batch_size``, the global batch) and ``gradient_clipping``
+    (``max_grad_norm``; DeepSpeed clips inside its step, so ``accelerator.clip_grad_norm_`` would
+    do nothing). A value ``accelerate config`` wrote (its default accumulation is 1) is replaced,
+    and named in the returned list so the caller can warn.
+    """
+    wanted = {
+        "train_micro_batch_size_per_gpu": settings.micro_batch,
+        "gradient_accumulation_steps": accumulation,
+        "train_batch_size": settings.batch_size,
+        "gradient_clipping": float(settings.max_grad_norm),
+    }
+    overridden = []
+    for key, value in wanted.items():
+        before = ds_config.get(key)
+        if before not in (None, "auto") and before != value:
+            overridden.append(f"{key} {before} -> {value}")
+        ds_config[key] = value
+    return overridden
+
+
 def check_same_model(out: Path, config: MirasConfig) -> None:
-    """Refuse to resume a training folder with another ``model`` section (train/data may change).
+    """Refuse to resume a training folder with another ``model`` section (train/data may change;
+    ``init_from`` only matters before the first checkpoint).
 
     Raises:
         ValueError: naming the first differing field.
@@ -121,7 +152,7 @@ def check_same_model(out: Path, config: MirasConfig) -> None:
     before = read_config(out).model.model_dump()
     now = config.model.model_dump()
     for key in now:
-        if before.get(key) != now[key]:
+        if key != "init_from" and before.get(key) != now[key]:
             raise ValueError(f"{out / CONFIG_FILE}: this folder was trained with another model.{key}; use a new --out")
 
 
@@ -157,39 +188,56 @@ def train(
 ) -> TrainResult:
     """Train (or resume) into ``out`` until ``config.train.max_steps`` (or ``stop_after``) steps.
 
+    Run it on every process (``accelerate launch``): shared files (config, processor, base
+    state, metrics, checkpoints' weights) are written by the main process only; logged losses
+    are means over all processes.
+
     Args:
         config: the whole config; ``train.max_steps`` also sets the LR schedule length.
         out: the training folder (see :mod:`prist_builder.model.checkpoint`); resumes from its
-            newest checkpoint when there is one.
-        stop_after: stop after this optimizer step (a simulated interruption; schedule unchanged).
+            newest checkpoint when there is one, else starts from ``model.init_from``'s newest
+            checkpoint when set (step 1, a fresh optimizer and schedule), else from the bases.
+        stop_after: stop after this optimizer step (an interruption; schedule unchanged).
         on_step: called after each optimizer step with ``(step, metrics)``.
 
     Raises:
         DataError: unreadable data. ConfigError: invalid config (before any step).
+        ValueError: ``batch_size`` not a multiple of ``micro_batch x processes``; another
+            model in ``out`` or in ``init_from``. FileNotFoundError: ``init_from`` has no checkpoint.
     """
     out = Path(out)
     settings = config.train
     precision = mixed_precision(config)
     trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
+    accum = settings.accumulation(PartialState().num_processes)
     accelerator = Accelerator(
         mixed_precision=precision,
-        gradient_accumulation_steps=settings.grad_accum,
+        gradient_accumulation_steps=accum,
         log_with=trackers,
         project_dir=str(out),
         # a text-only batch leaves the mask decoder and alignment unused
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     plugin = accelerator.state.deepspeed_plugin
-    if plugin is not None and plugin.deepspeed_config.get("train_micro_batch_size_per_gpu") in (None, "auto"):
-        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.micro_batch
+    if plugin is not None:
+        for change in configure_deepspeed(plugin.deepspeed_config, settings, accum):
+            logger.warning(f"DeepSpeed config overridden by the MIRAS config: {change}", main_process_only=True)
     set_seed(settings.seed)
     sources, ratios = load_sources(config)
     stream = MixedStream(sources, ratios, seed=settings.seed)
     check_same_model(out, config)
-    write_config(out, config)
-    (out / METRICS_FILE).touch()
+    done = checkpoints(out)
+    start_from = init_checkpoint(config) if config.model.init_from and not done else None
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_config(out, config)
+        (out / METRICS_FILE).touch()
     texts = [text for records in sources for text in records.texts()]
-    model = create_model(config, out, texts, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    with accelerator.main_process_first():  # the main process writes the processor and base state
+        model = create_model(config, out, texts, dtype=dtype, write=accelerator.is_main_process)
+    if start_from is not None:  # before prepare: DeepSpeed copies its fp32 masters from the module
+        load_trainable(model, start_from / TRAINABLE_FILE)
     on_cuda = accelerator.device.type == "cuda"
     if config.model.gradient_checkpointing == "on" or (config.model.gradient_checkpointing == "auto" and on_cuda):
         model.checkpointing(True)
@@ -197,19 +245,14 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(settings.warmup_steps, settings.max_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)  # not prepared: it steps once per optimizer step
+    skip_model_weights(accelerator)
     raw = accelerator.unwrap_model(model)
-    done = checkpoints(out)
     start = checkpoint_step(done[-1]) if done else 0
     if trackers:
         accelerator.init_trackers("miras")
-    collator = MirasCollator(
-        raw.processor,
-        raw.head.side,
-        config.model.high_res if raw.fusion is not None else 0,
-        config.model.max_length,
-        config.model.padding_side,
-    )
-    accum, micro = settings.grad_accum, settings.micro_batch
+    collator = MirasCollator.for_model(raw)
+    micro = settings.micro_batch
     world, rank = accelerator.num_processes, accelerator.process_index
     last = min(settings.max_steps, stop_after or settings.max_steps)
     result = TrainResult(start_step=start + 1, end_step=start)
@@ -225,45 +268,40 @@ def train(
     )
     batches = iter(loader)  # draws a seed: before restoring the RNG, so a resumed run matches a straight one
     if done:
-        load_trainable(raw, done[-1] / TRAINABLE_FILE)
-        optimizer.load_state_dict(torch.load(done[-1] / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(done[-1] / "scheduler.pt", weights_only=False))
-        restore_rng(done[-1])
+        load_checkpoint(done[-1], accelerator, raw)
         if accelerator.is_main_process:
             trim_metrics(out / METRICS_FILE, start)
     for step in range(start + 1, last + 1):
         began = time.perf_counter()
-        sums = {"loss": 0.0, "ce": 0.0, "bce": 0.0, "dice": 0.0}
+        sums = torch.zeros(4, device=accelerator.device)
         for _ in range(accum):
             batch = to_device(next(batches), accelerator.device)
             with accelerator.accumulate(model):  # syncs and steps on the last micro-batch only
                 parts = model(batch, weights).loss
-                accelerator.backward(parts.total)  # divided by grad_accum by accelerate
-                if accelerator.sync_gradients and settings.max_grad_norm > 0:
+                accelerator.backward(parts.total)  # divided by the accumulation by accelerate
+                if accelerator.sync_gradients and settings.max_grad_norm > 0 and plugin is None:
                     accelerator.clip_grad_norm_(params, settings.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            for key, value in (("loss", parts.total), ("ce", parts.ce), ("bce", parts.bce), ("dice", parts.dice)):
-                sums[key] += float(value.detach()) / accum
+            sums += torch.stack([parts.total, parts.ce, parts.bce, parts.dice]).detach().float() / accum
         scheduler.step()
+        means = accelerator.reduce(sums, reduction="mean").tolist()
         metrics = {
             "step": step,
-            **{k: round(v, 6) for k, v in sums.items()},
+            **{k: round(v, 6) for k, v in zip(("loss", "ce", "bce", "dice"), means, strict=True)},
             "lr": scheduler.get_last_lr()[0],
-            "samples": step * accum * micro * world,
+            "samples": step * settings.batch_size,
             "seconds": round(time.perf_counter() - began, 4),
         }
         result.metrics.append(metrics)
         result.end_step = step
-        if accelerator.is_main_process:
-            if step % settings.log_every == 0 or step == last:
-                with (out / METRICS_FILE).open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(metrics) + "\n")
-                if trackers:
-                    accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
-            if step % settings.save_every == 0 or step == last:
-                save_checkpoint(out, step, raw, optimizer, scheduler, settings.keep_checkpoints)
-        accelerator.wait_for_everyone()
+        if accelerator.is_main_process and (step % settings.log_every == 0 or step == last):
+            with (out / METRICS_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(metrics) + "\n")
+            if trackers:
+                accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
+        if step % settings.save_every == 0 or step == last:
+            save_checkpoint(out, step, accelerator, raw, settings.keep_checkpoints)
         if on_step is not None:
             on_step(step, metrics)
     accelerator.end_training()
