@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -209,15 +209,15 @@ def train(
     settings = config.train
     precision = mixed_precision(config)
     trackers = "tensorboard" if importlib.util.find_spec("tensorboard") else None
-    accum = settings.accumulation(PartialState().num_processes)
     accelerator = Accelerator(
         mixed_precision=precision,
-        gradient_accumulation_steps=accum,
         log_with=trackers,
         project_dir=str(out),
         # a text-only batch leaves the mask decoder and alignment unused
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    accum = settings.accumulation(accelerator.num_processes)
+    accelerator.gradient_accumulation_steps = accum  # the config's, whatever `accelerate config` says
     plugin = accelerator.state.deepspeed_plugin
     if plugin is not None:
         for change in configure_deepspeed(plugin.deepspeed_config, settings, accum):

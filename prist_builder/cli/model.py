@@ -37,6 +37,17 @@ def register_model(app: typer.Typer) -> None:
         max_steps: Annotated[
             int | None, typer.Option("--max-steps", min=1, help="Optimizer steps (also the LR schedule length).")
         ] = None,
+        init_from: Annotated[
+            Path | None,
+            typer.Option(
+                "--init-from",
+                help="A prist train --out folder whose newest checkpoint starts this new run (Stage 2 from Stage 1).",
+            ),
+        ] = None,
+        stop_after: Annotated[
+            int | None,
+            typer.Option("--stop-after", min=1, help="Stop after this step; same schedule (a rerun resumes)."),
+        ] = None,
     ) -> None:
         """Train MIRAS (paper section 4) on a prist export or run folder, mixed with the config's other sources."""
         _require_torch("prist train")
@@ -55,6 +66,8 @@ def register_model(app: typer.Typer) -> None:
                 cfg.data.sources.append(Source(name="prist", path=str(data)))
         if max_steps is not None:
             cfg.train.max_steps = max_steps
+        if init_from is not None:
+            cfg.model.init_from = str(init_from)
         columns = (
             TextColumn("[bold]train"),
             BarColumn(),
@@ -70,7 +83,7 @@ def register_model(app: typer.Typer) -> None:
                 progress.update(task, completed=step, **{k: f"{metrics[k]:.4f}" for k in ("loss", "ce", "bce", "dice")})
 
             try:
-                result = train(cfg, out, on_step=on_step)
+                result = train(cfg, out, stop_after=stop_after, on_step=on_step)
             except (DataError, FileNotFoundError, ValueError) as exc:
                 raise fail(escape(str(exc))) from exc
         for name, skipped in result.skipped.items():
