@@ -104,8 +104,10 @@ def create_model(
     return model
 
 
-def load_trained(out: Path, device: str | torch.device = "cpu") -> tuple[Miras, MirasConfig, int]:
-    """The model of a ``prist train --out`` folder with its latest checkpoint's weights.
+def load_trained(
+    out: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[Miras, MirasConfig, int]:
+    """The model of a ``prist train --out`` folder with its latest checkpoint's weights, all in ``dtype``.
 
     Returns:
         ``(model in eval mode on device, config, step of the checkpoint)``.
@@ -118,6 +120,6 @@ def load_trained(out: Path, device: str | torch.device = "cpu") -> tuple[Miras, 
     done = checkpoints(out)
     if not done:
         raise FileNotFoundError(f"{out}: no checkpoint yet (checkpoints/step-*)")
-    model = create_model(config, out)
+    model = create_model(config, out, dtype=dtype, write=False)
     load_trainable(model, done[-1] / TRAINABLE_FILE)
-    return model.to(device).eval(), config, checkpoint_step(done[-1])
+    return model.to(device=device, dtype=dtype).eval(), config, checkpoint_step(done[-1])

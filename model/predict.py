@@ -1,8 +1,13 @@
-"""Inference: replay a dialogue's user turns, generate each answer, decode the mask (``prist predict``)."""
+"""Inference: replay a dialogue's user turns, generate each answer, decode the mask (``prist predict``).
+
+Dialogues run in batches (left-padded, greedy decoding), with every weight in bf16 by default on
+CUDA (fp32 on CPU, where bf16 matmuls are slow).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import resource
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,33 +22,80 @@ from prist_builder.records.prediction import Prediction
 
 MASK_THRESHOLD = 0.0
 """Mask logits above this are foreground (probability 0.5)."""
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+"""``--dtype`` names: the dtype of every weight at inference."""
+
+
+def default_dtype(device: str | torch.device) -> str:
+    """``bf16`` on CUDA (7B + SAM-H then fit a 24 GB GPU), ``fp32`` elsewhere."""
+    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window on a CUDA device (no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device) -> tuple[float, str]:
+    """Peak memory so far (GiB) and what was measured: CUDA allocated bytes, else the process's peak RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30, "GPU allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process RSS"
+
+
+def _rows(batch: dict, rows: list[int]) -> dict:
+    index = torch.tensor(rows, device=batch["pixel_values"].device)
+    return {k: v.index_select(0, index) for k, v in batch.items()}
 
 
 class Predictor:
     """Answers dialogues with a trained :class:`Miras`.
 
     Args:
-        model: the model (eval mode, on its device).
-        high_res: ConvNeXt input side (pixels) from the config.
+        model: the model (on its device); cast to ``dtype`` and put in eval mode.
+        high_res: unused (the model's settings give the ConvNeXt side); kept for callers.
         max_new_tokens: longest generated answer (tokens).
         force_seg: when the final answer has no ``[SEG]``, append one so a mask is still decoded
             (the answer text stays as generated).
+        dtype: ``bf16``, ``fp16``, ``fp32`` or a torch dtype; default :func:`default_dtype`.
+        batch_size: dialogues :func:`predict_file` answers together (left padding).
     """
 
-    def __init__(self, model: Miras, high_res: int, max_new_tokens: int, force_seg: bool = True) -> None:
-        self.model = model
+    def __init__(
+        self,
+        model: Miras,
+        high_res: int | None = None,
+        max_new_tokens: int = 256,
+        force_seg: bool = True,
+        dtype: str | torch.dtype | None = None,
+        batch_size: int = 1,
+    ) -> None:
+        self.device = next(model.parameters()).device
+        dtype = dtype or default_dtype(self.device)
+        self.dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+        self.model = model.to(self.dtype).eval()
         self.tokenizer = model.processor.tokenizer
         self.collator = MirasCollator.for_model(model, max_length=10**9, padding_side="left")
         self.max_new_tokens = max_new_tokens
         self.force_seg = force_seg
-        self.device = next(model.parameters()).device
+        self.batch_size = max(1, batch_size)
 
     @classmethod
-    def from_folder(cls, out: Path | str, device: str | None = None, force_seg: bool = True) -> Predictor:
+    def from_folder(
+        cls,
+        out: Path | str,
+        device: str | None = None,
+        force_seg: bool = True,
+        dtype: str | None = None,
+        batch_size: int = 1,
+    ) -> Predictor:
         """A predictor for the folder ``prist train --out`` wrote (its newest checkpoint).
 
         Args:
             device: ``cpu``, ``cuda``, ...; default ``cuda`` when available.
+            dtype: ``bf16``/``fp16``/``fp32``; default bf16 on CUDA, fp32 on CPU. Frozen weights
+                load in it directly (no fp32 copy of the 7B model first).
 
         Raises:
             FileNotFoundError: not a training folder, or no checkpoint yet.
@@ -51,17 +103,26 @@ class Predictor:
         from prist_builder.model.loading import load_trained
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model, config, _ = load_trained(Path(out), device)
-        return cls(model, config.model.high_res, config.model.max_new_tokens, force_seg)
+        dtype = dtype or default_dtype(device)
+        model, config, _ = load_trained(Path(out), device, DTYPES[dtype])
+        return cls(model, config.model.high_res, config.model.max_new_tokens, force_seg, dtype, batch_size)
 
-    def _batch(self, image_batch: dict, ids: list[int]) -> dict:
+    def _pad(self, image_batch: dict, id_lists: list[list[int]]) -> tuple[dict, list[int]]:
+        """The rows' image inputs plus left-padded ``input_ids``/``attention_mask``; and each row's padding."""
+        length = max(len(ids) for ids in id_lists)
+        pads = [length - len(ids) for ids in id_lists]
+        pad_id = self.tokenizer.pad_token_id
         batch = {k: v.to(self.device) for k, v in image_batch.items()}
-        batch["input_ids"] = torch.tensor([ids], device=self.device)
-        batch["attention_mask"] = torch.ones_like(batch["input_ids"])
-        return batch
+        batch["input_ids"] = torch.tensor(
+            [[pad_id] * pad + ids for pad, ids in zip(pads, id_lists, strict=True)], device=self.device
+        )
+        batch["attention_mask"] = torch.tensor(
+            [[0] * pad + [1] * len(ids) for pad, ids in zip(pads, id_lists, strict=True)], device=self.device
+        )
+        return batch, pads
 
-    def _generate(self, image_batch: dict, ids: list[int]) -> list[int]:
-        batch = self._batch(image_batch, ids)
+    def _generate(self, image_batch: dict, id_lists: list[list[int]]) -> list[list[int]]:
+        batch, _ = self._pad(image_batch, id_lists)
         embeds = self.model.embed(
             batch["input_ids"], batch["pixel_values"], batch["image_sizes"], batch.get("pixel_values_hr")
         )
@@ -73,12 +134,71 @@ class Predictor:
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        new = out[0].tolist()
         specials = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
-        cut = next((i for i, t in enumerate(new) if t in specials), len(new))
-        return new[:cut]
+        answers = []
+        for row in out.tolist():
+            cut = next((i for i, t in enumerate(row) if t in specials), len(row))
+            answers.append(row[:cut])
+        return answers
+
+    def _masks(self, image_batch: dict, prompts: list[list[int]], answers: list[list[int]]) -> list[np.ndarray]:
+        """``(H, W)`` bool union of the masks of each answer's ``[OBJ] ... [SEG]`` spans."""
+        batch, pads = self._pad(image_batch, [p + a for p, a in zip(prompts, answers, strict=True)])
+        hidden = self.model.hidden_states(batch)
+        found = find_spans(batch["input_ids"], self.model.obj_id, self.model.seg_id)
+        spans = [
+            [s for s in row if s[0] >= pad + len(prompt)] for row, pad, prompt in zip(found, pads, prompts, strict=True)
+        ]
+        logits = self.model.masks(hidden, batch, spans)
+        return [(row.float() > MASK_THRESHOLD).any(0).cpu().numpy() for row in logits]
 
     @torch.no_grad()
+    def respond_many(
+        self, images: Sequence[Image.Image], dialogues: Sequence[Sequence[str]]
+    ) -> list[tuple[list[str], np.ndarray | None]]:
+        """Answer several dialogues as one batch (:meth:`respond` answers one).
+
+        Round ``t`` generates the ``t``-th answer of every dialogue that has a ``t``-th user
+        message, each feeding back its own earlier answers; the masks of all last answers are
+        decoded in one more pass.
+
+        Returns:
+            Per dialogue ``(responses, mask)``: one text per user message, and the ``(H, W)`` bool
+            union of the masks of the last answer's ``[SEG]`` tokens (``None`` without one).
+        """
+        images = [image.convert("RGB") for image in images]
+        image_batch, image_ids = self.collator.images(images)
+        count = len(images)
+        turns: list[list[tuple[str, str]]] = [[] for _ in range(count)]
+        responses: list[list[str]] = [[] for _ in range(count)]
+        prompts: list[list[int]] = [[] for _ in range(count)]
+        answers: list[list[int]] = [[] for _ in range(count)]
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            for turn in range(max((len(d) for d in dialogues), default=0)):
+                active = [i for i in range(count) if turn < len(dialogues[i])]
+                for i in active:
+                    turns[i].append(("user", dialogues[i][turn]))
+                    prompts[i] = self.collator.encode(turns[i], image_ids[i], prompt_only=True).ids
+                generated = self._generate(_rows(image_batch, active), [prompts[i] for i in active])
+                for i, answer in zip(active, generated, strict=True):
+                    answers[i] = answer
+                    text = self.tokenizer.decode(answer, skip_special_tokens=False).strip()
+                    responses[i].append(text)
+                    turns[i].append(("assistant", text))
+            wanted = []
+            for i in range(count):
+                if responses[i] and self.model.seg_id not in answers[i] and self.force_seg:
+                    answers[i] = answers[i] + [self.model.seg_id]
+                if responses[i] and self.model.seg_id in answers[i]:
+                    wanted.append(i)
+            masks = {}
+            if wanted:
+                decoded = self._masks(
+                    _rows(image_batch, wanted), [prompts[i] for i in wanted], [answers[i] for i in wanted]
+                )
+                masks = dict(zip(wanted, decoded, strict=True))
+        return [(responses[i], masks.get(i)) for i in range(count)]
+
     def respond(self, image: Image.Image, user_messages: Iterable[str]) -> tuple[list[str], np.ndarray | None]:
         """Answer the user messages in order about ``image``.
 
@@ -86,46 +206,28 @@ class Predictor:
             ``(responses, mask)``: one generated text per user message, and the ``(H, W)`` bool
             union of the masks of the last answer's ``[SEG]`` tokens (``None`` without one).
         """
-        image = image.convert("RGB")
-        image_batch, image_ids = self.collator.images([image])
-        turns: list[tuple[str, str]] = []
-        responses: list[str] = []
-        answer: list[int] = []
-        prompt: list[int] = []
-        for message in user_messages:
-            turns.append(("user", message))
-            prompt = self.collator.encode(turns, image_ids[0], prompt_only=True).ids
-            answer = self._generate(image_batch, prompt)
-            text = self.tokenizer.decode(answer, skip_special_tokens=False).strip()
-            responses.append(text)
-            turns.append(("assistant", text))
-        if not responses:
-            return [], None
-        if self.model.seg_id not in answer:
-            if not self.force_seg:
-                return responses, None
-            answer = answer + [self.model.seg_id]
-        batch = self._batch(image_batch, prompt + answer)
-        hidden = self.model.hidden_states(batch)
-        spans = [
-            s for s in find_spans(batch["input_ids"], self.model.obj_id, self.model.seg_id)[0] if s[0] >= len(prompt)
+        return self.respond_many([image], [list(user_messages)])[0]
+
+    def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
+        """The :class:`Prediction` lines of reference records, answered as one batch (user turns replayed)."""
+        users = [[content for role, content in record.turns if role == "user"] for record in records]
+        results = self.respond_many([record.image for record in records], users)
+        return [
+            Prediction(sample_id=record.sample_id, responses=texts, mask=encode(mask) if mask is not None else None)
+            for record, (texts, mask) in zip(records, results, strict=True)
         ]
-        logits = self.model.masks(hidden, batch, [spans])[0]
-        return responses, (logits > MASK_THRESHOLD).any(0).cpu().numpy()
 
     def predict(self, record: Record) -> Prediction:
         """The :class:`Prediction` line of one reference record (its user turns are replayed)."""
-        users = [content for role, content in record.turns if role == "user"]
-        responses, mask = self.respond(record.image, users)
-        return Prediction(
-            sample_id=record.sample_id, responses=responses, mask=encode(mask) if mask is not None else None
-        )
+        return self.predict_many([record])[0]
 
 
 def predict_file(
     predictor: Predictor, records: Iterable[Record], out: Path, on_done: Callable[[Prediction], None] | None = None
 ) -> int:
     """Write one :class:`Prediction` JSON line per record to ``out``; re-runs skip sample ids already there.
+
+    Records are answered ``predictor.batch_size`` at a time; a batch's lines are flushed together.
 
     Returns:
         The number of lines written by this call.
@@ -138,14 +240,25 @@ def predict_file(
             if line.strip().endswith("}"):
                 done.add(Prediction.model_validate_json(line).sample_id)
     written = 0
+    pending: list[Record] = []
     with out.open("a", encoding="utf-8") as handle:
+
+        def flush() -> None:
+            nonlocal written
+            for prediction in predictor.predict_many(pending):
+                handle.write(prediction.model_dump_json() + "\n")
+                written += 1
+                if on_done is not None:
+                    on_done(prediction)
+            handle.flush()
+            pending.clear()
+
         for record in records:
             if record.sample_id in done:
                 continue
-            prediction = predictor.predict(record)
-            handle.write(prediction.model_dump_json() + "\n")
-            handle.flush()
-            written += 1
-            if on_done is not None:
-                on_done(prediction)
+            pending.append(record)
+            if len(pending) >= predictor.batch_size:
+                flush()
+        if pending:
+            flush()
     return written

@@ -112,21 +112,37 @@ def register_model(app: typer.Typer) -> None:
         device: Annotated[
             str, typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")
         ] = "",
+        dtype: Annotated[
+            str, typer.Option("--dtype", help="bf16, fp16 or fp32: every weight (default: bf16 on CUDA, fp32 on CPU).")
+        ] = "",
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Dialogues answered together.")] = 1,
     ) -> None:
         """Replay each dialogue's user turns with a trained MIRAS; write one prediction line per sample."""
         _require_torch("prist predict")
         import torch
 
         from prist_builder.model.loading import load_trained
-        from prist_builder.model.predict import Predictor, predict_file
+        from prist_builder.model.predict import (
+            DTYPES,
+            Predictor,
+            default_dtype,
+            peak_memory_gib,
+            predict_file,
+            reset_peak_memory,
+        )
         from prist_builder.model.records import DataError, read_source
 
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or default_dtype(device)
+        if dtype not in DTYPES:
+            raise fail(escape(f"--dtype {dtype}: use one of {', '.join(DTYPES)}"), 2)
+        reset_peak_memory(torch.device(device))
         try:
             source = read_source(data, split=split)
-            trained, cfg, step = load_trained(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            trained, cfg, step = load_trained(model, device, DTYPES[dtype])
         except (DataError, FileNotFoundError) as exc:
             raise fail(escape(str(exc))) from exc
-        predictor = Predictor(trained, cfg.model.high_res, cfg.model.max_new_tokens)
+        predictor = Predictor(trained, cfg.model.high_res, cfg.model.max_new_tokens, dtype=dtype, batch_size=batch_size)
         total = min(len(source), limit or len(source))
         records = (source[i] for i in range(total))
         columns = (
@@ -140,3 +156,5 @@ def register_model(app: typer.Typer) -> None:
             task = progress.add_task("predict", total=total)
             written = predict_file(predictor, records, out, on_done=lambda _: progress.advance(task))
         console.print(f"predictions: [bold]{out}[/] ({written} new lines, model step {step})", highlight=False)
+        peak, what = peak_memory_gib(torch.device(device))
+        console.print(f"dtype {dtype}, batch {batch_size}: peak memory {peak:.2f} GiB ({what})", highlight=False)
