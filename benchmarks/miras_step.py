@@ -9,7 +9,10 @@ CUDA: the stage-2 settings at the paper's shapes, every part built with random w
 frozen parts in bf16, trainable parts in fp32 under bf16 autocast, SDPA attention, gradient
 checkpointing on the LLM, LoRA r=8, AdamW::
 
-    python benchmarks/miras_step.py --config stage2 --batch-sizes 1,2,4,8 --steps 5
+    python benchmarks/miras_step.py --config stage2 --batch-sizes 1,2,4,8 --steps 5 --predict
+
+``--predict`` adds the peak memory of ``prist predict`` (every weight in bf16 on CUDA) on one
+4-turn dialogue.
 
 Inputs match the paper: a 672x672 image (LLaVA-NeXT AnyRes, 5 patches of 336 px, 2928 image
 tokens), the ConvNeXt input at 768 px, SAM at 1024 px, a 4-turn dialogue of about 477 text
@@ -224,6 +227,33 @@ def measure(
     return rows
 
 
+def measure_predict(config_name: str, device, bf16: bool, depth: int | None = None, new_tokens: int = 32) -> dict:
+    """Peak memory and seconds of ``Predictor.respond`` on one 4-turn PRIST-shaped dialogue.
+
+    Every weight in bf16 when ``bf16`` (``prist predict``'s CUDA default), else fp32; greedy
+    decoding of ``new_tokens`` tokens per turn (random weights rarely stop early).
+    """
+    import torch
+
+    from prist_builder.model.predict import Predictor, peak_memory_gib, reset_peak_memory
+
+    model, _, _ = build(config_name, device, True, True, bf16, depth)
+    record = synthetic_record(2)
+    users = [content for role, content in record.turns if role == "user"]
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    reset_peak_memory(device)
+    predictor = Predictor(model, max_new_tokens=new_tokens, dtype="bf16" if bf16 else "fp32")
+    began = time.perf_counter()
+    predictor.respond(record.image, users)
+    _sync(device)
+    seconds = time.perf_counter() - began
+    peak, what = peak_memory_gib(device)
+    del model, predictor
+    return {"dtype": "bf16" if bf16 else "fp32", "turns": len(users), "new tokens/turn": new_tokens,
+            "seconds": round(seconds, 2), "peak GiB": round(peak, 2), "measured": what}  # fmt: skip
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -298,6 +328,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 on CUDA")
     parser.add_argument("--depth", type=int, default=None, help="cut every tower to N blocks (smoke test)")
+    parser.add_argument("--predict", action="store_true", help="also: peak memory of prist predict on one dialogue")
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = peak_tflops(device, args.peak_tflops)
@@ -310,6 +341,10 @@ def main() -> None:
     print(" | ".join(columns))
     for row in rows:
         print(" | ".join(row.get(c, "") for c in columns))
+    if args.predict:
+        predict = measure_predict(args.config, device, bf16, args.depth)
+        print("predict: " + ", ".join(f"{k} {v}" for k, v in predict.items()))
+        rows.append({"predict": predict})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
 
