@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -76,7 +77,8 @@ def register_model(app: typer.Typer) -> None:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=errors) as progress:
+        main = os.environ.get("RANK", "0") == "0"  # under accelerate launch / torchrun: the first process reports
+        with Progress(*columns, console=errors, disable=not main) as progress:
             task = progress.add_task("train", total=cfg.train.max_steps, loss="-", ce="-", bce="-", dice="-")
 
             def on_step(step: int, metrics: dict) -> None:
@@ -86,6 +88,8 @@ def register_model(app: typer.Typer) -> None:
                 result = train(cfg, out, stop_after=stop_after, on_step=on_step)
             except (DataError, FileNotFoundError, ValueError) as exc:
                 raise fail(escape(str(exc))) from exc
+        if not main:
+            return
         for name, skipped in result.skipped.items():
             if skipped:
                 console.print(
