@@ -113,7 +113,7 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
             region = image.region(e.region_id)
             box = [v * scale for v in region.bbox]
             width, height = round(image.width * scale), round(image.height * scale)
-            facts.append(f"{position_words(box, width, height)}, box {box_words(box)}")
+            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)}")
         elif a.position:
             facts.append(f"position {a.position}")
         if a.colour:
