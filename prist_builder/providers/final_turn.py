@@ -17,8 +17,8 @@ from prist_builder.records import Turn
 from prist_builder.records.limits import OBJ_TOKEN, SEG_TOKEN
 
 FINAL_REQUESTS = (
-    "Based on the conversation above, produce a segmentation that supports the answers.",
-    "Using the dialogue above, create a segmentation that backs up the answers.",
+    "Going by what we discussed above, please produce the matching segmentation.",
+    "Please mark out, as a segmentation, the object our conversation described.",
     "Please outline, as a segmentation, what the conversation above points to.",
     "Segment the object the answers above describe.",
     "Please segment what the conversation above settled on.",
