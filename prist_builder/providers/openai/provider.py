@@ -58,24 +58,48 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class SentImage:
-    """Prepares the image of a step 1 input as sent to the model where the input is read (a
-    ``--workers`` process or a thread), so that re-encoding never runs in the build's
-    event loop. Picklable.
+class Sent:
+    """What step 1's reader prepared for one input (see :class:`SentImage`)."""
 
-    Returns only what the build cannot get cheaply itself: the image's size when it goes
-    as its own bytes (:class:`~prist_builder.llm.images.AsIs`), ``None`` when it was
-    re-encoded into the on-disk store (the build reads it there), the whole prepared image
-    when there is no such store.
+    clean: PreparedImage | AsIs | None
+    """The clean image: its size when it goes as its own bytes, the prepared image when
+    there is no on-disk store, ``None`` when it is in the store or not sent at all."""
+    marked: PreparedImage | None
+    """The Set-of-Mark image when there is no on-disk store; ``None`` when it is in the
+    store (the build reads it there) or the image has no marked regions."""
+
+
+@dataclass(frozen=True)
+class SentImage:
+    """Prepares the images of a step 1 input as sent to the model where the input is read
+    (a ``--workers`` process or a thread), so that re-encoding and drawing the marks never
+    run in the build's process or event loop. Picklable.
+
+    Returns (:class:`Sent`) only what the build cannot get cheaply itself: what went into
+    the on-disk store is read there.
     """
 
     store: Path | None
     """The on-disk store's folder (``None``: memory only), shared with the build."""
     max_side: int | None
     """Downscale images to this long side in pixels (``None``: never)."""
+    clean_too: bool = False
+    """Send the clean image besides the marked one (``--send-clean-image``)."""
 
-    def __call__(self, image: LoadedImage) -> PreparedImage | AsIs | None:
-        """Prepare the image of ``image`` (its record's SHA-256, bytes and MIME type)."""
+    def __call__(self, image: LoadedImage) -> Sent:
+        """Prepare the images of ``image`` (its record's SHA-256, bytes, MIME type and regions)."""
+        record = image.record
+        regions = marked_regions(record)
+        clean = self._clean(image) if not regions or self.clean_too else None
+        marked = None
+        if regions:
+            images = PreparedImages(self.store)
+            key = marks_key(record.sha256, regions)
+            picture = images.derived(key, self.max_side, lambda: draw_marks(image.data, regions, self.max_side))
+            marked = picture if self.store is None else None
+        return Sent(clean, marked)
+
+    def _clean(self, image: LoadedImage) -> PreparedImage | AsIs | None:
         record = image.record
         if self.store is not None:
             size = as_is(image.data, record.mime, self.max_side)
@@ -134,7 +158,7 @@ class OpenAIProvider(Provider):
 
     def input_preparer(self) -> Callable[[LoadedImage], object]:
         """Step 1 inputs get their image as sent where they are read (see :class:`SentImage`)."""
-        return SentImage(self._images.root, self.config.max_side)
+        return SentImage(self._images.root, self.config.max_side, self.config.send_clean_image)
 
     async def _image(
         self, record: ImageRecord, data: bytes | None = None, prepared: object = None
@@ -174,19 +198,24 @@ class OpenAIProvider(Provider):
         without regions the clean image alone. All have one size."""
         regions = marked_regions(record)
         pictures: list[PreparedImage] = []
+        clean = prepared.clean if isinstance(prepared, Sent) else prepared
         if regions:
             max_side = self.config.max_side
 
-            def make() -> PreparedImage:
+            def make() -> PreparedImage:  # only when step 1's reader did not (a later step, a read-only store)
                 return draw_marks(data or read_image_bytes(record), regions, max_side)
 
             key = marks_key(record.sha256, regions)
-            marked = self._images.remembered(key, max_side)
+            marked = prepared.marked if isinstance(prepared, Sent) else None
+            if marked is not None:
+                self._images.adopt(key, max_side, marked)
+            else:
+                marked = self._images.remembered(key, max_side)
             if marked is None:
                 marked = await asyncio.to_thread(self._images.derived, key, max_side, make)
             pictures.append(marked)
         if not regions or self.config.send_clean_image:
-            pictures.append((await self._image(record, data, prepared))[0])
+            pictures.append((await self._image(record, data, clean))[0])
         tokens = sum(image_tokens(p.width, p.height, self.config.detail, self.config.model) for p in pictures)
         return pictures, tokens
 
