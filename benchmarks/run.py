@@ -23,6 +23,7 @@ BENCHMARKS = [
     "evaluate",
     "export",
     "miras_step",
+    "offline_diversity",
 ]
 """Benchmark modules beside this file; each has ``TITLE`` and ``run() -> list[dict[str, str]]``."""
 

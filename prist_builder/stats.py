@@ -21,28 +21,9 @@ from dataclasses import asdict, dataclass
 
 from prist_builder.annotation.masks import area
 from prist_builder.records import DialogueRecord, ElementsRecord
+from prist_builder.records.granularity import COARSE_ABOVE, FINE_BELOW, SCALE, STANDARD_SIDE, granularity
 
-SCALE = 1.6
-"""s of Table 2: 1024 px standard size over COCO's 640 px."""
-
-STANDARD_SIDE = 1024
-"""Side in pixels of the standardised square image (section 3.4)."""
-
-FINE_BELOW = (SCALE * 32) ** 2
-"""Scaled area in pixels below which a mask is fine (2,621.44 px)."""
-
-COARSE_ABOVE = (SCALE * 96) ** 2
-"""Scaled area in pixels above which a mask is coarse (23,592.96 px)."""
-
-
-def granularity(area: int, height: int, width: int) -> str:
-    """``fine``/``medium``/``coarse`` for a mask of ``area`` pixels in an ``height x width`` image."""
-    scaled = area * (STANDARD_SIDE * STANDARD_SIDE) / float(height * width)
-    if scaled < FINE_BELOW:
-        return "fine"
-    if scaled <= COARSE_ABOVE:
-        return "medium"
-    return "coarse"
+__all__ = ["COARSE_ABOVE", "FINE_BELOW", "SCALE", "STANDARD_SIDE", "DatasetStats", "compute_stats", "granularity"]
 
 
 @dataclass

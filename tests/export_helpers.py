@@ -9,7 +9,7 @@ from conftest import run_cli
 
 
 def build_demo(root: Path) -> Path:
-    """Build ``prist demo`` under ``root`` and return its run folder (6 images, 22 dialogues)."""
+    """Build ``prist demo`` under ``root`` and return its run folder (6 images, 17 dialogues)."""
     result = run_cli("demo", "--out", root)
     assert result.exit_code == 0, result.output
     return root / "run"

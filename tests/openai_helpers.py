@@ -9,7 +9,7 @@ from prist_builder.testing.build_args import openai_build_args
 from prist_builder.testing.synthetic import write_synthetic
 
 TREE_PROMPT = "as a tree"
-DIALOGUES_PROMPT = "natural multi-turn conversations"
+DIALOGUES_PROMPT = "turn reasoning paths"
 
 
 def tagged_inputs(folder: Path, count: int, seed: int = 5) -> Path:
@@ -30,16 +30,16 @@ def openai_args(server, run: Path, inputs: Path, *extra: object) -> list[str]:
 
 FOUR_CHILDREN_TREE = json.dumps(
     {
-        "root": "r",
-        "nodes": [{"id": "r", "question": "What is here?", "answer": "Things.", "element_id": None}]
-        + [{"id": f"c{i}", "question": f"Part {i}?", "answer": "A part.", "element_id": f"e{i}"} for i in range(4)],
-        "edges": [{"parent": "r", "child": f"c{i}"} for i in range(4)],
-        "paths": [
-            {"target_element_id": f"e{i}", "reasoning_question": "Which?", "node_ids": ["r", f"c{i}"]} for i in range(4)
+        "questions": [{"target_element_id": f"e{i}", "reasoning_question": "Which?"} for i in range(4)],
+        "root": {"question": "What is here?", "answer": "Things."},
+        "nodes": [
+            {"id": f"c{i}", "parent": "root", "question": f"Part {i}?", "answer": "A part.", "element_id": f"e{i}"}
+            for i in range(4)
         ],
     }
 )
-"""A well-formed tree answer whose root has 4 children (the paper allows 3)."""
+"""A well-formed tree answer whose root has 4 children, naming targets e0..e3 whether or not the
+request has them (the strict schema's ``enum`` then refuses it)."""
 
 SCHEMA_VIOLATING = json.dumps({"elements": [{"name": "cup"}]})
 """JSON that parses but misses required fields."""

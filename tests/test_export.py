@@ -49,7 +49,7 @@ def test_export_folder_has_every_contract_file(demo_export: Path) -> None:
         assert (demo_export / "data" / f"{split}-00000-of-00001.parquet").is_file()
     manifest = json.loads((demo_export / "export.json").read_text())
     assert manifest["seed"] == 0 and manifest["left_out"] == {}
-    assert sum(manifest["splits"].values()) == 22
+    assert sum(manifest["splits"].values()) == 17
     assert manifest["splits"]["test"] > 0
     assert not (demo_export / ".staging").exists()
 
@@ -62,7 +62,7 @@ def test_load_dataset_round_trip_equals_the_run_field_by_field(demo_run: Path, d
         r["sample_id"]: r for split in SPLITS for r in loaded[split].cast_column("image", datasets.Image(decode=False))
     }
     samples = list(iter_samples(demo_run))
-    assert len(rows) == len(samples) == 22
+    assert len(rows) == len(samples) == 17
     for sample in samples:
         _, row = rows[sample.sample_id]
         assert row["image_id"] == sample.image.image_id
@@ -109,8 +109,8 @@ def test_card_has_yaml_metadata_statistics_pictures_and_citation(demo_export: Pa
     assert meta["license"] and meta["task_categories"] and meta["size_categories"] == ["n<1K"]
     assert meta["configs"][0]["data_files"][2] == {"split": "test", "path": "data/test-*"}
     assert [f["name"] for f in meta["dataset_info"]["features"]][:3] == ["sample_id", "image_id", "image"]
-    assert sum(s["num_examples"] for s in meta["dataset_info"]["splits"]) == 22
-    assert "| Samples (dialogues) | 22 |" in text and "Granularity" in text
+    assert sum(s["num_examples"] for s in meta["dataset_info"]["splits"]) == 17
+    assert "| Samples (dialogues) | 17 |" in text and "Granularity" in text
     for picture in ("turns.png", "granularity.png", "sample-0.png"):
         assert f"assets/{picture}" in text
         with Image.open(demo_export / "assets" / picture) as image:
@@ -157,7 +157,7 @@ def test_reviews_are_applied(demo_run: Path, tmp_path: Path) -> None:
     summary = export_run(run, out)
     assert summary.left_out == {"rejected by a reviewer": [rejected]}
     rows = {r["sample_id"]: r for split in SPLITS for r in _load(out)[split]}
-    assert rejected not in rows and len(rows) == 21
+    assert rejected not in rows and len(rows) == 16
     assert rows[edited]["turns"][1]["content"] == "There are exactly two objects here."
     assert rows[edited]["conversations"][1]["value"] == "There are exactly two objects here."
     assert rows[edited]["provenance"]["review_status"] == "edited" and rows[edited]["provenance"]["reviewer"] == "bo"
@@ -185,23 +185,23 @@ def test_unfinished_samples_are_left_out_unless_kept(demo_run: Path, tmp_path: P
     result = run_cli("export", run, "--out", tmp_path / "a")
     assert result.exit_code == 0 and "left out (no final mask): 1" in result.output
     kept = export_run(run, tmp_path / "b", keep_unfinished=True)
-    assert kept.left_out == {} and sum(kept.sizes.values()) == 22
+    assert kept.left_out == {} and sum(kept.sizes.values()) == 17
     rows = {r["sample_id"]: r for split in SPLITS for r in _load(tmp_path / "b")[split]}
     assert rows[sample_id]["targets"] == [] and rows[sample_id]["provenance"]["mask_rule"] is None
 
 
 def test_shards_are_bounded_and_load_whole(demo_run: Path, tmp_path: Path) -> None:
     summary = export_run(demo_run, tmp_path / "ds", max_shard_bytes=1, one_split="train")
-    assert summary.sizes == {"train": 22, "validation": 0, "test": 0}
-    assert len(summary.shards["train"]) == 22
-    assert summary.shards["train"][-1] == "data/train-00021-of-00022.parquet"
+    assert summary.sizes == {"train": 17, "validation": 0, "test": 0}
+    assert len(summary.shards["train"]) == 17
+    assert summary.shards["train"][-1] == "data/train-00016-of-00017.parquet"
     for split in SPLITS:  # every split has its file, the empty ones included
         assert sorted((tmp_path / "ds" / "data").glob(f"{split}-*.parquet"))
     loaded = _load(tmp_path / "ds")
     assert set(loaded) == {"train"}  # datasets cannot load a split without rows
     assert [r["sample_id"] for r in loaded["train"]] == [s.sample_id for s in iter_samples(demo_run)]
     everything = load_export(tmp_path / "ds")
-    assert {k: v.num_rows for k, v in everything.items()} == {"train": 22, "validation": 0, "test": 0}
+    assert {k: v.num_rows for k, v in everything.items()} == {"train": 17, "validation": 0, "test": 0}
     assert everything["test"].features == loaded["train"].features
     assert everything["train"][3]["turns"] == loaded["train"][3]["turns"]
 

@@ -126,7 +126,7 @@ def test_prist_json_export_skips_rejected_and_uses_edits(demo_run: Path, tmp_pat
     assert result.exit_code == 0, result.output
     entries = json.loads((out / "test.json").read_text())
     assert json.loads((out / "train.json").read_text()) == []
-    assert len(entries) == 21 and entries[0]["dialogue"][0] == {"from": "human", "value": "Edited question?"}
+    assert len(entries) == 16 and entries[0]["dialogue"][0] == {"from": "human", "value": "Edited question?"}
     assert set(entries[0]) == {"img_id", "dialogue", "focus"} and entries[0]["img_id"].endswith((".png", ".jpg"))
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["format"] == "prist-json" and manifest["left_out"]["rejected by a reviewer"]["count"] == 1

@@ -36,7 +36,7 @@ def fresh_accelerate_state():
 
 
 TEST_EVERY = 7
-"""Every 7th demo sample goes to the test split, the next one to validation (22 -> 16/3/3)."""
+"""Every 7th demo sample goes to the test split, the next one to validation (17 -> 11/3/3)."""
 
 
 def write_export(run: Path, out: Path) -> dict[str, int]:
@@ -111,7 +111,7 @@ def write_export(run: Path, out: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, Path, dict[str, int]]:
-    """(run folder, export folder, split sizes) of the offline demo (6 photos, 22 dialogues)."""
+    """(run folder, export folder, split sizes) of the offline demo (6 photos, 17 dialogues)."""
     root = tmp_path_factory.mktemp("miras")
     result = run_cli("demo", "--out", root / "demo")
     assert result.exit_code == 0, result.output
@@ -123,7 +123,7 @@ def test_reads_an_export_folder_and_a_run_folder_alike(demo) -> None:
     run, export, sizes = demo
     from_run = {r.sample_id: r for r in read_source(run)}
     exported = read_source(export, split="test")
-    assert len(from_run) == sum(sizes.values()) == 22 and len(exported) == sizes["test"] == 4
+    assert len(from_run) == sum(sizes.values()) == 17 and len(exported) == sizes["test"] == 3
     for record in exported:
         twin = from_run[record.sample_id]
         assert record.turns == twin.turns and record.image.size == twin.image.size

@@ -70,7 +70,7 @@ def test_every_fault_class_ends_built_or_rejected(inputs: Path, tmp_path: Path) 
     assert "elements: no valid answer in 3 attempts" in rejects[0].reason and "not JSON" in rejects[0].reason
     assert rejects[0].reason.startswith(str(inputs / "img_0005.json"))
     # the model is shown its answer and the exact validation errors
-    assert any("has 4 children; at most 3 allowed" in body for body in sent)
+    assert any("target_element_id: Input should be" in body for body in sent)
     assert any("cut off at the token limit" in body for body in sent)
     assert any("elements.0.description" in body and "Field required" in body for body in sent)
     manifest = json.loads((run / "manifest.json").read_text())

@@ -189,7 +189,7 @@ def test_a_reask_names_every_broken_dialogue(inputs: Path, tmp_path: Path) -> No
         if DIALOGUES_PROMPT in text and "Your answer does not satisfy" not in text:
             data = json.loads(answer) if isinstance(answer, str) else answer
             for dialogue in data["dialogues"]:
-                dialogue["focus"] = "something else entirely"  # breaks [OBJ]focus[SEG] in every dialogue
+                dialogue["turns"] = dialogue["turns"] * 4  # too many turns in every dialogue
             return data
         return answer
 

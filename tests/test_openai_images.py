@@ -66,5 +66,5 @@ def test_region_boxes_are_given_in_sent_pixels() -> None:
         area=25600,
         bbox=[491, 658, 160, 160],
     )
-    text = regions_block([region], scale=0.8)
-    assert "- r0: 'cup', box [393, 526, 128, 128]" in text
+    text = regions_block([region], 1024, 768, scale=0.8)
+    assert "- r0: labelled 'cup'; box x 393-521, y 526-654; bottom centre;" in text

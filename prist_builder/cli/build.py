@@ -55,6 +55,37 @@ MaxTurnsOpt = Annotated[
     int | None,
     typer.Option("--max-turns", min=1, help=f"Most turns per dialogue \\[default: {MAX_TURNS}].", show_default=False),
 ]
+TargetsOpt = Annotated[
+    int | None,
+    typer.Option("--targets", min=2, max=4, help="Targets (K) per image, 2..4 \\[default: 3].", show_default=False),
+]
+MixOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--granularity-mix",
+        help="Target draw weights coarse:medium:fine \\[default: 22:25:53, PRIST's Table 2].",
+        show_default=False,
+    ),
+]
+
+
+def _mix(value: str | None) -> list[float] | None:
+    """``"22:25:53"`` as three weights (``None`` stays ``None``).
+
+    Raises:
+        typer.BadParameter: not three non-negative numbers.
+    """
+    if value is None:
+        return None
+    try:
+        weights = [float(v) for v in value.replace(",", ":").split(":")]
+    except ValueError:
+        weights = []
+    if len(weights) != 3 or min(weights) < 0:
+        raise typer.BadParameter(f"--granularity-mix {value!r}: give three weights coarse:medium:fine, e.g. 22:25:53")
+    return weights
+
+
 DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 8))
 WorkersOpt = Annotated[
     int | None,
@@ -110,7 +141,10 @@ def _source_config(config_file: Path | None, given: dict[str, Any], opts: OpenAI
         raise typer.BadParameter(one_line(exc)) from None
 
 
-SOURCE_FIELDS = ("images", "labelme", "coco", "provider", "seed", "limit", "min_turns", "max_turns", "workers")
+SOURCE_FIELDS = (
+    *("images", "labelme", "coco", "provider", "seed", "limit", "min_turns", "max_turns", "workers"),
+    *("targets", "granularity_mix"),
+)
 """The run options the source commands (``build elements``, ``build all``) take, by ``BuildConfig`` field."""
 
 
@@ -216,13 +250,15 @@ def build_elements(
     limit: LimitOpt = None,
     min_turns: MinTurnsOpt = None,
     max_turns: MaxTurnsOpt = None,
+    targets: TargetsOpt = None,
+    granularity_mix: MixOpt = None,
     workers: WorkersOpt = None,
     fsync: FsyncOpt = True,
     config: ConfigOpt = None,
     **openai: Any,
 ) -> None:
     """Step 1: extract the visible elements of each image (paper section 3.2.1)."""
-    given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS}
+    given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS} | {"granularity_mix": _mix(granularity_mix)}
     _from_sources(run, ("elements",), config, fsync, openai, given)
 
 
@@ -264,11 +300,13 @@ def build_all(
     limit: LimitOpt = None,
     min_turns: MinTurnsOpt = None,
     max_turns: MaxTurnsOpt = None,
+    targets: TargetsOpt = None,
+    granularity_mix: MixOpt = None,
     workers: WorkersOpt = None,
     fsync: FsyncOpt = True,
     config: ConfigOpt = None,
     **openai: Any,
 ) -> None:
     """All three steps in order: elements, trees, dialogues."""
-    given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS}
+    given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS} | {"granularity_mix": _mix(granularity_mix)}
     _from_sources(run, STEPS, config, fsync, openai, given)

@@ -216,7 +216,7 @@ def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[st
 
     Reads only: no lock, no repair of the run folder, no file written (the run may be
     another build's, in progress)."""
-    from prist_builder.providers.openai.estimate import estimate
+    from prist_builder.providers.openai.estimate import estimate, rule_line
 
     items, _ = discover(**source_paths(config))
     items = items[: config.limit] if config.limit else items
@@ -229,12 +229,21 @@ def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[st
     rows = [
         e
         for e in estimate(
-            items, provider.model, provider.config.detail, provider.config.max_side, provider.client.transport.prices
+            items,
+            provider.model,
+            provider.config.detail,
+            provider.config.max_side,
+            provider.client.transport.prices,
+            targets=config.targets,
+            clean_too=provider.config.send_clean_image,
         )
         if e.step in {PROMPT_OF_STEP[s] for s in steps}
     ]
     table = Table(
-        title=f"dry run: {len(items)} image(s), model {provider.model} (no request sent)", title_justify="left"
+        title=f"dry run: {len(items)} image(s), model {provider.model} (no request sent)\n"
+        + rule_line(provider.model, provider.config.detail)
+        + f"; images are {sum(r.image_tokens for r in rows):,} of the prompt tokens",
+        title_justify="left",
     )
     for column in ("step", "requests", "prompt tokens", "completion tokens", "USD online", "USD batch"):
         table.add_column(column, justify="left" if column == "step" else "right")

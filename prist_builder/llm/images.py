@@ -1,8 +1,10 @@
 """Images for the model: base64 data URLs with the original MIME type, and their token cost.
 
-The token estimate follows GPT-4o's published tile rule for ``detail: high``: the image is
-fitted inside 2048x2048, then scaled so its short side is at most 768 px, and costs
-``85 + 170 * tiles`` tokens, tiles being 512x512 squares; ``detail: low`` costs 85.
+The token estimate follows each model family's published rule (:data:`IMAGE_RULES`): GPT-4o's
+tile rule for ``detail: high`` fits the image inside 2048x2048, scales its short side to at
+most 768 px, and costs ``85 + 170 * tiles`` tokens, tiles being 512x512 squares
+(``detail: low``: 85); gpt-4o-mini bills the same tiles at 2833 + 5667 each; GPT-4.1 mini
+and nano bill 32 px patches times a multiplier.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -47,15 +50,94 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 log = logging.getLogger(__name__)
 
 
-def image_tokens(width: int, height: int, detail: str = "high") -> int:
-    """Estimated prompt tokens of one image of ``width x height`` pixels (``auto`` counts as ``high``)."""
+@dataclass(frozen=True)
+class ImageRule:
+    """How one model family bills an image, in prompt tokens.
+
+    ``tile`` rules (GPT-4o and most of OpenAI's larger models): the image is fitted inside
+    2048x2048, its short side brought down to 768 px, and costs ``base + per_unit * tiles``
+    (512 px tiles); ``detail: low`` costs ``base``. ``patch`` rules (GPT-4.1 mini and
+    nano, o4-mini): 32 px patches, at most 1536 (the image is shrunk to fit), times
+    ``per_unit``; ``detail`` does not change the count.
+    """
+
+    name: str
+    kind: Literal["tile", "patch"]
+    base: float
+    per_unit: float
+
+    def describe(self) -> str:
+        """``"tile: 85 + 170 per 512px tile (low: 85)"`` or ``"patch: 1.62 x 32px patches, <= 1536"``."""
+        if self.kind == "tile":
+            return f"tile: {self.base:g} + {self.per_unit:g} per 512px tile (low: {self.base:g})"
+        return f"patch: {self.per_unit:g} x 32px patches (<= {MAX_PATCHES})"
+
+
+# Published rules (OpenAI, "Images and vision" guide, section "Calculating costs":
+# https://platform.openai.com/docs/guides/images-vision#calculating-costs). Tile rule:
+# GPT-4o, GPT-4.1, GPT-4.5, o1, o3 bill 85 + 170 per tile; gpt-4o-mini bills 2833 + 5667
+# per tile (the same dollar price as GPT-4o at its 1/16.7 token price). Patch rule:
+# gpt-4.1-mini x1.62, gpt-4.1-nano x2.46, o4-mini x1.72 over 32 px patches, cap 1536. The
+# two mechanisms and their model scopes are also set out in openai/openai-python#2851,
+# and measured per model (gpt-4o-mini 2845 tokens low / 8512 high for a 128x64 image with
+# a 12-token text) at https://community.openai.com/t/vision-more-than-one-way-to-send-a-request-undocumented-and-different-pricing-realized/1262691
+IMAGE_RULES: tuple[tuple[str, ImageRule], ...] = (
+    ("gpt-4o-mini", ImageRule("gpt-4o-mini", "tile", 2833, 5667)),
+    ("gpt-4.1-mini", ImageRule("gpt-4.1-mini", "patch", 0, 1.62)),
+    ("gpt-4.1-nano", ImageRule("gpt-4.1-nano", "patch", 0, 2.46)),
+    ("o4-mini", ImageRule("o4-mini", "patch", 0, 1.72)),
+    ("gpt-4.1", ImageRule("gpt-4.1", "tile", 85, 170)),
+    ("gpt-4.5", ImageRule("gpt-4.5", "tile", 85, 170)),
+    ("gpt-4o", ImageRule("gpt-4o", "tile", 85, 170)),
+    ("o1", ImageRule("o1", "tile", 85, 170)),
+    ("o3", ImageRule("o3", "tile", 85, 170)),
+)
+"""Model-name prefixes and their rule, most specific first (a dated name such as
+``gpt-4o-mini-2024-07-18`` takes its family's rule)."""
+
+DEFAULT_RULE = ImageRule("gpt-4o (assumed)", "tile", BASE_TOKENS, TILE_TOKENS)
+"""The rule of a model not in :data:`IMAGE_RULES` (other servers: a guess, said so)."""
+
+MAX_PATCHES = 1536
+"""Most 32 px patches a patch-rule model bills for one image."""
+PATCH_SIDE = 32
+
+
+def image_rule(model: str | None) -> ImageRule:
+    """The billing rule of ``model`` (``None``: GPT-4o's), matched by name prefix after any
+    ``provider/`` part (``openai/gpt-4o-mini``)."""
+    name = (model or "gpt-4o").rsplit("/", 1)[-1].lower()
+    for prefix, rule in IMAGE_RULES:
+        if name.startswith(prefix):
+            return rule
+    return DEFAULT_RULE
+
+
+def _patches(width: float, height: float) -> int:
+    """32 px patches billed for a ``width x height`` image, shrunk to fit :data:`MAX_PATCHES`."""
+    count = math.ceil(width / PATCH_SIDE) * math.ceil(height / PATCH_SIDE)
+    if count <= MAX_PATCHES:
+        return count
+    shrink = math.sqrt(PATCH_SIDE * PATCH_SIDE * MAX_PATCHES / (width * height))
+    w, h = width * shrink, height * shrink
+    shrink *= min(math.floor(w / PATCH_SIDE) / (w / PATCH_SIDE), math.floor(h / PATCH_SIDE) / (h / PATCH_SIDE))
+    w, h = width * shrink, height * shrink
+    return min(MAX_PATCHES, math.ceil(w / PATCH_SIDE) * math.ceil(h / PATCH_SIDE))
+
+
+def image_tokens(width: int, height: int, detail: str = "high", model: str | None = None) -> int:
+    """Estimated prompt tokens of one image of ``width x height`` pixels sent to ``model``
+    (its :func:`image_rule`; ``auto`` counts as ``high``)."""
+    rule = image_rule(model)
+    if rule.kind == "patch":
+        return math.ceil(_patches(width, height) * rule.per_unit)
     if detail == "low":
-        return BASE_TOKENS
+        return round(rule.base)
     scale = min(1.0, FIT_SIDE / max(width, height))
     w, h = width * scale, height * scale
     scale = min(1.0, SHORT_SIDE / min(w, h))
     w, h = w * scale, h * scale
-    return BASE_TOKENS + TILE_TOKENS * math.ceil(w / TILE_SIDE) * math.ceil(h / TILE_SIDE)
+    return round(rule.base + rule.per_unit * math.ceil(w / TILE_SIDE) * math.ceil(h / TILE_SIDE))
 
 
 @dataclass(frozen=True)
@@ -247,6 +329,18 @@ class PreparedImages:
         self._memo.move_to_end((sha256, max_side))
         while len(self._memo) > PREPARED_MEMO:
             self._memo.popitem(last=False)
+
+    def derived(self, key: str, max_side: int | None, make: Callable[[], PreparedImage]) -> PreparedImage:
+        """An image made from a source image (e.g. with marks drawn on it), kept like a
+        prepared one under ``key`` (64 hex digits naming the source and what was drawn):
+        from memory, else from disk, else ``make()`` (called off the event loop by the
+        caller), stored. Its digest joins the response cache's key as usual."""
+        found = self.remembered(key, max_side) or self._load(key, b"", max_side)
+        if found is None:
+            found = make()
+            self._store(key, "image/png" if found.url.startswith("data:image/png") else "image/jpeg", max_side, found)
+        self.adopt(key, max_side, found)
+        return found
 
     def _load(self, sha256: str, data: bytes, max_side: int | None) -> PreparedImage | None:
         path = self.path(sha256, max_side)

@@ -92,3 +92,16 @@ def response_format(model: type[BaseModel], mode: str = "json_schema") -> dict[s
     if mode == "none":
         return None
     raise ValueError(f"unknown response format {mode!r}; use json_schema, json_object or none")
+
+
+SCHEMA_CHARS_PER_TOKEN = 4
+"""Characters of schema JSON per prompt token (a rough rule for JSON text)."""
+
+
+@functools.cache
+def schema_tokens(model: type[BaseModel]) -> int:
+    """Estimated prompt tokens a model's JSON Schema adds to a request: its JSON text over
+    :data:`SCHEMA_CHARS_PER_TOKEN`. OpenAI does not publish how a strict ``response_format``
+    is billed; it does enter the prompt (the model is constrained by it), so the estimate
+    counts it the way the schema reads as text."""
+    return len(schema_text(model)) // SCHEMA_CHARS_PER_TOKEN

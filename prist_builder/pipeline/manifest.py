@@ -13,11 +13,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prist_builder.pipeline.store import MANIFEST_FILE, RunStore, write_json_atomic
-from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+from prist_builder.records.granularity import PRIST_MIX
+from prist_builder.records.limits import MAX_TARGETS, MAX_TURNS, MIN_TARGETS, MIN_TURNS
 from prist_builder.records.steps import STEPS
 
 VERSIONED_PACKAGES = ("prist", "pydantic", "numpy", "pillow", "pycocotools", "networkx", "openai")
-IDENTITY_FIELDS = ("provider", "seed", "images", "labelme", "coco", "min_turns", "max_turns")
+IDENTITY_FIELDS = (
+    *("provider", "seed", "images", "labelme", "coco", "min_turns", "max_turns"),
+    *("targets", "granularity_mix"),
+)
 """Config fields that decide the records; a re-run must not change them."""
 
 
@@ -37,6 +41,10 @@ class BuildConfig(BaseModel):
         images, labelme, coco: absolute input paths, or ``None``.
         limit: build at most this many images (first by id); ``None`` for all.
         min_turns, max_turns: dialogue length bounds in turns (Table 2: 3..7).
+        targets: K, the targets drawn per image (step 2-1; fewer when the image has fewer
+            candidates), see :mod:`prist_builder.pipeline.targets`.
+        granularity_mix: weights (coarse, medium, fine) the target draw leans towards
+            (Table 2: 22 : 25 : 53).
         workers: processes for step 1, the offline work or the reading of inputs (does not
             change the records).
         provider_options: the provider's settings, validated by its config model
@@ -55,6 +63,13 @@ class BuildConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="Build at most N images (first by id).")
     min_turns: int = Field(MIN_TURNS, ge=1, description="Fewest turns per dialogue.")
     max_turns: int = Field(MAX_TURNS, ge=1, description="Most turns per dialogue.")
+    targets: int = Field(3, ge=MIN_TARGETS, le=MAX_TARGETS, description="Targets (K) per image.")
+    granularity_mix: list[float] = Field(
+        default_factory=lambda: [float(v) for v in PRIST_MIX],
+        min_length=3,
+        max_length=3,
+        description="Target draw weights coarse, medium, fine (Table 2: 22 25 53).",
+    )
     workers: int = Field(1, ge=1, description="Processes for step 1 (offline work, or reading inputs for openai).")
     provider_options: dict[str, Any] = Field(default_factory=dict, description="The provider's settings.")
 
@@ -62,6 +77,8 @@ class BuildConfig(BaseModel):
     def _check(self) -> BuildConfig:
         if self.min_turns > self.max_turns:
             raise ValueError(f"min_turns {self.min_turns} is above max_turns {self.max_turns}")
+        if min(self.granularity_mix) < 0 or sum(self.granularity_mix) <= 0:
+            raise ValueError(f"granularity_mix {list(self.granularity_mix)}: weights must be >= 0 with a positive sum")
         if self.labelme is not None and self.coco is not None:
             raise ValueError("give labelme or coco, not both")
         from prist_builder.providers import provider_config  # providers sit below the pipeline

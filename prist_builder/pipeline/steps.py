@@ -8,7 +8,6 @@ step 2-1, so that every provider follows the same rule.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
@@ -18,9 +17,10 @@ from prist_builder.errors import FatalError
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.runner import Outcome, Unit
 from prist_builder.pipeline.store import RunStore
+from prist_builder.pipeline.targets import choose_targets
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
-from prist_builder.records.limits import MAX_TARGETS, MIN_TARGETS
+from prist_builder.records.limits import MIN_TARGETS
 from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item, read_image_bytes
 
 T = TypeVar("T")
@@ -214,39 +214,13 @@ def elements_units(
     return [unit(item) for item in items]
 
 
-def choose_targets(record: ElementsRecord, rng: random.Random) -> list[Element]:
-    """Draw the K targets of step 2-1: ``2 <= K <= min(N, 4)`` (section 3.2.2).
-
-    Candidates are the elements grounded in a non-ignored region when the image has
-    regions, else all elements. Returned in element order.
-
-    Raises:
-        InputRejected: fewer than two candidates.
-    """
-    grounded = record.image.source != "images"
-    candidates = [
-        e
-        for e in record.elements
-        if not grounded or (e.region_id is not None and not record.image.region(e.region_id).ignore)
-    ]
-    if len(candidates) < MIN_TARGETS:
-        raise InputRejected(
-            f"{record.image.annotation_path or record.image.path}: {len(candidates)} candidate"
-            f" target(s); step 2 needs at least {MIN_TARGETS}",
-            record.image.annotation_path,
-        )
-    k = rng.randint(MIN_TARGETS, min(len(candidates), MAX_TARGETS))
-    chosen = {e.element_id for e in rng.sample(candidates, k)}
-    return [e for e in candidates if e.element_id in chosen]
-
-
 def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> list[Unit]:
     """Step 2 over the elements records of the run."""
 
     def unit(record: ElementsRecord) -> Unit:
         async def work() -> Outcome:
             ctx = _context(config, "trees", record.image_id)
-            targets = choose_targets(record, ctx.rng)
+            targets = choose_targets(record, ctx.rng, config.targets, config.granularity_mix)
             return Outcome(records=[await provider.tree(record, targets, ctx)])
 
         return Unit(record.image_id, record.image_id, record.image.annotation_path or record.image.path, work)

@@ -9,7 +9,8 @@ else tells same-named objects apart. ``unknown_*`` acts serve labels the knowled
 lacks: they say what the pixels show and do not invent a purpose. All text is written for
 this project.
 
-Slots: ``{The}``/``{the}`` the target's focus with its article, ``{it}``/``{It}``/``{is}``/
+Slots: ``{The}``/``{the}`` the target's focus with its article, ``{ref}``/``{ref_obj}`` the
+target as subject/object (its focus, or a pronoun once named), ``{it}``/``{It}``/``{is}``/
 ``{its}`` pronoun forms, ``{gen}``/``{are}`` the generic plural and its verb ("sofas are",
 "coffee is"), ``{a}`` the indefinite name, ``{need}``, ``{use}``, ``{use2}``, ``{place}``,
 ``{place2}``, ``{material}``, ``{kind}`` (with article), ``{colour}``, ``{share}`` ("about 12%"),
@@ -68,7 +69,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{at_setting} more than anywhere else.",
             "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
             "(turn up|appear) "
-            "{at_setting}, so I (would|'d) guess {setting}.",
+            "{at_setting}, so (my guess is|I would guess) {setting}.",
         ),
     ),
     "pair": (
@@ -88,11 +89,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "function": (
         (
-            "What is {ref} (usually|mainly|normally) used for?",
+            "What {is} {ref} (usually|mainly|normally) used for?",
             "(Why|How) (would|could) {ref} (help|be useful) (here|in a place like this)?",
             "What {is} {ref} good for?",
             "(How|Why) {does} {ref} (help|matter) (in a setting like this|here)?",
-            "What (would|could) (I|someone) do with {ref}?",
+            "What (would|could) (I|someone) do with {ref_obj}?",
         ),
         (
             "{It} {is} (mostly|mainly|typically) used for {use}(, and also for {use2}|).",
@@ -106,7 +107,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "role": (
         (
             "Why (might|would) {ref} be (here|in this scene)?",
-            "What is {ref} doing in a (scene|place) like this?",
+            "What {is} {ref} doing in a (scene|place) like this?",
             "What (purpose|role) {does} {ref} (serve|have) here?",
         ),
         (
@@ -160,12 +161,12 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "look": (
         (
-            "What does {ref} look like (here|in this picture)?",
-            "How (would|could) I recognise {ref} (in the picture|at a glance)?",
+            "What {does} {ref} look like (here|in this picture)?",
+            "How (would|could) I recognise {ref_obj} (in the picture|at a glance)?",
             "What colour {is} {ref}, and how much of the picture {does} {it} (take up|fill)?",
         ),
         (
-            "{It} {is} (mostly|mainly|largely) {colour} and (covers|takes up|fills) {share} of the (picture|frame).",
+            "{It} {is} (mostly|mainly|largely) {colour}, (covering|taking up|filling) {share} of the (picture|frame).",
             "(Look for|You will see) a (mostly|mainly) {colour} (shape|area|region) (covering|filling|taking up) "
             "{share} of the (frame|picture).",
             "(Mostly|Largely) {colour}; (it|the region) (spans|covers) {share} of the (image|photo).",
@@ -174,9 +175,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "relation": (
         (
-            "How {does} {ref} relate to the (things|objects) around {it}?",
+            "How {does} {ref} relate to the (things|objects) around {them}?",
             "(Where|How) {does} {ref} sit (relative to|compared with) the rest of the scene?",
-            "What can you say about {ref} compared with (its surroundings|what is around {it})?",
+            "What can you say about {ref_obj} compared with (its surroundings|what is around {them})?",
         ),
         (
             "{It} {is} {rel} the {other}.",
@@ -259,7 +260,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     "unknown_use": (
-        ("What (might|could) {ref} be for?", "(Do we know|Can you tell) what {ref} (does|is used for)?"),
+        ("What (might|could) {ref} be for?", "(Do we know|Can you tell) what {ref} {is} (used|meant) for?"),
         (
             "(I can't|I cannot) tell its purpose from the picture alone; it is labelled as {a} and nothing more.",
             "The picture (alone |)does not (say|show) what {it} {is} for; (all|what) I know is the label, {a}.",

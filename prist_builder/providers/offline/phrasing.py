@@ -106,6 +106,7 @@ class Wording:
         category = subject.category
         slots = dict(self._fixed(subject))
         slots["ref"] = slots["it"] if named else slots["the"]
+        slots["ref_obj"] = slots["them"] if named else slots["the"]
         need = self.rng.choice(category.needs) if category.needs else "understand this scene"
         uses = self._fresh(category.uses or ["what its label says"])
         places = self._fresh(category.places or ["a scene like this"])

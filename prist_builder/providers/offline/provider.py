@@ -18,8 +18,8 @@ from prist_builder.providers.offline.attributes import dominant_colour
 from prist_builder.providers.offline.geometry import Geometry, mask_geometry, sampling_stride
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.knowledge import lookup
-from prist_builder.providers.offline.phrasing import count_word, share
-from prist_builder.providers.offline.scene import coloured, scene_of
+from prist_builder.providers.offline.phrasing import count_word
+from prist_builder.providers.offline.scene import coloured, scene_of, spoken_colour
 from prist_builder.providers.offline.tree_builder import LONGEST_PATH, OfflineTreeBuilder
 from prist_builder.records import DialogueRecord, Element, ElementAttributes, ElementsRecord, TreeRecord, Turn
 from prist_builder.records.limits import MIN_TURNS, OBJ_TOKEN, SEG_TOKEN
@@ -38,17 +38,16 @@ def element_name(label: str) -> str:
 
 
 def describe(name: str, colour: str, geometry: Geometry, count: int) -> str:
-    """One sentence describing an element from its measured facts and its knowledge row."""
+    """One sentence describing an element the way a person would: its name with a colour
+    only where one would say it (:func:`.scene.spoken_colour`), where it is, and how many
+    of its kind the picture holds. Measured figures stay in the attributes."""
     category = lookup(name)
-    subject = coloured(name, colour)
-    kind = f", {category.a(category.kind)}" if category.known else ""
-    about, _ = share(geometry.fraction)
-    text = (
-        f"{capital_first(category.a(subject))}{kind}, in the {geometry.position} of the picture, "
-        f"{geometry.size} ({about} of the frame)"
-    )
+    subject = coloured(name, spoken_colour(colour, category, name))
+    size = "" if category.animate else {"tiny": "small ", "small": "small "}.get(geometry.size, "")
+    where = "in the centre" if geometry.position in ("center", "centre") else f"at the {geometry.position}"
+    text = f"{capital_first(category.a(size + subject))} {where} of the picture"
     if count > 1:
-        text += f"; one of {count_word(count)} {category.plural_of(name)}"
+        text += f", one of {count_word(count)} {category.plural_of(name)} in view"
     return text + "."
 
 

@@ -54,6 +54,23 @@ def main_colour(colour: str | None) -> str | None:
     return colour.split(" and ")[0] if colour else colour
 
 
+ACHROMATIC = frozenset({"gray", "grey", "dark gray", "light gray"})
+"""Colours that a region's mean pixels give shadows, glass and metal alike: said of what a
+person wears, not of an object (a yellow bus in shade measures gray)."""
+
+
+def spoken_colour(colour: str | None, category: Category, name: str = "") -> str | None:
+    """The colour a person would use to describe an element, or ``None``: none for a body
+    or object part (``"an orange face"``, ``"a brown eye"``), none for a two-colour mean
+    (``"brown and orange"``), and none for an achromatic mean on anything but clothing."""
+    if not colour or " and " in colour or category.part_of:
+        return None
+    wearer = name.split(" ")[-1].lower() in WEARERS or category.person
+    if colour in ACHROMATIC and not wearer:
+        return None
+    return colour
+
+
 def coloured(name: str, colour: str | None) -> str:
     """``"brown sofa"``, ``"person in black"``; the bare name when the colour is unknown."""
     if not colour:
@@ -105,8 +122,8 @@ class Subject:
 
     @property
     def colour(self) -> str | None:
-        """Dominant colour name from step 1."""
-        return self.element.attributes.colour
+        """The measured colour of step 1 as a person would say it (:func:`spoken_colour`)."""
+        return spoken_colour(self.element.attributes.colour, self.category, self.element.name)
 
 
 class Scene:

@@ -55,7 +55,39 @@ ROOT_QUESTIONS = (
     "What is (going on|happening) in this (scene|picture)?",
     "What (is this picture|does this photo show) overall?",
 )
-ROOT_ANSWERS = ("(It looks like|This seems to be|Probably) {place}, with {inventory}.",)
+ROOT_ANSWERS = (
+    "(The picture|This photo|The image) (shows|holds) {inventory}.",
+    "(I can see|There are|In view are) {inventory}.",
+)
+"""The root answers with what the regions show and nothing else (no guessed setting)."""
+
+ACT_FAMILY = {
+    "need": "use",
+    "need_animate": "use",
+    "function": "use",
+    "role": "use",
+    "activity": "use",
+    "held": "use",
+    "part": "use",
+    "unknown_use": "use",
+    "context": "setting",
+    "pair": "setting",
+    "place": "setting",
+    "look": "look",
+    "held_plain": "look",
+    "part_plain": "look",
+    "unknown_open": "look",
+    "pair_plain": "look",
+    "rank": "size",
+}
+"""The dialogue act each act performs: a dialogue asks each act once about one object (a
+function question after a need answered with the use, or "why is it here" after "what is
+it for", asks the same thing twice). Acts not listed are their own family."""
+
+
+def family(act: str) -> str:
+    """The dialogue act ``act`` performs (see :data:`ACT_FAMILY`)."""
+    return ACT_FAMILY.get(act, act)
 
 
 class OfflineTreeBuilder:
@@ -127,10 +159,11 @@ class OfflineTreeBuilder:
 
     def _root(self) -> tuple[str, str]:
         places = Counter(c.settings[0] for c in (s.category for s in self.scene.subjects.values()) if c.settings)
-        place = places.most_common(1)[0][0] if places else "an everyday scene"
+        place = places.most_common(1)[0][0] if places else None
         inventory = self.words.inventory()
+        del place  # the setting is a guess; the root states only what the regions show
         question = realise(ROOT_QUESTIONS, self.rng, {})
-        return question, realise(ROOT_ANSWERS, self.rng, {"place": place, "inventory": inventory})
+        return question, realise(ROOT_ANSWERS, self.rng, {"inventory": inventory})
 
     def _length(self) -> int:
         roll, total = self.rng.random(), 0.0
@@ -160,38 +193,43 @@ class OfflineTreeBuilder:
         about = self.scene[subject.whole] if subject.whole else subject
         first = self.words.act(opening, about, named=False)
         node = self._node(first, root)
-        self._chain(root, node, subject, length - 1, reasoning=first[0], named=True, about=about)
+        self._chain(root, node, subject, length - 1, reasoning=first[0], named=True, about=about, opening=opening)
 
     def _pair(self, root: str, pair: list[Subject]) -> None:
         known = all(
             s.category.known and s.category.settings and not s.category.part_of and s.whole is None for s in pair
         )
-        first = self.words.pair("pair" if known else "pair_plain", pair)
+        opening = "pair" if known else "pair_plain"
+        first = self.words.pair(opening, pair)
         node = self._node(first, root)
         for subject in pair:
             self.words.new_path()
             about = self.scene[subject.whole] if subject.whole else subject
-            self._chain(root, node, subject, self._length() - 1, reasoning=first[0], named=False, about=about)
+            self._chain(
+                root, node, subject, self._length() - 1, reasoning=first[0], named=False, about=about, opening=opening
+            )
 
     # -- inference acts --------------------------------------------------------------------
-    def _plan(self, subject: Subject, about: Subject, count: int) -> list[tuple[str, Subject]]:
-        """``count`` acts after the opening; the last one is about the target itself."""
+    def _plan(self, subject: Subject, about: Subject, count: int, opening: str) -> list[tuple[str, Subject]]:
+        """``count`` acts after the ``opening`` act; the last one is about the target itself. No
+        act repeats the dialogue act (:func:`family`) of an earlier one about the same object."""
         plan: list[tuple[str, Subject]] = []
+        asked = {family(opening)}
         if subject.whole is not None:
             if subject.link == "part":
                 last = "part" if subject.category.known else "part_plain"
             else:
                 last = "held" if subject.category.known else "held_plain"
-            pool = self._pool(about)
-            plan = [(act, about) for act in self._draw(pool, count - 1)] + [(last, subject)]
+            pool = {a: w for a, w in self._pool(about).items() if family(a) not in asked}
+            plan = [(act, about) for act in self._draw(pool, count - 1, asked)] + [(last, subject)]
             return plan
-        pool = self._pool(subject)
+        pool = {a: w for a, w in self._pool(subject).items() if family(a) not in asked}
         wanted = count
         way = self.scene.focus(subject.element.element_id).way
         if way not in FRAME_WAYS and self.scene.peers(subject) and count >= 2 and self.rng.random() < TELL_APART_SHARE:
             wanted -= 1
             plan.append(("tell_apart", subject))
-        plan += [(act, subject) for act in self._draw(pool, wanted)]
+        plan += [(act, subject) for act in self._draw(pool, wanted, asked | {"tell_apart"})]
         return plan
 
     def _pool(self, subject: Subject) -> dict[str, float]:
@@ -207,24 +245,37 @@ class OfflineTreeBuilder:
             weights.pop("look", None)
         return weights
 
-    def _draw(self, weights: dict[str, float], count: int) -> list[str]:
-        """``count`` distinct acts drawn by weight; when the pool runs out (long dialogues asked
-        for with --min-turns), acts any subject supports fill in."""
-        pool = dict(weights)
+    def _draw(self, weights: dict[str, float], count: int, asked: set[str] | None = None) -> list[str]:
+        """``count`` acts of distinct dialogue acts (:func:`family`, none in ``asked``) drawn by
+        weight; when the pool runs out (long dialogues asked for with --min-turns), acts any
+        subject supports fill in."""
+        done = set(asked or ())
+        pool = {a: w for a, w in weights.items() if family(a) not in done}
         out = []
         while pool and len(out) < count:
             names = list(pool)
             pick = self.rng.choices(names, weights=[pool[n] for n in names])[0]
             out.append(pick)
-            del pool[pick]
-        out += [act for act in FILLER_ACTS if act not in out][: max(0, count - len(out))]
+            done.add(family(pick))
+            pool = {a: w for a, w in pool.items() if family(a) not in done}
+        fillers = [act for act in FILLER_ACTS if act not in out and family(act) not in done]
+        fillers += [act for act in FILLER_ACTS if act not in out and act not in fillers]
+        out += fillers[: max(0, count - len(out))]
         return out
 
     def _chain(
-        self, root: str, parent: str, subject: Subject, count: int, reasoning: str, named: bool, about: Subject
+        self,
+        root: str,
+        parent: str,
+        subject: Subject,
+        count: int,
+        reasoning: str,
+        named: bool,
+        about: Subject,
+        opening: str,
     ) -> None:
         path = [root, parent]
-        plan = self._plan(subject, about, count) if count > 0 else []
+        plan = self._plan(subject, about, count, opening) if count > 0 else []
         previous = about if named else None
         for index, (act, topic) in enumerate(plan):
             last = index == len(plan) - 1

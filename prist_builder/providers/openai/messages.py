@@ -1,29 +1,165 @@
-"""The text blocks that fill the prompt templates, built from records."""
+"""The text blocks that fill the prompt templates, built from records.
+
+Every block is plain text with counts and plurals worked out here, so a rendered prompt
+never holds a template fragment (``tests/test_openai_prompts.py`` renders them all).
+Boxes are in pixels of the image as sent (source pixels times its ``scale``).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
+from prist_builder.providers.regions import RegionRelation, position_words, share_words
 from prist_builder.records import Element, ElementsRecord, SourceRegion, TreeRecord
+from prist_builder.records.limits import MAX_CHILDREN
+
+MAX_CONTEXT_ELEMENTS = 5
+"""Unmarked context elements step 1 may add to the marked ones."""
+BARE_ELEMENTS = (3, 12)
+"""Elements asked of an image without marked regions (Figure 7a: at least 3)."""
 
 
-def regions_block(regions: list[SourceRegion], scale: float = 1.0) -> str:
-    """One line per usable source region: id, label, box and share of the image.
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 region"``, ``"3 regions"``."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
-    Boxes are ``[x, y, width, height]`` in pixels of the image as sent (source boxes
-    times ``scale``, see :class:`.images.PreparedImage`).
-    """
+
+def box_words(box: Sequence[float], scale: float = 1.0) -> str:
+    """``"x 12-340, y 40-400"``: a ``[x, y, w, h]`` box's pixel ranges in the image as sent."""
+    x, y, w, h = (v * scale for v in box)
+    return f"x {round(x)}-{round(x + w)}, y {round(y)}-{round(y + h)}"
+
+
+def image_line(width: int, height: int, marked: bool, clean_too: bool) -> str:
+    """What the images attached are."""
+    first = f"The image is {width} x {height} pixels (x runs left to right, y top to bottom)."
+    if not marked:
+        return first
+    marks = " Each marked region is outlined on it in its own colour, with its id in a tag of that colour."
+    clean = " The second image is the same photo without the marks." if clean_too else ""
+    return first + marks + clean
+
+
+def regions_block(regions: list[SourceRegion], width: int, height: int, scale: float = 1.0) -> str:
+    """One line per marked region (id, label, box, position, share of the image), then a
+    note on labels that occur more than once, then a blank line. Empty for a bare image."""
     if not regions:
         return ""
-    lines = ["Marked regions (id, label, box [x, y, width, height] in pixels of this image, share of the image):"]
-    total = float(regions[0].mask.size[0] * regions[0].mask.size[1])
+    lines = [f"Marked regions ({len(regions)}):"]
     for region in regions:
-        box = [round(v * scale) for v in region.bbox]
-        lines.append(f"- {region.region_id}: {region.label!r}, box {box}, {100 * region.area / total:.1f}%")
-    return "\n".join(lines) + "\n"
+        box = [v * scale for v in region.bbox]
+        lines.append(
+            f"- {region.region_id}: labelled {region.label!r}; box {box_words(box)};"
+            f" {position_words(box, width, height)}; {share_words(region.area, *_source_size(region))} of the image"
+        )
+    repeated = {label: n for label, n in Counter(r.label for r in regions).items() if n > 1}
+    for label in repeated:
+        ids = ", ".join(r.region_id for r in regions if r.label == label)
+        lines.append(
+            f"The label {label!r} marks {plural(repeated[label], 'region')} ({ids}): give each its own name and"
+            " description from what the image shows of it (clothing, pose, what it holds or does, text,"
+            " parts), not from where it sits."
+        )
+    return "\n".join(lines) + "\n\n"
 
 
-def elements_block(record: ElementsRecord) -> str:
-    """One line per element: id, name and description."""
-    return "\n".join(f"- {e.element_id}: {e.name} — {e.description}" for e in record.elements)
+def _source_size(region: SourceRegion) -> tuple[int, int]:
+    height, width = region.mask.size
+    return width, height
+
+
+def elements_task(regions: list[SourceRegion]) -> str:
+    """What step 1 asks for: how many elements and what ``region_id`` each one takes."""
+    if not regions:
+        low, high = BARE_ELEMENTS
+        return (
+            f"No regions are marked on this image. List {low} to {high} elements worth a conversation,"
+            " preferring objects and parts small enough that outlining them takes care (a label, a"
+            " button, a sign, a logo) over whole-scene stuff (sky, floor). `region_id` is always null."
+        )
+    n = len(regions)
+    each = "the marked region" if n == 1 else f"each of the {n} marked regions"
+    ids = ", ".join(r.region_id for r in regions)
+    return (
+        f"First write one element for {each}, with its `region_id` ({ids}), in the order listed:"
+        f" {plural(n, 'marked element')} in all, each region exactly once. An element is the whole"
+        " marked region, as outlined.\n"
+        f"Then you may add up to {MAX_CONTEXT_ELEMENTS} unmarked context elements, with `region_id` null:"
+        " parts or things that a conversation about the marked ones would mention (a number plate, a"
+        " logo, a sign, a handle, what someone holds). They give context only and are never outlined or"
+        " segmented. Add none if nothing is worth it."
+    )
+
+
+def region_of_element(element: Element, marked: bool) -> str:
+    """``"marked r3"``, ``"unmarked context"`` (an image with marked regions) or ``"not
+    marked"`` (a bare image)."""
+    if element.region_id:
+        return f"marked {element.region_id}"
+    return "unmarked context" if marked else "not marked"
+
+
+def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
+    """What step 1 found, one block per element: id, region, name, description, then the
+    facts (position and box of its region, colour, count, visible text)."""
+    image = record.image
+    marked = any(not r.ignore for r in image.regions)
+    lines = []
+    for e in record.elements:
+        a = e.attributes
+        facts = []
+        if e.region_id:
+            region = image.region(e.region_id)
+            box = [v * scale for v in region.bbox]
+            width, height = round(image.width * scale), round(image.height * scale)
+            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)}")
+        elif a.position:
+            facts.append(f"position {a.position}")
+        if a.colour:
+            facts.append(f"colour {a.colour}")
+        if a.count and a.count > 1:
+            facts.append(f"{a.count} of its kind in view")
+        if a.visible_text:
+            facts.append(f"text on it: {a.visible_text}")
+        lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {e.description}")
+        if facts:
+            lines.append(f"  Facts: {'; '.join(facts)}.")
+    return "\n".join(lines)
+
+
+def relations_block(relations: list[RegionRelation], record: ElementsRecord, among: list[Element]) -> str:
+    """The part-of and overlap relations between the given elements (by element id), or a
+    line saying there are none (or that none are known: a bare image)."""
+    if not any(not r.ignore for r in record.image.regions):
+        return "- not known: no regions are marked on this image."
+    of_region = {e.region_id: e for e in among if e.region_id}
+    lines = []
+    for relation in relations:
+        a, b = of_region.get(relation.subject), of_region.get(relation.other)
+        if a is None or b is None:
+            continue
+        if relation.kind == "part of":
+            lines.append(
+                f"- {a.element_id} ({a.name}) lies inside {b.element_id} ({b.name}): it is part of it or"
+                f" sits on it, and {b.element_id}'s outline includes it."
+            )
+        else:
+            lines.append(f"- {a.element_id} ({a.name}) and {b.element_id} ({b.name}) overlap in the image.")
+    return "\n".join(lines) if lines else "- none: no target overlaps another."
+
+
+def sharing_rule(targets: int) -> str:
+    """How the tree's chains hang under the root: apart (up to three targets, the root's
+    most children, section 3.2.2), or two of four under a shared theme node."""
+    if targets <= MAX_CHILDREN:
+        return "They hang directly under the root and share no node."
+    pairs = targets - MAX_CHILDREN + 1
+    return (
+        f"The root has at most {MAX_CHILDREN} children, so {pairs} targets that belong together hang under one"
+        " shared theme node (its question and answer say what they have in common) and their own chains start"
+        " below it; a shared node is background, not a turn."
+    )
 
 
 def targets_line(targets: list[Element]) -> str:
@@ -32,13 +168,31 @@ def targets_line(targets: list[Element]) -> str:
 
 
 def paths_block(tree: TreeRecord, record: ElementsRecord) -> str:
-    """Each path with its target, reasoning question and node questions and answers."""
+    """Each path with its target, reasoning question, the shared nodes above it (background)
+    and its own nodes (one turn each), numbered."""
+    chains = {p.target_element_id: p.node_ids[1:] for p in tree.paths}
     blocks = []
     for path in tree.paths:
         target = record.element(path.target_element_id)
-        lines = [f"Path to {target.element_id} ({target.name}); reasoning question: {path.reasoning_question}"]
-        for depth, node_id in enumerate(path.node_ids):
+        chain = chains[path.target_element_id]
+        shared = {n for t, c in chains.items() if t != path.target_element_id for n in c}
+        own = [n for n in chain if n not in shared]
+        lines = [
+            f"Path for {target.element_id} ({target.name}), {plural(len(own), 'node')};"
+            f" reasoning question: {path.reasoning_question}"
+        ]
+        for node_id in chain:
+            if node_id in shared:
+                node = tree.node(node_id)
+                lines.append(f"  Shared background (not a turn): Q: {node.question} A: {node.answer}")
+        for depth, node_id in enumerate(own):
             node = tree.node(node_id)
             lines.append(f"  {depth + 1}. Q: {node.question} A: {node.answer}")
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
+
+
+def scene_line(tree: TreeRecord) -> str:
+    """The root's question and answer (shared context, not a turn of any dialogue)."""
+    root = tree.node(tree.root)
+    return f"Q: {root.question} A: {root.answer}"

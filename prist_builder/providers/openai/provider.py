@@ -14,18 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from prist_builder import prompts
-from prist_builder.llm.client import (
-    MAX_LISTED_ERRORS,
-    AnswerRuleError,
-    LLMClient,
-    NoValidAnswer,
-    RequestRefused,
-    StructuredRequest,
-    explain,
-)
+from prist_builder.llm.client import LLMClient, NoValidAnswer, RequestRefused, StructuredRequest
 from prist_builder.llm.images import (
     AsIs,
     PreparedImage,
@@ -34,27 +26,24 @@ from prist_builder.llm.images import (
     image_part,
     image_tokens,
 )
-from prist_builder.providers.assemble import make_dialogue
+from prist_builder.llm.strict_schema import schema_tokens
 from prist_builder.providers.base import Provider, StepContext
+from prist_builder.providers.openai import answers
 from prist_builder.providers.openai import messages as blocks
-from prist_builder.providers.openai.answers import DialoguesAnswer, ElementsAnswer, TreeAnswer
 from prist_builder.providers.openai.config import OpenAIProviderConfig
-from prist_builder.records import (
-    DialogueRecord,
-    Element,
-    ElementAttributes,
-    ElementsRecord,
-    ImageRecord,
-    TreeRecord,
-    Turn,
+from prist_builder.providers.openai.marks import draw_marks, marks_key
+from prist_builder.providers.openai.rules import (
+    accept_dialogues,
+    accept_elements,
+    accept_tree,
+    marked_regions,
+    step_cap,
+    style_turns,
 )
-from prist_builder.records.limits import MAX_CHILDREN, MIN_TARGETS, OBJ_TOKEN, SEG_TOKEN
+from prist_builder.providers.regions import region_relations
+from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, TreeRecord
 from prist_builder.sources import InputRejected, LoadedImage, read_image_bytes
 
-MAX_TOKENS = {"elements": 1500, "tree": 2500, "dialogues": 4000}
-"""Completion token cap per step."""
-MIN_BARE_ELEMENTS = 3
-"""Elements asked of an image without regions (Figure 7a: at least 3)."""
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for prompt token estimates."""
 READ_AHEAD = 2
@@ -69,24 +58,48 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class SentImage:
-    """Prepares the image of a step 1 input as sent to the model where the input is read (a
-    ``--workers`` process or a thread), so that re-encoding never runs in the build's
-    event loop. Picklable.
+class Sent:
+    """What step 1's reader prepared for one input (see :class:`SentImage`)."""
 
-    Returns only what the build cannot get cheaply itself: the image's size when it goes
-    as its own bytes (:class:`~prist_builder.llm.images.AsIs`), ``None`` when it was
-    re-encoded into the on-disk store (the build reads it there), the whole prepared image
-    when there is no such store.
+    clean: PreparedImage | AsIs | None
+    """The clean image: its size when it goes as its own bytes, the prepared image when
+    there is no on-disk store, ``None`` when it is in the store or not sent at all."""
+    marked: PreparedImage | None
+    """The Set-of-Mark image when there is no on-disk store; ``None`` when it is in the
+    store (the build reads it there) or the image has no marked regions."""
+
+
+@dataclass(frozen=True)
+class SentImage:
+    """Prepares the images of a step 1 input as sent to the model where the input is read
+    (a ``--workers`` process or a thread), so that re-encoding and drawing the marks never
+    run in the build's process or event loop. Picklable.
+
+    Returns (:class:`Sent`) only what the build cannot get cheaply itself: what went into
+    the on-disk store is read there.
     """
 
     store: Path | None
     """The on-disk store's folder (``None``: memory only), shared with the build."""
     max_side: int | None
     """Downscale images to this long side in pixels (``None``: never)."""
+    clean_too: bool = False
+    """Send the clean image besides the marked one (``--send-clean-image``)."""
 
-    def __call__(self, image: LoadedImage) -> PreparedImage | AsIs | None:
-        """Prepare the image of ``image`` (its record's SHA-256, bytes and MIME type)."""
+    def __call__(self, image: LoadedImage) -> Sent:
+        """Prepare the images of ``image`` (its record's SHA-256, bytes, MIME type and regions)."""
+        record = image.record
+        regions = marked_regions(record)
+        clean = self._clean(image) if not regions or self.clean_too else None
+        marked = None
+        if regions:
+            images = PreparedImages(self.store)
+            key = marks_key(record.sha256, regions)
+            picture = images.derived(key, self.max_side, lambda: draw_marks(image.data, regions, self.max_side))
+            marked = picture if self.store is None else None
+        return Sent(clean, marked)
+
+    def _clean(self, image: LoadedImage) -> PreparedImage | AsIs | None:
         record = image.record
         if self.store is not None:
             size = as_is(image.data, record.mime, self.max_side)
@@ -145,7 +158,7 @@ class OpenAIProvider(Provider):
 
     def input_preparer(self) -> Callable[[LoadedImage], object]:
         """Step 1 inputs get their image as sent where they are read (see :class:`SentImage`)."""
-        return SentImage(self._images.root, self.config.max_side)
+        return SentImage(self._images.root, self.config.max_side, self.config.send_clean_image)
 
     async def _image(
         self, record: ImageRecord, data: bytes | None = None, prepared: object = None
@@ -175,22 +188,58 @@ class OpenAIProvider(Provider):
             picture = self._images.ready(record.sha256, raw, record.mime, max_side)
             if picture is None:
                 picture = await asyncio.to_thread(self._images.get, record.sha256, raw, record.mime, max_side)
-        return picture, image_tokens(picture.width, picture.height, self.config.detail)
+        return picture, image_tokens(picture.width, picture.height, self.config.detail, self.config.model)
+
+    async def _pictures(
+        self, record: ImageRecord, data: bytes | None = None, prepared: object = None
+    ) -> tuple[list[PreparedImage], int]:
+        """The images one request sends and their prompt tokens: with marked regions the
+        Set-of-Mark image (:mod:`.marks`), then the clean one with ``--send-clean-image``;
+        without regions the clean image alone. All have one size."""
+        regions = marked_regions(record)
+        pictures: list[PreparedImage] = []
+        clean = prepared.clean if isinstance(prepared, Sent) else prepared
+        if regions:
+            max_side = self.config.max_side
+
+            def make() -> PreparedImage:  # only when step 1's reader did not (a later step, a read-only store)
+                return draw_marks(data or read_image_bytes(record), regions, max_side)
+
+            key = marks_key(record.sha256, regions)
+            marked = prepared.marked if isinstance(prepared, Sent) else None
+            if marked is not None:
+                self._images.adopt(key, max_side, marked)
+            else:
+                marked = self._images.remembered(key, max_side)
+            if marked is None:
+                marked = await asyncio.to_thread(self._images.derived, key, max_side, make)
+            pictures.append(marked)
+        if not regions or self.config.send_clean_image:
+            pictures.append((await self._image(record, data, clean))[0])
+        tokens = sum(image_tokens(p.width, p.height, self.config.detail, self.config.model) for p in pictures)
+        return pictures, tokens
 
     def _request(
-        self, step: str, url: str, image_tokens_: int, answer_model: type[A], **fields: object
+        self,
+        step: str,
+        record: ImageRecord,
+        pictures: list[PreparedImage],
+        tokens: int,
+        answer_model: type[A],
+        cap: int,
+        **fields: object,
     ) -> StructuredRequest[A]:
-        """The step's request: its prompt template filled in, the image attached."""
+        """The step's request: its prompt template filled in, the images attached."""
         template = prompts.load(step)
-        system, user = template.render(**fields)
-        content = [{"type": "text", "text": user}, image_part(url, self.config.detail)]
+        marked = bool(marked_regions(record))
+        first = pictures[0]
+        line = blocks.image_line(first.width, first.height, marked, marked and len(pictures) > 1)
+        system, user = template.render(image_line=line, **fields)
+        content = [{"type": "text", "text": user}, *(image_part(p.url, self.config.detail) for p in pictures)]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
+        text = (len(system) + len(user)) // CHARS_PER_TOKEN
         return StructuredRequest(
-            messages,
-            answer_model,
-            MAX_TOKENS[step],
-            template.version,
-            (len(system) + len(user)) // CHARS_PER_TOKEN + image_tokens_,
+            messages, answer_model, cap, template.version, text + tokens + schema_tokens(answer_model)
         )
 
     async def _converse(self, step: str, where: str, request: StructuredRequest[A], accept: Callable[[A], R]) -> R:
@@ -206,107 +255,45 @@ class OpenAIProvider(Provider):
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:
         record = image.record
         where = record.annotation_path or record.path
-        regions = [r for r in record.regions if not r.ignore]
-        picture, tokens = await self._image(record, image.data, image.prepared)
-        url = picture.url
-        if regions:
-            rule = (
-                "the id of the marked region this element is; every element is one marked region,"
-                " each region at most once"
-            )
-            minimum = f"one element for each of the {len(regions)} marked regions,"
-        else:
-            rule = "always null (no regions are marked on this image)"
-            minimum = str(MIN_BARE_ELEMENTS)
+        regions = marked_regions(record)
+        pictures, tokens = await self._pictures(record, image.data, image.prepared)
+        ids = tuple(r.region_id for r in regions)
         request = self._request(
             "elements",
-            url,
+            record,
+            pictures,
             tokens,
-            ElementsAnswer,
-            region_rule=rule,
-            regions_block=blocks.regions_block(regions, picture.scale),
-            minimum_elements=minimum,
+            answers.elements_answer(ids),
+            step_cap("elements", len(regions)),
+            regions_block=blocks.regions_block(regions, pictures[0].width, pictures[0].height, pictures[0].scale),
+            task=blocks.elements_task(regions),
         )
-        known = {r.region_id for r in regions}
-
-        def accept(answer: ElementsAnswer) -> list[Element]:
-            seen: set[str] = set()
-            problems = []
-            for index, item in enumerate(answer.elements):
-                if regions and item.region_id not in known:
-                    problems.append(
-                        f"elements[{index}].region_id {item.region_id!r} is not a marked region"
-                        f" ({', '.join(sorted(known))})"
-                    )
-                elif regions and item.region_id in seen:
-                    problems.append(f"elements[{index}].region_id {item.region_id!r} is used twice")
-                elif not regions and item.region_id is not None:
-                    problems.append(f"elements[{index}].region_id must be null: this image has no marked regions")
-                seen.add(item.region_id or "")
-            needed = MIN_TARGETS if regions else MIN_BARE_ELEMENTS
-            if len(answer.elements) < needed:
-                problems.append(f"{len(answer.elements)} elements; at least {needed} are needed")
-            if problems:
-                raise AnswerRuleError("; ".join(problems))
-            return [
-                Element(
-                    element_id=f"e{i}",
-                    name=item.name,
-                    description=item.description,
-                    region_id=item.region_id,
-                    attributes=ElementAttributes(
-                        colour=item.colour,
-                        position=item.position,
-                        count=item.count if item.count and item.count > 0 else None,
-                        visible_text=item.visible_text,
-                    ),
-                )
-                for i, item in enumerate(answer.elements)
-            ]
-
-        return await self._converse("elements", where, request, accept)
+        return await self._converse("elements", where, request, lambda answer: accept_elements(answer, ids))
 
     # -- step 2 ----------------------------------------------------------------------
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
         record = elements.image
         where = record.annotation_path or record.path
-        picture, tokens = await self._image(record)
-        url = picture.url
+        pictures, tokens = await self._pictures(record)
+        low, high = style_turns(ctx)
+        below = (low - 1, high - 1)
         request = self._request(
             "tree",
-            url,
+            record,
+            pictures,
             tokens,
-            TreeAnswer,
-            elements_block=blocks.elements_block(elements),
+            answers.tree_answer(tuple(t.element_id for t in targets)),
+            step_cap("tree", len(targets)),
+            elements_block=blocks.elements_block(elements, pictures[0].scale),
+            relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, targets),
             targets=blocks.targets_line(targets),
-            max_children=MAX_CHILDREN,
-            min_nodes=ctx.min_turns - 1,
-            max_nodes=ctx.max_turns - 1,
+            path_nodes=f"{below[0]} nodes" if below[0] == below[1] else f"{below[0]} to {below[1]} nodes",
+            sharing=blocks.sharing_rule(len(targets)),
         )
-        wanted = {t.element_id for t in targets}
+        wanted = [t.element_id for t in targets]
 
-        def accept(answer: TreeAnswer) -> TreeRecord:
-            tree = TreeRecord.model_validate(
-                {
-                    "image_id": elements.image_id,
-                    "provider": self.name,
-                    "root": answer.root,
-                    "nodes": [n.model_dump() for n in answer.nodes],
-                    "edges": [(e.parent, e.child) for e in answer.edges],
-                    "paths": [p.model_dump() for p in answer.paths],
-                },
-                context=ctx.validation(),
-            )
-            got = {p.target_element_id for p in tree.paths}
-            if got != wanted:
-                raise AnswerRuleError(f"paths must cover exactly the targets {sorted(wanted)}, got {sorted(got)}")
-            for path in tree.paths:
-                if not ctx.min_turns - 1 <= len(path.node_ids) <= ctx.max_turns - 1:
-                    raise AnswerRuleError(
-                        f"the path to {path.target_element_id} has {len(path.node_ids)} nodes;"
-                        f" it needs {ctx.min_turns - 1} to {ctx.max_turns - 1}"
-                    )
-            return tree
+        def accept(answer: Any) -> TreeRecord:
+            return accept_tree(answer, elements, wanted, self.name, ctx)
 
         return await self._converse("tree", where, request, accept)
 
@@ -314,39 +301,23 @@ class OpenAIProvider(Provider):
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
         record = elements.image
         where = record.annotation_path or record.path
-        picture, tokens = await self._image(record)
-        url = picture.url
+        pictures, tokens = await self._pictures(record)
+        targets = [elements.element(p.target_element_id) for p in tree.paths]
         request = self._request(
             "dialogues",
-            url,
+            record,
+            pictures,
             tokens,
-            DialoguesAnswer,
-            elements_block=blocks.elements_block(elements),
+            answers.dialogues_answer(tuple(t.element_id for t in targets)),
+            step_cap("dialogues", len(targets)),
+            elements_block=blocks.elements_block(elements, pictures[0].scale),
+            relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, targets),
+            scene=blocks.scene_line(tree),
             paths_block=blocks.paths_block(tree, elements),
-            min_turns=ctx.min_turns,
-            max_turns=ctx.max_turns,
-            obj=OBJ_TOKEN,
-            seg=SEG_TOKEN,
         )
-        paths = {p.target_element_id: p for p in tree.paths}
+        seed = ctx.rng.randrange(2**32)  # the final turns' draws: the same on a re-ask
 
-        def accept(answer: DialoguesAnswer) -> list[DialogueRecord]:
-            got = [d.target_element_id for d in answer.dialogues]
-            if sorted(got) != sorted(paths):
-                raise AnswerRuleError(f"write exactly one conversation per path target {sorted(paths)}, got {got}")
-            out, problems = [], []
-            for index, item in enumerate(answer.dialogues):  # every broken dialogue, so one re-ask fixes all
-                turns = []
-                for turn in item.turns:
-                    turns += [Turn(role="user", content=turn.question), Turn(role="assistant", content=turn.answer)]
-                try:
-                    out.append(
-                        make_dialogue(elements, paths[item.target_element_id], turns, item.focus, self.name, ctx)
-                    )
-                except ValidationError as exc:
-                    problems.append(f"dialogues[{index}] ({item.target_element_id}): {explain(exc).lstrip('- ')}")
-            if problems:
-                raise AnswerRuleError("\n- ".join(problems[:MAX_LISTED_ERRORS]))
-            return out
+        def accept(answer: Any) -> list[DialogueRecord]:
+            return accept_dialogues(answer, elements, tree, self.name, ctx, seed)
 
         return await self._converse("dialogues", where, request, accept)

@@ -13,12 +13,11 @@ from typing import Any
 
 from prist_builder.testing.fake_openai.chat import message_text
 
-_REGION = re.compile(r"^- (r\d+): '(.*?)', box", re.MULTILINE)
-_ELEMENT = re.compile(r"^- (e\d+): (.*?) — ", re.MULTILINE)
-_TARGETS = re.compile(r"Targets, one reasoning path each: (.*?)\.\n")
-_PATH_NODES = re.compile(r"a path is (\d+) to (\d+) nodes long")
-_TURNS = re.compile(r"conversation of (\d+) to (\d+) turns")
-_PATH = re.compile(r"^Path to (e\d+) \((.*?)\); reasoning question: (.*)$", re.MULTILINE)
+_REGION = re.compile(r"^- (r\d+): labelled '(.*?)'; box", re.MULTILINE)
+_ELEMENT = re.compile(r"^- (e\d+) \((?:marked r\d+|unmarked context)\): (.*?)\. ", re.MULTILINE)
+_TARGETS = re.compile(r"Targets, one question and one path each: (.*?)\.\n")
+_PATH_NODES = re.compile(r"its own chain of (\d+)(?: to (\d+))? nodes\.")
+_PATH = re.compile(r"^Path for (e\d+) \((.*?)\), \d+ nodes?; reasoning question: (.*)$", re.MULTILINE)
 _NODE = re.compile(r"^  \d+\. Q: (.*?) A: (.*)$", re.MULTILINE)
 MAX_CHILDREN = 3
 
@@ -38,96 +37,71 @@ def _elements(prompt: str) -> dict:
     regions = _REGION.findall(prompt)
     if not regions:
         regions = [(None, name) for name in ("red sign", "blue door", "white bicycle")]
-    return {
-        "elements": [
+    seen: dict[str, int] = {}
+    elements = []
+    for region, label in regions:
+        seen[label] = seen.get(label, 0) + 1
+        name = label if seen[label] == 1 else f"{label} number {seen[label]}"  # names must differ
+        elements.append(
             {
-                "name": label,
+                "region_id": region,
+                "name": name,
                 "description": f"A {label} seen clearly in the picture.",
                 "colour": None,
-                "position": "center",
+                "position": "centre",
                 "count": None,
-                "visible_text": None,
-                "region_id": region,
+                "visible_text": [],
             }
-            for region, label in regions
-        ]
-    }
+        )
+    return {"elements": elements}
 
 
 def _tree(prompt: str) -> dict:
     names = dict(_ELEMENT.findall(prompt))
     targets = re.findall(r"(e\d+) \(", _TARGETS.search(prompt).group(1))
-    low, _ = (int(v) for v in _PATH_NODES.search(prompt).groups())
-    nodes = [
-        {
-            "id": "root",
-            "question": "What is going on in this picture?",
-            "answer": "Several things are in view.",
-            "element_id": None,
-        }
-    ]
-    edges, paths = [], []
-    groups = (
-        [targets[i : i + 2] for i in range(0, len(targets), 2)]
-        if len(targets) > MAX_CHILDREN
-        else [[t] for t in targets]
-    )
-    for g, group in enumerate(groups):
-        group_id = f"g{g}"
+    low = int(_PATH_NODES.search(prompt).group(1))
+    questions, nodes = [], []
+    themed = targets[: len(targets) - MAX_CHILDREN + 1] if len(targets) > MAX_CHILDREN else []
+    if themed:  # the root holds at most three children: two targets share a theme node
         nodes.append(
             {
-                "id": group_id,
-                "question": f"What about part {g + 1} of the scene?",
-                "answer": f"It holds {', '.join(names.get(t, t) for t in group)}.",
+                "id": "theme",
+                "parent": "root",
+                "question": "What do these things have in common?",
+                "answer": "They are used together.",
                 "element_id": None,
             }
         )
-        edges.append({"parent": "root", "child": group_id})
-        for target in group:
-            chain, parent = ["root", group_id], group_id
-            for extra in range(max(0, low - 3)):
-                node_id = f"{target}-x{extra}"
-                nodes.append(
-                    {
-                        "id": node_id,
-                        "question": f"What detail of the {names.get(target, target)} helps?",
-                        "answer": "Its shape and colour.",
-                        "element_id": None,
-                    }
-                )
-                edges.append({"parent": parent, "child": node_id})
-                chain.append(node_id)
-                parent = node_id
-            leaf = f"{target}-leaf"
+    for target in targets:
+        name = names.get(target, target)
+        questions.append({"target_element_id": target, "reasoning_question": f"What is the {name} there for?"})
+        parent = "theme" if target in themed else "root"
+        for depth in range(low):
+            leaf = depth == low - 1
+            node_id = f"{target}-n{depth}"
             nodes.append(
                 {
-                    "id": leaf,
-                    "question": "Which object is it?",
-                    "answer": f"The {names.get(target, target)}.",
-                    "element_id": target,
+                    "id": node_id,
+                    "parent": parent,
+                    "question": f"What is the {name} there for?" if depth == 0 else f"What detail of the {name} helps?",
+                    "answer": f"The {name} serves the people here." if depth == 0 else "Its shape and colour.",
+                    "element_id": target if leaf else None,
                 }
             )
-            edges.append({"parent": parent, "child": leaf})
-            paths.append(
-                {
-                    "target_element_id": target,
-                    "reasoning_question": f"Which thing is the {names.get(target, target)}?",
-                    "node_ids": chain + [leaf],
-                }
-            )
-    return {"root": "root", "nodes": nodes, "edges": edges, "paths": paths}
+            parent = node_id
+    return {
+        "questions": questions,
+        "root": {"question": "What is going on in this picture?", "answer": "Several things are in view."},
+        "nodes": nodes,
+    }
 
 
 def _dialogues(prompt: str) -> dict:
-    low, high = (int(v) for v in _TURNS.search(prompt).groups())
     blocks = _PATH.split(prompt)[1:]  # target, name, question, body, ...
     dialogues = []
     for index in range(0, len(blocks), 4):
         target, name, _, body = blocks[index : index + 4]
-        turns = [{"question": q, "answer": a} for q, a in _NODE.findall(body)][: high - 1]
-        while len(turns) < low - 1:
-            turns.append({"question": f"What else is true of the {name}?", "answer": f"The {name} is easy to spot."})
-        turns.append({"question": "Please segment the object we talked about.", "answer": f"[OBJ]{name}[SEG]"})
+        turns = [{"question": q, "answer": a} for q, a in _NODE.findall(body)]
         dialogues.append({"target_element_id": target, "focus": name, "turns": turns})
     return {"dialogues": dialogues}
 

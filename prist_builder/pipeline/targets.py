@@ -1,0 +1,94 @@
+"""Step 2-1's target choice (section 3.2.2), the same for every provider.
+
+The paper draws ``K`` objects (``2 <= K <= min(N, 4)``) from the elements of step 1 and
+asks three reasoning questions in its prompt (Figure 7b); PRIST's targets are 22 : 25 : 53
+coarse : medium : fine (Table 2). So ``K`` defaults to 3 (``--targets``), capped by the
+candidates, and each target slot first draws a granularity class with the weights of
+``--granularity-mix`` among the classes the image still has, then a candidate of that
+class uniformly. An image too small for K simply gets fewer targets (never fewer than 2).
+
+Candidates are the elements grounded in a non-ignored region when the image has regions
+(unmarked context elements are never targets), else every element (bare images: the
+granularity is unknown until the mask is drawn, so the draw is uniform).
+
+Part-whole rule: a region lying inside another (a collar on a dog, a plate on a car; see
+:func:`prist_builder.providers.regions.region_relations`) is never a target together with
+its whole, because the whole's mask then contains the part's and the two dialogues would
+segment overlapping pixels under two names. Once one of them is drawn, the other leaves
+the candidates, unless that would leave fewer than two targets, in which case the pair
+is kept (and steps 2 and 3 are told that one is part of the other).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from prist_builder.providers.regions import region_granularity, region_relations, wholes_of
+from prist_builder.records import Element, ElementsRecord
+from prist_builder.records.granularity import GRANULARITIES, PRIST_MIX
+from prist_builder.records.limits import MIN_TARGETS
+from prist_builder.sources import InputRejected
+
+DEFAULT_TARGETS = 3
+"""K targets per image (Figure 7b asks three reasoning questions; section 3.2.2 bounds K to 2..4)."""
+
+
+def candidates_of(record: ElementsRecord) -> list[Element]:
+    """The elements that may be targets (see the module docstring)."""
+    if record.image.source == "images":
+        return list(record.elements)
+    return [e for e in record.elements if e.region_id is not None and not record.image.region(e.region_id).ignore]
+
+
+def choose_targets(
+    record: ElementsRecord,
+    rng: random.Random,
+    k: int = DEFAULT_TARGETS,
+    mix: Sequence[float] = PRIST_MIX,
+) -> list[Element]:
+    """Draw the targets of one image: ``min(k, candidates)`` of them toward the granularity
+    ``mix`` (weights coarse, medium, fine), no part together with its whole (module
+    docstring). Returned in element order.
+
+    Raises:
+        InputRejected: fewer than two candidates.
+    """
+    candidates = candidates_of(record)
+    if len(candidates) < MIN_TARGETS:
+        raise InputRejected(
+            f"{record.image.annotation_path or record.image.path}: {len(candidates)} candidate"
+            f" target(s); step 2 needs at least {MIN_TARGETS}",
+            record.image.annotation_path,
+        )
+    image = record.image
+    grounded = image.source != "images"
+    klass = {
+        e.element_id: region_granularity(image.region(e.region_id), image) if grounded else "fine" for e in candidates
+    }
+    region_of = {e.element_id: e.region_id for e in candidates}
+    wholes = wholes_of(region_relations([image.region(e.region_id) for e in candidates])) if grounded else {}
+
+    def related(a: str, b: str) -> bool:
+        ra, rb = region_of[a], region_of[b]
+        return rb in wholes.get(ra or "", ()) or ra in wholes.get(rb or "", ())
+
+    weights = dict(zip(GRANULARITIES, mix, strict=True))
+    chosen: list[str] = []
+    pool = [e.element_id for e in candidates]
+    wanted = min(k, len(candidates))
+    while len(chosen) < wanted and pool:
+        free = [e for e in pool if not any(related(e, c) for c in chosen)]
+        if not free and len(chosen) >= MIN_TARGETS:
+            break
+        options = free or pool
+        classes = sorted({klass[e] for e in options}, key=GRANULARITIES.index)
+        class_weights = [weights[c] for c in classes]
+        if sum(class_weights) <= 0:
+            class_weights = [1.0] * len(classes)
+        picked_class = rng.choices(classes, weights=class_weights)[0]
+        picked = rng.choice([e for e in options if klass[e] == picked_class])
+        chosen.append(picked)
+        pool.remove(picked)
+    keep = set(chosen)
+    return [e for e in candidates if e.element_id in keep]

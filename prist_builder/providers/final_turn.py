@@ -1,0 +1,63 @@
+"""The final segmentation turn, written in code from a small seeded pool.
+
+The released PRIST split ends every dialogue with one of about a dozen fixed requests
+("... use the conversation above to ... a segmentation that supports the answers") answered
+by a short lead-in and the mask token (section 3.2.3: the final query is a segmentation
+instruction). The model-based provider does the same: the model only writes the focus,
+and :func:`final_turn` draws the request and the answer ``... [OBJ]{focus}[SEG].`` from
+pools in that style (our own wording), seeded per dialogue, so no answer can break the
+final-turn rule and nothing is asked again for it.
+"""
+
+from __future__ import annotations
+
+import random
+
+from prist_builder.records import Turn
+from prist_builder.records.limits import OBJ_TOKEN, SEG_TOKEN
+
+FINAL_REQUESTS = (
+    "Going by what we discussed above, please produce the matching segmentation.",
+    "Please mark out, as a segmentation, the object our conversation described.",
+    "Please outline, as a segmentation, what the conversation above points to.",
+    "Segment the object the answers above describe.",
+    "Please segment what the conversation above settled on.",
+    "Use the conversation above to give a segmentation that matches the answers.",
+    "From the answers above, please produce the matching segmentation.",
+    "Please provide a segmentation that agrees with the conversation above.",
+    "Turn the conversation above into a segmentation of the object it describes.",
+    "Now segment the object that the answers above single out.",
+    "Give me a segmentation that fits the answers in this conversation.",
+)
+"""Final user requests (eleven, as many as the released test split uses)."""
+
+FINAL_ANSWERS = (
+    "Sure, {mask}.",
+    "Certainly, {mask}.",
+    "Here it is: {mask}.",
+    "The segmentation is {mask}.",
+    "It is {mask}.",
+    "Segmented as {mask}.",
+    "The result is {mask}.",
+    "{mask}.",
+    "The mask is {mask}.",
+    "Identified as {mask}.",
+    "Of course, {mask}.",
+    "Sure, the segmentation is {mask}.",
+)
+"""Final assistant answers; ``{mask}`` becomes ``[OBJ]{focus}[SEG]`` (section 4.1)."""
+
+
+def clean_focus(focus: str) -> str:
+    """The focus as the final answer writes it: whitespace collapsed, wrapping quotes and a
+    final full stop removed."""
+    text = " ".join(focus.split()).strip().strip("\"'“”‘’`").strip()
+    return text[:-1].rstrip() if text.endswith(".") else text
+
+
+def final_turn(focus: str, rng: random.Random) -> tuple[Turn, Turn]:
+    """The user's segmentation request and the assistant's ``[OBJ]{focus}[SEG]`` answer,
+    drawn from :data:`FINAL_REQUESTS` and :data:`FINAL_ANSWERS` with ``rng``."""
+    request = FINAL_REQUESTS[rng.randrange(len(FINAL_REQUESTS))]
+    answer = FINAL_ANSWERS[rng.randrange(len(FINAL_ANSWERS))].format(mask=f"{OBJ_TOKEN}{focus}{SEG_TOKEN}")
+    return Turn(role="user", content=request), Turn(role="assistant", content=answer)

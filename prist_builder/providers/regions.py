@@ -1,0 +1,116 @@
+"""Facts about the annotated regions of an image that every provider and the target
+choice share: position in words, granularity, and which regions overlap or lie inside
+others (part-of).
+
+Positions are the cell of a 3x3 grid over the image holding the centre of the region's
+box. ``a`` is *part of* ``b`` when at least :data:`PART_OF_SHARE` of ``a``'s pixels lie in
+``b`` and ``a`` is the smaller; two regions *overlap* when they share pixels otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from prist_builder.records import ImageRecord, SourceRegion
+from prist_builder.records.granularity import Granularity, granularity
+
+PART_OF_SHARE = 0.8
+"""``a`` is part of ``b`` when at least this share of ``a``'s pixels lies in ``b``."""
+
+OVERLAP_SHARE = 0.02
+"""Two regions overlap when the shared pixels are at least this share of the smaller one."""
+
+_ROWS = ("top", "middle", "bottom")
+_COLUMNS = ("left", "centre", "right")
+
+RelationKind = Literal["part of", "overlaps"]
+
+
+def position_words(box: list[int] | tuple[int, ...], width: int, height: int) -> str:
+    """Where a box ``[x, y, w, h]`` (pixels) sits in a ``width x height`` image, in words:
+    ``"top left"``, ``"centre"``, ``"bottom right"``, ``"middle left"``, ..."""
+    x, y, w, h = box
+    column = _COLUMNS[min(2, int(3 * (x + w / 2) / max(width, 1)))]
+    row = _ROWS[min(2, int(3 * (y + h / 2) / max(height, 1)))]
+    if row == "middle" and column == "centre":
+        return "centre"
+    if column == "centre":
+        return f"{row} centre"
+    return f"{row} {column}"
+
+
+def share_words(area: int, width: int, height: int) -> str:
+    """A region's share of the image, never printed as zero: ``"31%"``, ``"2.4%"``,
+    ``"0.15%"``, ``"<0.01%"``."""
+    share = 100.0 * area / max(width * height, 1)
+    if share < 0.01:
+        return "<0.01%"
+    if share >= 10:
+        return f"{share:.0f}%"
+    return f"{share:.2g}%"
+
+
+def region_granularity(region: SourceRegion, image: ImageRecord) -> Granularity:
+    """Table 2's granularity class of a region (see :mod:`prist_builder.records.granularity`)."""
+    return granularity(region.area, image.height, image.width)
+
+
+@dataclass(frozen=True)
+class RegionRelation:
+    """``subject`` is part of / overlaps ``other`` (region ids)."""
+
+    subject: str
+    kind: RelationKind
+    other: str
+
+
+def _inside_shares(regions: list[SourceRegion]) -> np.ndarray:
+    """``shares[i, j]``: the share of region ``i``'s pixels that lie in region ``j``."""
+    n = len(regions)
+    shares = np.zeros((n, n))
+    if n < 2:
+        return shares
+    rles = [{"size": list(r.mask.size), "counts": r.mask.counts.encode("ascii")} for r in regions]
+    # with iscrowd=1, pycocotools' iou is |dt & gt| / |dt| (the share of dt inside gt)
+    shares = np.asarray(coco_mask.iou(rles, rles, [1] * n), dtype=float).reshape(n, n)
+    np.fill_diagonal(shares, 0.0)
+    return shares
+
+
+def _boxes_meet(a: list[int], b: list[int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def region_relations(regions: list[SourceRegion]) -> list[RegionRelation]:
+    """Part-of and overlap relations between the given regions (ignored ones excluded by
+    the caller), in region order. Costs one mask intersection per pair whose boxes meet."""
+    usable = [r for r in regions if not r.ignore]
+    out: list[RegionRelation] = []
+    if len(usable) < 2:
+        return out
+    shares = _inside_shares(usable)
+    for i, a in enumerate(usable):
+        for j in range(i + 1, len(usable)):
+            b = usable[j]
+            if not _boxes_meet(a.bbox, b.bbox):
+                continue
+            if shares[i, j] >= PART_OF_SHARE and a.area < b.area:
+                out.append(RegionRelation(a.region_id, "part of", b.region_id))
+            elif shares[j, i] >= PART_OF_SHARE and b.area < a.area:
+                out.append(RegionRelation(b.region_id, "part of", a.region_id))
+            elif max(shares[i, j], shares[j, i]) >= OVERLAP_SHARE:
+                out.append(RegionRelation(a.region_id, "overlaps", b.region_id))
+    return out
+
+
+def wholes_of(relations: list[RegionRelation]) -> dict[str, set[str]]:
+    """``{part region id: {ids of the regions it is part of}}``."""
+    out: dict[str, set[str]] = {}
+    for relation in relations:
+        if relation.kind == "part of":
+            out.setdefault(relation.subject, set()).add(relation.other)
+    return out

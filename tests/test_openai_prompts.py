@@ -1,0 +1,220 @@
+"""The ``openai`` provider's requests as the model reads them (issue 19, points 1-4 and 8).
+
+Every prompt is rendered for images with 0, 1, 3 and 25 marked regions through the real
+provider (a stub client answers with the scripted stand-in), and the rendered text is
+checked: no template fragment, counts that agree, ids the schema allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prist_builder.llm.strict_schema import response_format
+from prist_builder.pipeline.targets import choose_targets
+from prist_builder.providers.base import StepContext
+from prist_builder.providers.openai.provider import OpenAIProvider
+from prist_builder.records import ElementsRecord
+from prist_builder.sources import SourceItem, load_item
+from prist_builder.testing.fake_openai.prist_model import prist_responder
+
+pytestmark = pytest.mark.usefixtures("private_cache")
+
+LABELS = ("person", "person", "bottle", "chair", "person", "sign", "cup", "person", "bag", "dog")
+
+
+def labelme_input(folder: Path, regions: int, size: tuple[int, int] = (800, 600)) -> SourceItem:
+    """A Labelme file with ``regions`` rectangles on a grid (repeated labels among them), or
+    a bare image when ``regions`` is 0."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / "img.png"
+    Image.new("RGB", size, (90, 120, 150)).save(image)
+    if not regions:
+        return SourceItem(image_id="img", image_path=image)
+    columns = 5
+    cell_w, cell_h = size[0] // columns, size[1] // ((regions + columns - 1) // columns)
+    shapes = []
+    for index in range(regions):
+        x, y = (index % columns) * cell_w + 4, (index // columns) * cell_h + 4
+        shapes.append(
+            {
+                "label": LABELS[index % len(LABELS)],
+                "points": [[x, y], [x + cell_w - 8 - index % 3 * 20, y + cell_h - 8]],
+                "group_id": index,
+                "shape_type": "rectangle",
+                "flags": {},
+            }
+        )
+    doc = {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": "img.png",
+        "imageData": None,
+        "imageHeight": size[1],
+        "imageWidth": size[0],
+    }
+    path = folder / "img.json"
+    path.write_text(json.dumps(doc))
+    return SourceItem(image_id="img", labelme_path=path)
+
+
+class StubClient:
+    """Answers each request with the scripted stand-in and keeps what was sent."""
+
+    def __init__(self, rewrite: Any = None) -> None:
+        self.requests: list[Any] = []
+        self.rewrite = rewrite
+
+    async def ask(self, request: Any, accept: Any) -> Any:
+        self.requests.append(request)
+        body = {"messages": request.messages, "response_format": response_format(request.answer_model)}
+        answer = prist_responder(body)
+        if self.rewrite is not None:
+            answer = self.rewrite(answer)
+        return accept(request.answer_model.model_validate(answer))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build(folder: Path, regions: int, **options: Any) -> tuple[StubClient, list[Any]]:
+    """The three steps of one input through the provider; the client and the records."""
+    client = StubClient(options.pop("rewrite", None))
+    provider = OpenAIProvider(client=client, api_key="sk-test", **options)  # type: ignore[arg-type]
+    loaded = load_item(labelme_input(folder, regions), pixels=False)
+
+    async def steps() -> list[Any]:
+        ctx = StepContext(rng=random.Random(1))
+        elements = await provider.elements(loaded, ctx)
+        record = ElementsRecord(image_id="img", provider="openai", image=loaded.record, elements=elements)
+        targets = choose_targets(record, random.Random(2))
+        tree = await provider.tree(record, targets, ctx)
+        dialogues = await provider.dialogues(record, tree, ctx)
+        return [record, targets, tree, dialogues]
+
+    return client, asyncio.run(steps())
+
+
+def text_of(request: Any) -> str:
+    system, user = request.messages
+    return system["content"] + "\n" + "\n".join(p["text"] for p in user["content"] if p["type"] == "text")
+
+
+def images_of(request: Any) -> list[str]:
+    return [p["image_url"]["url"] for p in request.messages[1]["content"] if p["type"] == "image_url"]
+
+
+def assert_clean(text: str) -> None:
+    """No template fragment: no braces left, no 'None', no empty bullet, no run of blank lines."""
+    assert not re.search(r"\{[a-z_]*\}", text), text
+    assert "None" not in text and "\n- \n" not in text and "\n\n\n" not in text, text
+    assert ", elements or more" not in text and " ," not in text, text
+
+
+@pytest.mark.parametrize("regions", [0, 1, 3, 25])
+def test_every_prompt_renders_without_fragments_and_with_counts_that_agree(tmp_path: Path, regions: int) -> None:
+    if regions == 1:  # one region is too few for step 2; step 1 alone still renders
+        client = StubClient()
+        provider = OpenAIProvider(client=client, api_key="sk-test")  # type: ignore[arg-type]
+        loaded = load_item(labelme_input(tmp_path, 1), pixels=False)
+        elements = asyncio.run(provider.elements(loaded, StepContext(rng=random.Random(1))))
+        step1 = text_of(client.requests[0])
+        assert_clean(step1)
+        assert "one element for the marked region, with its `region_id` (r0)" in step1
+        assert "1 marked element in all, each region exactly once" in step1 and "or more" not in step1
+        assert [e.region_id for e in elements] == ["r0"]
+        return
+    client, (record, targets, tree, dialogues) = build(tmp_path, regions)
+    step1, step2, step3 = (text_of(r) for r in client.requests)
+    for text in (step1, step2, step3):
+        assert_clean(text)
+    if regions:
+        assert f"Marked regions ({regions}):" in step1
+        assert f"{regions} marked elements in all, each region exactly once" in step1
+        assert "or more" not in step1 and "0.0%" not in step1
+        assert "The image is 800 x 600 pixels" in step1
+        ids = [f"r{i}" for i in range(regions)]
+        assert all(f"- {r}: labelled" in step1 for r in ids)
+        schema = json.dumps(response_format(client.requests[0].answer_model))
+        assert json.dumps(ids) in schema  # region ids restricted with enum
+        assert "The label 'person' marks" in step1 and "not from where it sits" in step1
+        assert len({e.name for e in record.elements}) == len(record.elements)
+    else:
+        assert "No regions are marked on this image. List 3 to 12 elements" in step1
+        assert "Marked regions" not in step1 and "(unmarked context)" not in step2
+        assert "not known: no regions are marked" in step2
+    # steps 2 and 3 see what step 1 found and the targets' ids only
+    for element in record.elements:
+        assert f"- {element.element_id} (" in step2 and f"- {element.element_id} (" in step3
+    target_ids = [t.element_id for t in targets]
+    for request in client.requests[1:]:
+        assert json.dumps(target_ids) in json.dumps(response_format(request.answer_model))
+    assert len(targets) == min(3, len(record.elements))
+    assert {d.target_element_id for d in dialogues} == set(target_ids)
+    # question-first: the schema lists the reasoning questions before the tree
+    properties = list(response_format(client.requests[1].answer_model)["json_schema"]["schema"]["properties"])
+    assert properties == ["questions", "root", "nodes"]
+    # each dialogue starts below the root, on its own first question
+    openers = [d.turns[0].content for d in dialogues]
+    assert len(set(openers)) == len(openers)
+    assert tree.node(tree.root).question not in openers
+
+
+def test_marked_regions_are_drawn_on_the_image_sent_and_the_clean_image_is_optional(tmp_path: Path) -> None:
+    client, _ = build(tmp_path / "a", 3)
+    marked = images_of(client.requests[0])
+    assert len(marked) == 1 and marked[0].startswith("data:image/jpeg")
+    clean = (tmp_path / "a" / "img.png").read_bytes()
+    sent = Image.open(io.BytesIO(base64.b64decode(marked[0].split(",", 1)[1]))).convert("RGB")
+    original = Image.open(io.BytesIO(clean)).convert("RGB")
+    assert sent.size == original.size
+    differs = int((np.asarray(sent) != np.asarray(original)).any(axis=2).sum())
+    assert differs > 1000  # outlines and id tags
+    assert all(images_of(r) == marked for r in client.requests)  # steps 2 and 3 see the same marks
+    both, _ = build(tmp_path / "b", 3, send_clean_image=True)
+    sent_both = images_of(both.requests[0])
+    assert len(sent_both) == 2 and sent_both[0] == marked[0]
+    assert "The second image is the same photo without the marks." in text_of(both.requests[0])
+
+
+def test_final_turn_is_written_in_code_from_a_seeded_pool(tmp_path: Path) -> None:
+    def quoted_focus(answer: dict) -> dict:
+        if "dialogues" in answer:
+            for dialogue in answer["dialogues"]:
+                dialogue["focus"] = f'"{dialogue["focus"].upper()}."'  # case and quotes no longer re-ask
+        return answer
+
+    client, (_, _, _, dialogues) = build(tmp_path, 3, rewrite=quoted_focus)
+    assert len(client.requests) == 3  # no re-ask
+    for dialogue in dialogues:
+        assert dialogue.turns[-1].content.count("[OBJ]") == 1
+        assert f"[OBJ]{dialogue.focus}[SEG]" in dialogue.turns[-1].content
+        assert not dialogue.focus.startswith('"') and not dialogue.focus.endswith(".")
+    again = build(tmp_path / "again", 3, rewrite=quoted_focus)[1][3]
+    assert [d.turns[-2:] for d in again] == [d.turns[-2:] for d in dialogues]  # seeded
+    schema = json.dumps(response_format(client.requests[2].answer_model))
+    assert "[SEG]" not in text_of(client.requests[2]).split("do not write")[0]
+    assert '"focus"' in schema
+
+
+def test_temperature_default_is_set_and_recorded() -> None:
+    provider = OpenAIProvider(client=StubClient(), api_key="sk-test")  # type: ignore[arg-type]
+    assert provider.config.temperature == 0.5
+    assert provider.describe()["temperature"] == 0.5
+
+
+def test_step_caps_grow_with_the_region_count(tmp_path: Path) -> None:
+    few = build(tmp_path / "few", 3)[0].requests[0].max_tokens
+    many = build(tmp_path / "many", 25)[0].requests[0].max_tokens
+    assert many >= 25 * 150 > few  # a 25-region answer (about 90 tokens an element) is not cut off

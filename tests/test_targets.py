@@ -1,0 +1,124 @@
+"""Step 2-1's target choice in the pipeline (issue 19, points 5 and 6): K, the granularity
+mix, the part-whole rule, and facts about regions shared by every provider."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+
+from prist_builder.pipeline.manifest import BuildConfig
+from prist_builder.pipeline.targets import choose_targets
+from prist_builder.providers.regions import position_words, region_relations, share_words
+from prist_builder.records import RLE, Element, ElementsRecord, ImageRecord, SourceRegion
+from prist_builder.records.granularity import granularity
+
+SIZE = 1024
+
+
+def region(region_id: str, box: tuple[int, int, int, int], label: str = "thing") -> SourceRegion:
+    x, y, w, h = box
+    mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    mask[y : y + h, x : x + w] = 1
+    rle = coco_mask.encode(np.asfortranarray(mask))
+    return SourceRegion(
+        region_id=region_id,
+        label=label,
+        shape_types=["rectangle"],
+        source=f"x.json#shapes[{region_id[1:]}]",
+        mask=RLE(size=[SIZE, SIZE], counts=rle["counts"].decode("ascii")),
+        area=w * h,
+        bbox=[x, y, w, h],
+    )
+
+
+def record_of(regions: list[SourceRegion], context: int = 0) -> ElementsRecord:
+    image = ImageRecord(
+        image_id="img",
+        path="/x/img.png",
+        width=SIZE,
+        height=SIZE,
+        sha256="0" * 64,
+        mime="image/png",
+        source="labelme",
+        annotation_path="/x/img.json",
+        regions=regions,
+    )
+    elements = [
+        Element(element_id=f"e{i}", name=f"{r.label} {i}", description="d", region_id=r.region_id)
+        for i, r in enumerate(regions)
+    ]
+    elements += [
+        Element(element_id=f"e{len(regions) + j}", name=f"logo {j}", description="d", region_id=None)
+        for j in range(context)
+    ]
+    return ElementsRecord(image_id="img", provider="openai", image=image, elements=elements)
+
+
+def mixed_record() -> ElementsRecord:
+    """Four regions of each granularity class, side by side (no overlaps)."""
+    sides = {"coarse": 300, "medium": 100, "fine": 30}
+    regions = []
+    for row, (_, side) in enumerate(sides.items()):
+        for column in range(3):
+            regions.append(region(f"r{len(regions)}", (column * 340, row * 340, side, side)))
+    return record_of(regions)
+
+
+def test_k_defaults_to_three_and_context_elements_are_never_targets() -> None:
+    record = record_of([region(f"r{i}", (i * 200, 0, 150, 150)) for i in range(5)], context=3)
+    for seed in range(20):
+        targets = choose_targets(record, random.Random(seed))
+        assert len(targets) == 3 and all(t.region_id is not None for t in targets)
+    assert len(choose_targets(record, random.Random(0), k=4)) == 4
+    assert (
+        len(choose_targets(record_of([region("r0", (0, 0, 9, 9)), region("r1", (50, 0, 9, 9))]), random.Random(0))) == 2
+    )
+    assert BuildConfig().targets == 3 and BuildConfig().granularity_mix == [22.0, 25.0, 53.0]
+
+
+def test_targets_follow_the_granularity_mix() -> None:
+    record = mixed_record()
+    klass = {e.element_id: granularity(record.image.region(e.region_id).area, SIZE, SIZE) for e in record.elements}
+    assert Counter(klass.values()) == {"coarse": 3, "medium": 3, "fine": 3}
+    drawn = Counter(
+        klass[t.element_id] for seed in range(600) for t in choose_targets(record, random.Random(seed), k=1)
+    )
+    shares = {k: v / 600 for k, v in drawn.items()}
+    assert shares["fine"] == pytest.approx(0.53, abs=0.07)
+    assert shares["coarse"] == pytest.approx(0.22, abs=0.07)
+    only_fine = Counter(
+        klass[t.element_id] for seed in range(50) for t in choose_targets(record, random.Random(seed), 3, (0, 0, 1))
+    )
+    assert set(only_fine) == {"fine"}
+
+
+def test_a_part_is_never_a_target_together_with_its_whole() -> None:
+    dog = region("r0", (100, 100, 600, 500), "dog")
+    collar = region("r1", (300, 200, 80, 30), "collar")
+    ball = region("r2", (800, 800, 60, 60), "ball")
+    cat = region("r3", (750, 100, 200, 200), "cat")
+    relations = region_relations([dog, collar, ball, cat])
+    assert [(r.subject, r.kind, r.other) for r in relations] == [("r1", "part of", "r0")]
+    record = record_of([dog, collar, ball, cat])
+    for seed in range(100):
+        chosen = {t.region_id for t in choose_targets(record, random.Random(seed))}
+        assert len(chosen) == 3 and not {"r0", "r1"} <= chosen
+    # when the pair is all there is, both stay (K >= 2), and steps 2 and 3 are told
+    pair = record_of([dog, collar])
+    assert {t.region_id for t in choose_targets(pair, random.Random(0))} == {"r0", "r1"}
+
+
+def test_overlaps_and_positions_and_tiny_shares_are_said_in_words() -> None:
+    a, b = region("r0", (0, 0, 200, 200)), region("r1", (150, 150, 200, 200))
+    assert [(r.subject, r.kind, r.other) for r in region_relations([a, b])] == [("r0", "overlaps", "r1")]
+    assert position_words([0, 0, 10, 10], 300, 300) == "top left"
+    assert position_words([140, 140, 20, 20], 300, 300) == "centre"
+    assert position_words([280, 140, 20, 20], 300, 300) == "middle right"
+    assert share_words(12, 1000, 1000) == "<0.01%"
+    assert share_words(400, 1000, 1000) == "0.04%"
+    assert share_words(310_000, 1000, 1000) == "31%"
+    assert "0.0%" not in share_words(1, 4000, 3000)
