@@ -109,16 +109,19 @@ class ExportRecords(Records):
     """
 
     def __init__(self, path: Path, split: str) -> None:
+        import pyarrow.parquet as pq
         from datasets import load_dataset
 
         self.path = Path(path)
         files = sorted(str(p) for p in (self.path / "data").glob(f"{split}-*.parquet"))
         if not files:
             raise DataError(f"{path}: no data/{split}-*.parquet (splits: {_splits(self.path)})")
-        self.table = load_dataset("parquet", data_files={split: files}, split=split)
         self.skipped = []
         self.rows: list[int] = []
         self._turns: list[list[tuple[str, str]]] = []
+        if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
+            return  # an empty split (datasets refuses to load one): no records
+        self.table = load_dataset("parquet", data_files={split: files}, split=split)
         for index, row in enumerate(self.table.select_columns(["sample_id", "turns", "targets"])):
             where = f"{path}: sample {row.get('sample_id')}"
             try:

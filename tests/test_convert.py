@@ -191,3 +191,51 @@ def test_out_must_be_empty_or_an_earlier_conversion(tmp_path: Path) -> None:
     assert convert("ade20k", tmp_path / "ade", "--out", out, "--limit", "1") == out  # a re-run replaces it
     result = run_cli("convert", "ade20k", tmp_path / "missing", "--out", tmp_path / "x")
     assert result.exit_code == 1 and "missing" in result.output
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_stage1_config_trains_on_the_converted_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stage1.yaml's data section, pointed at converted folders, trains the tiny model (9:6:2:2)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    pytest.importorskip("accelerate")
+    from accelerate.state import AcceleratorState
+
+    from prist_builder.model.config import CONFIG_DIR, load_config
+    from prist_builder.model.mixing import schedule
+    from prist_builder.model.train import load_sources, train
+
+    raw = tmp_path / "raw"
+    stage1 = tmp_path / "data/stage1"
+    layouts.cocostuff(raw / "cocostuff")
+    layouts.ade20k(raw / "ade")
+    refer = layouts.refcoco(raw / "refer_seg")
+    paco = layouts.paco(raw)
+    paco.rename(paco.with_name("paco_lvis_v1_train.json"))
+    layouts.reasonseg(raw / "ReasonSeg")
+    convert("cocostuff", raw / "cocostuff", "--out", stage1 / "cocostuff")
+    convert("ade20k", raw / "ade", "--out", stage1 / "ade20k")
+    for name in ("refcoco", "refcoco+", "refcocog"):
+        convert("refcoco", refer, "--name", name, "--out", stage1 / name)
+    convert("paco", paco.parent, "--images", raw / "coco", "--out", stage1 / "paco")
+    convert(
+        "llava-instruct", layouts.llava_instruct(raw), "--images", raw / "train2017", "--out", stage1 / "llava_instruct"
+    )
+    convert("reasonseg", raw / "ReasonSeg", "--out", stage1 / "reasonseg")
+
+    config = load_config(CONFIG_DIR / "tiny.yaml")
+    config.data = load_config("stage1").data
+    config.train.max_steps = 2
+    monkeypatch.chdir(tmp_path)  # stage1.yaml's paths are relative (data/stage1/...)
+    sources, ratios = load_sources(config)
+    assert ratios == [9, 6, 2, 2] and [len(s) for s in sources] == [2, 2 + 2 + 2 + 1, 2, 1]
+    assert [schedule(ratios, 19).count(i) for i in range(4)] == [9, 6, 2, 2]
+    refer_record = sources[1][0]
+    assert refer_record.targets and refer_record.targets[0].mask.shape == (layouts.H, layouts.W)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        result = train(config, tmp_path / "miras")
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert result.end_step == 2 and all(np.isfinite(m["loss"]) for m in result.metrics)
+    assert set(result.skipped) == {"semantic_seg", "referring_seg", "vqa", "reasoning_seg"}
