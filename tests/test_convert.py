@@ -239,3 +239,25 @@ def test_stage1_config_trains_on_the_converted_mix(tmp_path: Path, monkeypatch: 
         AcceleratorState._reset_state(reset_partial_state=True)
     assert result.end_step == 2 and all(np.isfinite(m["loss"]) for m in result.metrics)
     assert set(result.skipped) == {"semantic_seg", "referring_seg", "vqa", "reasoning_seg"}
+
+
+def test_an_exif_rotated_image_goes_out_in_its_annotations_frame(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from prist_builder.model.data.rows import read_image
+
+    path = layouts.photo(tmp_path / "a.jpg", 1)
+    image = Image.open(path)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    image.save(tmp_path / "b.jpg", exif=exif, quality=95)
+    stored = read_image(tmp_path / "b.jpg", (layouts.H, layouts.W))  # annotated as stored
+    assert (stored.width, stored.height) == (layouts.W, layouts.H)
+    assert Image.open(io.BytesIO(stored.data)).getexif().get(0x0112, 1) == 1  # no reader turns it any more
+    turned = read_image(tmp_path / "b.jpg", (layouts.W, layouts.H))  # annotated upright
+    assert (turned.width, turned.height) == (layouts.H, layouts.W)
+    with pytest.raises(ValueError, match="annotations are 10x10"):
+        read_image(tmp_path / "b.jpg", (10, 10))
+    assert read_image(path).data == path.read_bytes()  # no EXIF rotation: the file's own bytes
