@@ -77,12 +77,13 @@ class ConvertedWriter:
 
     def __init__(self, out: Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> None:
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ExportError(f"{self.out}: exists and is not a folder")
         if self.out.exists():
             foreign = [p.name for p in self.out.iterdir() if p.name not in (DATA_DIR, CARD_FILE, EXPORT_MANIFEST)]
             foreign = [n for n in foreign if n not in (STAGING_DIR, REJECTS_FILE, "assets")]
-            if not self.out.is_dir() or (foreign and not (self.out / EXPORT_MANIFEST).exists()):
-                held = foreign[0] if foreign else self.out.name
-                raise ExportError(f"{self.out}: not empty and not an export (holds {held!r}); choose another --out")
+            if foreign and not (self.out / EXPORT_MANIFEST).exists():
+                raise ExportError(f"{self.out}: not empty and not an export (holds {foreign[0]!r}); pick another --out")
         self.max_shard_bytes = max_shard_bytes
         self.staging = self.out / STAGING_DIR
         shutil.rmtree(self.staging, ignore_errors=True)
