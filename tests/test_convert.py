@@ -261,3 +261,13 @@ def test_an_exif_rotated_image_goes_out_in_its_annotations_frame(tmp_path: Path)
     with pytest.raises(ValueError, match="annotations are 10x10"):
         read_image(tmp_path / "b.jpg", (10, 10))
     assert read_image(path).data == path.read_bytes()  # no EXIF rotation: the file's own bytes
+
+
+def test_refcoco_a_missing_image_rejects_its_refs_and_the_rest_goes_on(tmp_path: Path) -> None:
+    folder = layouts.refcoco(tmp_path / "refer_seg")
+    (tmp_path / "refer_seg/images/mscoco/images/train2014/COCO_train2014_000000000025.jpg").unlink()
+    out = convert("refcoco", folder, "--out", tmp_path / "out")
+    assert "testB" not in json.loads((out / "export.json").read_text())["splits"]  # no row: no shard
+    assert len(rows(out, "train")) == 2 and len(rows(out, "testA")) == 1
+    fields = sorted((Path(r["file"]).name, r["field"]) for r in read_jsonl(out / "rejects.jsonl"))
+    assert fields == [("COCO_train2014_000000000025.jpg", "image of refs[3]"), ("refs(unc).p", "refs[4].ann_id")]
