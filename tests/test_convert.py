@@ -271,3 +271,13 @@ def test_refcoco_a_missing_image_rejects_its_refs_and_the_rest_goes_on(tmp_path:
     assert len(rows(out, "train")) == 2 and len(rows(out, "testA")) == 1
     fields = sorted((Path(r["file"]).name, r["field"]) for r in read_jsonl(out / "rejects.jsonl"))
     assert fields == [("COCO_train2014_000000000025.jpg", "image of refs[3]"), ("refs(unc).p", "refs[4].ann_id")]
+
+
+def test_a_python2_refs_pickle_reads_utf8_sentences(tmp_path: Path) -> None:
+    from prist_builder.model.data.refcoco import read_refs
+
+    # what Python 2's cPickle.dump (protocol 0) writes for [{'sent': 'café on the left', 'ref_id': 7}]
+    (tmp_path / "refs(unc).p").write_bytes(
+        b"(lp0\n(dp1\nS'sent'\np2\nS'caf\\xc3\\xa9 on the left'\np3\nsS'ref_id'\np4\nI7\nsa."
+    )
+    assert read_refs(tmp_path / "refs(unc).p") == [{"sent": "café on the left", "ref_id": 7}]
