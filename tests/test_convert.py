@@ -281,3 +281,22 @@ def test_a_python2_refs_pickle_reads_utf8_sentences(tmp_path: Path) -> None:
         b"(lp0\n(dp1\nS'sent'\np2\nS'caf\\xc3\\xa9 on the left'\np3\nsS'ref_id'\np4\nI7\nsa."
     )
     assert read_refs(tmp_path / "refs(unc).p") == [{"sent": "café on the left", "ref_id": 7}]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_train_cli_takes_a_converted_folder_as_data(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    pytest.importorskip("accelerate")
+    from accelerate.state import AcceleratorState
+
+    out = convert(
+        "reasonseg", layouts.reasonseg(tmp_path / "ReasonSeg") or tmp_path / "ReasonSeg", "--out", tmp_path / "rs"
+    )
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        result = run_cli("train", "--config", "tiny", "--data", out, "--out", tmp_path / "m", "--max-steps", "1")
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(tmp_path / "m/metrics.jsonl")) == 1
