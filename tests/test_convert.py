@@ -290,9 +290,8 @@ def test_train_cli_takes_a_converted_folder_as_data(tmp_path: Path) -> None:
     pytest.importorskip("accelerate")
     from accelerate.state import AcceleratorState
 
-    out = convert(
-        "reasonseg", layouts.reasonseg(tmp_path / "ReasonSeg") or tmp_path / "ReasonSeg", "--out", tmp_path / "rs"
-    )
+    layouts.reasonseg(tmp_path / "ReasonSeg")
+    out = convert("reasonseg", tmp_path / "ReasonSeg", "--out", tmp_path / "rs")
     AcceleratorState._reset_state(reset_partial_state=True)
     try:
         result = run_cli("train", "--config", "tiny", "--data", out, "--out", tmp_path / "m", "--max-steps", "1")
