@@ -183,7 +183,9 @@ class Source(_Strict):
 
     Attributes:
         name: label in logs.
-        path: a ``prist export`` folder, a run folder, or a LLaVA-format JSON file.
+        path: a ``prist export`` folder (``prist convert`` writes one per public dataset), a run
+            folder, or a LLaVA-format JSON file; or a list of them, read as one source (sampled
+            in proportion to their sizes), e.g. all referring-segmentation folders at ratio 6.
         format: ``export`` (parquet, the export contract), ``run`` (``iter_samples``),
             ``llava`` (JSON list of ``{id, image, conversations}``; text only, no mask), or
             ``auto`` (decided from the path).
@@ -193,7 +195,7 @@ class Source(_Strict):
     """
 
     name: str
-    path: str
+    path: str | list[str]
     format: Literal["auto", "export", "run", "llava"] = "auto"
     split: str = "train"
     ratio: float = Field(default=1.0, gt=0)

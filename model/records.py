@@ -109,16 +109,19 @@ class ExportRecords(Records):
     """
 
     def __init__(self, path: Path, split: str) -> None:
+        import pyarrow.parquet as pq
         from datasets import load_dataset
 
         self.path = Path(path)
         files = sorted(str(p) for p in (self.path / "data").glob(f"{split}-*.parquet"))
         if not files:
             raise DataError(f"{path}: no data/{split}-*.parquet (splits: {_splits(self.path)})")
-        self.table = load_dataset("parquet", data_files={split: files}, split=split)
         self.skipped = []
         self.rows: list[int] = []
         self._turns: list[list[tuple[str, str]]] = []
+        if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
+            return  # an empty split (datasets refuses to load one): no records
+        self.table = load_dataset("parquet", data_files={split: files}, split=split)
         for index, row in enumerate(self.table.select_columns(["sample_id", "turns", "targets"])):
             where = f"{path}: sample {row.get('sample_id')}"
             try:
@@ -221,12 +224,38 @@ class LlavaRecords(Records):
         return (content for _, _, turns in self.items for _, content in turns)
 
 
-def read_source(path: Path | str, fmt: str = "auto", split: str = "train", image_root: str | None = None) -> Records:
-    """Records of one source in any supported format (see the module docstring), decoded lazily.
+class ConcatRecords(Records):
+    """Several sources read as one, in order (a ``data.sources[].path`` list)."""
+
+    def __init__(self, parts: list[Records]) -> None:
+        self.parts = parts
+        self.skipped = [entry for part in parts for entry in part.skipped]
+        self.starts = np.cumsum([0] + [len(part) for part in parts]).tolist()
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def __getitem__(self, k: int) -> Record:  # type: ignore[override]
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        part = int(np.searchsorted(self.starts, k, side="right")) - 1
+        return self.parts[part][k - self.starts[part]]
+
+    def texts(self) -> Iterator[str]:
+        return (text for part in self.parts for text in part.texts())
+
+
+def read_source(
+    path: Path | str | list[str], fmt: str = "auto", split: str = "train", image_root: str | None = None
+) -> Records:
+    """Records of one source in any supported format (see the module docstring), decoded lazily;
+    a list of paths is read as one source (:class:`ConcatRecords`).
 
     Raises:
         DataError: the path is missing or matches no format.
     """
+    if isinstance(path, list):
+        return ConcatRecords([read_source(p, fmt, split, image_root) for p in path])
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: data source not found")

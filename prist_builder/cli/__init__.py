@@ -7,6 +7,7 @@ import typer
 from prist_builder.cli.annotate import register_annotate
 from prist_builder.cli.build import build_app
 from prist_builder.cli.console import show_library_warnings
+from prist_builder.cli.convert import register_convert
 from prist_builder.cli.demo import register_demo
 from prist_builder.cli.evaluate import register_evaluate
 from prist_builder.cli.export import register_export
@@ -31,6 +32,7 @@ register_review(app)
 register_model(app)
 register_evaluate(app)
 register_export(app)
+register_convert(app)
 
 
 def main() -> None:

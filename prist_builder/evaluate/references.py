@@ -19,7 +19,7 @@ from prist_builder.stats import granularity
 EXPORT_COLUMNS = ("sample_id", "image_id", "width", "height", "turns", "focus", "targets")
 """Columns of the export contract the scorer reads."""
 SPLITS = ("train", "validation", "test")
-"""Split names of the export contract."""
+"""Split names of the export contract (a converted public dataset may add its own, e.g. ``testA``)."""
 ROLE_ALIASES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
 """Message roles as the scorer names them, from either convention (LLaVA's or the run's)."""
 
@@ -159,8 +159,6 @@ def load_references(path: Path, split: str = "test") -> list[Reference]:
         raise FileNotFoundError(f"{path}: no such reference folder")
     if (path / "dialogues.jsonl").exists():
         return list(read_run(path))
-    if (path / "data").is_dir():
-        if split not in SPLITS:
-            raise ReferenceError(f"{path}: split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if (path / "data").is_dir():  # any split with shards: also RefCOCO's testA/testB from prist convert
         return list(read_export(path, split))
     raise ReferenceError(f"{path}: neither a run folder (dialogues.jsonl) nor an export folder (data/*.parquet)")
