@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prist_builder.testing.fake_openai import chat
-from prist_builder.testing.fake_openai.batches import BatchStore, FileStore
+from prist_builder.testing.fake_openai.batches import BatchStore, FakeBatchLimits, FileStore
 from prist_builder.testing.fake_openai.faults import FaultBook, FaultRule
 from prist_builder.testing.fake_openai.limits import EnforcedLimit, SlidingWindow
 from prist_builder.testing.fake_openai.multipart import parse_form
@@ -47,6 +47,7 @@ class FakeOpenAIApp:
         batch_polls_until_done: int,
         stop: threading.Event,
         rate_limit: EnforcedLimit | None = None,
+        batch_limits: FakeBatchLimits | None = None,
     ) -> None:
         self.responder = responder or chat.default_responder
         self.window = SlidingWindow(rate_limit) if rate_limit is not None else None
@@ -55,7 +56,12 @@ class FakeOpenAIApp:
         self.faults = FaultBook()
         self.files = FileStore()
         self.batches = BatchStore(
-            self.files, self.faults, self._answer_line, batch_polls_until_done, lambda: self._count("batch_lines")
+            self.files,
+            self.faults,
+            self._answer_line,
+            batch_polls_until_done,
+            lambda: self._count("batch_lines"),
+            batch_limits,
         )
         self.log: list[LogEntry] = []
         self._stop = stop
