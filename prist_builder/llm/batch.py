@@ -128,13 +128,22 @@ class BatchDriver:
         run: the run folder (holds ``batches.jsonl``).
         poll_s: seconds between two polls of a batch.
         progress: optional polling callback.
+        refusals: where refused lines go, by cache key (kept by this process only, never in
+            the shared cache, so a later run, ``--retry-rejected`` above all, asks again).
     """
 
     def __init__(
-        self, transport: Any, cache: Any, run: Path, poll_s: float = 30.0, progress: ProgressFn | None = None
+        self,
+        transport: Any,
+        cache: Any,
+        run: Path,
+        poll_s: float = 30.0,
+        progress: ProgressFn | None = None,
+        refusals: dict[str, dict] | None = None,
     ) -> None:
         self.transport = transport
         self.cache = cache
+        self.refusals = refusals if refusals is not None else {}
         self.state = Path(run) / STATE_FILE
         self.poll_s = poll_s
         self.progress = progress
@@ -308,13 +317,13 @@ class BatchDriver:
                 self.cache.put(custom_id, body)
                 result.answered += 1
             elif response.get("status_code") in INPUT_SPECIFIC_STATUSES:
-                # refused for good (an image the API will not take): cache the refusal so the
+                # refused (an image the API will not take): kept for this run's next pass so the
                 # input goes to rejects instead of being re-sent every round
                 body = response.get("body") if isinstance(response.get("body"), dict) else {}
-                self.cache.put(
-                    entry["custom_id"],
-                    {"error": body.get("error") or {"message": str(body)}, "status_code": response["status_code"]},
-                )
+                self.refusals[custom_id] = {
+                    "error": body.get("error") or {"message": str(body)},
+                    "status_code": response["status_code"],
+                }
                 result.refused += 1
             elif error.get("code") == "batch_expired":
                 result.expired += 1

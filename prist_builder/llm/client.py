@@ -267,7 +267,10 @@ class LLMClient:
         """
         if not self.settings.batch:
             return [await run_pass()]
-        driver = BatchDriver(self.transport, self.cache, run, self.settings.batch_poll_s, self.batch_progress)
+        refusals: dict[str, dict] = {}
+        driver = BatchDriver(
+            self.transport, self.cache, run, self.settings.batch_poll_s, self.batch_progress, refusals=refusals
+        )
         limits = BatchLimits(
             self.settings.batch_max_bytes, self.settings.batch_max_requests, self.settings.batch_max_enqueued_tokens
         )
@@ -275,10 +278,10 @@ class LLMClient:
             await driver.run_round(name, {}, {}, limits)
         results: list[P] = []
         rounds = self.settings.resolved_batch_rounds()
-        gatherer = GatheringAsker(self.cache, self.transport.base_url)
+        gatherer = GatheringAsker(self.cache, self.transport.base_url, refusals)
         try:
             for round_index in range(rounds + 1):
-                gatherer = GatheringAsker(self.cache, self.transport.base_url)
+                gatherer = GatheringAsker(self.cache, self.transport.base_url, refusals)
                 self.asker = gatherer
                 results.append(await run_pass())
                 if not gatherer.wanted or round_index == rounds:

@@ -117,6 +117,7 @@ async def build(
     provider: Provider | None = None,
     progress: ProgressHook | None = None,
     fsync: bool = True,
+    retry_rejected: bool = False,
 ) -> BuildResult:
     """Run ``steps`` (in pipeline order) of a build into the run folder ``run``.
 
@@ -127,6 +128,8 @@ async def build(
         provider: a ready provider; by default one is made from ``config``.
         progress: optional progress hook (see :data:`ProgressHook`).
         fsync: fsync run files (see :class:`RunStore`).
+        retry_rejected: do again the inputs the run rejected outright, with the current
+            settings (see :meth:`RunStore.reopen_rejected`); their reject lines stay.
 
     Raises:
         ConfigMismatchError: the run was built with other settings.
@@ -150,6 +153,8 @@ async def build(
 
     try:
         with RunStore(run, fsync=fsync) as store:
+            if retry_rejected:
+                store.reopen_rejected()
             accounted = provider.open_accounting(store.root / REQUESTS_FILE)
             manifest = update_manifest(store, config, extra=provider_entries())
             try:

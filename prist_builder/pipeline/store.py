@@ -178,6 +178,29 @@ class RunStore:
         """Whether ``key`` was finished (built or rejected) by ``step``."""
         return key in self.journal[step]
 
+    def reopen_rejected(self) -> dict[str, int]:
+        """Let every input that a step rejected outright (no record) be done again
+        (``prist build --retry-rejected``); returns how many per step.
+
+        Only this process's view changes: the reject lines stay in ``rejects.jsonl`` as
+        history, and a new commit of the input appends a journal line that supersedes the
+        old one (the last line of a key wins on reading), so the input counts as built or
+        rejected by its newest outcome. Inputs with records (built, or partly rejected)
+        are left as they are: nothing built is sent again.
+        """
+        reopened: dict[str, int] = {}
+        for step, entries in self.journal.items():
+            keys = [key for key, entry in entries.items() if entry.records == 0 and entry.rejects > 0]
+            for key in keys:
+                del entries[key]
+            reopened[step] = len(keys)
+        return reopened
+
+    def standing_rejects(self) -> int:
+        """Reject lines of the newest outcome of every input, over all steps (lines of a
+        retried input's earlier outcomes, kept as history, are not counted)."""
+        return sum(entry.rejects for entries in self.journal.values() for entry in entries.values())
+
     def commit(self, step: str, key: str, records: Sequence[BaseModel], rejects: Sequence[Reject]) -> None:
         """Append the outcome of one input atomically and mark it finished.
 
