@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +65,7 @@ def _worker_init(descriptors: list[int], parent_pid: int) -> None:
 
 def _step_units(
     step: str, store: RunStore, provider: Provider, config: BuildConfig
-) -> tuple[list[Unit], ProcessPoolExecutor | None]:
+) -> tuple[Iterable[Unit], ProcessPoolExecutor | None]:
     """A step's units, and the process pool of step 1 (enough inputs, ``--workers`` > 1).
 
     For a CPU-bound provider the pool runs the whole step in ``--workers`` processes. For
