@@ -39,7 +39,7 @@ def bodies(server: FakeOpenAIServer) -> list[str]:
 
 def test_every_fault_class_ends_built_or_rejected(inputs: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    with FakeOpenAIServer(responder=prist_responder) as server:
+    with FakeOpenAIServer(responder=prist_responder, keep_bodies=True) as server:
         transient = [
             FaultRule("rate_limit", match="-img0'", retry_after=0.05),
             FaultRule("rate_limit", match="-img1'", retry_after=0.05),

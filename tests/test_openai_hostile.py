@@ -202,7 +202,7 @@ def test_a_reask_names_every_broken_dialogue(inputs: Path, tmp_path: Path) -> No
         return answer
 
     run = tmp_path / "run"
-    with FakeOpenAIServer(responder=broken) as server:
+    with FakeOpenAIServer(responder=broken, keep_bodies=True) as server:
         assert run_cli(*openai_args(server, run, tagged_inputs(tmp_path / "one", 1))).exit_code == 0
         reasks = [
             json.dumps(e[1]["body"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -48,7 +49,10 @@ class FakeOpenAIApp:
         stop: threading.Event,
         rate_limit: EnforcedLimit | None = None,
         batch_limits: FakeBatchLimits | None = None,
+        keep_bodies: bool = False,
     ) -> None:
+        self.keep_bodies = keep_bodies
+        """Keep each chat request's parsed body in the log (else its size and SHA-256 only)."""
         self.responder = responder or chat.default_responder
         self.window = SlidingWindow(rate_limit) if rate_limit is not None else None
         """The enforced rate limit's counters, when one is set."""
@@ -125,7 +129,9 @@ class FakeOpenAIApp:
 
     def _chat(self, _m: re.Match[str], raw: bytes, headers: Mapping[str, str], summary: dict[str, Any]) -> Reply:
         body = _loads(raw)
-        summary.update(body=body, fault=None, headers=dict(headers))
+        summary.update(fault=None, headers=dict(headers), bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+        if self.keep_bodies:  # a test asked: bodies hold the images (~1 MB a PRIST request)
+            summary["body"] = body
         problem = chat.validate_chat_body(body)
         if problem is not None:
             return error_reply(400, problem)

@@ -39,6 +39,9 @@ class FakeOpenAIServer:
             `x-ratelimit-*` headers from its counters; None (default) enforces nothing.
         batch_limits: the Batch API's limits (`FakeBatchLimits`: bytes and requests of a
             batch, enqueued tokens); a batch over one fails as the real API's does.
+        keep_bodies: keep every chat request's parsed body in `log` (tests that inspect what
+            was sent); by default the log holds counts, sizes and SHA-256 digests only, so a
+            PRIST-sized build (images inline) can run through the server.
 
     Use `with FakeOpenAIServer() as server:` or `start()`/`stop()`. Raises
     RuntimeError when started twice or when `base_url` is read before `start()`.
@@ -51,12 +54,13 @@ class FakeOpenAIServer:
         batch_polls_until_done: int = 1,
         rate_limit: EnforcedLimit | None = None,
         batch_limits: FakeBatchLimits | None = None,
+        keep_bodies: bool = False,
     ) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         self._stop_event = threading.Event()
         self._app = FakeOpenAIApp(
-            responder, latency_s, batch_polls_until_done, self._stop_event, rate_limit, batch_limits
+            responder, latency_s, batch_polls_until_done, self._stop_event, rate_limit, batch_limits, keep_bodies
         )
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,8 +141,9 @@ class FakeOpenAIServer:
     def log(self) -> list[LogEntry]:
         """`(route, summary)` per request, in arrival order.
 
-        Every summary has `method` and `path`; chat adds `body` (parsed JSON) and
-        `fault` (the fault kind applied, or None); file uploads add `filename`,
+        Every summary has `method` and `path`; chat adds `bytes`, `sha256` (of the raw
+        body), `headers`, `fault` (the fault kind applied, or None) and, with
+        `keep_bodies=True`, `body` (parsed JSON); file uploads add `filename`,
         `purpose` and `bytes`; batch creation adds `body`.
         """
         return self._app.log
