@@ -13,7 +13,7 @@ from prist_builder.llm.accounting import totals
 from prist_builder.pipeline.lifeline import die_with_parent
 from prist_builder.pipeline.manifest import BuildConfig, check_config, update_manifest
 from prist_builder.pipeline.runner import Outcome, StepReport, Unit, merge_reports, run_step
-from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
+from prist_builder.pipeline.steps import StreamedUnits, dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
 from prist_builder.records.steps import STEPS
@@ -165,7 +165,8 @@ async def build(
                     concurrency = config.workers if pool is not None and provider.cpu_bound else provider.concurrency
 
                     async def run_pass(step=step, units=units, concurrency=concurrency) -> StepReport:
-                        pending = sum(1 for u in units if not store.is_done(step, u.key))
+                        keys = units.keys() if isinstance(units, StreamedUnits) else (u.key for u in units)
+                        pending = sum(1 for key in keys if not store.is_done(step, key))
                         hook = progress(step, pending) if progress else None
                         return await run_step(store, step, units, concurrency, hook)
 

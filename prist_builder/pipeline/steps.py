@@ -253,11 +253,19 @@ class StreamedUnits:
     """Units made one at a time from a run file, read again at each pass (a batch build runs
     several): memory does not grow with the run."""
 
-    def __init__(self, make: Callable[[], Iterator[Unit]]) -> None:
+    def __init__(self, make: Callable[[], Iterator[Unit]], path: Path) -> None:
         self._make = make
+        self._path = path
 
     def __iter__(self) -> Iterator[Unit]:
         return self._make()
+
+    def keys(self) -> Iterator[str]:
+        """The units' keys (image ids), read from the lines without parsing a record."""
+        for _, line in iter_lines(self._path):
+            key = line_image_id(line)
+            if key is not None:
+                yield key
 
 
 def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> StreamedUnits:
@@ -279,7 +287,7 @@ def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> Str
             else:
                 yield unit(store.record_at("elements", offset))
 
-    return StreamedUnits(units)
+    return StreamedUnits(units, store.data_path("elements"))
 
 
 def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) -> StreamedUnits:
@@ -304,7 +312,7 @@ def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) ->
             elif image_id is None or image_id in offsets:
                 yield unit(store.record_at("trees", offset))
 
-    return StreamedUnits(units)
+    return StreamedUnits(units, store.data_path("trees"))
 
 
 def source_paths(config: BuildConfig) -> dict[str, Path | None]:
