@@ -15,6 +15,7 @@ from rich.table import Table
 
 BENCHMARKS = [
     "build_offline",
+    "build_memory",
     "openai_throughput",
     "openai_build",
     "openai_ratelimit",

@@ -23,8 +23,8 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 
 @pytest.fixture
 def server() -> Iterator[FakeOpenAIServer]:
-    """A fake OpenAI server on 127.0.0.1 (default responder, no faults)."""
-    with FakeOpenAIServer() as fake:
+    """A fake OpenAI server on 127.0.0.1 (default responder, no faults, request bodies kept in its log)."""
+    with FakeOpenAIServer(keep_bodies=True) as fake:
         yield fake
 
 

@@ -313,3 +313,15 @@ def test_fault_rule_validation() -> None:
         FaultRule("drop", times=0)
     with pytest.raises(ValueError):
         BatchFaultRule("vanish", match="x")
+
+
+def test_the_log_keeps_digests_not_bodies_unless_asked() -> None:
+    """A PRIST-sized build sends ~1 MB a request: by default the log holds its size and digest only."""
+    import hashlib
+
+    with FakeOpenAIServer() as fake:
+        sync = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+        sync.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * 10_000}])
+        ((route, summary),) = fake.log
+    assert route == "chat" and "body" not in summary
+    assert summary["bytes"] > 10_000 and len(summary["sha256"]) == len(hashlib.sha256().hexdigest())

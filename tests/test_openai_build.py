@@ -39,7 +39,7 @@ def bodies(server: FakeOpenAIServer) -> list[str]:
 
 def test_every_fault_class_ends_built_or_rejected(inputs: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    with FakeOpenAIServer(responder=prist_responder) as server:
+    with FakeOpenAIServer(responder=prist_responder, keep_bodies=True) as server:
         transient = [
             FaultRule("rate_limit", match="-img0'", retry_after=0.05),
             FaultRule("rate_limit", match="-img1'", retry_after=0.05),
@@ -218,7 +218,7 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(
     from prist_builder.pipeline.manifest import BuildConfig
     from prist_builder.providers.openai.provider import OpenAIProvider
 
-    async def die(self: BatchDriver, batch_id: str) -> None:  # the process dies right after submitting
+    async def die(self: BatchDriver, batch_id: str) -> None:  # the process dies at its first poll
         raise KeyboardInterrupt
 
     run = tmp_path / "run"
@@ -229,7 +229,7 @@ def test_batch_ids_are_persisted_and_resumed_not_resubmitted(
             return OpenAIProvider(base_url=server.base_url, api_key="sk-test", batch=True, batch_poll_s=0)
 
         with monkeypatch.context() as patch:
-            patch.setattr(BatchDriver, "join", die)
+            patch.setattr(BatchDriver, "poll", die)
             with pytest.raises(KeyboardInterrupt):
                 asyncio.run(build(run, config, ("elements",), provider=provider()))
         submitted = [e for e in read_jsonl(run / "batches.jsonl") if e["event"] == "submitted"]

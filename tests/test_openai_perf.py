@@ -169,7 +169,7 @@ async def ask_once(client: LLMClient, request: StructuredRequest[Echo]) -> str:
 
 def test_a_cut_answer_under_a_lowered_cap_is_asked_again_at_the_ceiling(tmp_path: Path) -> None:
     request = StructuredRequest([{"role": "user", "content": "say a word"}], Echo, 2000, "echo@1", 10)
-    with FakeOpenAIServer() as server:
+    with FakeOpenAIServer(keep_bodies=True) as server:
         settings = LLMSettings(base_url=server.base_url, api_key="sk-test", cache_dir=tmp_path / "cache")
         client = LLMClient(settings)
         for _ in range(MIN_SAMPLES):

@@ -100,6 +100,14 @@ WorkersOpt = Annotated[
 FsyncOpt = Annotated[
     bool, typer.Option("--fsync/--no-fsync", help="fsync run files (--no-fsync: faster, still safe against kill -9).")
 ]
+RetryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--retry-rejected",
+        help="Try again, with the current settings, the inputs this run rejected (their reject lines stay"
+        " as history); nothing built is sent again.",
+    ),
+]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -149,11 +157,17 @@ SOURCE_FIELDS = (
 
 
 def _from_sources(
-    run: Path, steps: tuple[str, ...], config: Path | None, fsync: bool, openai: dict[str, Any], given: dict[str, Any]
+    run: Path,
+    steps: tuple[str, ...],
+    config: Path | None,
+    fsync: bool,
+    openai: dict[str, Any],
+    given: dict[str, Any],
+    retry: bool = False,
 ) -> None:
     """Body of the commands that start from sources: config from ``--config`` and the options, then build."""
     opts = OpenAIOpts.from_kwargs(openai)
-    _start(run, _source_config(config, given, opts), steps, opts, fsync)
+    _start(run, _source_config(config, given, opts), steps, opts, fsync, retry)
 
 
 def _run_config(run: Path, provider: str | None) -> BuildConfig:
@@ -183,7 +197,12 @@ def _frozen_heap() -> Iterator[None]:
 
 
 def execute(
-    run: Path, config: BuildConfig, steps: tuple[str, ...], fsync: bool = True, provider: Provider | None = None
+    run: Path,
+    config: BuildConfig,
+    steps: tuple[str, ...],
+    fsync: bool = True,
+    provider: Provider | None = None,
+    retry: bool = False,
 ) -> BuildResult:
     """Run a build with progress bars and print its summary; map failures to exit codes.
 
@@ -192,7 +211,9 @@ def execute(
     """
     try:
         with step_progress() as hook, _frozen_heap():
-            result = asyncio.run(build(run, config, steps, provider=provider, progress=hook, fsync=fsync))
+            result = asyncio.run(
+                build(run, config, steps, provider=provider, progress=hook, fsync=fsync, retry_rejected=retry)
+            )
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished records in {run} are kept: run the same command to resume", 130) from None
     except UnsupportedSettingError as exc:
@@ -227,7 +248,9 @@ def execute(
     return result
 
 
-def _start(run: Path, config: BuildConfig, steps: tuple[str, ...], opts: OpenAIOpts, fsync: bool) -> None:
+def _start(
+    run: Path, config: BuildConfig, steps: tuple[str, ...], opts: OpenAIOpts, fsync: bool, retry: bool = False
+) -> None:
     """Shared body of the build commands: make the provider, dry-run or build."""
     provider = openai_provider(config, opts) if config.provider == "openai" else get_provider(config.provider)
     if opts.dry_run:
@@ -235,7 +258,7 @@ def _start(run: Path, config: BuildConfig, steps: tuple[str, ...], opts: OpenAIO
             raise typer.BadParameter("--dry-run estimates model costs; the offline provider has none")
         print_dry_run(run, config, provider, steps)
         return
-    execute(run, config, steps, fsync=fsync, provider=provider)
+    execute(run, config, steps, fsync=fsync, provider=provider, retry=retry)
 
 
 @build_app.command("elements")
@@ -254,12 +277,13 @@ def build_elements(
     granularity_mix: MixOpt = None,
     workers: WorkersOpt = None,
     fsync: FsyncOpt = True,
+    retry_rejected: RetryOpt = False,
     config: ConfigOpt = None,
     **openai: Any,
 ) -> None:
     """Step 1: extract the visible elements of each image (paper section 3.2.1)."""
     given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS} | {"granularity_mix": _mix(granularity_mix)}
-    _from_sources(run, ("elements",), config, fsync, openai, given)
+    _from_sources(run, ("elements",), config, fsync, openai, given, retry_rejected)
 
 
 @build_app.command("trees")
@@ -268,11 +292,12 @@ def build_trees(
     run: RunOpt,
     provider: Annotated[str | None, typer.Option("--provider")] = None,
     fsync: FsyncOpt = True,
+    retry_rejected: RetryOpt = False,
     **openai: Any,
 ) -> None:
     """Step 2: reasoning questions and a reasoning tree per image (section 3.2.2)."""
     opts = OpenAIOpts.from_kwargs(openai)
-    _start(run, opts.resumed(_run_config(run, provider)), ("trees",), opts, fsync)
+    _start(run, opts.resumed(_run_config(run, provider)), ("trees",), opts, fsync, retry_rejected)
 
 
 @build_app.command("dialogues")
@@ -281,11 +306,12 @@ def build_dialogues(
     run: RunOpt,
     provider: Annotated[str | None, typer.Option("--provider")] = None,
     fsync: FsyncOpt = True,
+    retry_rejected: RetryOpt = False,
     **openai: Any,
 ) -> None:
     """Step 3: one multi-turn dialogue per tree path (section 3.2.3)."""
     opts = OpenAIOpts.from_kwargs(openai)
-    _start(run, opts.resumed(_run_config(run, provider)), ("dialogues",), opts, fsync)
+    _start(run, opts.resumed(_run_config(run, provider)), ("dialogues",), opts, fsync, retry_rejected)
 
 
 @build_app.command("all")
@@ -304,9 +330,10 @@ def build_all(
     granularity_mix: MixOpt = None,
     workers: WorkersOpt = None,
     fsync: FsyncOpt = True,
+    retry_rejected: RetryOpt = False,
     config: ConfigOpt = None,
     **openai: Any,
 ) -> None:
     """All three steps in order: elements, trees, dialogues."""
     given = {k: v for k, v in locals().items() if k in SOURCE_FIELDS} | {"granularity_mix": _mix(granularity_mix)}
-    _from_sources(run, STEPS, config, fsync, openai, given)
+    _from_sources(run, STEPS, config, fsync, openai, given, retry_rejected)

@@ -42,16 +42,22 @@ class GatheringAsker:
         cache: the response cache.
         base_url: part of every cache key.
         wanted: missing requests by cache key: ``{key: body}``.
+        refusals: requests a batch of this run refused, by cache key (answered with the refusal).
+        estimates: each missing request's estimated tokens (prompt + completion cap, the rule
+            of ``--dry-run`` and the rate limiter) by cache key, for batch sharding.
     """
 
     cache: object
     base_url: str
+    refusals: dict[str, dict] = field(default_factory=dict)
     wanted: dict[str, dict] = field(default_factory=dict)
+    estimates: dict[str, int] = field(default_factory=dict)
 
     async def ask(self, body: dict, extra: dict, estimated_tokens: int, key: str | None = None) -> tuple[dict, bool]:
         key = key or self.cache.key(self.base_url, body, extra)  # type: ignore[attr-defined]
-        found = self.cache.get(key)  # type: ignore[attr-defined]
-        if found is not None:
+        found = self.refusals.get(key) or self.cache.get(key)  # type: ignore[attr-defined]
+        if found is not None and ("choices" in found or key in self.refusals):  # an older cache's refusal: ask again
             return found, True
         self.wanted[key] = body
+        self.estimates[key] = estimated_tokens
         raise Deferred(f"waiting for batch answer {key[:12]}", quiet=True)

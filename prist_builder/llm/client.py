@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from prist_builder.errors import Deferred
 from prist_builder.llm.accounting import AccountingLog
 from prist_builder.llm.asking import Asker, GatheringAsker, OnlineAsker
-from prist_builder.llm.batch import BatchDriver, ProgressFn
+from prist_builder.llm.batch import BatchDriver, BatchLimits, ProgressFn
 from prist_builder.llm.cache import ResponseCache
 from prist_builder.llm.failures import RequestRejected, TransportGaveUp
 from prist_builder.llm.max_tokens import MaxTokens
@@ -172,16 +172,17 @@ class LLMClient:
             estimate = request.prompt_tokens + extra_tokens + cap
             try:
                 completion, cached = await self.asker.ask(body, extra, estimate, key=key)
-                if not isinstance(completion, dict):
-                    raise NoValidAnswer("the server's answer is not a JSON object")
+                if not isinstance(completion, dict):  # the server's fault, like a 5xx: try in the next run
+                    raise Deferred("the server's answer is not a JSON object")
             except RequestRejected as exc:
                 if exc.status not in INPUT_SPECIFIC_STATUSES:
                     raise  # a wrong model name or endpoint stops the run
                 raise RequestRefused(f"the server refused the request: {exc}") from None
             except TransportGaveUp as exc:
-                if exc.malformed:  # the server kept answering garbage: this input fails, with the reason
-                    raise NoValidAnswer(f"the server's answers were malformed: {exc}") from None
-                raise Deferred(str(exc)) from None  # the server kept failing: leave the input for the next run
+                # the server kept failing or answering garbage (a malformed 200 is its fault, like a
+                # 5xx, not the model's): leave the input unfinished for the next run, with the reason
+                reason = f"the server's answers were malformed: {exc}" if exc.malformed else str(exc)
+                raise Deferred(reason) from None
             if "choices" not in completion and isinstance(completion.get("error"), dict):  # a refused batch line
                 failure = completion["error"]
                 raise RequestRefused(
@@ -258,27 +259,34 @@ class LLMClient:
     async def drive(self, name: str, run: Path, run_pass: Callable[[], Awaitable[P]]) -> list[P]:
         """Run ``run_pass`` (every pending input once) and return each pass's result.
 
-        Online: one pass. Batch: passes that answer from the cache only, with a batch of the
-        requests a pass gathered between two passes; after the last round, an online pass
-        when ``batch_fallback`` is set. Batches left by an interrupted run are joined first.
+        Online: one pass. Batch: passes that answer from the cache only, with the requests a
+        pass gathered sent between two passes as batches within the settings' limits; after
+        the last round, an online pass when ``batch_fallback`` is set. Batches left by an
+        interrupted run are joined first.
         ``name`` labels the batches (a step name); ``run`` holds ``batches.jsonl``.
         """
         if not self.settings.batch:
             return [await run_pass()]
-        driver = BatchDriver(self.transport, self.cache, run, self.settings.batch_poll_s, self.batch_progress)
-        for batch_id in driver.open_batches(name):  # left by an interrupted run: join, do not re-pay
-            await driver.join(batch_id)
+        refusals: dict[str, dict] = {}
+        driver = BatchDriver(
+            self.transport, self.cache, run, self.settings.batch_poll_s, self.batch_progress, refusals=refusals
+        )
+        limits = BatchLimits(
+            self.settings.batch_max_bytes, self.settings.batch_max_requests, self.settings.batch_max_enqueued_tokens
+        )
+        if driver.open_batches(name):  # left by an interrupted run: join, do not re-pay
+            await driver.run_round(name, {}, {}, limits)
         results: list[P] = []
         rounds = self.settings.resolved_batch_rounds()
-        gatherer = GatheringAsker(self.cache, self.transport.base_url)
+        gatherer = GatheringAsker(self.cache, self.transport.base_url, refusals)
         try:
             for round_index in range(rounds + 1):
-                gatherer = GatheringAsker(self.cache, self.transport.base_url)
+                gatherer = GatheringAsker(self.cache, self.transport.base_url, refusals)
                 self.asker = gatherer
                 results.append(await run_pass())
                 if not gatherer.wanted or round_index == rounds:
                     break
-                await driver.join(await driver.submit(name, gatherer.wanted))
+                await driver.run_round(name, gatherer.wanted, gatherer.estimates, limits)
             if gatherer.wanted and self.settings.batch_fallback:
                 self.asker = OnlineAsker(self.transport)
                 results.append(await run_pass())

@@ -141,6 +141,25 @@ class LLMSettings(BaseModel):
         description="Batches per step at most [default: max re-asks + 3].",
         json_schema_extra=flag("--batch-rounds"),
     )
+    batch_max_bytes: int = Field(
+        190_000_000,
+        ge=1024,
+        description="Bytes of one batch input file at most (OpenAI's cap is 200 MB; a step is split).",
+        json_schema_extra=flag("--batch-max-bytes"),
+    )
+    batch_max_requests: int = Field(
+        50_000,
+        ge=1,
+        description="Requests in one batch at most (OpenAI's cap is 50,000; a step is split).",
+        json_schema_extra=flag("--batch-max-requests"),
+    )
+    batch_max_enqueued_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Estimated tokens of batches in progress at most (your organisation's enqueued token"
+        " limit for the model); the next batch is submitted as earlier ones complete [default: no limit].",
+        json_schema_extra=flag("--batch-max-enqueued-tokens"),
+    )
     batch_fallback: bool = Field(
         False,
         description="After the last batch round, send what is missing online.",

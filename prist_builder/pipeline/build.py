@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +13,7 @@ from prist_builder.llm.accounting import totals
 from prist_builder.pipeline.lifeline import die_with_parent
 from prist_builder.pipeline.manifest import BuildConfig, check_config, update_manifest
 from prist_builder.pipeline.runner import Outcome, StepReport, Unit, merge_reports, run_step
-from prist_builder.pipeline.steps import dialogues_units, elements_units, source_paths, trees_units
+from prist_builder.pipeline.steps import StreamedUnits, dialogues_units, elements_units, source_paths, trees_units
 from prist_builder.pipeline.store import RunStore
 from prist_builder.providers import Provider, get_provider
 from prist_builder.records.steps import STEPS
@@ -65,7 +65,7 @@ def _worker_init(descriptors: list[int], parent_pid: int) -> None:
 
 def _step_units(
     step: str, store: RunStore, provider: Provider, config: BuildConfig
-) -> tuple[list[Unit], ProcessPoolExecutor | None]:
+) -> tuple[Iterable[Unit], ProcessPoolExecutor | None]:
     """A step's units, and the process pool of step 1 (enough inputs, ``--workers`` > 1).
 
     For a CPU-bound provider the pool runs the whole step in ``--workers`` processes. For
@@ -117,6 +117,7 @@ async def build(
     provider: Provider | None = None,
     progress: ProgressHook | None = None,
     fsync: bool = True,
+    retry_rejected: bool = False,
 ) -> BuildResult:
     """Run ``steps`` (in pipeline order) of a build into the run folder ``run``.
 
@@ -127,6 +128,8 @@ async def build(
         provider: a ready provider; by default one is made from ``config``.
         progress: optional progress hook (see :data:`ProgressHook`).
         fsync: fsync run files (see :class:`RunStore`).
+        retry_rejected: do again the inputs the run rejected outright, with the current
+            settings (see :meth:`RunStore.reopen_rejected`); their reject lines stay.
 
     Raises:
         ConfigMismatchError: the run was built with other settings.
@@ -150,6 +153,8 @@ async def build(
 
     try:
         with RunStore(run, fsync=fsync) as store:
+            if retry_rejected:
+                store.reopen_rejected()
             accounted = provider.open_accounting(store.root / REQUESTS_FILE)
             manifest = update_manifest(store, config, extra=provider_entries())
             try:
@@ -160,7 +165,8 @@ async def build(
                     concurrency = config.workers if pool is not None and provider.cpu_bound else provider.concurrency
 
                     async def run_pass(step=step, units=units, concurrency=concurrency) -> StepReport:
-                        pending = sum(1 for u in units if not store.is_done(step, u.key))
+                        keys = units.keys() if isinstance(units, StreamedUnits) else (u.key for u in units)
+                        pending = sum(1 for key in keys if not store.is_done(step, key))
                         hook = progress(step, pending) if progress else None
                         return await run_step(store, step, units, concurrency, hook)
 

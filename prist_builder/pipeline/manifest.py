@@ -163,13 +163,16 @@ def update_manifest(
         entry.update(store.counts(name))
         if name == step:
             entry["seconds"] = round(entry.get("seconds", 0.0) + seconds, 3)
-    rejects = sum(1 for _ in store.iter_raw("rejects.jsonl"))
+    lines = sum(1 for _ in store.iter_raw("rejects.jsonl"))
+    rejects = store.standing_rejects()  # a retried input that now succeeds is no longer rejected
     manifest["counts"] = {
         "images": steps["elements"]["records"],
         "trees": steps["trees"]["records"],
         "dialogues": steps["dialogues"]["records"],
         "rejects": rejects,
     }
+    if lines != rejects:  # --retry-rejected ran: the earlier reject lines are history
+        manifest["counts"]["reject_lines"] = lines
     manifest.update(extra or {})
     write_json_atomic(path, manifest, fsync=store.fsync)
     return manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
@@ -128,7 +128,7 @@ COMMIT_WINDOW = 4
 
 
 async def _run(
-    store: RunStore, step: str, units: Sequence[Unit], concurrency: int, advance: Callable[[Outcome], None]
+    store: RunStore, step: str, units: Iterable[Unit], concurrency: int, advance: Callable[[Outcome], None]
 ) -> None:
     """Process units concurrently but commit them in input order.
 
@@ -139,6 +139,7 @@ async def _run(
     slots = asyncio.Semaphore(max(1, concurrency))
     window = asyncio.Semaphore(max(1, concurrency) * COMMIT_WINDOW)
     finished: dict[int, Outcome | None] = {}
+    started: dict[int, Unit] = {}  # units in the window, by position: nothing else is held
     next_commit = 0
 
     failed = asyncio.Event()
@@ -155,7 +156,7 @@ async def _run(
             raise
         while next_commit in finished:
             outcome = finished.pop(next_commit)
-            done = units[next_commit]
+            done = started.pop(next_commit)
             if outcome is not None:
                 store.commit(step, done.key, outcome.records, outcome.rejects)
             next_commit += 1
@@ -167,7 +168,10 @@ async def _run(
         for index, unit in enumerate(units):
             if not await _acquire_unless(window, failed):
                 break
+            started[index] = unit
             tasks.append(asyncio.create_task(one(index, unit)))
+            if len(tasks) > 2 * len(started) + 64:  # let committed tasks go (a failure is kept for gather)
+                tasks = [t for t in tasks if not t.done() or t.cancelled() or t.exception() is not None]
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:
@@ -178,7 +182,7 @@ async def _run(
 async def run_step(
     store: RunStore,
     step: str,
-    units: Sequence[Unit],
+    units: Iterable[Unit],
     concurrency: int,
     on_done: Callable[[Outcome], None] | None = None,
 ) -> StepReport:
@@ -187,7 +191,8 @@ async def run_step(
     Args:
         store: the open run.
         step: ``elements``, ``trees`` or ``dialogues``.
-        units: all inputs of the step; finished ones are skipped without any work.
+        units: all inputs of the step, any iterable (a stream is read once, as the window
+            moves); finished ones are skipped without any work.
         concurrency: most units in flight at once.
         on_done: called after each unit is committed (progress bars).
 
@@ -195,8 +200,14 @@ async def run_step(
         FatalError: the provider cannot continue; finished units stay committed.
     """
     started = time.perf_counter()
-    pending = [u for u in units if not store.is_done(step, u.key)]
-    report = StepReport(step=step, skipped=len(units) - len(pending))
+    report = StepReport(step=step)
+
+    def pending() -> Iterator[Unit]:
+        for unit in units:
+            if store.is_done(step, unit.key):
+                report.skipped += 1
+            else:
+                yield unit
 
     def advance(outcome: Outcome | None) -> None:
         if outcome is None:
@@ -210,7 +221,6 @@ async def run_step(
         if on_done is not None:
             on_done(outcome)
 
-    if pending:
-        await _run(store, step, pending, concurrency, advance)
+    await _run(store, step, pending(), concurrency, advance)
     report.seconds = time.perf_counter() - started
     return report

@@ -8,7 +8,7 @@ step 2-1, so that every provider follows the same rule.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from prist_builder.errors import FatalError
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.runner import Outcome, Unit
-from prist_builder.pipeline.store import RunStore
+from prist_builder.pipeline.store import RunStore, iter_lines, line_image_id
 from prist_builder.pipeline.targets import choose_targets
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
@@ -214,8 +214,36 @@ def elements_units(
     return [unit(item) for item in items]
 
 
-def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> list[Unit]:
-    """Step 2 over the elements records of the run."""
+def finished_unit(key: str) -> Unit:
+    """A stand-in for an input the step has finished: the runner skips it by its key."""
+
+    async def work() -> Outcome:  # never run: the journal holds the key
+        raise RuntimeError(f"{key} is already finished")
+
+    return Unit(key, key, None, work)
+
+
+class StreamedUnits:
+    """Units made one at a time from a run file, read again at each pass (a batch build runs
+    several): memory does not grow with the run."""
+
+    def __init__(self, make: Callable[[], Iterator[Unit]], path: Path) -> None:
+        self._make = make
+        self._path = path
+
+    def __iter__(self) -> Iterator[Unit]:
+        return self._make()
+
+    def keys(self) -> Iterator[str]:
+        """The units' keys (image ids), read from the lines without parsing a record."""
+        for _, line in iter_lines(self._path):
+            key = line_image_id(line)
+            if key is not None:
+                yield key
+
+
+def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> StreamedUnits:
+    """Step 2 over the elements records of the run (streamed from ``elements.jsonl``)."""
 
     def unit(record: ElementsRecord) -> Unit:
         async def work() -> Outcome:
@@ -225,15 +253,24 @@ def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> lis
 
         return Unit(record.image_id, record.image_id, record.image.annotation_path or record.image.path, work)
 
-    return [unit(r) for r in store.records("elements")]
+    def units() -> Iterator[Unit]:
+        for offset, line in iter_lines(store.data_path("elements")):
+            image_id = line_image_id(line)
+            if image_id is not None and store.is_done("trees", image_id):
+                yield finished_unit(image_id)  # counted as skipped, nothing read
+            else:
+                yield unit(store.record_at("elements", offset))
+
+    return StreamedUnits(units, store.data_path("elements"))
 
 
-def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) -> list[Unit]:
-    """Step 3 over the trees of the run (with their elements)."""
-    elements = {r.image_id: r for r in store.records("elements")}
+def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) -> StreamedUnits:
+    """Step 3 over the trees of the run (streamed), each with its elements record (read by
+    its offset in ``elements.jsonl`` when its unit is made)."""
+    offsets = store.record_offsets("elements")
 
     def unit(tree: TreeRecord) -> Unit:
-        record = elements[tree.image_id]
+        record: ElementsRecord = store.record_at("elements", offsets[tree.image_id])
 
         async def work() -> Outcome:
             ctx = _context(config, "dialogues", tree.image_id)
@@ -241,7 +278,15 @@ def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) ->
 
         return Unit(tree.image_id, tree.image_id, record.image.annotation_path or record.image.path, work)
 
-    return [unit(t) for t in store.records("trees") if t.image_id in elements]
+    def units() -> Iterator[Unit]:
+        for offset, line in iter_lines(store.data_path("trees")):
+            image_id = line_image_id(line)
+            if image_id is not None and store.is_done("dialogues", image_id):
+                yield finished_unit(image_id)
+            elif image_id is None or image_id in offsets:
+                yield unit(store.record_at("trees", offset))
+
+    return StreamedUnits(units, store.data_path("trees"))
 
 
 def source_paths(config: BuildConfig) -> dict[str, Path | None]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,29 @@ class RunStore:
         """Whether ``key`` was finished (built or rejected) by ``step``."""
         return key in self.journal[step]
 
+    def reopen_rejected(self) -> dict[str, int]:
+        """Let every input that a step rejected outright (no record) be done again
+        (``prist build --retry-rejected``); returns how many per step.
+
+        Only this process's view changes: the reject lines stay in ``rejects.jsonl`` as
+        history, and a new commit of the input appends a journal line that supersedes the
+        old one (the last line of a key wins on reading), so the input counts as built or
+        rejected by its newest outcome. Inputs with records (built, or partly rejected)
+        are left as they are: nothing built is sent again.
+        """
+        reopened: dict[str, int] = {}
+        for step, entries in self.journal.items():
+            keys = [key for key, entry in entries.items() if entry.records == 0 and entry.rejects > 0]
+            for key in keys:
+                del entries[key]
+            reopened[step] = len(keys)
+        return reopened
+
+    def standing_rejects(self) -> int:
+        """Reject lines of the newest outcome of every input, over all steps (lines of a
+        retried input's earlier outcomes, kept as history, are not counted)."""
+        return sum(entry.rejects for entries in self.journal.values() for entry in entries.values())
+
     def commit(self, step: str, key: str, records: Sequence[BaseModel], rejects: Sequence[Reject]) -> None:
         """Append the outcome of one input atomically and mark it finished.
 
@@ -236,12 +260,28 @@ class RunStore:
             yield json.loads(line)
 
     def records(self, step: str, model: type[M] | None = None) -> Iterator[M]:
-        """Validated records of a step, in file order (with the run's turn bounds)."""
+        """Validated records of a step, in file order (with the run's turn bounds), read as
+        a stream: one record in memory at a time."""
         cls = model or RECORD_TYPES[step]
         bounds = run_bounds(self.root)
-        lines, _ = _complete_lines(self.data_path(step))
-        for line in lines:
+        for _, line in iter_lines(self.data_path(step)):
             yield cls.model_validate_json(line, context=bounds)  # type: ignore[misc]
+
+    def record_offsets(self, step: str) -> dict[str, int]:
+        """``image_id -> byte offset`` of each record of a step (an index to read one record
+        later with :meth:`record_at`, without holding the records)."""
+        index: dict[str, int] = {}
+        for offset, line in iter_lines(self.data_path(step)):
+            image_id = line_image_id(line)
+            if image_id is not None:
+                index[image_id] = offset
+        return index
+
+    def record_at(self, step: str, offset: int, model: type[M] | None = None) -> M:
+        """The validated record of a step that starts at byte ``offset``."""
+        cls = model or RECORD_TYPES[step]
+        line = read_line_at(self.data_path(step), offset)
+        return cls.model_validate_json(line, context=run_bounds(self.root))  # type: ignore[return-value]
 
     def counts(self, step: str) -> dict[str, int]:
         """``{"inputs", "records", "rejected"}`` for a step, from its journal."""
@@ -251,6 +291,37 @@ class RunStore:
             "records": sum(e.records for e in entries),
             "rejected": sum(1 for e in entries if e.records == 0),
         }
+
+
+_IMAGE_ID = re.compile(rb'^\{"image_id":("(?:[^"\\]|\\.)*")')
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(byte offset, line)`` of every complete line of a JSONL file, read as a stream (a
+    torn last line is left out; a missing file reads as empty). Memory: one line at a time."""
+    if not Path(path).exists():
+        return
+    offset = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return
+            yield offset, line[:-1]
+            offset += len(line)
+
+
+def read_line_at(path: Path, offset: int) -> bytes:
+    """The line of a JSONL file that starts at byte ``offset`` (see :func:`iter_lines`)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.readline().rstrip(b"\n")
+
+
+def line_image_id(line: bytes) -> str | None:
+    """The ``image_id`` of a step record line without parsing the record (records write it
+    first); None when the line does not start with it."""
+    match = _IMAGE_ID.match(line)
+    return json.loads(match.group(1)) if match else None
 
 
 def finished_keys(run: Path, step: str) -> set[str]:

@@ -8,6 +8,7 @@ It serves chat completions (with scriptable faults), files and the Batch API on
         client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
 """
 
+from prist_builder.testing.fake_openai.batches import FakeBatchLimits
 from prist_builder.testing.fake_openai.chat import Responder, default_responder
 from prist_builder.testing.fake_openai.faults import BatchFaultRule, FaultRule
 from prist_builder.testing.fake_openai.limits import EnforcedLimit
@@ -17,6 +18,7 @@ from prist_builder.testing.fake_openai.server import FakeOpenAIServer
 __all__ = [
     "BatchFaultRule",
     "EnforcedLimit",
+    "FakeBatchLimits",
     "FakeOpenAIServer",
     "FaultRule",
     "Responder",

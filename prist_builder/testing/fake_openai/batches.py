@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prist_builder.testing.fake_openai.chat import prompt_tokens
 from prist_builder.testing.fake_openai.faults import BatchFaultRule, FaultBook
 from prist_builder.testing.fake_openai.reply import error_body, new_id
 
@@ -70,10 +71,35 @@ class FileStore:
             return [dict(m) for m in reversed(self._meta.values())]
 
 
+@dataclass(frozen=True)
+class FakeBatchLimits:
+    """OpenAI's Batch API limits, scaled down for tests.
+
+    Attributes:
+        max_bytes: bytes of one input file (real: 200 MB).
+        max_requests: lines of one input file (real: 50,000).
+        enqueued_tokens: tokens of the batches in progress together, per organisation and
+            model (real: per usage tier); each line counts its prompt estimate
+            (:func:`.chat.prompt_tokens`) plus its ``max_tokens``. A batch over it fails with
+            ``token_limit_exceeded``, as the real API's does. None: no limit.
+    """
+
+    max_bytes: int | None = None
+    max_requests: int | None = None
+    enqueued_tokens: int | None = None
+
+
+TOKEN_LIMIT_MESSAGE = (
+    "Enqueued token limit reached for {model} in organization org-fake. Limit: {limit:,} enqueued tokens."
+    " Please try again once some in_progress batches have been completed."
+)
+
+
 @dataclass
 class _BatchState:
     obj: dict[str, Any]
     polls: int = 0
+    tokens: int = 0
 
 
 class BatchStore:
@@ -93,6 +119,7 @@ class BatchStore:
         answer: LineAnswer,
         polls_until_done: int = 1,
         on_line: Callable[[], None] = lambda: None,
+        limits: FakeBatchLimits | None = None,
     ) -> None:
         if polls_until_done < 0:
             raise ValueError("polls_until_done must be >= 0")
@@ -101,6 +128,7 @@ class BatchStore:
         self._answer = answer
         self._polls_until_done = polls_until_done
         self._on_line = on_line
+        self.limits = limits or FakeBatchLimits()
         self._lock = threading.RLock()
         self._batches: dict[str, _BatchState] = {}
 
@@ -145,9 +173,42 @@ class BatchStore:
         state = _BatchState(obj)
         with self._lock:
             self._batches[obj["id"]] = state
-            if self._polls_until_done == 0:
+            problem = self._over_limits(state)
+            if problem is not None:
+                obj.update(status="failed", failed_at=now, errors={"object": "list", "data": [problem]})
+            elif self._polls_until_done == 0:
                 self._finish(state)
             return copy.deepcopy(state.obj)
+
+    def _over_limits(self, state: _BatchState) -> dict[str, Any] | None:
+        """The batch-level error of a batch over a limit (None when within them); sets its tokens."""
+        limits = self.limits
+        data = self._files.content(state.obj["input_file_id"]) or b""
+        lines = self._lines(state)
+        if limits.max_bytes is not None and len(data) > limits.max_bytes:
+            message = f"The input file is {len(data):,} bytes; a batch input file may hold {limits.max_bytes:,}."
+            return {"code": "file_too_large", "line": None, "message": message, "param": None}
+        if limits.max_requests is not None and len(lines) > limits.max_requests:
+            message = f"The input file has {len(lines):,} requests; a batch may hold {limits.max_requests:,}."
+            return {"code": "too_many_requests", "line": None, "message": message, "param": None}
+        model, tokens = "", 0
+        for text in lines:
+            try:
+                body = json.loads(text).get("body") or {}
+            except (json.JSONDecodeError, AttributeError):
+                continue  # found again by the validation when the batch runs
+            model = model or str(body.get("model", ""))
+            cap = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+            tokens += prompt_tokens(body) + (cap if isinstance(cap, int) else 0)
+        state.tokens = tokens
+        if limits.enqueued_tokens is None:
+            return None
+        running = ("validating", "in_progress")
+        enqueued = sum(s.tokens for s in self._batches.values() if s is not state and s.obj["status"] in running)
+        if enqueued + tokens > limits.enqueued_tokens:
+            message = TOKEN_LIMIT_MESSAGE.format(model=model, limit=limits.enqueued_tokens)
+            return {"code": "token_limit_exceeded", "line": None, "message": message, "param": None}
+        return None
 
     def retrieve(self, batch_id: str) -> dict[str, Any] | None:
         """Count one poll, move the batch along, and return it (None when unknown)."""

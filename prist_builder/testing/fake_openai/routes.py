@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prist_builder.testing.fake_openai import chat
-from prist_builder.testing.fake_openai.batches import BatchStore, FileStore
+from prist_builder.testing.fake_openai.batches import BatchStore, FakeBatchLimits, FileStore
 from prist_builder.testing.fake_openai.faults import FaultBook, FaultRule
 from prist_builder.testing.fake_openai.limits import EnforcedLimit, SlidingWindow
 from prist_builder.testing.fake_openai.multipart import parse_form
@@ -47,7 +48,11 @@ class FakeOpenAIApp:
         batch_polls_until_done: int,
         stop: threading.Event,
         rate_limit: EnforcedLimit | None = None,
+        batch_limits: FakeBatchLimits | None = None,
+        keep_bodies: bool = False,
     ) -> None:
+        self.keep_bodies = keep_bodies
+        """Keep each chat request's parsed body in the log (else its size and SHA-256 only)."""
         self.responder = responder or chat.default_responder
         self.window = SlidingWindow(rate_limit) if rate_limit is not None else None
         """The enforced rate limit's counters, when one is set."""
@@ -55,7 +60,12 @@ class FakeOpenAIApp:
         self.faults = FaultBook()
         self.files = FileStore()
         self.batches = BatchStore(
-            self.files, self.faults, self._answer_line, batch_polls_until_done, lambda: self._count("batch_lines")
+            self.files,
+            self.faults,
+            self._answer_line,
+            batch_polls_until_done,
+            lambda: self._count("batch_lines"),
+            batch_limits,
         )
         self.log: list[LogEntry] = []
         self._stop = stop
@@ -119,7 +129,9 @@ class FakeOpenAIApp:
 
     def _chat(self, _m: re.Match[str], raw: bytes, headers: Mapping[str, str], summary: dict[str, Any]) -> Reply:
         body = _loads(raw)
-        summary.update(body=body, fault=None, headers=dict(headers))
+        summary.update(fault=None, headers=dict(headers), bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+        if self.keep_bodies:  # a test asked: bodies hold the images (~1 MB a PRIST request)
+            summary["body"] = body
         problem = chat.validate_chat_body(body)
         if problem is not None:
             return error_reply(400, problem)

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from prist_builder.testing.fake_openai.batches import FakeBatchLimits
 from prist_builder.testing.fake_openai.chat import Responder
 from prist_builder.testing.fake_openai.faults import BatchFaultRule, FaultRule
 from prist_builder.testing.fake_openai.limits import EnforcedLimit
@@ -36,6 +37,11 @@ class FakeOpenAIServer:
         rate_limit: an enforced limit (`EnforcedLimit`: tokens and requests per sliding
             window, counted billed or at admission) answering 429 past the budget, with
             `x-ratelimit-*` headers from its counters; None (default) enforces nothing.
+        batch_limits: the Batch API's limits (`FakeBatchLimits`: bytes and requests of a
+            batch, enqueued tokens); a batch over one fails as the real API's does.
+        keep_bodies: keep every chat request's parsed body in `log` (tests that inspect what
+            was sent); by default the log holds counts, sizes and SHA-256 digests only, so a
+            PRIST-sized build (images inline) can run through the server.
 
     Use `with FakeOpenAIServer() as server:` or `start()`/`stop()`. Raises
     RuntimeError when started twice or when `base_url` is read before `start()`.
@@ -47,11 +53,15 @@ class FakeOpenAIServer:
         latency_s: float = 0.0,
         batch_polls_until_done: int = 1,
         rate_limit: EnforcedLimit | None = None,
+        batch_limits: FakeBatchLimits | None = None,
+        keep_bodies: bool = False,
     ) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         self._stop_event = threading.Event()
-        self._app = FakeOpenAIApp(responder, latency_s, batch_polls_until_done, self._stop_event, rate_limit)
+        self._app = FakeOpenAIApp(
+            responder, latency_s, batch_polls_until_done, self._stop_event, rate_limit, batch_limits, keep_bodies
+        )
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -131,11 +141,16 @@ class FakeOpenAIServer:
     def log(self) -> list[LogEntry]:
         """`(route, summary)` per request, in arrival order.
 
-        Every summary has `method` and `path`; chat adds `body` (parsed JSON) and
-        `fault` (the fault kind applied, or None); file uploads add `filename`,
+        Every summary has `method` and `path`; chat adds `bytes`, `sha256` (of the raw
+        body), `headers`, `fault` (the fault kind applied, or None) and, with
+        `keep_bodies=True`, `body` (parsed JSON); file uploads add `filename`,
         `purpose` and `bytes`; batch creation adds `body`.
         """
         return self._app.log
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch object, newest first (does not count as a poll)."""
+        return self._app.batches.all()
 
     def limit_stats(self) -> dict[str, Any] | None:
         """The enforced limit's counters (see `SlidingWindow.stats`), or None without one."""
