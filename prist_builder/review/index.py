@@ -18,9 +18,9 @@ from typing import get_args
 from prist_builder import appendlog
 from prist_builder.annotation.masks import area
 from prist_builder.pipeline.store import REJECTS_FILE, read_records, run_bounds
-from prist_builder.records import Reject, Turn
+from prist_builder.records import Reject
 from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
-from prist_builder.samples import Review, ReviewStatus, Sample, fold_reviews, iter_samples
+from prist_builder.samples import Review, ReviewStatus, Sample, apply_edits, fold_reviews, iter_samples
 from prist_builder.stats import granularity
 
 STATUSES: tuple[str, ...] = get_args(ReviewStatus)
@@ -185,7 +185,7 @@ class RunIndex:
             for sample in self.samples:
                 review = reviews.get(sample.sample_id, Review())
                 if review != sample.review:
-                    _apply(sample, review)
+                    _apply(sample, review, self.bounds, str(self.run / REVIEWS_FILE))
             self._stamp = stamp
 
     def decide(self, decision: ReviewDecision) -> None:
@@ -264,8 +264,8 @@ def _row(position: int, sample: Sample, image_rejects: int) -> Row:
     )
 
 
-def _apply(sample: Sample, review: Review) -> None:
-    """Give ``sample`` a new review state and its turns with that review's edits applied."""
-    turns = [Turn(role=t.role, content=review.edits.get(i, t.content)) for i, t in enumerate(sample.original_turns)]
-    sample.dialogue = sample.dialogue.model_copy(update={"turns": turns})
+def _apply(sample: Sample, review: Review, bounds: dict, where: str) -> None:
+    """Give ``sample`` a new review state and its turns with that review's valid edits applied."""
+    built = sample.dialogue.model_copy(update={"turns": list(sample.original_turns)})
+    sample.dialogue = apply_edits(built, review, bounds, where)
     sample.review = review
