@@ -23,6 +23,8 @@ BENCHMARKS = [
     "evaluate",
     "export",
     "miras_step",
+    "startup",
+    "scale",
 ]
 """Benchmark modules beside this file; each has ``TITLE`` and ``run() -> list[dict[str, str]]``."""
 
