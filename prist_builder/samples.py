@@ -191,30 +191,49 @@ def iter_samples(run: Path) -> Iterator[Sample]:
     trees = {r.image_id: r for r in read_records(run / "trees.jsonl", TreeRecord)}
     finals = appendlog.latest(appendlog.read(run / FINAL_MASKS_FILE, FinalMask), lambda r: r.sample_id)
     reviews = fold_reviews(list(appendlog.read(run / REVIEWS_FILE, ReviewDecision)))
+    where = str(run / REVIEWS_FILE)
     for dialogue in read_records(run / "dialogues.jsonl", DialogueRecord, context=bounds):
         element_record = elements.get(dialogue.image_id)
         if element_record is None:
             continue
         review = reviews.get(dialogue.sample_id, Review())
-        original = list(dialogue.turns)
-        if review.history:
-            dialogue = apply_edits(dialogue, review, bounds, str(run / REVIEWS_FILE))
-        final = finals.get(dialogue.sample_id)
-        if final is not None:
-            mask, rule = final.mask, final.rule
-        elif dialogue.mask is not None:
-            mask, rule = dialogue.mask, "grounded"
-        else:
-            mask, rule = None, None
-        yield Sample(
-            dialogue=dialogue,
-            original_turns=original,
-            image=element_record.image,
-            elements=element_record,
-            tree=trees.get(dialogue.image_id),
-            mask=mask,
-            mask_rule=rule,
-            mask_provenance=final,
-            review=review,
-            manifest=manifest,
-        )
+        tree, final = trees.get(dialogue.image_id), finals.get(dialogue.sample_id)
+        yield join_sample(dialogue, element_record, tree, final, review, manifest, bounds, where)
+
+
+def join_sample(
+    dialogue: DialogueRecord,
+    elements: ElementsRecord,
+    tree: TreeRecord | None,
+    final: FinalMask | None,
+    review: Review,
+    manifest: dict[str, Any],
+    bounds: dict[str, Any],
+    where: str = "",
+) -> Sample:
+    """One :class:`Sample` from its parts (what :func:`iter_samples` does for each dialogue).
+
+    The review's edits are replayed with :func:`apply_edits` (``where`` names the reviews
+    file in its warnings); the mask is the final mask, else the grounded one, else none.
+    """
+    original = list(dialogue.turns)
+    if review.history:
+        dialogue = apply_edits(dialogue, review, bounds, where)
+    if final is not None:
+        mask, rule = final.mask, final.rule
+    elif dialogue.mask is not None:
+        mask, rule = dialogue.mask, "grounded"
+    else:
+        mask, rule = None, None
+    return Sample(
+        dialogue=dialogue,
+        original_turns=original,
+        image=elements.image,
+        elements=elements,
+        tree=tree,
+        mask=mask,
+        mask_rule=rule,
+        mask_provenance=final,
+        review=review,
+        manifest=manifest,
+    )
