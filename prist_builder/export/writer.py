@@ -97,16 +97,27 @@ def _payload_bytes(row: dict[str, Any]) -> int:
 
 
 def per_image(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Per-sample rows grouped into :data:`IMAGE_FEATURES` rows, an image's samples in their order.
+    """Per-sample rows, an image's samples adjacent, grouped into :data:`IMAGE_FEATURES` rows.
 
-    Samples of one image are usually adjacent; those that are not (a shuffled split) are
-    gathered, so each image gives exactly one row, at the place of its first sample.
+    Streams: only one image's rows are held at a time (see :func:`by_image` for the order).
     """
-    groups: dict[str, list[dict[str, Any]]] = {}
+    group: list[dict[str, Any]] = []
     for row in rows:
-        groups.setdefault(row["image_id"], []).append(row)
-    for group in groups.values():
+        if group and row["image_id"] != group[0]["image_id"]:
+            yield image_row(group)
+            group = []
+        group.append(row)
+    if group:
         yield image_row(group)
+
+
+def by_image(samples: list[Sample]) -> list[Sample]:
+    """``samples`` with each image's samples moved together, at the place of its first one
+    (their order kept), so that :func:`per_image` sees each image once."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.image.image_id, []).append(sample)
+    return [sample for group in groups.values() for sample in group]
 
 
 def iter_rows(samples: list[Sample], selection: Selection) -> Iterator[dict[str, Any]]:
@@ -149,10 +160,13 @@ def write_split(
     image data), so memory stays bounded by one batch. An empty split is one shard with no
     rows, so that every split has its file. ``rows="image"`` writes one
     :data:`IMAGE_FEATURES` row per image instead of one :data:`FEATURES` row per sample
-    (the split's per-sample rows, without image bytes, are gathered first).
+    (an image's samples are written together, in their order).
     """
     features = IMAGE_FEATURES if rows == "image" else FEATURES
-    source = per_image(iter_rows(samples, selection)) if rows == "image" else iter_rows(samples, selection)
+    if rows == "image":
+        source = per_image(iter_rows(by_image(samples), selection))
+    else:
+        source = iter_rows(samples, selection)
     parts: list[Path] = []
     batch: list[dict[str, Any]] = []
     writer: ParquetWriter | None = None
