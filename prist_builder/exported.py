@@ -127,8 +127,9 @@ def read_split(folder: Path, split: str, features: datasets.Features | None = No
             schema, flattened for the image layout). Images decode to PIL.
 
     Returns:
-        Rows with the columns of :data:`SAMPLE_COLUMNS`; an empty split gives no rows (with
-        ``features`` declared when given).
+        Rows with the columns of :data:`SAMPLE_COLUMNS`; an empty split gives no rows. A
+        per-sample split is memory-mapped (``datasets``' cache, as before); a per-image split is
+        unnested in memory with pyarrow (each image's bytes once per sample of it).
 
     Raises:
         ExportReadError: the split has no shard, or ``export.json`` names an unknown layout.
@@ -141,16 +142,17 @@ def read_split(folder: Path, split: str, features: datasets.Features | None = No
     files = split_files(folder, split)
     if not files:
         raise ExportReadError(f"{folder}: no data/{split}-*.parquet")
-    layout = row_layout(folder)
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
-    if layout == "image" or "samples" in table.column_names:
-        table = flatten_image_rows(table)
-        schema_features = _sample_features(datasets.Features.from_arrow_schema(pq.read_schema(files[0])))
-    else:
-        schema_features = datasets.Features.from_arrow_schema(table.schema)
-    declared = features or schema_features
-    table = table.select([c for c in declared if c in table.column_names])
-    return datasets.Dataset(table.cast(declared.arrow_schema), info=datasets.DatasetInfo(features=declared))
+    stored = datasets.Features.from_arrow_schema(pq.read_schema(files[0]))
+    image_rows = row_layout(folder) == "image" or "samples" in stored
+    declared = features or (_sample_features(stored) if image_rows else stored)
+    if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
+        return datasets.Dataset.from_dict({name: [] for name in declared}, features=declared)
+    if not image_rows:
+        # memory-mapped through datasets' cache, as a per-sample export always was read
+        return datasets.Dataset.from_parquet(files, features=declared)
+    table = flatten_image_rows(pa.concat_tables([pq.read_table(f) for f in files], promote_options="default"))
+    table = table.select(list(declared)).cast(declared.arrow_schema)
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=declared))
 
 
 def _sample_features(image_features: datasets.Features) -> datasets.Features:
