@@ -25,12 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from prist_builder.annotation.defaults import IOU_THRESHOLD, KAPPA_THRESHOLD
 from prist_builder.records.rle import RLE
-
-IOU_THRESHOLD = 0.80
-"""Default pass mark for mean IoU per group (paper Table 1: every group is above it)."""
-KAPPA_THRESHOLD = 0.75
-"""Default pass mark for mean Cohen's kappa per group (paper Table 1)."""
 
 
 @dataclass(frozen=True)

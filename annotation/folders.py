@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from prist_builder.annotation.agreement import match_instances, score_pair
+from prist_builder.annotation.defaults import MATCH_MODES
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.regions import AnnotationError, RegionDraft
 from prist_builder.annotation.report import ScoredPair
 from prist_builder.annotation.target import image_size
 
-MATCH_MODES = ("label", "instance")
 DEFAULT_GROUP = "all"
 
 

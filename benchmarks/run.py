@@ -25,6 +25,8 @@ BENCHMARKS = [
     "export",
     "miras_step",
     "offline_diversity",
+    "startup",
+    "scale",
 ]
 """Benchmark modules beside this file; each has ``TITLE`` and ``run() -> list[dict[str, str]]``."""
 

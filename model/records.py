@@ -102,26 +102,23 @@ class Records(Sequence[Record]):
 
 
 class ExportRecords(Records):
-    """One split of a ``prist export`` folder (parquet, read with ``datasets``).
+    """One split of a ``prist export`` folder (parquet, either row layout, read with
+    :func:`prist_builder.exported.read_split`).
 
     Raises:
         DataError: no parquet file for ``split``.
     """
 
     def __init__(self, path: Path, split: str) -> None:
-        import pyarrow.parquet as pq
-        from datasets import load_dataset
+        from prist_builder.exported import read_split, split_files
 
         self.path = Path(path)
-        files = sorted(str(p) for p in (self.path / "data").glob(f"{split}-*.parquet"))
-        if not files:
+        if not split_files(self.path, split):
             raise DataError(f"{path}: no data/{split}-*.parquet (splits: {_splits(self.path)})")
+        self.table = read_split(self.path, split)  # one row per sample, either row layout
         self.skipped = []
         self.rows: list[int] = []
         self._turns: list[list[tuple[str, str]]] = []
-        if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
-            return  # an empty split (datasets refuses to load one): no records
-        self.table = load_dataset("parquet", data_files={split: files}, split=split)
         for index, row in enumerate(self.table.select_columns(["sample_id", "turns", "targets"])):
             where = f"{path}: sample {row.get('sample_id')}"
             try:

@@ -11,10 +11,13 @@ build gave it, else none). Export, review, training and evaluation read runs thr
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from prist_builder import appendlog
 from prist_builder.pipeline.store import MANIFEST_FILE, read_records, run_bounds
@@ -27,6 +30,8 @@ from prist_builder.records.curation import (
     ReviewDecision,
 )
 from prist_builder.records.rle import RLE
+
+log = logging.getLogger(__name__)
 
 ReviewStatus = Literal["unreviewed", "accepted", "rejected", "edited"]
 
@@ -41,6 +46,8 @@ class Review:
         reason: the reason of the latest reject.
         edits: message index -> replacement text, the latest edit of each message.
         time: time of the latest decision.
+        history: every edit since the last reset, in file order, as ``(message index, text)``
+            (what :func:`apply_edits` replays, checking each against the build's rules).
     """
 
     status: ReviewStatus = "unreviewed"
@@ -48,6 +55,7 @@ class Review:
     reason: str = ""
     edits: dict[int, str] = field(default_factory=dict)
     time: str | None = None
+    history: list[tuple[int, str]] = field(default_factory=list)
 
 
 def fold_reviews(decisions: list[ReviewDecision]) -> dict[str, Review]:
@@ -61,6 +69,7 @@ def fold_reviews(decisions: list[ReviewDecision]) -> dict[str, Review]:
         review.reviewer, review.time = d.reviewer, d.time
         if d.action == "edit" and d.turn_index is not None and d.after is not None:
             review.edits[d.turn_index] = d.after
+            review.history.append((d.turn_index, d.after))
             if review.status != "rejected":
                 review.status = "edited"
         elif d.action == "accept":
@@ -68,6 +77,51 @@ def fold_reviews(decisions: list[ReviewDecision]) -> dict[str, Review]:
         elif d.action == "reject":
             review.status, review.reason = "rejected", d.reason
     return out
+
+
+def apply_edits(dialogue: DialogueRecord, review: Review, bounds: dict[str, Any], where: str = "") -> DialogueRecord:
+    """``dialogue`` (as the build wrote it) with ``review``'s edits replayed in file order.
+
+    Each edit is checked with the build's rules (:class:`DialogueRecord` under the run's turn
+    ``bounds``: alternating roles, ``[OBJ]{focus}[SEG]`` once and only in the final answer, no
+    empty message); one that breaks a rule or names a message that does not exist is logged
+    as a warning (``where``: the reviews file) and skipped, so it never reaches an export.
+    ``review.edits`` (and an ``edited`` status with no edit left) is set to what was applied.
+
+    Returns:
+        The edited dialogue (``dialogue`` itself when there is no valid edit).
+    """
+    applied: dict[int, str] = {}
+    current = dialogue
+    for index, text in review.history:
+        if not 0 <= index < len(current.turns):
+            log.warning(
+                "%s: edit of %s message %d skipped: the dialogue has %d messages",
+                where,
+                dialogue.sample_id,
+                index,
+                len(current.turns),
+            )
+            continue
+        data = current.model_dump()
+        data["turns"][index]["content"] = text
+        try:
+            current = DialogueRecord.model_validate(data, context=bounds)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            log.warning(
+                "%s: edit of %s message %d skipped: %s",
+                where,
+                dialogue.sample_id,
+                index,
+                str(first.get("msg", "invalid")),
+            )
+            continue
+        applied[index] = text
+    review.edits = applied
+    if not applied and review.status == "edited":
+        review.status = "unreviewed"
+    return current
 
 
 @dataclass
@@ -120,6 +174,9 @@ def read_manifest(run: Path) -> dict[str, Any]:
 def iter_samples(run: Path) -> Iterator[Sample]:
     """Every dialogue of a run folder as a :class:`Sample`, in ``dialogues.jsonl`` order.
 
+    Reviewers' edits are checked again with the build's rules (:func:`apply_edits`): a
+    hand-written line that breaks one is logged as a warning and skipped.
+
     Raises:
         FileNotFoundError: ``run`` has no ``dialogues.jsonl``.
         prist_builder.appendlog.LogLineError: a curation log has a broken complete line.
@@ -134,31 +191,49 @@ def iter_samples(run: Path) -> Iterator[Sample]:
     trees = {r.image_id: r for r in read_records(run / "trees.jsonl", TreeRecord)}
     finals = appendlog.latest(appendlog.read(run / FINAL_MASKS_FILE, FinalMask), lambda r: r.sample_id)
     reviews = fold_reviews(list(appendlog.read(run / REVIEWS_FILE, ReviewDecision)))
+    where = str(run / REVIEWS_FILE)
     for dialogue in read_records(run / "dialogues.jsonl", DialogueRecord, context=bounds):
         element_record = elements.get(dialogue.image_id)
         if element_record is None:
             continue
         review = reviews.get(dialogue.sample_id, Review())
-        original = list(dialogue.turns)
-        if review.edits:
-            turns = [Turn(role=t.role, content=review.edits.get(i, t.content)) for i, t in enumerate(original)]
-            dialogue = dialogue.model_copy(update={"turns": turns})
-        final = finals.get(dialogue.sample_id)
-        if final is not None:
-            mask, rule = final.mask, final.rule
-        elif dialogue.mask is not None:
-            mask, rule = dialogue.mask, "grounded"
-        else:
-            mask, rule = None, None
-        yield Sample(
-            dialogue=dialogue,
-            original_turns=original,
-            image=element_record.image,
-            elements=element_record,
-            tree=trees.get(dialogue.image_id),
-            mask=mask,
-            mask_rule=rule,
-            mask_provenance=final,
-            review=review,
-            manifest=manifest,
-        )
+        tree, final = trees.get(dialogue.image_id), finals.get(dialogue.sample_id)
+        yield join_sample(dialogue, element_record, tree, final, review, manifest, bounds, where)
+
+
+def join_sample(
+    dialogue: DialogueRecord,
+    elements: ElementsRecord,
+    tree: TreeRecord | None,
+    final: FinalMask | None,
+    review: Review,
+    manifest: dict[str, Any],
+    bounds: dict[str, Any],
+    where: str = "",
+) -> Sample:
+    """One :class:`Sample` from its parts (what :func:`iter_samples` does for each dialogue).
+
+    The review's edits are replayed with :func:`apply_edits` (``where`` names the reviews
+    file in its warnings); the mask is the final mask, else the grounded one, else none.
+    """
+    original = list(dialogue.turns)
+    if review.history:
+        dialogue = apply_edits(dialogue, review, bounds, where)
+    if final is not None:
+        mask, rule = final.mask, final.rule
+    elif dialogue.mask is not None:
+        mask, rule = dialogue.mask, "grounded"
+    else:
+        mask, rule = None, None
+    return Sample(
+        dialogue=dialogue,
+        original_turns=original,
+        image=elements.image,
+        elements=elements,
+        tree=tree,
+        mask=mask,
+        mask_rule=rule,
+        mask_provenance=final,
+        review=review,
+        manifest=manifest,
+    )

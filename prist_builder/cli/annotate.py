@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from prist_builder import appendlog
-from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD
 from prist_builder.annotation.assignment import ASSIGNMENTS_FILE, deal, now, read_assignments, split_groups
-from prist_builder.annotation.masks import decode, encode, rle_bbox
+from prist_builder.annotation.defaults import IOU_THRESHOLD, KAPPA_THRESHOLD
 from prist_builder.annotation.prelabels import PRELABELS_FILE, Prelabel, read_prelabels
-from prist_builder.annotation.store import import_folder, resolve
-from prist_builder.annotation.workpackage import write_package
 from prist_builder.cli.console import console, errors, fail
 from prist_builder.records.curation import FINAL_MASKS_FILE, MASKS_FILE
 from prist_builder.samples import Sample, iter_samples
-from prist_builder.sources import InputRejected, read_image
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and the annotation stack (masks, polygons: scipy, Pillow, pycocotools) are imported
+# inside the commands, so that ``prist --help`` and the other commands start without them.
 
 annotate_app = typer.Typer(
     help="Annotate target masks in Labelme: export, import, resolve, pre-label.", no_args_is_help=True
@@ -39,11 +40,15 @@ def _samples(run: Path) -> list[Sample]:
 
 
 def _bytes(record) -> bytes:  # noqa: ANN001
+    from prist_builder.sources import read_image
+
     return read_image(record)[0]
 
 
 def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
     """The outline annotators start from, per sample: the grounded mask, else the latest SAM pre-label."""
+    from prist_builder.annotation.masks import decode
+
     prelabels = read_prelabels(run)
     out: dict[str, np.ndarray] = {}
     for sample in samples:
@@ -65,6 +70,9 @@ def export(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment.")] = 0,
 ) -> None:
     """Write one Labelme file per sample for each of its two annotators, and assignment.csv."""
+    from prist_builder.annotation.workpackage import write_package
+    from prist_builder.sources import InputRejected
+
     try:
         teams = split_groups(annotators.split(","), groups)
     except ValueError as exc:
@@ -101,6 +109,8 @@ def import_masks(
     annotator: Annotated[str, typer.Option("--annotator", help="The annotator's name.")],
 ) -> None:
     """Import an annotator's saved Labelme files as masks (RUN/annotations.jsonl). Exit 1 if any file failed."""
+    from prist_builder.annotation.store import import_folder
+
     samples = _samples(run)
     appendlog.touch(run / MASKS_FILE)
     sizes = {s.sample_id: (s.image.height, s.image.width) for s in samples}
@@ -132,6 +142,8 @@ def resolve_masks(
     ] = False,
 ) -> None:
     """Make each sample's final mask (RUN/final_masks.jsonl): adjudicated, else by --rule."""
+    from prist_builder.annotation.store import import_folder, resolve
+
     samples = _samples(run)
     appendlog.touch(run / FINAL_MASKS_FILE)
     failed = 0
@@ -192,6 +204,9 @@ def prelabel(
     redo: Annotated[bool, typer.Option("--redo", help="Prompt again samples that already have a pre-label.")] = False,
 ) -> None:
     """Prompt SAM with each target's box (grounded region, else --boxes) and store its best mask as a pre-label."""
+    from prist_builder.annotation.masks import encode, rle_bbox
+    from prist_builder.sources import InputRejected, read_image
+
     try:
         from prist_builder.annotation.sam import SamPrelabeler
     except ImportError as exc:

@@ -8,12 +8,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from prist_builder.annotation.regions import AnnotationError
 from prist_builder.cli.console import console, fail, report_table, step_progress
 from prist_builder.cli.openai_options import (
     OpenAIOpts,
@@ -22,7 +21,6 @@ from prist_builder.cli.openai_options import (
     print_dry_run,
     with_openai_options,
 )
-from prist_builder.pipeline.build import BuildResult, build
 from prist_builder.pipeline.config_file import ConfigFileError, load_config_file
 from prist_builder.pipeline.manifest import BuildConfig, ConfigMismatchError, read_manifest
 from prist_builder.pipeline.store import RunLockedError
@@ -30,6 +28,12 @@ from prist_builder.providers import PROVIDERS, FatalError, Provider, get_provide
 from prist_builder.providers.base import UnsupportedSettingError
 from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
 from prist_builder.records.steps import STEPS
+
+if TYPE_CHECKING:
+    from prist_builder.pipeline.build import BuildResult
+
+# The pipeline itself (sources: numpy, Pillow, the annotation readers) is imported when a
+# build runs, so that ``prist build --help`` starts without it.
 
 build_app = typer.Typer(help="Run pipeline steps into a run folder (resumable).", no_args_is_help=True)
 
@@ -209,6 +213,9 @@ def execute(
     Raises:
         typer.Exit: 1 when the build stopped or nothing could be built; 130 on Ctrl-C.
     """
+    from prist_builder.annotation.regions import AnnotationError
+    from prist_builder.pipeline.build import build
+
     try:
         with step_progress() as hook, _frozen_heap():
             result = asyncio.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,7 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from prist_builder.pipeline.runner import Outcome, StepReport
+if TYPE_CHECKING:  # the pipeline (numpy, Pillow, the annotation readers) loads only when a build runs
+    from prist_builder.pipeline.runner import Outcome, StepReport
+
 
 console = Console()
 errors = Console(stderr=True)

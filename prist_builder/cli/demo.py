@@ -13,7 +13,6 @@ from prist_builder.cli.console import console, fail
 from prist_builder.cli.inspect import load_stats, stats_table
 from prist_builder.demo import DemoDataError, materialise
 from prist_builder.pipeline.manifest import BuildConfig
-from prist_builder.preview import write_previews
 from prist_builder.records.steps import STEPS
 
 PREVIEWS = 3
@@ -30,6 +29,8 @@ def register_demo(app: typer.Typer) -> None:
         fresh: Annotated[bool, typer.Option("--fresh", help="Delete an earlier demo run first.")] = False,
     ) -> None:
         """Build PRIST records from bundled real photos, offline (no API key, GPU or network)."""
+        from prist_builder.preview import write_previews  # networkx, Pillow: only when the demo runs
+
         run = out / "run"
         if fresh and run.exists():
             shutil.rmtree(run)

@@ -10,17 +10,9 @@ from rich.table import Table
 
 from prist_builder.cli.console import console, fail
 from prist_builder.cli.openai_options import OpenAIOpts, with_openai_options
-from prist_builder.evaluate.boxes import CONVENTION_SCALE
-from prist_builder.evaluate.tables import (
-    granularity_rows,
-    markdown,
-    problem_rows,
-    rich_table,
-    table3_rows,
-    table4_rows,
-    write_csv,
-    write_outputs,
-)
+
+# The scoring code (numpy, pycocotools) is imported inside the command, so that
+# ``prist --help`` and the other commands start without it.
 
 COMPARE_PLOT, COMPARE_TABLE = "compare.png", "compare"
 """File names ``--compare`` writes into ``--out``."""
@@ -60,6 +52,8 @@ def show(table: Table) -> None:
 
 def print_tables(summary: dict[str, Any]) -> None:
     """Print Table 3, the granularity breakdown, Table 4 (if judged) and the problems."""
+    from prist_builder.evaluate.tables import granularity_rows, problem_rows, rich_table, table3_rows, table4_rows
+
     show(rich_table("Table 3: pixel-level RS (percent; Precision/Recall/F1 pixel-wise micro)", table3_rows([summary])))
     rows = granularity_rows(summary)
     if rows:
@@ -74,6 +68,7 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 def _compare(paths: list[Path], out: Path) -> None:
     from prist_builder.evaluate.compare import CompareError, delta_rows, load_summary, plot, unique_names
+    from prist_builder.evaluate.tables import markdown, rich_table, table3_rows, table4_rows, write_csv
 
     if len(paths) < 2:
         raise fail("--compare needs at least two results.json files", 2)
@@ -123,6 +118,8 @@ def register_evaluate(app: typer.Typer) -> None:
             raise fail("give one predictions file (or --compare with results files)", 2)
         if data is None:
             raise fail("--data is required: a prist export folder or a run folder", 2)
+        from prist_builder.evaluate.boxes import CONVENTION_SCALE  # numpy, Pillow: only when scoring
+
         if box_coords not in CONVENTION_SCALE:
             raise fail(f"--box-coords must be one of {', '.join(CONVENTION_SCALE)}, got {box_coords!r}", 2)
         from prist_builder.evaluate.references import ReferenceError
@@ -145,6 +142,8 @@ def register_evaluate(app: typer.Typer) -> None:
         if judge or opts.dry_run:
             if not _judge(results, matched, opts, repeats, judge_limit, include_final_turn, target):
                 return  # a dry run: the estimate is printed, nothing scored or written
+        from prist_builder.evaluate.tables import write_outputs
+
         summary = results.summary()
         written = write_outputs(target, summary, results.per_sample)
         print_tables(summary)

@@ -37,6 +37,12 @@ KeepOpt = Annotated[
     bool, typer.Option("--keep-unfinished", help="hf: also export samples without a final mask or an image.")
 ]
 ShardOpt = Annotated[int, typer.Option("--max-shard-mb", min=1, help="About the most MiB per parquet shard.")]
+RowsOpt = Annotated[
+    str,
+    typer.Option(
+        "--rows", help="hf: 'sample' (one row per sample) or 'image' (one row per image, samples nested: images once)."
+    ),
+]
 LicenseOpt = Annotated[str, typer.Option("--license", help="License id for the card (e.g. cc-by-4.0).")]
 TokenOpt = Annotated[
     str | None, typer.Option("--token", help="Hub token (else HF_TOKEN, else the stored login).", show_default=False)
@@ -103,6 +109,7 @@ def register_export(app: typer.Typer) -> None:
         keep_unfinished: KeepOpt = False,
         max_shard_mb: ShardOpt = 256,
         license: LicenseOpt = "other",
+        rows: RowsOpt = "sample",
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Export a run as a Hugging Face dataset folder, or in the LLaVA, LISA or authors' layout."""
@@ -118,6 +125,10 @@ def register_export(app: typer.Typer) -> None:
                 test=defaults.test if test is None else test,
             )
             options = {"max_shard_bytes": max_shard_mb * 1024 * 1024, "license": license} if fmt == "hf" else {}
+            if rows != "sample":
+                if fmt != "hf":
+                    raise ValueError(f"--rows {rows} applies to --format hf only")
+                options["rows"] = rows
             summary = export_as(
                 fmt, run, out, spec=spec, seed=seed, keep_unfinished=keep_unfinished, one_split=one_split, **options
             )

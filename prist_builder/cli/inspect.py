@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,9 +12,9 @@ from rich.table import Table
 from prist_builder.cli.console import console, fail
 from prist_builder.pipeline.store import read_records, run_bounds
 from prist_builder.records import SCHEMAS, DialogueRecord, ElementsRecord
-from prist_builder.stats import DatasetStats, compute_stats
-from prist_builder.stats_reference import compare, load
-from prist_builder.stats_report import markdown, rich_table, write_json, write_plot
+
+if TYPE_CHECKING:  # the figures (numpy, pycocotools, Pillow) load when a command computes them
+    from prist_builder.stats import DatasetStats
 
 REFERENCE_FILES = ("reference.md", "reference.json", "reference.png")
 """What ``prist stats RUN --reference FILE`` writes into ``--out``."""
@@ -26,6 +26,8 @@ def load_stats(run: Path) -> DatasetStats:
     Raises:
         FileNotFoundError: ``run`` has no ``dialogues.jsonl``.
     """
+    from prist_builder.stats import compute_stats
+
     path = run / "dialogues.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file; build the dialogues first")
@@ -82,6 +84,9 @@ def register_inspect(app: typer.Typer) -> None:
             console.print(stats_table(figures))
 
     def compare_with(run: Path, reference: Path, out: Path, seed: int, as_json: bool) -> None:
+        from prist_builder.stats_reference import compare, load
+        from prist_builder.stats_report import markdown, rich_table, write_json, write_plot
+
         if not reference.exists():
             raise fail(f"{reference}: no such file or folder")
         try:

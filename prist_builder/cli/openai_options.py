@@ -21,11 +21,9 @@ from rich.table import Table
 
 from prist_builder.cli.console import console
 from prist_builder.pipeline.manifest import BuildConfig
-from prist_builder.pipeline.steps import source_paths
 from prist_builder.pipeline.store import finished_keys, is_busy
 from prist_builder.providers.openai.config import OpenAIProviderConfig
 from prist_builder.records.steps import PROMPT_OF_STEP
-from prist_builder.sources import discover
 
 PANEL = "OpenAI provider (--provider openai)"
 
@@ -216,7 +214,9 @@ def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[st
 
     Reads only: no lock, no repair of the run folder, no file written (the run may be
     another build's, in progress)."""
+    from prist_builder.pipeline.steps import source_paths
     from prist_builder.providers.openai.estimate import estimate, rule_line
+    from prist_builder.sources import discover
 
     items, _ = discover(**source_paths(config))
     items = items[: config.limit] if config.limit else items

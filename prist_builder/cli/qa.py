@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from prist_builder.annotation.adjudication import overlay, write_folder_queue, write_queue
-from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, summarise
-from prist_builder.annotation.assignment import read_assignments
-from prist_builder.annotation.folders import MATCH_MODES, compare_folders, read_groups
-from prist_builder.annotation.labelme import read_labelme
-from prist_builder.annotation.masks import decode
-from prist_builder.annotation.regions import AnnotationError
-from prist_builder.annotation.report import ScoredPair, table1, write_report
-from prist_builder.annotation.store import below, pairs
+from prist_builder.annotation.defaults import IOU_THRESHOLD, KAPPA_THRESHOLD, MATCH_MODES
 from prist_builder.cli.console import console, errors, fail
-from prist_builder.samples import iter_samples
-from prist_builder.sources import InputRejected, decode_image, read_image
+
+if TYPE_CHECKING:
+    from prist_builder.annotation.report import ScoredPair
+
+# The annotation stack (numpy, scipy, Pillow, pycocotools) is imported inside the commands,
+# so that ``prist --help`` and the other commands start without it.
 
 qa_app = typer.Typer(help="Quality checks of annotations.", no_args_is_help=True)
 MAX_LINES_SHOWN = 50
 
 
 def _print_table(summaries, title: str) -> None:  # noqa: ANN001
+    from prist_builder.annotation.report import table1
+
     rows = table1(summaries)
     table = Table(title=title, title_justify="left")
     for column in rows[0]:
@@ -36,6 +34,14 @@ def _print_table(summaries, title: str) -> None:  # noqa: ANN001
 
 
 def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[list[ScoredPair], dict]:
+    from prist_builder.annotation.adjudication import write_queue
+    from prist_builder.annotation.assignment import read_assignments
+    from prist_builder.annotation.masks import decode
+    from prist_builder.annotation.report import ScoredPair
+    from prist_builder.annotation.store import below, pairs
+    from prist_builder.samples import iter_samples
+    from prist_builder.sources import InputRejected, read_image
+
     try:
         samples = {s.sample_id: s for s in iter_samples(run)}
     except (FileNotFoundError, ValueError) as exc:
@@ -65,6 +71,12 @@ def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[l
 def _folder_form(
     a: Path, b: Path, groups: Path | None, match: str, out: Path, iou_min: float, kappa_min: float
 ) -> tuple[list[ScoredPair], dict]:
+    from prist_builder.annotation.adjudication import overlay, write_folder_queue
+    from prist_builder.annotation.folders import compare_folders, read_groups
+    from prist_builder.annotation.labelme import read_labelme
+    from prist_builder.annotation.regions import AnnotationError
+    from prist_builder.sources import InputRejected, decode_image
+
     try:
         mapping = read_groups(groups) if groups is not None else {}
         result = compare_folders(a, b, mapping, match, iou_min, kappa_min, names=(a.name, b.name))
@@ -118,6 +130,9 @@ def agreement(
 
     Exits 0 once the scores are computed, thresholds met or not (1 with --fail-under on a miss).
     """
+    from prist_builder.annotation.agreement import summarise
+    from prist_builder.annotation.report import write_report
+
     if (run is None) == (a is None or b is None) or (a is None) != (b is None):
         raise fail("give either RUN or both --a DIR and --b DIR")
     out.mkdir(parents=True, exist_ok=True)

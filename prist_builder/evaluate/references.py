@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prist_builder.annotation.masks import area
+from prist_builder.exported import ExportReadError, read_split
 from prist_builder.records.rle import RLE
 from prist_builder.stats import granularity
 
@@ -83,7 +84,8 @@ def _export_files(folder: Path, split: str) -> list[str]:
 
 
 def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
-    """References of one split of a ``prist export`` folder (``DIR/data/<split>-*.parquet``).
+    """References of one split of a ``prist export`` folder (``DIR/data/<split>-*.parquet``),
+    in either row layout (per sample, or per image with ``--rows image``).
 
     Raises:
         ReferenceError: the split is absent, a contract column is missing, or a row is malformed.
@@ -97,7 +99,9 @@ def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
     quiet = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # no bars in the scorer's output
     try:
-        data = datasets.load_dataset("parquet", data_files={split: files}, split=split)
+        data = read_split(folder, split)  # one row per sample, either row layout
+    except ExportReadError as exc:
+        raise ReferenceError(str(exc)) from None
     finally:
         if quiet:
             datasets.enable_progress_bars()

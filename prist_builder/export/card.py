@@ -19,7 +19,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCardData
 
 from prist_builder.annotation.masks import area
-from prist_builder.export.features import FEATURES, prompt_versions
+from prist_builder.export.features import FEATURES, IMAGE_FEATURES, prompt_versions
 from prist_builder.export.images import ImageUnavailable, export_image
 from prist_builder.export.pictures import bar_chart, overlay
 from prist_builder.export.splits import SPLITS
@@ -52,8 +52,18 @@ def size_category(samples: int) -> str:
     return "n>1M"
 
 
-def card_data(sizes: dict[str, int], license: str, split_bytes: dict[str, int] | None = None) -> DatasetCardData:
+def card_data(
+    sizes: dict[str, int],
+    license: str,
+    split_bytes: dict[str, int] | None = None,
+    rows: str = "sample",
+    row_counts: dict[str, int] | None = None,
+) -> DatasetCardData:
     """YAML metadata of the card: license, tasks, size, configs and ``dataset_info``.
+
+    ``sizes`` are samples per split; with ``rows="image"`` the declared features are
+    :data:`~prist_builder.export.features.IMAGE_FEATURES` and ``row_counts`` (images per split)
+    are the rows ``dataset_info`` lists.
 
     ``split_bytes`` (parquet bytes per split) go into ``dataset_info``: besides informing the
     Hub, they make two different exports' cards differ, and ``datasets`` keys its local cache of
@@ -79,8 +89,10 @@ def card_data(sizes: dict[str, int], license: str, split_bytes: dict[str, int] |
     nbytes = split_bytes or {}
     for name in SPLITS:
         if sizes.get(name):
-            splits.add(SplitInfo(name=name, num_examples=sizes[name], num_bytes=nbytes.get(name, 0)))
-    info = DatasetInfo(features=FEATURES, splits=splits, download_size=sum(nbytes.values()) or None)
+            examples = (row_counts or sizes).get(name, 0)
+            splits.add(SplitInfo(name=name, num_examples=examples, num_bytes=nbytes.get(name, 0)))
+    features = IMAGE_FEATURES if rows == "image" else FEATURES
+    info = DatasetInfo(features=features, splits=splits, download_size=sum(nbytes.values()) or None)
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
     return data
 
@@ -168,13 +180,44 @@ def _build_section(run: Path, samples: list[Sample], summary: ExportSummary) -> 
     return lines + [""]
 
 
+def _layout_section(rows: str, splits: dict[str, list[Sample]], split_bytes: dict[str, int]) -> list[str]:
+    images = {name: len({s.image.image_id for s in splits[name]}) for name in SPLITS}
+    total_mb = sum(split_bytes.values()) / 2**20
+    if rows == "image":
+        text = [
+            "One row per image (`prist export --rows image`): the image is stored once, and its samples are",
+            "nested in the `samples` list, each with `sample_id`, `turns`, `conversations`, `focus`, `targets`,",
+            "`tree` (with the sample's path) and `provenance`. `prist_builder.export.reader.load_export(DIR)`",
+            "gives one row per sample, as the default layout does.",
+        ]
+    else:
+        text = ["One row per sample (the default layout): each row carries its own copy of the image."]
+    table = ["", "| split | images | samples | parquet MiB |", "|---|---|---|---|"]
+    table += [
+        f"| {name} | {images[name]} | {len(splits[name])} | {split_bytes.get(name, 0) / 2**20:.1f} |" for name in SPLITS
+    ]
+    return ["## Layout", "", *text, *table, "", f"Parquet in all: {total_mb:.1f} MiB.", ""]
+
+
 def write_card(
-    folder: Path, run: Path, splits: dict[str, list[Sample]], summary: ExportSummary, *, seed: int, license: str
+    folder: Path,
+    run: Path,
+    splits: dict[str, list[Sample]],
+    summary: ExportSummary,
+    *,
+    seed: int,
+    license: str,
+    rows: str = "sample",
 ) -> Path:
-    """Write ``folder/README.md`` and its pictures under ``folder/assets``; returns the card's path."""
+    """Write ``folder/README.md`` and its pictures under ``folder/assets``; returns the card's path.
+
+    ``rows`` is the row layout of the shards (``sample`` or ``image``), stated on the card with
+    the images, samples and parquet bytes of each split.
+    """
     samples = [s for name in SPLITS for s in splits[name]]
     split_bytes = {name: sum(p.stat().st_size for p in (folder / "data").glob(f"{name}-*.parquet")) for name in SPLITS}
-    data = card_data(summary.sizes, license, split_bytes)
+    row_counts = {name: len({s.image.image_id for s in splits[name]}) for name in SPLITS} if rows == "image" else None
+    data = card_data(summary.sizes, license, split_bytes, rows, row_counts)
     body = [
         "# PRIST-style pixel-level reasoning segmentation dataset",
         "",
@@ -189,6 +232,7 @@ def write_card(
         f"Split by image (no image in two splits) with seed {seed}. A split without samples keeps a row-less",
         "shard under `data/` but is left out of the config above, because `datasets` cannot load an empty split.",
         "",
+        *_layout_section(rows, splits, split_bytes),
         "## Statistics (layout of the paper's Table 2)",
         "",
         _stats_table(_stats(samples)),

@@ -1,6 +1,7 @@
 """The columns of the export dataset contract (README "The export dataset contract").
 
-One row per sample. :data:`FEATURES` declares every column explicitly, so that an empty
+One row per sample (or, with ``--rows image``, one row per image: :data:`IMAGE_FEATURES`,
+built by :func:`image_row`). :data:`FEATURES` declares every column explicitly, so that an empty
 split, a run without trees, or a sample without a mask all keep the same schema.
 :func:`sample_row` turns a :class:`~prist_builder.samples.Sample` and its image bytes into
 one row of plain Python values.
@@ -13,6 +14,7 @@ from typing import Any
 from datasets import Features, Image, List, Value
 
 from prist_builder.annotation.masks import area, rle_bbox
+from prist_builder.exported import IMAGE_COLUMNS, NESTED_FIELDS, SAMPLE_COLUMNS
 from prist_builder.samples import Sample
 from prist_builder.stats import granularity
 
@@ -71,6 +73,16 @@ FEATURES = Features(
     }
 )
 """The declared columns of every split (see the module docstring)."""
+assert tuple(FEATURES) == SAMPLE_COLUMNS, "prist_builder.exported.SAMPLE_COLUMNS must list FEATURES in order"
+
+IMAGE_FEATURES = Features(
+    {
+        **{name: FEATURES[name] for name in IMAGE_COLUMNS if name != "samples"},
+        "samples": List({name: FEATURES[name] for name in NESTED_FIELDS}),
+    }
+)
+"""The columns of ``prist export --rows image``: one row per image, its samples nested under
+``samples`` (each with the per-sample fields of :data:`FEATURES`); the image is stored once."""
 
 
 def llava_conversations(sample: Sample) -> list[dict[str, str]]:
@@ -178,3 +190,17 @@ def sample_row(sample: Sample, image: dict[str, Any] | None) -> dict[str, Any]:
         "source": record.source,
         "provenance": provenance(sample),
     }
+
+
+def image_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of :data:`IMAGE_FEATURES` from the :func:`sample_row` rows of one image's samples.
+
+    Raises:
+        ValueError: ``rows`` is empty or holds samples of more than one image.
+    """
+    if not rows or len({row["image_id"] for row in rows}) != 1:
+        raise ValueError("image_row needs the rows of exactly one image")
+    first = rows[0]
+    out = {name: first[name] for name in IMAGE_COLUMNS if name != "samples"}
+    out["samples"] = [{name: row[name] for name in NESTED_FIELDS} for row in rows]
+    return out

@@ -2,7 +2,8 @@
 
 Layout of ``DIR`` (the export dataset contract)::
 
-    data/{train,validation,test}-NNNNN-of-NNNNN.parquet   rows of FEATURES, shards of bounded size
+    data/{train,validation,test}-NNNNN-of-NNNNN.parquet   rows of FEATURES (or IMAGE_FEATURES with
+                                                           rows="image"), shards of bounded size
     README.md                                              dataset card with YAML metadata
     export.json                                            source run, seed, split sizes, left out
     assets/*.png                                           the card's pictures
@@ -25,17 +26,17 @@ from typing import Any
 from datasets.arrow_writer import ParquetWriter
 
 from prist_builder.export.card import write_card
-from prist_builder.export.features import FEATURES, sample_row
+from prist_builder.export.features import FEATURES, IMAGE_FEATURES, image_row, sample_row
 from prist_builder.export.images import ImageUnavailable, export_image
 from prist_builder.export.selection import NO_IMAGE, Selection, select
 from prist_builder.export.splits import SPLITS, SplitSpec
+from prist_builder.exported import EXPORT_MANIFEST, ROW_LAYOUTS, RowLayout
 from prist_builder.pipeline.store import write_json_atomic
 from prist_builder.records import ImageRecord
 from prist_builder.samples import Sample, iter_samples
 
 DATA_DIR = "data"
 CARD_FILE = "README.md"
-EXPORT_MANIFEST = "export.json"
 ASSETS_DIR = "assets"
 STAGING_DIR = ".staging"
 OWN_ENTRIES = frozenset({DATA_DIR, CARD_FILE, EXPORT_MANIFEST, ASSETS_DIR, STAGING_DIR})
@@ -89,8 +90,34 @@ def check_target(out: Path) -> None:
 
 def _payload_bytes(row: dict[str, Any]) -> int:
     image = row["image"]
-    text = sum(len(t["content"]) for t in row["turns"]) + sum(len(t["mask"]["counts"]) for t in row["targets"])
+    text = 0
+    for entry in row.get("samples") or [row]:
+        text += sum(len(t["content"]) for t in entry["turns"]) + sum(len(t["mask"]["counts"]) for t in entry["targets"])
     return (len(image["bytes"]) if image else 0) + 2 * text
+
+
+def per_image(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Per-sample rows, an image's samples adjacent, grouped into :data:`IMAGE_FEATURES` rows.
+
+    Streams: only one image's rows are held at a time (see :func:`by_image` for the order).
+    """
+    group: list[dict[str, Any]] = []
+    for row in rows:
+        if group and row["image_id"] != group[0]["image_id"]:
+            yield image_row(group)
+            group = []
+        group.append(row)
+    if group:
+        yield image_row(group)
+
+
+def by_image(samples: list[Sample]) -> list[Sample]:
+    """``samples`` with each image's samples moved together, at the place of its first one
+    (their order kept), so that :func:`per_image` sees each image once."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.image.image_id, []).append(sample)
+    return [sample for group in groups.values() for sample in group]
 
 
 def iter_rows(samples: list[Sample], selection: Selection) -> Iterator[dict[str, Any]]:
@@ -114,20 +141,32 @@ def iter_rows(samples: list[Sample], selection: Selection) -> Iterator[dict[str,
         yield sample_row(sample, image)
 
 
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in FEATURES}
+def _columns(rows: list[dict[str, Any]], features: Any = FEATURES) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in features}
 
 
 def write_split(
-    name: str, samples: list[Sample], selection: Selection, staging: Path, max_shard_bytes: int
+    name: str,
+    samples: list[Sample],
+    selection: Selection,
+    staging: Path,
+    max_shard_bytes: int,
+    rows: RowLayout = "sample",
 ) -> list[str]:
     """Write one split as parquet shards of at most about ``max_shard_bytes``; returns their names.
 
     Rows are encoded and written in batches of :data:`BATCH_ROWS` by ``datasets``' own
     parquet writer (the one its builders use: same schema metadata, row groups sized for
     image data), so memory stays bounded by one batch. An empty split is one shard with no
-    rows, so that every split has its file.
+    rows, so that every split has its file. ``rows="image"`` writes one
+    :data:`IMAGE_FEATURES` row per image instead of one :data:`FEATURES` row per sample
+    (an image's samples are written together, in their order).
     """
+    features = IMAGE_FEATURES if rows == "image" else FEATURES
+    if rows == "image":
+        source = per_image(iter_rows(by_image(samples), selection))
+    else:
+        source = iter_rows(samples, selection)
     parts: list[Path] = []
     batch: list[dict[str, Any]] = []
     writer: ParquetWriter | None = None
@@ -136,16 +175,16 @@ def write_split(
     def open_part() -> ParquetWriter:
         path = staging / f"{name}-part{len(parts):05d}.parquet"
         parts.append(path)
-        return ParquetWriter(path=str(path), features=FEATURES)
+        return ParquetWriter(path=str(path), features=features)
 
     def write_batch() -> None:
         nonlocal writer
         if writer is None:
             writer = open_part()
-        writer.write_batch(_columns(batch))
+        writer.write_batch(_columns(batch, features))
         batch.clear()
 
-    for row in iter_rows(samples, selection):
+    for row in source:
         batch.append(row)
         size += _payload_bytes(row)
         if size >= max_shard_bytes:
@@ -176,6 +215,7 @@ def export_run(
     one_split: str | None = None,
     max_shard_bytes: int = MAX_SHARD_BYTES,
     license: str = "other",
+    rows: RowLayout = "sample",
 ) -> ExportSummary:
     """Export a run folder as a Hugging Face dataset folder (the export dataset contract).
 
@@ -188,12 +228,16 @@ def export_run(
         one_split: put every sample into this split instead of splitting.
         max_shard_bytes: about the most bytes of images and text per parquet file.
         license: the card's license field (an SPDX-like id, e.g. ``cc-by-4.0``).
+        rows: ``sample`` (one row per sample, the default) or ``image`` (one row per image,
+            its samples nested: each image stored once; recorded in ``export.json``).
 
     Raises:
         FileNotFoundError: ``run`` is not a run folder.
         ExportError: ``out`` holds foreign files.
-        ValueError: bad split sizes.
+        ValueError: bad split sizes or an unknown ``rows`` layout.
     """
+    if rows not in ROW_LAYOUTS:
+        raise ValueError(f"unknown --rows {rows!r}; choose one of {', '.join(ROW_LAYOUTS)}")
     run, out = Path(run), Path(out)
     check_target(out)
     samples = list(iter_samples(run))
@@ -209,12 +253,12 @@ def export_run(
     shutil.rmtree(staging, ignore_errors=True)
     (staging / DATA_DIR).mkdir(parents=True)
     shards = {
-        name: write_split(name, selection.splits[name], selection, staging / DATA_DIR, max_shard_bytes)
+        name: write_split(name, selection.splits[name], selection, staging / DATA_DIR, max_shard_bytes, rows)
         for name in SPLITS
     }
     written = {name: [s for s in selection.splits[name] if not _left(s, selection)] for name in SPLITS}
     summary = ExportSummary(out, {k: len(v) for k, v in written.items()}, shards, selection.left_out)
-    write_card(staging, run, written, summary, seed=seed, license=license)
+    write_card(staging, run, written, summary, seed=seed, license=license, rows=rows)
     for entry in (DATA_DIR, ASSETS_DIR, CARD_FILE, EXPORT_MANIFEST):
         target = out / entry
         if target.is_dir():
@@ -224,7 +268,11 @@ def export_run(
     for entry in (DATA_DIR, ASSETS_DIR, CARD_FILE):
         if (staging / entry).exists():
             (staging / entry).rename(out / entry)
-    write_json_atomic(out / EXPORT_MANIFEST, export_manifest(run, seed, spec or SplitSpec(), one_split, summary))
+    manifest = export_manifest(run, seed, spec or SplitSpec(), one_split, summary)
+    if rows != "sample":  # the default layout's export.json stays as it always was
+        manifest["rows"] = rows
+        manifest["images"] = {name: len({s.image.image_id for s in written[name]}) for name in SPLITS}
+    write_json_atomic(out / EXPORT_MANIFEST, manifest)
     shutil.rmtree(staging, ignore_errors=True)
     return summary
 

@@ -12,11 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MAX_TURNS, MIN_TARGETS, MIN_TURNS
-from prist_builder.sources import LoadedImage
+
+if TYPE_CHECKING:  # annotations only: sources (numpy, Pillow, annotation) loads when a build runs
+    from prist_builder.sources import LoadedImage
 
 
 class UnsupportedSettingError(ValueError):

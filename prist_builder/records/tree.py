@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MIN_TARGETS
+
+if TYPE_CHECKING:  # networkx loads when a tree is first checked, not when the CLI starts
+    import networkx as nx
 
 
 class TreeNode(BaseModel):
@@ -78,6 +80,8 @@ class TreeRecord(BaseModel):
 
     def to_networkx(self) -> nx.DiGraph:
         """The tree as a directed graph, parent -> child, node attributes from ``TreeNode``."""
+        import networkx as nx
+
         graph = nx.DiGraph()
         for node in self.nodes:
             graph.add_node(node.id, **node.model_dump(exclude={"id"}))
@@ -106,6 +110,8 @@ class TreeRecord(BaseModel):
         for parent, child in self.edges:
             if parent not in known or child not in known:
                 raise ValueError(f"edge [{parent!r}, {child!r}] names an unknown node")
+        import networkx as nx
+
         graph = self.to_networkx()
         if not nx.is_directed_acyclic_graph(graph):
             raise ValueError("the edges contain a cycle")

@@ -1,27 +1,31 @@
-"""The review app's in-memory view of a run: every sample joined once at start-up.
+"""The review app's view of a run: an index of every sample, built once and kept beside the run.
 
-Pages never re-read the run's files. The only file watched afterwards is
-``RUN/reviews.jsonl``: when its size or modification time changes (a decision made here or by
-another reviewer's process), the decisions are folded again and the affected samples get
-their new review state and edited turns.
+Start-up reads ``RUN/.review-index.json`` (:mod:`prist_builder.review.index_store`) when the
+run's files are unchanged since it was written, else builds and stores it; a sample is joined
+(:func:`prist_builder.samples.join_sample`) from its records when a page shows it. The file
+watched while serving is ``RUN/reviews.jsonl``: when its size or modification time changes (a
+decision made here or by another reviewer's process), the decisions are folded again and
+samples are joined again with their new review state and edited turns.
 """
 
 from __future__ import annotations
 
 import bisect
+import copy
+import functools
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
 from prist_builder import appendlog
-from prist_builder.annotation.masks import area
 from prist_builder.pipeline.store import REJECTS_FILE, read_records, run_bounds
-from prist_builder.records import Reject, Turn
-from prist_builder.records.curation import REVIEWS_FILE, ReviewDecision
-from prist_builder.samples import Review, ReviewStatus, Sample, fold_reviews, iter_samples
-from prist_builder.stats import granularity
+from prist_builder.records import DialogueRecord, ElementsRecord, ImageRecord, Reject, TreeRecord
+from prist_builder.records.curation import FINAL_MASKS_FILE, REVIEWS_FILE, FinalMask, ReviewDecision
+from prist_builder.review.index_store import DIALOGUES, ELEMENTS, NO_TREE, TREES, load_or_build, read_line
+from prist_builder.samples import Review, ReviewStatus, Sample, fold_reviews, join_sample, read_manifest
 
 STATUSES: tuple[str, ...] = get_args(ReviewStatus)
 """Review states a sample can be in, in display order."""
@@ -124,49 +128,123 @@ class Filters:
         return out
 
 
+class _Samples(Sequence[Sample]):
+    """The samples of a :class:`RunIndex` in run order, each joined when first asked for."""
+
+    def __init__(self, index: RunIndex) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index.rows)
+
+    def __getitem__(self, position: int) -> Sample:  # type: ignore[override]
+        return self._index.sample_at(position)
+
+
 @dataclass
 class RunIndex:
     """All samples of a run, indexed for the review pages.
 
+    The index of rows, record offsets and images is built once and kept beside the run
+    (:mod:`prist_builder.review.index_store`); a sample is joined from its three lines when a
+    page needs it (the latest :data:`SAMPLE_CACHE` are kept).
+
     Attributes:
         run: the run folder.
-        samples: every sample in ``dialogues.jsonl`` order.
-        rows: one :class:`Row` per sample, same order.
+        rows: one :class:`Row` per sample, in ``dialogues.jsonl`` order.
         by_id: sample id -> position.
-        images: image id -> the image record (the only images the app serves).
-        rejects: the build's ``rejects.jsonl`` records.
+        images: image id -> the image record without its regions (the only images the app serves).
+        reviews: sample id -> its folded review state (``reviews.jsonl``).
+        reject_count: lines of the build's ``rejects.jsonl``.
         bounds: the run's turn bounds (validation context of edits).
+        from_disk: the index was read from ``RUN/.review-index.json`` (not rebuilt).
     """
 
     run: Path
-    samples: list[Sample] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     by_id: dict[str, int] = field(default_factory=dict)
-    images: dict = field(default_factory=dict)
-    rejects: list[Reject] = field(default_factory=list)
+    images: dict[str, ImageRecord] = field(default_factory=dict)
+    reviews: dict[str, Review] = field(default_factory=dict)
+    reject_count: int = 0
     bounds: dict = field(default_factory=dict)
+    from_disk: bool = False
+    _offsets: list[tuple[int, int, int]] = field(default_factory=list)
+    _cache: OrderedDict[int, Sample] = field(default_factory=OrderedDict)
+    _finals: dict[str, FinalMask] | None = None
+    _manifest: dict | None = None
     _stamp: tuple[int, int] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
     def load(cls, run: Path) -> RunIndex:
-        """Join the run folder once (via :func:`prist_builder.samples.iter_samples`).
+        """The run's index: the stored one when the run is unchanged, else built and stored.
 
         Raises:
             FileNotFoundError: ``run`` is not a run folder.
-            prist_builder.appendlog.LogLineError: ``reviews.jsonl`` has a broken line.
+            prist_builder.appendlog.LogLineError: ``reviews.jsonl`` or ``final_masks.jsonl`` has a broken line.
         """
         run = Path(run)
         index = cls(run=run, bounds=run_bounds(run))
+        stored = load_or_build(run, index.bounds)
+        index.from_disk = not stored.built
+        index.rows = [Row(**row) for row in stored.rows]
+        index.by_id = {row.sample_id: row.position for row in index.rows}
+        index._offsets = stored.offsets
+        index.images = {k: ImageRecord.model_validate(v) for k, v in stored.images.items()}
+        index.reject_count = stored.rejects
         index._stamp = index._reviews_stamp()
-        index.rejects = read_records(run / REJECTS_FILE, Reject)
-        per_image = Counter(r.image_id for r in index.rejects if r.image_id)
-        for position, sample in enumerate(iter_samples(run)):
-            index.samples.append(sample)
-            index.by_id[sample.sample_id] = position
-            index.images.setdefault(sample.image.image_id, sample.image)
-            index.rows.append(_row(position, sample, per_image.get(sample.image.image_id, 0)))
+        index.reviews = fold_reviews(list(appendlog.read(run / REVIEWS_FILE, ReviewDecision)))
         return index
+
+    @property
+    def samples(self) -> Sequence[Sample]:
+        """Every sample in run order, joined on access."""
+        return _Samples(self)
+
+    @functools.cached_property
+    def rejects(self) -> list[Reject]:
+        """The build's ``rejects.jsonl`` records (read when first asked for)."""
+        return read_records(self.run / REJECTS_FILE, Reject)
+
+    def sample_at(self, position: int) -> Sample:
+        """The sample at ``position``, joined from its records with its current review.
+
+        Raises:
+            IndexError: no such position.
+        """
+        with self._lock:
+            cached = self._cache.get(position)
+            if cached is not None:
+                self._cache.move_to_end(position)
+                return cached
+            row = self.rows[position]
+            dialogue_at, elements_at, tree_at = self._offsets[position]
+            dialogue = DialogueRecord.model_validate_json(
+                read_line(self.run / DIALOGUES, dialogue_at), context=self.bounds
+            )
+            elements = ElementsRecord.model_validate_json(read_line(self.run / ELEMENTS, elements_at))
+            tree = None if tree_at == NO_TREE else TreeRecord.model_validate_json(read_line(self.run / TREES, tree_at))
+            if self._finals is None:
+                self._finals = appendlog.latest(
+                    appendlog.read(self.run / FINAL_MASKS_FILE, FinalMask), lambda r: r.sample_id
+                )
+            if self._manifest is None:
+                self._manifest = read_manifest(self.run)
+            review = copy.deepcopy(self.reviews.get(row.sample_id, Review()))
+            sample = join_sample(
+                dialogue,
+                elements,
+                tree,
+                self._finals.get(row.sample_id),
+                review,
+                self._manifest,
+                self.bounds,
+                str(self.run / REVIEWS_FILE),
+            )
+            self._cache[position] = sample
+            if len(self._cache) > SAMPLE_CACHE:
+                self._cache.popitem(last=False)
+            return sample
 
     def _reviews_stamp(self) -> tuple[int, int] | None:
         try:
@@ -181,11 +259,8 @@ class RunIndex:
             stamp = self._reviews_stamp()
             if stamp == self._stamp:
                 return
-            reviews = fold_reviews(list(appendlog.read(self.run / REVIEWS_FILE, ReviewDecision)))
-            for sample in self.samples:
-                review = reviews.get(sample.sample_id, Review())
-                if review != sample.review:
-                    _apply(sample, review)
+            self.reviews = fold_reviews(list(appendlog.read(self.run / REVIEWS_FILE, ReviewDecision)))
+            self._cache.clear()  # joined again with their new review on the next look
             self._stamp = stamp
 
     def decide(self, decision: ReviewDecision) -> None:
@@ -200,11 +275,15 @@ class RunIndex:
     def sample(self, sample_id: str) -> Sample | None:
         """The sample with ``sample_id``, or ``None``."""
         position = self.by_id.get(sample_id)
-        return None if position is None else self.samples[position]
+        return None if position is None else self.sample_at(position)
+
+    def review(self, position: int) -> Review:
+        """Current review state of the sample at ``position`` (as folded from ``reviews.jsonl``)."""
+        return self.reviews.get(self.rows[position].sample_id) or _UNREVIEWED
 
     def status(self, position: int) -> str:
         """Current review status of the sample at ``position``."""
-        return self.samples[position].review.status
+        return self.review(position).status
 
     def select(self, filters: Filters) -> list[int]:
         """Positions of the samples matching ``filters``, in run order."""
@@ -222,7 +301,7 @@ class RunIndex:
                 continue
             if want_rejects is not None and (row.image_rejects > 0) != want_rejects:
                 continue
-            if filters.status and self.samples[row.position].review.status != filters.status:
+            if filters.status and self.status(row.position) != filters.status:
                 continue
             out.append(row.position)
         return out
@@ -237,7 +316,7 @@ class RunIndex:
 
     def status_counts(self) -> dict[str, int]:
         """Samples per review status over the whole run."""
-        counts = Counter(s.review.status for s in self.samples)
+        counts = Counter(self.status(row.position) for row in self.rows)
         return {status: counts.get(status, 0) for status in STATUSES}
 
     def providers(self) -> list[str]:
@@ -245,27 +324,6 @@ class RunIndex:
         return sorted({row.provider for row in self.rows})
 
 
-def _row(position: int, sample: Sample, image_rejects: int) -> Row:
-    dialogue = sample.dialogue
-    if sample.mask is None:
-        grain = "none"
-    else:
-        grain = granularity(area(sample.mask), sample.image.height, sample.image.width)
-    return Row(
-        position=position,
-        sample_id=dialogue.sample_id,
-        image_id=dialogue.image_id,
-        focus=dialogue.focus,
-        focus_key=dialogue.focus.lower(),
-        provider=dialogue.provider,
-        granularity=grain,
-        turns=dialogue.num_turns,
-        image_rejects=image_rejects,
-    )
-
-
-def _apply(sample: Sample, review: Review) -> None:
-    """Give ``sample`` a new review state and its turns with that review's edits applied."""
-    turns = [Turn(role=t.role, content=review.edits.get(i, t.content)) for i, t in enumerate(sample.original_turns)]
-    sample.dialogue = sample.dialogue.model_copy(update={"turns": turns})
-    sample.review = review
+_UNREVIEWED = Review()
+SAMPLE_CACHE = 256
+"""Joined samples a :class:`RunIndex` keeps (the pages a reviewer goes back and forth between)."""

@@ -56,7 +56,7 @@ def build_report(run: Path, out: Path, index: RunIndex | None = None) -> int:
         mask = data_uri("image/png", mask_layer_png(sample.mask)) if sample.mask is not None else None
         views.append(sample_view(index, sample, photo, mask))
     css = (STATIC_DIR / "style.css").read_text(encoding="utf-8") + "\n".join(css_rules)
-    listing = list_view(index, Filters(size=max(1, len(index.samples))))
+    listing = list_view(index, Filters(size=max(1, len(index.rows))))
     html = env.get_template("report.html").render(
         report=True,
         inline_css=Markup(css.replace("</", "<\\/")),

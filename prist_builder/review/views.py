@@ -47,23 +47,16 @@ def list_view(index: RunIndex, filters: Filters) -> dict[str, Any]:
     start = (page - 1) * filters.size
     rows = []
     for position in selected[start : start + filters.size]:
-        row, sample = index.rows[position], index.samples[position]
-        rows.append(
-            {
-                "row": row,
-                "status": sample.review.status,
-                "reviewer": sample.review.reviewer,
-                "reason": sample.review.reason,
-            }
-        )
+        row, review = index.rows[position], index.review(position)
+        rows.append({"row": row, "status": review.status, "reviewer": review.reviewer, "reason": review.reason})
     return {
         "filters": filters,
         "query": filters.query(),
         "rows": rows,
         "matched": len(selected),
-        "total": len(index.samples),
+        "total": len(index.rows),
         "images": len(index.images),
-        "build_rejects": len(index.rejects),
+        "build_rejects": index.reject_count,
         "status_counts": index.status_counts(),
         "providers": index.providers(),
         "page": page,
