@@ -241,6 +241,8 @@ def test_prompts_carry_the_relay_runs_rules(tmp_path: Path) -> None:
     assert "its answer names the target's kind" in one_line[1]
     assert "never ask a question twice" in one_line[1] and "no question is asked twice" in one_line[2]
     assert "a chair, not its back" in one_line[1] and "not on one of its parts" in one_line[2]
+    for text in one_line[1:]:
+        assert "(to find it)" in text and "not words for the talk" in text
     # the stand-in follows them: 3 nodes a chain, no question twice, dialogues of 3 + 1 turns
     for path in tree.paths:
         questions = [tree.node(n).question for n in path.node_ids[1:]]

@@ -122,9 +122,9 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
             region = image.region(e.region_id)
             box = [v * scale for v in region.bbox]
             width, height = round(image.width * scale), round(image.height * scale)
-            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)}")
+            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)} (to find it)")
         elif a.position:
-            facts.append(f"position {a.position}")
+            facts.append(f"position {a.position} (to find it)")
         if a.colour:
             facts.append(f"colour {a.colour}")
         if a.count and a.count > 1:
@@ -134,6 +134,8 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
         lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {e.description}")
         if facts:
             lines.append(f"  Facts: {'; '.join(facts)}.")
+    if any(e.region_id or e.attributes.position for e in record.elements):
+        lines.append("Positions and boxes are there to find each element in the image, not words for the talk.")
     return "\n".join(lines)
 
 
