@@ -129,8 +129,9 @@ def test_overlaps_and_positions_and_tiny_shares_are_said_in_words() -> None:
 
 
 def test_tiny_regions_are_targets_only_when_larger_ones_do_not_fill_k() -> None:
-    """A region under 1% of the image (the top of a head behind a counter) is not drawn while
-    K larger regions remain; it fills a slot only when they do not."""
+    """A person under 1% of the image beside people 4+ times larger (the top of a head
+    behind a counter) is not drawn while K other regions remain; it fills a slot only when
+    they do not. A small thing with no larger look-alike stays a candidate."""
     large = [region(f"r{i}", (i * 250, 0, 200, 200), "person") for i in range(3)]  # 3.8% each
     tiny = region("r3", (0, 600, 60, 60), "person")  # 0.34%
     record = record_of([*large, tiny])
@@ -140,6 +141,13 @@ def test_tiny_regions_are_targets_only_when_larger_ones_do_not_fill_k() -> None:
     assert "r3" in {t.region_id for t in choose_targets(record, random.Random(0), k=4)}
     two = record_of([large[0], tiny, region("r4", (500, 600, 50, 50))])
     assert {t.region_id for t in choose_targets(two, random.Random(0))} == {"r0", "r3", "r4"}
+    from prist_builder.pipeline.targets import MIN_TARGET_SHARE
+    from prist_builder.providers.offline.provider import OfflineProvider
+    from prist_builder.providers.openai.provider import OpenAIProvider
+
+    assert OpenAIProvider.tiny_target_share == MIN_TARGET_SHARE and OfflineProvider.tiny_target_share == 0.0
+    alone = record_of([*large, region("r3", (0, 600, 60, 60), "cup")])  # small, but the only cup
+    assert any("r3" in {t.region_id for t in choose_targets(alone, random.Random(s))} for s in range(30))
     assert any(
         "r3" in {t.region_id for t in choose_targets(record, random.Random(s), min_share=0.0)} for s in range(30)
     )

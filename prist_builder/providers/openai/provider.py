@@ -122,6 +122,7 @@ class OpenAIProvider(Provider):
     """
 
     name = "openai"
+    tiny_target_share = 0.01  # its Set-of-Mark id tag hides most of such a region (targets.MIN_TARGET_SHARE)
     needs_pixels = False
 
     def __init__(
