@@ -21,6 +21,14 @@ measured by the same rules:
 - *templated turns*: reasoning turns whose skeleton (the text with every focus word of the
   whole data set, colour word and number replaced by a slot) occurs in at least
   :data:`TEMPLATE_MIN_DIALOGUES` different dialogues.
+- *answer words*: mean tokens per assistant answer of the reasoning turns.
+- *dialogue length*: mean characters of all messages of a dialogue, the final turn included
+  (as :mod:`prist_builder.stats` counts it).
+- *position answers*: assistant answers of the reasoning turns that name a position word
+  (:data:`POSITION_RULE`); *position dialogues*: dialogues with such a word in any reasoning
+  turn, question or answer.
+- *images opening alike*: images at least two of whose dialogues open with the same first
+  question (compared as lower-cased tokens).
 - *top opening share*: the share of assistant sentences (reasoning turns) that begin with
   the most common four-word opening.
 - *granularity*: :func:`prist_builder.stats.granularity` of each target mask; the authors'
@@ -95,12 +103,14 @@ class Conversation:
         focus: the target's description.
         grain: ``coarse``/``medium``/``fine``, or ``None`` without a mask.
         label: the target element's name (runs only; ``None`` for the authors' file).
+        image: the image's id (``img_id`` in the authors' file), or ``None`` when unknown.
     """
 
     turns: list[tuple[str, str]]
     focus: str = ""
     grain: str | None = None
     label: str | None = None
+    image: str | None = None
 
     @property
     def reasoning(self) -> list[tuple[str, str]]:
@@ -127,7 +137,10 @@ def load_official(path: Path) -> list[Conversation]:
             raise ValueError(f"{path}: item {index} has no 'dialogue' list")
         values = [str(m.get("value", "")) for m in messages if isinstance(m, dict)]
         pairs = [(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
-        out.append(Conversation(turns=pairs, focus=str(item.get("focus", ""))))
+        image = item.get("img_id")
+        out.append(
+            Conversation(turns=pairs, focus=str(item.get("focus", "")), image=None if image is None else str(image))
+        )
     return out
 
 
@@ -142,7 +155,11 @@ def load_run(run: Path) -> list[Conversation]:
         if sample.mask is not None:
             grain = granularity(area(sample.mask), sample.image.height, sample.image.width)
         label = sample.elements.element(sample.dialogue.target_element_id).name
-        out.append(Conversation(turns=pairs, focus=sample.dialogue.focus, grain=grain, label=label))
+        out.append(
+            Conversation(
+                turns=pairs, focus=sample.dialogue.focus, grain=grain, label=label, image=sample.image.image_id
+            )
+        )
     return out
 
 
@@ -213,6 +230,12 @@ class ReferenceStats:
     function_questions: float = 0.0
     selection_questions: float = 0.0
     position_turns: float = 0.0
+    answer_words: float = 0.0
+    dialogue_chars: float = 0.0
+    position_answers: float = 0.0
+    position_dialogues: float = 0.0
+    images_opening_alike: int = 0
+    images: int = 0
     top_opening: str = ""
     top_opening_share: float = 0.0
     granularity: dict[str, float] = field(default_factory=dict)
@@ -222,6 +245,19 @@ class ReferenceStats:
     def as_dict(self) -> dict:
         """Plain dict (JSON)."""
         return asdict(self)
+
+
+def opening_alike(conversations: Sequence[Conversation]) -> tuple[int, int]:
+    """``(images, images opening alike)``: how many images the dialogues come from (those
+    without an image id each count as their own), and how many of them have two or more
+    dialogues whose first questions are the same lower-cased tokens."""
+    firsts: dict[str, list[str]] = {}
+    for index, conversation in enumerate(conversations):
+        key = conversation.image if conversation.image is not None else f"#{index}"
+        opening = " ".join(tokens(conversation.turns[0][0])) if conversation.turns else ""
+        firsts.setdefault(key, []).append(opening)
+    alike = sum(len(set(openings)) < len(openings) for openings in firsts.values())
+    return len(firsts), alike
 
 
 def measure(conversations: Sequence[Conversation], sample_size: int, seed: int = 0) -> ReferenceStats:
@@ -249,6 +285,15 @@ def measure(conversations: Sequence[Conversation], sample_size: int, seed: int =
     stats.selection_questions = _share(sum(bool(SELECTION_RULE.search(q)) for q in questions), len(questions))
     pairs = [p for c in conversations for p in c.reasoning]
     stats.position_turns = _share(sum(bool(POSITION_RULE.search(q + " " + a)) for q, a in pairs), len(pairs))
+    answers = _answers(conversations)
+    stats.answer_words = round(sum(len(tokens(a)) for a in answers) / len(answers), 1) if answers else 0.0
+    chars = [sum(len(q) + len(a) for q, a in c.turns) for c in conversations]
+    stats.dialogue_chars = round(sum(chars) / len(chars), 1)
+    stats.position_answers = _share(sum(bool(POSITION_RULE.search(a)) for a in answers), len(answers))
+    stats.position_dialogues = _share(
+        sum(any(POSITION_RULE.search(q + " " + a) for q, a in c.reasoning) for c in conversations), len(conversations)
+    )
+    stats.images, stats.images_opening_alike = opening_alike(conversations)
 
     slots = frozenset(w for c in conversations for w in tokens(c.focus)) | COLOUR_WORDS | NUMBER_WORDS
     owners: dict[str, set[int]] = {}

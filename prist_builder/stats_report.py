@@ -27,6 +27,11 @@ ROWS: tuple[tuple[str, Callable[[ReferenceStats], str]], ...] = (
     ("questions about function, purpose, use or context", lambda s: f"{s.function_questions:.0f}%"),
     ("selection questions (list / which of them)", lambda s: f"{s.selection_questions:.0f}%"),
     ("turns naming left/right/top/bottom/middle/corner", lambda s: f"{s.position_turns:.0f}%"),
+    ("words per assistant reasoning answer", lambda s: f"{s.answer_words:.1f}"),
+    ("dialogue length (characters)", lambda s: f"{s.dialogue_chars:.0f}"),
+    ("assistant reasoning answers naming left/right/top/bottom/middle/corner", lambda s: f"{s.position_answers:.0f}%"),
+    ("dialogues with such a position word", lambda s: f"{s.position_dialogues:.0f}%"),
+    ("images whose dialogues open alike (same first question)", lambda s: f"{s.images_opening_alike} of {s.images}"),
     ("most common 4-word answer opening (share)", lambda s: f"{s.top_opening!r} ({s.top_opening_share:.0f}%)"),
     (
         "masks coarse : medium : fine",

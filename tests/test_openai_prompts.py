@@ -140,7 +140,7 @@ def test_every_prompt_renders_without_fragments_and_with_counts_that_agree(tmp_p
     for text in (step1, step2, step3):
         assert_clean(text)
     if regions:
-        assert f"Marked regions ({regions}):" in step1
+        assert f"Marked regions ({regions}); each label is the annotator's hint" in step1
         assert f"{regions} marked elements in all, each region exactly once" in step1
         assert "or more" not in step1 and "0.0%" not in step1
         assert "The image is 800 x 600 pixels" in step1
@@ -218,3 +218,66 @@ def test_step_caps_grow_with_the_region_count(tmp_path: Path) -> None:
     few = build(tmp_path / "few", 3)[0].requests[0].max_tokens
     many = build(tmp_path / "many", 25)[0].requests[0].max_tokens
     assert many >= 25 * 150 > few  # a 25-region answer (about 90 tokens an element) is not cut off
+
+
+def test_prompts_carry_the_relay_runs_rules(tmp_path: Path) -> None:
+    """The second relay run's notes (issue 19): people get their own tell-apart angles,
+    position words only when nothing else separates two look-alikes (steps 2 and 3),
+    count and visible_text have one meaning, labels are hints, chains of 3 nodes that
+    never repeat a question and stay on the whole target."""
+    client, (_, _, tree, dialogues) = build(tmp_path, 3)
+    step1, step2, step3 = (text_of(r) for r in client.requests)
+    assert [r.prompt_version for r in client.requests] == ["elements-3", "tree-3", "dialogues-3"]
+    one_line = [re.sub(r"\s+", " ", t) for t in (step1, step2, step3)]
+    assert "For a person, ask who is doing something" in one_line[1]
+    assert "who would help with a task, or who uses or owns an object in view" in one_line[1]
+    for text in one_line[1:]:
+        assert "for the one case where nothing else separates two look-alikes" in text
+        assert "function, need, action, text, what it holds" in text
+    assert "3 for one of three people, 1 for a single mug" in one_line[0]
+    assert "text on a part that is listed as its own element: that text goes with the part only" in one_line[0]
+    assert "a label's words may be used only where what you see agrees with them" in one_line[0]
+    assert "its own chain of 3 nodes (2 or 4 only where the question needs it)" in one_line[1]
+    assert "its answer names the target's kind" in one_line[1]
+    assert "never ask a question twice" in one_line[1] and "no question is asked twice" in one_line[2]
+    assert "a chair, not its back" in one_line[1] and "not on one of its parts" in one_line[2]
+    for text in one_line[1:]:
+        assert "(to find it)" in text and "not words for the talk" in text
+    # the stand-in follows them: 3 nodes a chain, no question twice, dialogues of 3 + 1 turns
+    for path in tree.paths:
+        questions = [tree.node(n).question for n in path.node_ids[1:]]
+        assert len(questions) == 3 and len(set(questions)) == 3
+    assert all(len(d.turns) == 8 for d in dialogues)  # 4 user + 4 assistant messages
+
+
+def test_ignored_ids_are_explained_and_touching_targets_are_related(tmp_path: Path) -> None:
+    item = labelme_input(tmp_path, 3)
+    doc = json.loads(item.labelme_path.read_text())
+    doc["shapes"][1]["label"] = "__ignore__"  # r1 is set aside: the shown ids skip it
+    first = doc["shapes"][0]["points"]
+    doc["shapes"].append(  # r3 touches r0: they share an edge, no pixel
+        {
+            "label": "cup",
+            "points": [[first[0][0], first[1][1] + 1], [first[1][0], first[1][1] + 60]],
+            "group_id": 9,
+            "shape_type": "rectangle",
+            "flags": {},
+        }
+    )
+    item.labelme_path.write_text(json.dumps(doc))
+    client = StubClient()
+    provider = OpenAIProvider(client=client, api_key="sk-test")  # type: ignore[arg-type]
+    loaded = load_item(item, pixels=False)
+
+    async def steps() -> None:
+        ctx = StepContext(rng=random.Random(1))
+        elements = await provider.elements(loaded, ctx)
+        record = ElementsRecord(image_id="img", provider="openai", image=loaded.record, elements=elements)
+        by_region = {e.region_id: e for e in elements}
+        await provider.tree(record, [by_region["r0"], by_region["r2"], by_region["r3"]], ctx)
+
+    asyncio.run(steps())
+    step1, step2 = (re.sub(r"\s+", " ", text_of(r)) for r in client.requests)
+    assert "Ids r1 are missing on purpose: that region is set aside in the annotation file (ignored)" in step1
+    assert "- r1: labelled" not in step1
+    assert re.search(r"- e\d \(person\) and e\d \(cup\) touch: they are next to each other\.", step2), step2

@@ -37,6 +37,8 @@ def test_the_authors_split_measures_as_the_issue_reports(official: Path) -> None
     assert stats.selection_questions < 1 and 40 <= stats.function_questions <= 50
     assert stats.position_turns <= 5 and stats.distinct_2 >= 0.75
     assert stats.granularity_source == "paper Table 2" and stats.unknown_labels == -1
+    assert 11 <= stats.answer_words <= 14 and 480 <= stats.dialogue_chars <= 500  # issue 19's 12.6 and 492
+    assert stats.position_answers <= 6 and stats.position_dialogues <= 15
 
 
 def test_rules_on_hand_made_dialogues() -> None:
@@ -52,6 +54,43 @@ def test_rules_on_hand_made_dialogues() -> None:
     assert stats.function_questions == pytest.approx(25.0)
     assert stats.position_turns == pytest.approx(75.0)
     assert stats.top_opening == "the red cup is" and stats.top_opening_share == pytest.approx(75.0)
+
+
+def test_the_issue_tables_measures_on_a_tiny_hand_made_reference(tmp_path: Path) -> None:
+    """Words per answer, characters per dialogue, position words in answers and dialogues,
+    and images whose dialogues open alike, on a reference file written by hand."""
+    seg = [{"from": "human", "value": "Can you segment it?"}, {"from": "gpt", "value": "Sure, [OBJ]it[SEG]."}]
+
+    def item(image: str, question: str, answer: str) -> dict:
+        return {
+            "img_id": image,
+            "focus": "it",
+            "dialogue": [{"from": "human", "value": question}, {"from": "gpt", "value": answer}, *seg],
+        }
+
+    data = [
+        item("a", "What keeps tea warm?", "The teapot on the left does."),  # 6 words, a position word
+        item("a", "What keeps tea warm?", "A knitted cosy over the pot."),  # opens like the first: image a
+        item("b", "Who serves the food?", "The waiter in the white apron."),  # 6 words
+        item("b", "What is the sign for?", "It tells drivers to stop here now."),  # 7 words
+    ]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(data))
+    conversations = load_official(path)
+    assert [c.image for c in conversations] == ["a", "a", "b", "b"]
+    stats = measure(conversations, sample_size=4)
+    assert stats.answer_words == pytest.approx((6 + 6 + 6 + 7) / 4, abs=0.05)
+    chars = [sum(len(m["value"]) for m in d["dialogue"]) for d in data]
+    assert stats.dialogue_chars == pytest.approx(sum(chars) / 4, abs=0.05)
+    assert stats.position_answers == pytest.approx(25.0)
+    assert stats.position_dialogues == pytest.approx(25.0)
+    assert (stats.images, stats.images_opening_alike) == (2, 1)
+    no_ids = measure([Conversation(c.turns) for c in conversations], sample_size=4)
+    assert (no_ids.images, no_ids.images_opening_alike) == (4, 0)  # without ids, each its own image
+    from prist_builder.stats_report import markdown
+
+    table = markdown(stats, stats, "run", "ref")
+    assert "words per assistant reasoning answer" in table and "| 1 of 2 |" in table.replace("  ", " ")
 
 
 def test_a_bad_reference_is_one_line_naming_the_file(tmp_path: Path) -> None:

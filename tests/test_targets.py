@@ -85,13 +85,17 @@ def test_targets_follow_the_granularity_mix() -> None:
     klass = {e.element_id: granularity(record.image.region(e.region_id).area, SIZE, SIZE) for e in record.elements}
     assert Counter(klass.values()) == {"coarse": 3, "medium": 3, "fine": 3}
     drawn = Counter(
-        klass[t.element_id] for seed in range(600) for t in choose_targets(record, random.Random(seed), k=1)
+        klass[t.element_id]
+        for seed in range(600)
+        for t in choose_targets(record, random.Random(seed), k=1, min_share=0.0)
     )
     shares = {k: v / 600 for k, v in drawn.items()}
     assert shares["fine"] == pytest.approx(0.53, abs=0.07)
     assert shares["coarse"] == pytest.approx(0.22, abs=0.07)
     only_fine = Counter(
-        klass[t.element_id] for seed in range(50) for t in choose_targets(record, random.Random(seed), 3, (0, 0, 1))
+        klass[t.element_id]
+        for seed in range(50)
+        for t in choose_targets(record, random.Random(seed), 3, (0, 0, 1), min_share=0.0)
     )
     assert set(only_fine) == {"fine"}
 
@@ -122,3 +126,28 @@ def test_overlaps_and_positions_and_tiny_shares_are_said_in_words() -> None:
     assert share_words(400, 1000, 1000) == "0.04%"
     assert share_words(310_000, 1000, 1000) == "31%"
     assert "0.0%" not in share_words(1, 4000, 3000)
+
+
+def test_tiny_regions_are_targets_only_when_larger_ones_do_not_fill_k() -> None:
+    """A person under 1% of the image beside people 4+ times larger (the top of a head
+    behind a counter) is not drawn while K other regions remain; it fills a slot only when
+    they do not. A small thing with no larger look-alike stays a candidate."""
+    large = [region(f"r{i}", (i * 250, 0, 200, 200), "person") for i in range(3)]  # 3.8% each
+    tiny = region("r3", (0, 600, 60, 60), "person")  # 0.34%
+    record = record_of([*large, tiny])
+    assert tiny.area / SIZE**2 < 0.01 <= large[0].area / SIZE**2
+    for seed in range(30):
+        assert "r3" not in {t.region_id for t in choose_targets(record, random.Random(seed))}
+    assert "r3" in {t.region_id for t in choose_targets(record, random.Random(0), k=4)}
+    two = record_of([large[0], tiny, region("r4", (500, 600, 50, 50))])
+    assert {t.region_id for t in choose_targets(two, random.Random(0))} == {"r0", "r3", "r4"}
+    from prist_builder.pipeline.targets import MIN_TARGET_SHARE
+    from prist_builder.providers.offline.provider import OfflineProvider
+    from prist_builder.providers.openai.provider import OpenAIProvider
+
+    assert OpenAIProvider.tiny_target_share == MIN_TARGET_SHARE and OfflineProvider.tiny_target_share == 0.0
+    alone = record_of([*large, region("r3", (0, 600, 60, 60), "cup")])  # small, but the only cup
+    assert any("r3" in {t.region_id for t in choose_targets(alone, random.Random(s))} for s in range(30))
+    assert any(
+        "r3" in {t.region_id for t in choose_targets(record, random.Random(s), min_share=0.0)} for s in range(30)
+    )

@@ -248,7 +248,8 @@ def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> Str
     def unit(record: ElementsRecord) -> Unit:
         async def work() -> Outcome:
             ctx = _context(config, "trees", record.image_id)
-            targets = choose_targets(record, ctx.rng, config.targets, config.granularity_mix)
+            share = provider.tiny_target_share
+            targets = choose_targets(record, ctx.rng, config.targets, config.granularity_mix, share)
             return Outcome(records=[await provider.tree(record, targets, ctx)])
 
         return Unit(record.image_id, record.image_id, record.image.annotation_path or record.image.path, work)

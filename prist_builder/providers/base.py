@@ -63,6 +63,9 @@ class Provider(ABC):
         concurrency: how many inputs the runner may hand over at once.
         needs_regions: ``True`` if the provider cannot work on bare images.
         cpu_bound: step 1 is local CPU work (:meth:`elements_sync`), worth a process pool.
+        tiny_target_share: the pipeline's target choice leaves out a small instance of a
+            label under this share of the image (a fraction) beside a much larger one
+            (:mod:`prist_builder.pipeline.targets`); 0 turns the rule off.
         needs_pixels: step 1 reads ``LoadedImage.pixels`` and ``masks``. A provider that
             sends the encoded bytes instead (``False``) gets its inputs read (decoded,
             regions rasterised and measured) in ``--workers`` processes, and a
@@ -74,6 +77,7 @@ class Provider(ABC):
     needs_regions: ClassVar[bool] = False
     cpu_bound: ClassVar[bool] = False
     needs_pixels: ClassVar[bool] = True
+    tiny_target_share: ClassVar[float] = 0.0
 
     @abstractmethod
     async def elements(self, image: LoadedImage, ctx: StepContext) -> list[Element]:

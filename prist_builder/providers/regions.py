@@ -4,7 +4,9 @@ others (part-of).
 
 Positions are the cell of a 3x3 grid over the image holding the centre of the region's
 box. ``a`` is *part of* ``b`` when at least :data:`PART_OF_SHARE` of ``a``'s pixels lie in
-``b`` and ``a`` is the smaller; two regions *overlap* when they share pixels otherwise.
+``b`` and ``a`` is the smaller; two regions *overlap* when they share pixels otherwise, and
+*touch* when they share (almost) none but come within :data:`TOUCH_GAP` of the image's
+longer side of each other (a person on a sofa, a cup on a table).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ OVERLAP_SHARE = 0.02
 _ROWS = ("top", "middle", "bottom")
 _COLUMNS = ("left", "centre", "right")
 
-RelationKind = Literal["part of", "overlaps"]
+TOUCH_GAP = 0.01
+"""Two regions touch when their masks come within this share of the image's longer side."""
+
+RelationKind = Literal["part of", "overlaps", "touches"]
 
 
 def position_words(box: list[int] | tuple[int, ...], width: int, height: int) -> str:
@@ -81,22 +86,61 @@ def _inside_shares(regions: list[SourceRegion]) -> np.ndarray:
     return shares
 
 
-def _boxes_meet(a: list[int], b: list[int]) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+def _boxes_meet(a: list[int], b: list[int], margin: int = 0) -> bool:
+    return (
+        a[0] - margin < b[0] + b[2]
+        and b[0] - margin < a[0] + a[2]
+        and a[1] - margin < b[1] + b[3]
+        and b[1] - margin < a[1] + a[3]
+    )
+
+
+def _touch(a: SourceRegion, b: SourceRegion, gap: int, masks: dict[str, np.ndarray]) -> bool:
+    """Whether ``a``'s mask, grown by ``gap`` pixels (a square window), meets ``b``'s.
+    Works in the window around the two boxes only."""
+    for region in (a, b):
+        if region.region_id not in masks:
+            rle = {"size": list(region.mask.size), "counts": region.mask.counts.encode("ascii")}
+            masks[region.region_id] = coco_mask.decode(rle).astype(bool)
+    ma, mb = masks[a.region_id], masks[b.region_id]
+    height, width = ma.shape
+    x0 = max(0, min(a.bbox[0], b.bbox[0]) - gap)
+    y0 = max(0, min(a.bbox[1], b.bbox[1]) - gap)
+    x1 = min(width, max(a.bbox[0] + a.bbox[2], b.bbox[0] + b.bbox[2]) + gap)
+    y1 = min(height, max(a.bbox[1] + a.bbox[3], b.bbox[1] + b.bbox[3]) + gap)
+    wa, wb = ma[y0:y1, x0:x1], mb[y0:y1, x0:x1]
+    grown = wa.copy()
+    for axis in (0, 1):  # a square dilation by shifts along each axis in turn
+        base = grown.copy()
+        for step in range(1, gap + 1):
+            ahead = np.zeros_like(base)
+            behind = np.zeros_like(base)
+            if axis == 0:
+                ahead[step:] = base[:-step]
+                behind[:-step] = base[step:]
+            else:
+                ahead[:, step:] = base[:, :-step]
+                behind[:, :-step] = base[:, step:]
+            grown |= ahead | behind
+    return bool((grown & wb).any())
 
 
 def region_relations(regions: list[SourceRegion]) -> list[RegionRelation]:
-    """Part-of and overlap relations between the given regions (ignored ones excluded by
-    the caller), in region order. Costs one mask intersection per pair whose boxes meet."""
+    """Part-of, overlap and touch relations between the given regions (ignored ones
+    excluded), in region order. Costs one mask intersection per pair whose boxes meet, and
+    a dilation in the pair's window for pairs that share no pixels."""
     usable = [r for r in regions if not r.ignore]
     out: list[RegionRelation] = []
     if len(usable) < 2:
         return out
     shares = _inside_shares(usable)
+    height, width = usable[0].mask.size
+    gap = max(1, round(TOUCH_GAP * max(height, width)))
+    masks: dict[str, np.ndarray] = {}
     for i, a in enumerate(usable):
         for j in range(i + 1, len(usable)):
             b = usable[j]
-            if not _boxes_meet(a.bbox, b.bbox):
+            if not _boxes_meet(a.bbox, b.bbox, gap):
                 continue
             if shares[i, j] >= PART_OF_SHARE and a.area < b.area:
                 out.append(RegionRelation(a.region_id, "part of", b.region_id))
@@ -104,6 +148,8 @@ def region_relations(regions: list[SourceRegion]) -> list[RegionRelation]:
                 out.append(RegionRelation(b.region_id, "part of", a.region_id))
             elif max(shares[i, j], shares[j, i]) >= OVERLAP_SHARE:
                 out.append(RegionRelation(a.region_id, "overlaps", b.region_id))
+            elif _touch(a, b, gap, masks):
+                out.append(RegionRelation(a.region_id, "touches", b.region_id))
     return out
 
 

@@ -41,17 +41,26 @@ def image_line(width: int, height: int, marked: bool, clean_too: bool) -> str:
     return first + marks + clean
 
 
-def regions_block(regions: list[SourceRegion], width: int, height: int, scale: float = 1.0) -> str:
-    """One line per marked region (id, label, box, position, share of the image), then a
-    note on labels that occur more than once, then a blank line. Empty for a bare image."""
+def regions_block(
+    regions: list[SourceRegion], width: int, height: int, scale: float = 1.0, ignored: Sequence[str] = ()
+) -> str:
+    """One line per marked region (id, label, box, position, share of the image), a line on
+    the ids of ignored regions (not drawn, so the shown ids skip them), a note on labels
+    that occur more than once, then a blank line. Empty for a bare image."""
     if not regions:
         return ""
-    lines = [f"Marked regions ({len(regions)}):"]
+    lines = [f"Marked regions ({len(regions)}); each label is the annotator's hint, not a name to copy:"]
     for region in regions:
         box = [v * scale for v in region.bbox]
         lines.append(
             f"- {region.region_id}: labelled {region.label!r}; box {box_words(box)};"
             f" {position_words(box, width, height)}; {share_words(region.area, *_source_size(region))} of the image"
+        )
+    if ignored:
+        these = "that region is" if len(ignored) == 1 else "those regions are"
+        lines.append(
+            f"Ids {', '.join(ignored)} are missing on purpose: {these} set aside in the annotation file"
+            " (ignored), neither drawn nor asked about."
         )
     repeated = {label: n for label, n in Counter(r.label for r in regions).items() if n > 1}
     for label in repeated:
@@ -113,9 +122,9 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
             region = image.region(e.region_id)
             box = [v * scale for v in region.bbox]
             width, height = round(image.width * scale), round(image.height * scale)
-            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)}")
+            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)} (to find it)")
         elif a.position:
-            facts.append(f"position {a.position}")
+            facts.append(f"position {a.position} (to find it)")
         if a.colour:
             facts.append(f"colour {a.colour}")
         if a.count and a.count > 1:
@@ -125,6 +134,8 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
         lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {e.description}")
         if facts:
             lines.append(f"  Facts: {'; '.join(facts)}.")
+    if any(e.region_id or e.attributes.position for e in record.elements):
+        lines.append("Positions and boxes are there to find each element in the image, not words for the talk.")
     return "\n".join(lines)
 
 
@@ -144,9 +155,13 @@ def relations_block(relations: list[RegionRelation], record: ElementsRecord, amo
                 f"- {a.element_id} ({a.name}) lies inside {b.element_id} ({b.name}): it is part of it or"
                 f" sits on it, and {b.element_id}'s outline includes it."
             )
+        elif relation.kind == "touches":
+            lines.append(
+                f"- {a.element_id} ({a.name}) and {b.element_id} ({b.name}) touch: they are next to each other."
+            )
         else:
             lines.append(f"- {a.element_id} ({a.name}) and {b.element_id} ({b.name}) overlap in the image.")
-    return "\n".join(lines) if lines else "- none: no target overlaps another."
+    return "\n".join(lines) if lines else "- none: no target overlaps or touches another."
 
 
 def sharing_rule(targets: int) -> str:
@@ -160,6 +175,18 @@ def sharing_rule(targets: int) -> str:
         " shared theme node (its question and answer say what they have in common) and their own chains start"
         " below it; a shared node is background, not a turn."
     )
+
+
+def chain_length(low: int, high: int, aim: int = 3) -> str:
+    """How many nodes a target's chain takes: ``aim`` (3 reasoning turns before the final
+    one, as most released dialogues have) within ``low..high``, e.g. ``"3 nodes (2 or 4 only
+    where the question needs it)"``."""
+    aim = min(max(aim, low), high)
+    if low == high:
+        return plural(low, "node")
+    others = [n for n in range(low, high + 1) if n != aim]
+    spread = " or ".join(str(n) for n in others) if len(others) <= 2 else f"{low} to {high}"
+    return f"{plural(aim, 'node')} ({spread} only where the question needs it)"
 
 
 def targets_line(targets: list[Element]) -> str:

@@ -122,6 +122,7 @@ class OpenAIProvider(Provider):
     """
 
     name = "openai"
+    tiny_target_share = 0.01  # its Set-of-Mark id tag hides most of such a region (targets.MIN_TARGET_SHARE)
     needs_pixels = False
 
     def __init__(
@@ -265,7 +266,13 @@ class OpenAIProvider(Provider):
             tokens,
             answers.elements_answer(ids),
             step_cap("elements", len(regions)),
-            regions_block=blocks.regions_block(regions, pictures[0].width, pictures[0].height, pictures[0].scale),
+            regions_block=blocks.regions_block(
+                regions,
+                pictures[0].width,
+                pictures[0].height,
+                pictures[0].scale,
+                [r.region_id for r in record.regions if r.ignore],
+            ),
             task=blocks.elements_task(regions),
         )
         return await self._converse("elements", where, request, lambda answer: accept_elements(answer, ids))
@@ -287,7 +294,7 @@ class OpenAIProvider(Provider):
             elements_block=blocks.elements_block(elements, pictures[0].scale),
             relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, targets),
             targets=blocks.targets_line(targets),
-            path_nodes=f"{below[0]} nodes" if below[0] == below[1] else f"{below[0]} to {below[1]} nodes",
+            path_nodes=blocks.chain_length(*below),
             sharing=blocks.sharing_rule(len(targets)),
         )
         wanted = [t.element_id for t in targets]

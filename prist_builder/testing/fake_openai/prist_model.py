@@ -16,7 +16,12 @@ from prist_builder.testing.fake_openai.chat import message_text
 _REGION = re.compile(r"^- (r\d+): labelled '(.*?)'; box", re.MULTILINE)
 _ELEMENT = re.compile(r"^- (e\d+) \((?:marked r\d+|unmarked context)\): (.*?)\. ", re.MULTILINE)
 _TARGETS = re.compile(r"Targets, one question and one path each: (.*?)\.\n")
-_PATH_NODES = re.compile(r"its own chain of (\d+)(?: to (\d+))? nodes\.")
+_PATH_NODES = re.compile(r"its own chain of (\d+) nodes?\b")
+_FOLLOW_UPS = (
+    ("Who would need the {name} most?", "Anyone here who has a task the {name} helps with."),
+    ("What tells the {name} apart?", "What it is used for and the text on it."),
+    ("What state is the {name} in?", "It looks ready to be used."),
+)
 _PATH = re.compile(r"^Path for (e\d+) \((.*?)\), \d+ nodes?; reasoning question: (.*)$", re.MULTILINE)
 _NODE = re.compile(r"^  \d+\. Q: (.*?) A: (.*)$", re.MULTILINE)
 MAX_CHILDREN = 3
@@ -38,6 +43,7 @@ def _elements(prompt: str) -> dict:
     if not regions:
         regions = [(None, name) for name in ("red sign", "blue door", "white bicycle")]
     seen: dict[str, int] = {}
+    totals = {label: sum(1 for _, other in regions if other == label) for _, label in regions}
     elements = []
     for region, label in regions:
         seen[label] = seen.get(label, 0) + 1
@@ -49,7 +55,7 @@ def _elements(prompt: str) -> dict:
                 "description": f"A {label} seen clearly in the picture.",
                 "colour": None,
                 "position": "centre",
-                "count": None,
+                "count": totals[label],  # all of its kind, this one included
                 "visible_text": [],
             }
         )
@@ -76,6 +82,8 @@ def _tree(prompt: str) -> dict:
         name = names.get(target, target)
         questions.append({"target_element_id": target, "reasoning_question": f"What is the {name} there for?"})
         parent = "theme" if target in themed else "root"
+        follow_ups = [(q.format(name=name), a.format(name=name)) for q, a in _FOLLOW_UPS]  # no question twice
+        follow_ups += [(f"What else about the {name} matters, point {n}?", "Its use here.") for n in range(low)]
         for depth in range(low):
             leaf = depth == low - 1
             node_id = f"{target}-n{depth}"
@@ -83,8 +91,8 @@ def _tree(prompt: str) -> dict:
                 {
                     "id": node_id,
                     "parent": parent,
-                    "question": f"What is the {name} there for?" if depth == 0 else f"What detail of the {name} helps?",
-                    "answer": f"The {name} serves the people here." if depth == 0 else "Its shape and colour.",
+                    "question": f"What is the {name} there for?" if depth == 0 else follow_ups[depth - 1][0],
+                    "answer": f"The {name} serves the people here." if depth == 0 else follow_ups[depth - 1][1],
                     "element_id": target if leaf else None,
                 }
             )
