@@ -46,6 +46,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Going by what is here|From what I can see), {the} (would serve|is the one to try); {use} is what {gen} "
             "{are} "
             "(for|good at).",
+            "{The}: {use} is (its whole point|what {it} {is} for|the idea behind {them}), and {use2} (too|as well).",
+            "(Head for|Check) {the}. {A_kind} like that (handles|is built for) {use}.",
+            "{The} (looks like the one|is the candidate): {a_kind} (for|meant for) {use}.",
+            "(Honestly|Really), {the}. (Nothing else here|No other labelled thing) (is|comes as) close to {use}.",
+            "{The}; (that covers|it takes care of) {use}, and it (also helps|can help) with {use2}.",
         ),
     ),
     "context": (
@@ -70,6 +75,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
             "(turn up|appear) "
             "{at_setting}, so (my guess is|I would guess) {setting}.",
+            "{Setting_cap}, (I think|I suspect|most likely); {the} (belongs|fits) there, as does {use}.",
+            "(Something like|Perhaps) {setting}. {The} (gives that away|is the clue), (being|as) {a_kind} for {use}.",
         ),
     ),
     "pair": (
@@ -102,6 +109,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{Its} (main|usual) (job|purpose|role) is {use}(; {use2} is another|).",
             "(People|Most people) (reach for|rely on) {gen} (when|for) {use}(; {use2} comes second|).",
             "(Above all|First of all), {use}. {It} can (also|even) (help with|serve for) {use2}.",
+            "(Chiefly|Largely) {use}, (though|but) {use2} (counts too|is common as well).",
+            "{Use_cap}, (for the most part|in most homes and places).",
+            "{It} {is} there for {use}; (some people|others) (pick {them} for|use {them} for) {use2}.",
+            "As {a_kind}, {it} {is} (there|built) for {use}.",
+            "{Use_cap} (first|mostly), then {use2}.",
         ),
     ),
     "role": (
@@ -116,6 +128,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "That (makes sense|fits): {gen} {are} (often|usually) (kept|found) {at_place} for {use}.",
             "The (likely|probable) (reason|purpose) (here |)is {use}.",
             "People (probably|likely) (keep|use) {them} here for {use}.",
+            "(Perhaps|Maybe) (someone|somebody) (needed|wanted) {them} for {use}; that is (usual|normal) {at_place}.",
+            "{Use_cap}, I (suspect|would guess); {gen} {are} at home {at_place}.",
+            "(It suits|That suits) {use}, (and|while) {use2} (is|would be) (another|a second) (reason|possibility).",
         ),
     ),
     "material": (
@@ -129,6 +144,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{Gen} like (this|these) {are} (usually|typically|normally) made of {material}.",
             "I would (guess|say) {material}; (that is|this is) (the usual|a common) (choice|material) for {gen}.",
             "(Judging by the look of it|From the look of it), (probably|most likely) {material}.",
+            "{Material_cap}, (in most cases|as a rule|most of the time).",
+            "(Typically|Usually) {material}, (like|as with) (most|many) {gen}.",
+            "(My|A fair) guess: {material}(, which is standard|, the usual build|).",
         ),
     ),
     "place": (
@@ -144,6 +162,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{At_place} (above all|especially), and (often|also) {at_place2}.",
             "(You would|You'd) (usually|mostly) (meet|come across) {gen} {at_place}, (and|or) (sometimes|now and then) "
             "{at_place2}.",
+            "(Think of|Picture) {place} (first|above all); {place2} (comes next|is another).",
+            "(Anywhere from|Places like) {place} to {place2}.",
+            "{Place_cap}, or (else|perhaps) {place2}.",
         ),
     ),
     "activity": (
@@ -157,6 +178,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(My guess is|I would guess) {use}; {gen} {are} (often|usually) (seen|found) doing that {at_place}.",
             "(It looks like|Possibly) {use}, (which|and that) is (typical|common) for {gen}.",
             "(Hard to be sure|I can't be certain), but (probably|maybe) {use}.",
+            "(Maybe|Perhaps) {use}, or (perhaps|else) {use2}.",
+            "{Use_cap}, (by the look of things|I imagine|if I had to bet).",
+            "(Could be|Likely) {use}; that is what {gen} (often|usually) do {at_place}.",
         ),
     ),
     "look": (
@@ -171,6 +195,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{share} of the (frame|picture).",
             "(Mostly|Largely) {colour}; (it|the region) (spans|covers) {share} of the (image|photo).",
             "(A|One) {colour} (mass|expanse|stretch) (that fills|across) {share} of the frame(, hard to miss|).",
+            "(Think|Picture) {colour}: {a_kind}, (roughly|around) {share_bare} of the (shot|image).",
+            "{Colour_cap} (on the whole|overall), {a_kind} (spread over|occupying) {share}(| of the frame).",
         ),
     ),
     "relation": (
@@ -181,9 +207,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "{It} {is} {rel} the {other}.",
-            "(Compared with|Next to) what is around, the (clearest|main) (landmark|reference) is the "
-            "{other}: {it} {is} "
-            "{rel} it.",
+            "(Right|Just) {rel} the {other}, (as it happens|in this shot|going by the outlines).",
+            "(Find|Spot) the {other} (first|to start); {ref} {is} {rel} it.",
+            "The {other} (makes a good|is the handiest) (anchor|landmark): {ref} {is} {rel} it.",
+            "(It sits|You will find {them}) {rel} the {other}, (which|and that) (helps|makes {them} easy to place).",
+            "(Mainly|Above all) (by|through) the {other}; {ref} {is} {rel} it.",
         ),
     ),
     "tell_apart": (

@@ -125,8 +125,14 @@ class Wording:
                 "at_place": located(places[0]),
                 "At_place": capital(located(places[0])),
                 "at_place2": located(second_place),
+                "Use_cap": capital(uses[0]),
+                "Place_cap": capital(places[0]),
+                "Setting_cap": capital(settings[0]),
             }
         )
+        if len(category.made_of) > 1:
+            material = self.rng.choice(category.made_of)
+            slots["material"], slots["Material_cap"] = material, capital(material)
         relations = self.scene.relations(subject)
         if relations:
             phrase, other = relations[self.rng.randrange(len(relations))]
@@ -173,11 +179,14 @@ class Wording:
             "a": category.a(name),
             "name": name,
             "a_kind": category.a(category.kind),
+            "A_kind": capital(category.a(category.kind)),
             "name1": unit,
             "names": units,
             "link": subject.link,
             "material": category.made_of[0] if category.made_of else "something the picture does not show",
+            "Material_cap": capital(category.made_of[0]) if category.made_of else "Something the picture does not show",
             "colour": subject.colour or "plain",
+            "Colour_cap": capital(subject.colour or "plain"),
             "share": about,
             "share_bare": bare,
             "reason": focus.reason,

@@ -39,7 +39,7 @@ TELL_APART_SHARE = 0.5
 FRAME_WAYS = ("position", "order")
 """Ways of telling an object apart that name the frame: never repeated in a turn of their own."""
 
-ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 1.0, "relation": 1.2}
+ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 0.6, "relation": 1.0}
 """Relative chance of each inference act for a known category."""
 
 ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2}
