@@ -15,7 +15,8 @@ target as subject/object (its focus, or a pronoun once named), ``{it}``/``{It}``
 "coffee is"), ``{a}`` the indefinite name, ``{need}``, ``{use}``, ``{use2}``, ``{place}``,
 ``{place2}``, ``{material}``, ``{kind}`` (with article), ``{colour}``, ``{share}`` ("about 12%"),
 ``{rel}``/``{other}`` a relation and the other object's name, ``{whole}`` the whole's focus,
-``{part}``, ``{reason}``, ``{number}``, ``{names}``, ``{the2}``, ``{the1}``.
+``{part}``, ``{reason}``, ``{number}``, ``{names}``, ``{the2}``, ``{the1}``, ``{trait}``/``{trait2}``
+(knowledge-table traits of the kind, plural verb phrases).
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Find|Spot) the {other} (first|to start); {ref} {is} {rel} it.",
             "The {other} (makes a good|is the handiest) (anchor|landmark): {ref} {is} {rel} it.",
             "(It sits|You will find {them}) {rel} the {other}, (which|and that) (helps|makes {them} easy to place).",
-            "(Mainly|Above all) (by|through) the {other}; {ref} {is} {rel} it.",
+            "(Use|Go by) the {other}: {ref} {is} {rel} it.",
         ),
     ),
     "tell_apart": (
@@ -313,6 +314,20 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "{The1} and {the2}, (both|each) (easy to make out|clearly visible) (here|in the frame).",
             "(Mainly|Above all) {the1} and {the2}.",
+        ),
+    ),
+    "trait": (
+        (
+            "What (else |)(is worth knowing|can you tell me) about {gen}?",
+            "(Anything|Is there anything) (typical|notable) about {gen}?",
+            "What (are|do) {gen} (usually|normally) like?",
+        ),
+        (
+            "{Gen} (usually|typically|mostly) {trait}(, and (many|most) {trait2}|).",
+            "(Most|Many) {gen} {trait}; (plenty|a lot of them) (also|even) {trait2}.",
+            "(As a rule|Generally|In general), {gen} {trait}.",
+            "(Well|For one thing), {gen} (tend to|often) {trait}.",
+            "(They|Most of them) {trait}(, and they often {trait2}|).",
         ),
     ),
     "count": (

@@ -130,6 +130,8 @@ class Wording:
                 "Setting_cap": capital(settings[0]),
             }
         )
+        traits = self._fresh(category.traits or ["look like this"])
+        slots["trait"], slots["trait2"] = traits[0], traits[1] if len(traits) > 1 else traits[0]
         if len(category.made_of) > 1:
             material = self.rng.choice(category.made_of)
             slots["material"], slots["Material_cap"] = material, capital(material)
@@ -216,7 +218,7 @@ class Wording:
         if whole_named:
             slots["whole"] = "it"
         question, answer = realise(questions, self.rng, slots), realise(answers, self.rng, slots)
-        for key in ("use", "use2", "place", "place2", "setting"):
+        for key in ("use", "use2", "place", "place2", "setting", "trait", "trait2"):
             if slots[key] in question or slots[key] in answer:
                 self.said.add(slots[key])
         return question, answer
