@@ -52,6 +52,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{The} (looks like the one|is the candidate): {a_kind} (for|meant for) {use}.",
             "(Honestly|Really), {the}. (Nothing else here|No other labelled thing) (is|comes as) close to {use}.",
             "{The}; (that covers|it takes care of) {use}, and it (also helps|can help) with {use2}.",
+            "(Grab|Take) {the}; {use} (is its job|comes naturally to {them}).",
+            "{The} (should do it|will do nicely)(: think {use}|, being {a_kind}).",
         ),
     ),
     "context": (
@@ -76,7 +78,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
             "(turn up|appear) "
             "{at_setting}, so (my guess is|I would guess) {setting}.",
-            "{Setting_cap}, (I think|I suspect|most likely); {the} (belongs|fits) there, as does {use}.",
+            "{Setting_cap}, (I think|I suspect|most likely); {the} (belongs|fits) there.",
             "(Something like|Perhaps) {setting}. {The} (gives that away|is the clue), (being|as) {a_kind} for {use}.",
         ),
     ),
@@ -115,6 +117,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{It} {is} there for {use}; (some people|others) (pick {them} for|use {them} for) {use2}.",
             "As {a_kind}, {it} {is} (there|built) for {use}.",
             "{Use_cap} (first|mostly), then {use2}.",
+            "(Anything from|Everything from) {use} to {use2}.",
+            "{Use_cap}. (That, or|Also) {use2}.",
+            "(Day to day|In practice), {use}.",
         ),
     ),
     "role": (
@@ -132,6 +137,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Perhaps|Maybe) (someone|somebody) (needed|wanted) {them} for {use}; that is (usual|normal) {at_place}.",
             "{Use_cap}, I (suspect|would guess); {gen} {are} at home {at_place}.",
             "(It suits|That suits) {use}, (and|while) {use2} (is|would be) (another|a second) (reason|possibility).",
+            "(Likely|Probably) there for {use}.",
         ),
     ),
     "material": (
@@ -144,10 +150,12 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Most likely|Probably|Usually) {material}(, like most {gen}|, as is common for {gen}|).",
             "{Gen} like (this|these) {are} (usually|typically|normally) made of {material}.",
             "I would (guess|say) {material}; (that is|this is) (the usual|a common) (choice|material) for {gen}.",
-            "(Judging by the look of it|From the look of it), (probably|most likely) {material}.",
+            "(Probably|Most likely) {material}(, by the usual standard|).",
             "{Material_cap}, (in most cases|as a rule|most of the time).",
-            "(Typically|Usually) {material}, (like|as with) (most|many) {gen}.",
+            "(Typically|Usually) {material}, the usual (choice|make-up) for {gen}.",
             "(My|A fair) guess: {material}(, which is standard|, the usual build|).",
+            "(Going by|From) what {gen} (normally|tend to) (use|have), {material}.",
+            "{Material_cap}(, I expect|, I imagine|, in all likelihood).",
         ),
     ),
     "place": (
@@ -166,6 +174,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Think of|Picture) {place} (first|above all); {place2} (comes next|is another).",
             "(Anywhere from|Places like) {place} to {place2}.",
             "{Place_cap}, or (else|perhaps) {place2}.",
+            "(Often|Frequently) {at_place}; (less often|occasionally) {at_place2}.",
+            "{At_place}, (mainly|largely). ({Place2_cap} too.|Also {at_place2}.)",
         ),
     ),
     "activity": (
@@ -182,6 +192,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Maybe|Perhaps) {use}, or (perhaps|else) {use2}.",
             "{Use_cap}, (by the look of things|I imagine|if I had to bet).",
             "(Could be|Likely) {use}; that is what {gen} (often|usually) do {at_place}.",
+            "{Use_cap}, (or|perhaps) {use2}(, hard to say which|).",
         ),
     ),
     "look": (
@@ -211,7 +222,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Right|Just) {rel} the {other}, (as it happens|in this shot|going by the outlines).",
             "(Find|Spot) the {other} (first|to start); {ref} {is} {rel} it.",
             "The {other} (makes a good|is the handiest) (anchor|landmark): {ref} {is} {rel} it.",
-            "(It sits|You will find {them}) {rel} the {other}, (which|and that) (helps|makes {them} easy to place).",
+            "{It} {is} {rel} the {other}, (which|and that) (helps|makes {them} easy to place).",
             "(Use|Go by) the {other}: {ref} {is} {rel} it.",
         ),
     ),
@@ -328,6 +339,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(As a rule|Generally|In general), {gen} {trait}.",
             "(Well|For one thing), {gen} (tend to|often) {trait}.",
             "(They|Most of them) {trait}(, and they often {trait2}|).",
+            "(Typically|For the most part), {gen} {trait}; (many|a lot of them) also {trait2}.",
         ),
     ),
     "count": (

@@ -132,6 +132,7 @@ class Wording:
         )
         traits = self._fresh(category.traits or ["look like this"])
         slots["trait"], slots["trait2"] = traits[0], traits[1] if len(traits) > 1 else traits[0]
+        slots["Place2_cap"] = capital(second_place)
         if len(category.made_of) > 1:
             material = self.rng.choice(category.made_of)
             slots["material"], slots["Material_cap"] = material, capital(material)
