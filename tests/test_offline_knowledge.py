@@ -121,7 +121,7 @@ def test_every_row_has_what_the_acts_need_and_no_frame_words() -> None:
     assert len(rows) >= 120
     for name, row in rows.items():
         assert row.kind and len(row.uses) >= 2 and row.needs and row.places and row.made_of, name
-        text = " ".join([*row.uses, *row.needs, *row.places, *row.made_of])
+        text = " ".join([*row.uses, *row.needs, *row.places, *row.made_of, *row.traits])
         assert not POSITION_RULE.search(text), name
         assert not re.search(r"\b(I|my|me|myself)\b", third_person(" ".join(row.needs))), name
 

@@ -15,7 +15,8 @@ target as subject/object (its focus, or a pronoun once named), ``{it}``/``{It}``
 "coffee is"), ``{a}`` the indefinite name, ``{need}``, ``{use}``, ``{use2}``, ``{place}``,
 ``{place2}``, ``{material}``, ``{kind}`` (with article), ``{colour}``, ``{share}`` ("about 12%"),
 ``{rel}``/``{other}`` a relation and the other object's name, ``{whole}`` the whole's focus,
-``{part}``, ``{reason}``, ``{number}``, ``{names}``, ``{the2}``, ``{the1}``.
+``{part}``, ``{reason}``, ``{number}``, ``{names}``, ``{the2}``, ``{the1}``, ``{trait}``/``{trait2}``
+(knowledge-table traits of the kind, plural verb phrases).
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Going by what is here|From what I can see), {the} (would serve|is the one to try); {use} is what {gen} "
             "{are} "
             "(for|good at).",
+            "{The}: {use} is (its whole point|what {it} {is} for|the idea behind {them}), and {use2} (too|as well).",
+            "(Head for|Check) {the}. {A_kind} like that (handles|is built for) {use}.",
+            "{The} (looks like the one|is the candidate): {a_kind} (for|meant for) {use}.",
+            "(Honestly|Really), {the}. (Nothing else here|No other labelled thing) (is|comes as) close to {use}.",
+            "{The}; (that covers|it takes care of) {use}, and it (also helps|can help) with {use2}.",
+            "(Grab|Take) {the}; {use} (is its job|comes naturally to {them}).",
+            "{The} (should do it|will do nicely)(: think {use}|, being {a_kind}).",
         ),
     ),
     "context": (
@@ -70,6 +78,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
             "(turn up|appear) "
             "{at_setting}, so (my guess is|I would guess) {setting}.",
+            "{Setting_cap}, (I think|I suspect|most likely); {the} (belongs|fits) there.",
+            "(Something like|Perhaps) {setting}. {The} (gives that away|is the clue), (being|as) {a_kind} for {use}.",
         ),
     ),
     "pair": (
@@ -102,6 +112,14 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{Its} (main|usual) (job|purpose|role) is {use}(; {use2} is another|).",
             "(People|Most people) (reach for|rely on) {gen} (when|for) {use}(; {use2} comes second|).",
             "(Above all|First of all), {use}. {It} can (also|even) (help with|serve for) {use2}.",
+            "(Chiefly|Largely) {use}, (though|but) {use2} (counts too|is common as well).",
+            "{Use_cap}, (for the most part|in most homes and places).",
+            "{It} {is} there for {use}; (some people|others) (pick {them} for|use {them} for) {use2}.",
+            "As {a_kind}, {it} {is} (there|built) for {use}.",
+            "{Use_cap} (first|mostly), then {use2}.",
+            "(Anything from|Everything from) {use} to {use2}.",
+            "{Use_cap}. (That, or|Also) {use2}.",
+            "(Day to day|In practice), {use}.",
         ),
     ),
     "role": (
@@ -116,6 +134,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "That (makes sense|fits): {gen} {are} (often|usually) (kept|found) {at_place} for {use}.",
             "The (likely|probable) (reason|purpose) (here |)is {use}.",
             "People (probably|likely) (keep|use) {them} here for {use}.",
+            "(Perhaps|Maybe) (someone|somebody) (needed|wanted) {them} for {use}; that is (usual|normal) {at_place}.",
+            "{Use_cap}, I (suspect|would guess); {gen} {are} at home {at_place}.",
+            "(It suits|That suits) {use}, (and|while) {use2} (is|would be) (another|a second) (reason|possibility).",
+            "(Likely|Probably) there for {use}.",
         ),
     ),
     "material": (
@@ -128,7 +150,12 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Most likely|Probably|Usually) {material}(, like most {gen}|, as is common for {gen}|).",
             "{Gen} like (this|these) {are} (usually|typically|normally) made of {material}.",
             "I would (guess|say) {material}; (that is|this is) (the usual|a common) (choice|material) for {gen}.",
-            "(Judging by the look of it|From the look of it), (probably|most likely) {material}.",
+            "(Probably|Most likely) {material}(, by the usual standard|).",
+            "{Material_cap}, (in most cases|as a rule|most of the time).",
+            "(Typically|Usually) {material}, the usual (choice|make-up) for {gen}.",
+            "(My|A fair) guess: {material}(, which is standard|, the usual build|).",
+            "(Going by|From) what {gen} (normally|tend to) (use|have), {material}.",
+            "{Material_cap}(, I expect|, I imagine|, in all likelihood).",
         ),
     ),
     "place": (
@@ -144,6 +171,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{At_place} (above all|especially), and (often|also) {at_place2}.",
             "(You would|You'd) (usually|mostly) (meet|come across) {gen} {at_place}, (and|or) (sometimes|now and then) "
             "{at_place2}.",
+            "(Think of|Picture) {place} (first|above all); {place2} (comes next|is another).",
+            "(Anywhere from|Places like) {place} to {place2}.",
+            "{Place_cap}, or (else|perhaps) {place2}.",
+            "(Often|Frequently) {at_place}; (less often|occasionally) {at_place2}.",
+            "{At_place}, (mainly|largely). ({Place2_cap} too.|Also {at_place2}.)",
         ),
     ),
     "activity": (
@@ -157,6 +189,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(My guess is|I would guess) {use}; {gen} {are} (often|usually) (seen|found) doing that {at_place}.",
             "(It looks like|Possibly) {use}, (which|and that) is (typical|common) for {gen}.",
             "(Hard to be sure|I can't be certain), but (probably|maybe) {use}.",
+            "(Maybe|Perhaps) {use}, or (perhaps|else) {use2}.",
+            "{Use_cap}, (by the look of things|I imagine|if I had to bet).",
+            "(Could be|Likely) {use}; that is what {gen} (often|usually) do {at_place}.",
+            "{Use_cap}, (or|perhaps) {use2}(, hard to say which|).",
         ),
     ),
     "look": (
@@ -171,6 +207,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{share} of the (frame|picture).",
             "(Mostly|Largely) {colour}; (it|the region) (spans|covers) {share} of the (image|photo).",
             "(A|One) {colour} (mass|expanse|stretch) (that fills|across) {share} of the frame(, hard to miss|).",
+            "(Think|Picture) {colour}: {a_kind}, (roughly|around) {share_bare} of the (shot|image).",
+            "{Colour_cap} (on the whole|overall), {a_kind} (spread over|occupying) {share}(| of the frame).",
         ),
     ),
     "relation": (
@@ -181,9 +219,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "{It} {is} {rel} the {other}.",
-            "(Compared with|Next to) what is around, the (clearest|main) (landmark|reference) is the "
-            "{other}: {it} {is} "
-            "{rel} it.",
+            "(Right|Just) {rel} the {other}, (as it happens|in this shot|going by the outlines).",
+            "(Find|Spot) the {other} (first|to start); {ref} {is} {rel} it.",
+            "The {other} (makes a good|is the handiest) (anchor|landmark): {ref} {is} {rel} it.",
+            "{It} {is} {rel} the {other}, (which|and that) (helps|makes {them} easy to place).",
+            "(Use|Go by) the {other}: {ref} {is} {rel} it.",
         ),
     ),
     "tell_apart": (
@@ -285,6 +325,21 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "{The1} and {the2}, (both|each) (easy to make out|clearly visible) (here|in the frame).",
             "(Mainly|Above all) {the1} and {the2}.",
+        ),
+    ),
+    "trait": (
+        (
+            "What (else |)(is worth knowing|can you tell me) about {gen}?",
+            "(Anything|Is there anything) (typical|notable) about {gen}?",
+            "What (are|do) {gen} (usually|normally) like?",
+        ),
+        (
+            "{Gen} (usually|typically|mostly) {trait}(, and (many|most) {trait2}|).",
+            "(Most|Many) {gen} {trait}; (plenty|a lot of them) (also|even) {trait2}.",
+            "(As a rule|Generally|In general), {gen} {trait}.",
+            "(Well|For one thing), {gen} (tend to|often) {trait}.",
+            "(They|Most of them) {trait}(, and they often {trait2}|).",
+            "(Typically|For the most part), {gen} {trait}; (many|a lot of them) also {trait2}.",
         ),
     ),
     "count": (

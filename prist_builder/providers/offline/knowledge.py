@@ -7,6 +7,9 @@ table is one category, keyed by its name. Fields, all optional but ``kind``:
 - ``uses``: gerund phrases, what it is for; ``needs``: infinitive phrases without "to",
   a need it meets; ``places``: noun phrases with article, where it is usually found;
 - ``made_of``: materials; ``parts``: its usual parts; ``part_of``: wholes it belongs to;
+- ``traits``: plural verb phrases, what is typically true of the kind (``"have four legs and
+  a back"``: "chairs usually have four legs and a back"); general knowledge, never said of
+  the pictured object alone (not used for a ``mass`` form);
 - ``aliases``: other labels meaning it (VOC's ``diningtable``, ``sofa``...);
 - ``form``: ``count`` (default), ``mass`` (no indefinite article: "coffee"), ``pair``
   ("a pair of scissors") or ``plural`` (a plural label: "index cards");
@@ -33,7 +36,7 @@ from importlib import resources
 KNOWLEDGE_PACKAGE = "prist_builder.providers.offline"
 KNOWLEDGE_FOLDER = "knowledge"
 FORMS = ("count", "mass", "pair", "plural")
-LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases")
+LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases", "traits")
 TEXT_FIELDS = ("kind", "form", "article", "plural", "link")
 BOOL_FIELDS = ("animate",)
 
@@ -102,6 +105,7 @@ class Category:
     parts: tuple[str, ...] = ()
     part_of: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    traits: tuple[str, ...] = ()
     form: str = "count"
     article: str | None = None
     plural: str | None = None
@@ -279,7 +283,9 @@ ON_PLACES = frozenset(
 )
 CONTAINER_PLACES = frozenset("fridge pocket drawer box bowl cup bag bed pot vase stall".split())
 """Places that hold an object but are no scene's setting ("in a fridge" is where, not what, a photo shows)."""
-AT_PLACES = frozenset("airport stop station dock crossroads intersection stadium field cage junction".split())
+AT_PLACES = frozenset(
+    "airport stop station dock crossroads intersection stadium field cage junction racecourse".split()
+)
 
 
 def located(place: str) -> str:

@@ -125,8 +125,17 @@ class Wording:
                 "at_place": located(places[0]),
                 "At_place": capital(located(places[0])),
                 "at_place2": located(second_place),
+                "Use_cap": capital(uses[0]),
+                "Place_cap": capital(places[0]),
+                "Setting_cap": capital(settings[0]),
             }
         )
+        traits = self._fresh(category.traits or ["look like this"])
+        slots["trait"], slots["trait2"] = traits[0], traits[1] if len(traits) > 1 else traits[0]
+        slots["Place2_cap"] = capital(second_place)
+        if len(category.made_of) > 1:
+            material = self.rng.choice(category.made_of)
+            slots["material"], slots["Material_cap"] = material, capital(material)
         relations = self.scene.relations(subject)
         if relations:
             phrase, other = relations[self.rng.randrange(len(relations))]
@@ -173,11 +182,14 @@ class Wording:
             "a": category.a(name),
             "name": name,
             "a_kind": category.a(category.kind),
+            "A_kind": capital(category.a(category.kind)),
             "name1": unit,
             "names": units,
             "link": subject.link,
             "material": category.made_of[0] if category.made_of else "something the picture does not show",
+            "Material_cap": capital(category.made_of[0]) if category.made_of else "Something the picture does not show",
             "colour": subject.colour or "plain",
+            "Colour_cap": capital(subject.colour or "plain"),
             "share": about,
             "share_bare": bare,
             "reason": focus.reason,
@@ -207,7 +219,7 @@ class Wording:
         if whole_named:
             slots["whole"] = "it"
         question, answer = realise(questions, self.rng, slots), realise(answers, self.rng, slots)
-        for key in ("use", "use2", "place", "place2", "setting"):
+        for key in ("use", "use2", "place", "place2", "setting", "trait", "trait2"):
             if slots[key] in question or slots[key] in answer:
                 self.said.add(slots[key])
         return question, answer

@@ -39,10 +39,10 @@ TELL_APART_SHARE = 0.5
 FRAME_WAYS = ("position", "order")
 """Ways of telling an object apart that name the frame: never repeated in a turn of their own."""
 
-ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 1.0, "relation": 1.2}
+ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 0.6, "relation": 1.0, "trait": 2.0}
 """Relative chance of each inference act for a known category."""
 
-ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2}
+ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2, "trait": 2.0}
 """Relative chance of each inference act for a person or an animal (never "used for" or "made of")."""
 
 GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
@@ -243,6 +243,8 @@ class OfflineTreeBuilder:
             weights.pop("place", None)
         if not subject.colour:
             weights.pop("look", None)
+        if not category.traits or category.form == "mass":
+            weights.pop("trait", None)
         return weights
 
     def _draw(self, weights: dict[str, float], count: int, asked: set[str] | None = None) -> list[str]:
