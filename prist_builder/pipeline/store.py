@@ -112,6 +112,7 @@ class RunStore:
             os.close(self._lock_fd)
             raise RunLockedError(f"{self.root}: another prist process is writing this run") from exc
         self._fds: dict[str, int] = {}
+        self._bounds: dict[str, Any] | None = None
         self.journal: dict[str, dict[str, JournalEntry]] = {}
         self._recover()
         for name in CONTRACT_FILES:  # every file the README names exists, even when empty
@@ -281,7 +282,9 @@ class RunStore:
         """The validated record of a step that starts at byte ``offset``."""
         cls = model or RECORD_TYPES[step]
         line = read_line_at(self.data_path(step), offset)
-        return cls.model_validate_json(line, context=run_bounds(self.root))  # type: ignore[return-value]
+        if self._bounds is None:  # the manifest's turn bounds do not change during a build
+            self._bounds = run_bounds(self.root)
+        return cls.model_validate_json(line, context=self._bounds)  # type: ignore[return-value]
 
     def counts(self, step: str) -> dict[str, int]:
         """``{"inputs", "records", "rejected"}`` for a step, from its journal."""
