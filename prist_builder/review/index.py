@@ -19,7 +19,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import NamedTuple, get_args
 
 from prist_builder import appendlog
 from prist_builder.pipeline.store import REJECTS_FILE, read_records, run_bounds
@@ -38,9 +38,9 @@ MAX_PAGE_SIZE = 500
 """Largest page size a request may ask for."""
 
 
-@dataclass(frozen=True)
-class Row:
-    """What the list page shows and filters on, computed once per sample.
+class Row(NamedTuple):
+    """What the list page shows and filters on, computed once per sample (a named tuple: a
+    start makes one per sample of the run, three times faster than a frozen dataclass).
 
     Attributes:
         position: index of the sample in ``dialogues.jsonl`` order.
