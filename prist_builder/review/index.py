@@ -182,7 +182,8 @@ class RunIndex:
         run: the run folder.
         rows: one :class:`Row` per sample, in ``dialogues.jsonl`` order.
         by_id: sample id -> position.
-        images: image id -> the image record without its regions (the only images the app serves).
+        images: image id -> the image record without its regions (the only images the app serves),
+            each read from its ``elements.jsonl`` line when first asked for.
         reviews: sample id -> its folded review state (``reviews.jsonl``).
         reject_count: lines of the build's ``rejects.jsonl``.
         bounds: the run's turn bounds (validation context of edits).
