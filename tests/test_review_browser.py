@@ -56,15 +56,15 @@ def test_review_in_chromium(demo: Path, tmp_path: Path) -> None:
         page.goto(base + "/")
         total = int(page.text_content("#matched"))
         assert total > 3
-        page.fill("#focus-search", "tree")
+        page.fill("#focus-search", "flower")
         page.select_option("select[name=status]", "unreviewed")
         page.click("#apply-filters")
-        page.wait_for_url("**/?*q=tree*")
+        page.wait_for_url("**/?*q=flower*")
         matched = int(page.text_content("#matched"))
         assert 2 <= matched == page.locator("a.sample-link").count() < total
         page.click("a.sample-link >> nth=0")
         page.wait_for_selector("#status")
-        assert "tree" in page.text_content(".focus-text")
+        assert "flower" in page.text_content(".focus-text")
         sample_url = page.url
         sample_id = page.text_content("h1").split()[0]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,35 @@ def test_reviews_fold_over_a_stored_index(run: Path) -> None:
     assert index.from_disk  # reviews.jsonl is not part of the stored index
     assert index.sample(sample.sample_id).review.status == "accepted"
     assert index.status_counts()["accepted"] == 1
+
+
+START = """
+import json, sys
+from starlette.testclient import TestClient
+from prist_builder.review.app import create_app
+app = create_app(sys.argv[1], "r")
+assert TestClient(app, base_url="http://127.0.0.1").get("/").status_code == 200
+print(json.dumps({"from_disk": app.state.review.index.from_disk,
+                  "modules": sorted({name.split(".")[0] for name in sys.modules})}))
+"""
+
+
+def test_start_on_a_stored_index_loads_no_heavy_library(run: Path) -> None:
+    """Start-up (app created, first page served) reads the stored index and nothing heavy:
+    numpy, Pillow, pycocotools and networkx load with the first photo, mask or tree."""
+    RunIndex.load(run)  # stores the index
+    done = subprocess.run([sys.executable, "-c", START, str(run)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["from_disk"]
+    assert not {"numpy", "PIL", "pycocotools", "networkx", "scipy"} & set(seen["modules"])
+
+
+def test_stored_index_is_compact_and_keeps_no_image_records(run: Path) -> None:
+    index = RunIndex.load(run)
+    text = (run / index_store.INDEX_FILE).read_text(encoding="utf-8")
+    assert "\n  " not in text and '"images"' not in text  # one compact line; photos read by offset
+    stored = json.loads(text)
+    assert stored["version"] == index_store.INDEX_VERSION and stored["fields"] == list(index_store.ROW_FIELDS)
+    for sample in iter_samples(run):  # the photo's record, read from its elements line, is the run's
+        assert index.images[sample.image.image_id] == sample.image.model_copy(update={"regions": []})

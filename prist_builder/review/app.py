@@ -30,7 +30,6 @@ from prist_builder.review.index import Filters, RunIndex
 from prist_builder.review.render import image_bytes, mask_layer_png
 from prist_builder.review.security import Guard, is_loopback, login_response, new_csrf, same
 from prist_builder.review.views import environment, list_view, neighbour_ids, sample_view
-from prist_builder.sources import InputRejected
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 IMAGE_CACHE = 64
@@ -114,6 +113,8 @@ class ReviewApp:
         record = self.index.images.get(image_id)
         if record is None:
             return Response("not an image of this run", status_code=404, media_type="text/plain")
+        from prist_builder.sources import InputRejected  # numpy, Pillow: on the first photo, not at start
+
         try:
             data = await run_in_threadpool(self.photo, image_id)
         except InputRejected as exc:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import bisect
 import copy
 import functools
+import json
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import NamedTuple, get_args
 
 from prist_builder import appendlog
 from prist_builder.pipeline.store import REJECTS_FILE, read_records, run_bounds
@@ -37,9 +38,9 @@ MAX_PAGE_SIZE = 500
 """Largest page size a request may ask for."""
 
 
-@dataclass(frozen=True)
-class Row:
-    """What the list page shows and filters on, computed once per sample.
+class Row(NamedTuple):
+    """What the list page shows and filters on, computed once per sample (a named tuple: a
+    start makes one per sample of the run, three times faster than a frozen dataclass).
 
     Attributes:
         position: index of the sample in ``dialogues.jsonl`` order.
@@ -141,6 +142,34 @@ class _Samples(Sequence[Sample]):
         return self._index.sample_at(position)
 
 
+class _Images(Mapping[str, ImageRecord]):
+    """Image id -> :class:`ImageRecord` without its regions, read from the image's
+    ``elements.jsonl`` line when first asked for (a start validates none of them)."""
+
+    def __init__(self, run: Path, rows: list[list], offsets: list[list[int]]) -> None:
+        self._run, self._rows, self._offsets = run, rows, offsets
+        self._done: dict[str, ImageRecord] = {}
+
+    @functools.cached_property
+    def _at(self) -> dict[str, int]:
+        """Image id -> offset of its line in ``elements.jsonl``, in run order."""
+        return {row[1]: offset[1] for row, offset in zip(self._rows, self._offsets, strict=True)}
+
+    def __getitem__(self, image_id: str) -> ImageRecord:
+        record = self._done.get(image_id)
+        if record is None:
+            image = json.loads(read_line(self._run / ELEMENTS, self._at[image_id]))["image"]
+            image.pop("regions", None)
+            record = self._done[image_id] = ImageRecord.model_validate(image)
+        return record
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+
 @dataclass
 class RunIndex:
     """All samples of a run, indexed for the review pages.
@@ -153,7 +182,8 @@ class RunIndex:
         run: the run folder.
         rows: one :class:`Row` per sample, in ``dialogues.jsonl`` order.
         by_id: sample id -> position.
-        images: image id -> the image record without its regions (the only images the app serves).
+        images: image id -> the image record without its regions (the only images the app serves),
+            each read from its ``elements.jsonl`` line when first asked for.
         reviews: sample id -> its folded review state (``reviews.jsonl``).
         reject_count: lines of the build's ``rejects.jsonl``.
         bounds: the run's turn bounds (validation context of edits).
@@ -163,12 +193,12 @@ class RunIndex:
     run: Path
     rows: list[Row] = field(default_factory=list)
     by_id: dict[str, int] = field(default_factory=dict)
-    images: dict[str, ImageRecord] = field(default_factory=dict)
+    images: Mapping[str, ImageRecord] = field(default_factory=dict)
     reviews: dict[str, Review] = field(default_factory=dict)
     reject_count: int = 0
     bounds: dict = field(default_factory=dict)
     from_disk: bool = False
-    _offsets: list[tuple[int, int, int]] = field(default_factory=list)
+    _offsets: list[list[int]] = field(default_factory=list)
     _cache: OrderedDict[int, Sample] = field(default_factory=OrderedDict)
     _finals: dict[str, FinalMask] | None = None
     _manifest: dict | None = None
@@ -187,10 +217,13 @@ class RunIndex:
         index = cls(run=run, bounds=run_bounds(run))
         stored = load_or_build(run, index.bounds)
         index.from_disk = not stored.built
-        index.rows = [Row(**row) for row in stored.rows]
+        index.rows = [
+            Row(i, sample_id, image_id, focus, focus.lower(), provider, grain, turns, rejects)
+            for i, (sample_id, image_id, focus, provider, grain, turns, rejects) in enumerate(stored.rows)
+        ]
         index.by_id = {row.sample_id: row.position for row in index.rows}
         index._offsets = stored.offsets
-        index.images = {k: ImageRecord.model_validate(v) for k, v in stored.images.items()}
+        index.images = _Images(run, stored.rows, stored.offsets)
         index.reject_count = stored.rejects
         index._stamp = index._reviews_stamp()
         index.reviews = fold_reviews(list(appendlog.read(run / REVIEWS_FILE, ReviewDecision)))

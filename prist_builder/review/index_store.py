@@ -2,20 +2,26 @@
 the run is unchanged, rebuilt when one of its files changes.
 
 It holds what the list page filters on (one :class:`~prist_builder.review.index.Row` per
-sample), where each sample's records start in the run's files (byte offsets, so a sample page
-reads three lines instead of joining the whole run), and the image records without their
-regions (what serving a photo needs). ``reviews.jsonl`` is not part of it: decisions are folded
+sample) and where each sample's records start in the run's files (byte offsets, so a sample
+page reads three lines instead of joining the whole run, and a photo's image record is read
+from its ``elements.jsonl`` line when it is first served). ``reviews.jsonl`` is not part of it: decisions are folded
 at start-up and whenever that file changes (:meth:`RunIndex.refresh`).
 
 The stamp is the size and modification time (ns) of each file the index is built from; a
 different stamp, a missing or unreadable index, or another :data:`INDEX_VERSION` rebuilds it.
 A run folder that cannot be written keeps the index in memory only.
+
+Layout (version 2), compact JSON because reading it is most of a start on a big run:
+``{"version", "stamp", "rejects", "fields", "rows", "offsets"}`` where each row is a
+list of the :data:`ROW_FIELDS` values (the position and the lower-cased focus are derived on
+read) and each offset a ``[dialogue, elements, tree]`` triple.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -23,23 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from prist_builder import appendlog
-from prist_builder.annotation.masks import area
-from prist_builder.pipeline.store import MANIFEST_FILE, REJECTS_FILE, write_json_atomic
+from prist_builder.pipeline.store import MANIFEST_FILE, REJECTS_FILE
 from prist_builder.records import DialogueRecord, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.curation import FINAL_MASKS_FILE, FinalMask
-from prist_builder.stats import granularity
+from prist_builder.records.granularity import granularity
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = ".review-index.json"
 """The stored index, inside the run folder."""
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 """Bumped when the stored layout changes (an index of another version is rebuilt)."""
 DIALOGUES, ELEMENTS, TREES = "dialogues.jsonl", "elements.jsonl", "trees.jsonl"
 WATCHED = (DIALOGUES, ELEMENTS, TREES, REJECTS_FILE, FINAL_MASKS_FILE, MANIFEST_FILE)
 """The run files the index is built from (its stamp)."""
 NO_TREE = -1
 """Offset of a sample whose image has no tree record."""
+ROW_FIELDS = ("sample_id", "image_id", "focus", "provider", "granularity", "turns", "image_rejects")
+"""Stored values of each row, in order (see :class:`~prist_builder.review.index.Row`)."""
 
 
 @dataclass
@@ -47,17 +54,15 @@ class StoredIndex:
     """The content of ``RUN/.review-index.json``.
 
     Attributes:
-        rows: one dict of :class:`~prist_builder.review.index.Row` fields per sample, run order.
+        rows: per sample, in run order, the list of its :data:`ROW_FIELDS` values.
         offsets: per sample, byte offsets of its line in ``dialogues.jsonl``, its image's line in
             ``elements.jsonl`` and in ``trees.jsonl`` (:data:`NO_TREE` if none).
-        images: image id -> the image record's JSON fields without ``regions``.
         rejects: lines in ``rejects.jsonl``.
         built: ``True`` when built by this call, ``False`` when read from disk.
     """
 
-    rows: list[dict[str, Any]]
-    offsets: list[tuple[int, int, int]]
-    images: dict[str, dict[str, Any]]
+    rows: list[list[Any]]
+    offsets: list[list[int]]
     rejects: int
     built: bool = True
 
@@ -110,24 +115,42 @@ def load_or_build(run: Path, bounds: dict[str, Any]) -> StoredIndex:
     stamp = run_stamp(run)
     path = run / INDEX_FILE
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored.get("version") == INDEX_VERSION and stored.get("stamp") == stamp:
-            offsets = [tuple(o) for o in stored["offsets"]]
-            return StoredIndex(stored["rows"], offsets, stored["images"], stored["rejects"], built=False)  # type: ignore[arg-type]
+        stored = json.loads(path.read_bytes())
+        if (
+            stored.get("version") == INDEX_VERSION
+            and stored.get("stamp") == stamp
+            and stored.get("fields") == list(ROW_FIELDS)
+            and len(stored["rows"]) == len(stored["offsets"])
+        ):
+            rows, offsets, rejects = stored["rows"], stored["offsets"], int(stored["rejects"])
+            if isinstance(rows, list) and isinstance(offsets, list):
+                return StoredIndex(rows, offsets, rejects, built=False)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # absent, torn or foreign: build it again
     index = build_index(run, bounds)
     if run_stamp(run) == stamp:  # the run did not change while it was read
-        data = {"version": INDEX_VERSION, "stamp": stamp, **{k: v for k, v in asdict(index).items() if k != "built"}}
+        data = {"version": INDEX_VERSION, "stamp": stamp, "fields": list(ROW_FIELDS)}
+        data.update((k, v) for k, v in asdict(index).items() if k != "built")
         try:
-            write_json_atomic(path, data, fsync=False)
+            _write_compact(path, data)
         except OSError as exc:
             log.warning("%s: review index not saved (%s); it is rebuilt at every start", path, exc)
     return index
 
 
+def _write_compact(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as compact JSON through a temporary file and ``os.replace`` (never torn)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, separators=(",", ":"))
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
 def build_index(run: Path, bounds: dict[str, Any]) -> StoredIndex:
     """Read the run's files once and index every sample (see :class:`StoredIndex`)."""
+    from prist_builder.annotation.masks import area  # numpy, pycocotools: only when (re)building
+
     elements: dict[str, tuple[int, ElementsRecord]] = {}
     for offset, line in lines_with_offsets(run / ELEMENTS):
         record = ElementsRecord.model_validate_json(line)
@@ -143,7 +166,8 @@ def build_index(run: Path, bounds: dict[str, Any]) -> StoredIndex:
         rejects += 1
         if reject.image_id:
             per_image[reject.image_id] += 1
-    rows, offsets, images = [], [], {}
+    rows: list[list[Any]] = []
+    offsets: list[list[int]] = []
     for offset, line in lines_with_offsets(run / DIALOGUES):
         dialogue = DialogueRecord.model_validate_json(line, context=bounds)
         found = elements.get(dialogue.image_id)
@@ -151,22 +175,19 @@ def build_index(run: Path, bounds: dict[str, Any]) -> StoredIndex:
             continue
         element_offset, record = found
         image = record.image
-        images.setdefault(image.image_id, image.model_dump(mode="json", exclude={"regions"}))
         final = finals.get(dialogue.sample_id)
         mask = final.mask if final is not None else dialogue.mask
         grain = "none" if mask is None else granularity(area(mask), image.height, image.width)
         rows.append(
-            {
-                "position": len(rows),
-                "sample_id": dialogue.sample_id,
-                "image_id": dialogue.image_id,
-                "focus": dialogue.focus,
-                "focus_key": dialogue.focus.lower(),
-                "provider": dialogue.provider,
-                "granularity": grain,
-                "turns": dialogue.num_turns,
-                "image_rejects": per_image.get(dialogue.image_id, 0),
-            }
+            [
+                dialogue.sample_id,
+                dialogue.image_id,
+                dialogue.focus,
+                dialogue.provider,
+                grain,
+                dialogue.num_turns,
+                per_image.get(dialogue.image_id, 0),
+            ]
         )
-        offsets.append((offset, element_offset, trees.get(dialogue.image_id, NO_TREE)))
-    return StoredIndex(rows, offsets, images, rejects)
+        offsets.append([offset, element_offset, trees.get(dialogue.image_id, NO_TREE)])
+    return StoredIndex(rows, offsets, rejects)

@@ -9,19 +9,17 @@ import base64
 import io
 import itertools
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from markupsafe import Markup, escape
-from PIL import Image
 
-from prist_builder.annotation.masks import decode
-from prist_builder.preview import MASK_ALPHA, MASK_RGB
-from prist_builder.preview import _layout as tree_layout
-from prist_builder.records import ImageRecord, TreeRecord
-from prist_builder.records.rle import RLE
-from prist_builder.samples import Sample
-from prist_builder.sources import read_image
+if TYPE_CHECKING:
+    from prist_builder.records import ImageRecord, TreeRecord
+    from prist_builder.records.rle import RLE
+    from prist_builder.samples import Sample
+
+# numpy, Pillow, pycocotools and networkx (through prist_builder.preview) load inside the
+# function that draws with them, not when the app starts (start-up is timed in make bench)
 
 OPAQUE = 255
 """Alpha of the mask outline."""
@@ -42,6 +40,12 @@ def mask_layer_png(mask: RLE) -> bytes:
 
     Laid over the photo in the browser, so the overlay can be toggled without a second photo.
     """
+    import numpy as np
+    from PIL import Image
+
+    from prist_builder.annotation.masks import decode
+    from prist_builder.preview import MASK_ALPHA, MASK_RGB
+
     pixels = decode(mask).astype(bool)
     rgba = np.zeros((*pixels.shape, 4), dtype=np.uint8)
     rgba[pixels, :3] = MASK_RGB
@@ -61,6 +65,8 @@ def image_bytes(record: ImageRecord) -> bytes:
     Raises:
         prist_builder.sources.InputRejected: the file is gone or changed since the build.
     """
+    from prist_builder.sources import read_image
+
     data, _ = read_image(record)
     return data
 
@@ -78,6 +84,8 @@ def tree_svg(tree: TreeRecord, path_node_ids: list[str], target_element_id: str)
     leaves get ``leaf``. Each node shows its id and question; its tooltip holds the question
     and the answer (paper Eq. 3: a path of (sub-question, answer) pairs).
     """
+    from prist_builder.preview import _layout as tree_layout
+
     grid = tree_layout(tree)
     columns = max(c for c, _ in grid.values()) + 1
     rows = max(d for _, d in grid.values()) + 1
