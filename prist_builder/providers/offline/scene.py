@@ -281,8 +281,13 @@ class Scene:
         return Focus(f"{ordinal} {name} from the left", "order", f"counting from the left, it is the {ordinal}")
 
 
-SCENE_CACHE_SIZE = 2048
-"""Scenes kept per process (a few KB each): step 3 reuses the scene step 2 built for the same elements."""
+SCENE_CACHE_SIZE = 64
+"""Scenes kept per process. A scene holds its elements record (RLE masks included) and
+its relation graph, ~35 KB for a synthetic image with a few regions, so the cache must not
+grow with the run: at 2,048 it was what made ``prist build`` hold ~37 KB more per image
+(``benchmarks/build_memory.py``). A step reuses the scene of an image it is working on;
+step 3 reuses step 2's scenes only for the last images of step 2 (the steps run one
+after the other over every input, so a cache smaller than the run misses anyway)."""
 _scenes: OrderedDict[tuple, Scene] = OrderedDict()
 
 
