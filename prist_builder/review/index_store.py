@@ -81,17 +81,11 @@ def run_stamp(run: Path) -> dict[str, list[int] | None]:
 
 
 def lines_with_offsets(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(byte offset, line)`` of each complete, non-empty line (a torn last line is left out)."""
-    if not path.exists():
-        return
-    offset = 0
-    with open(path, "rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n"):
-                return
-            if line.strip():
-                yield offset, line
-            offset += len(line)
+    """``(byte offset, line)`` of each complete, non-empty line (a torn last line is left out);
+    :func:`prist_builder.pipeline.store.iter_lines` without the blank lines."""
+    from prist_builder.pipeline.store import iter_lines
+
+    return ((offset, line) for offset, line in iter_lines(path) if line.strip())
 
 
 def read_line(path: Path, offset: int) -> bytes:
