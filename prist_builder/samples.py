@@ -136,7 +136,10 @@ class Sample:
         elements: step 1 record of the image.
         tree: step 2 record of the image (``None`` if absent).
         mask: the final ``(H, W)`` bool target mask as COCO RLE, or ``None`` when the
-            sample has no mask yet.
+            sample has no mask yet: for a multi-target sample the union of ``masks``; for an
+            empty-target one a mask without pixels (rule ``empty`` until annotators confirm it).
+        masks: the final mask of each target in the dialogue's target order (one for a
+            single-target sample, ``[]`` for an empty one, and ``[]`` while there is no mask).
         mask_rule: how ``mask`` was chosen (:data:`~prist_builder.records.curation.MaskRule`).
         mask_provenance: the :class:`FinalMask` record when annotators drew it.
         review: the review state.
@@ -153,11 +156,17 @@ class Sample:
     mask_provenance: FinalMask | None
     review: Review
     manifest: dict[str, Any]
+    masks: list[RLE] = field(default_factory=list)
 
     @property
     def sample_id(self) -> str:
         """The run-unique sample id."""
         return self.dialogue.sample_id
+
+    @property
+    def kind(self) -> str:
+        """``single``, ``multi`` or ``empty`` (:data:`~prist_builder.records.dialogue.TargetKind`)."""
+        return self.dialogue.kind
 
     @property
     def finished(self) -> bool:
@@ -214,17 +223,13 @@ def join_sample(
     """One :class:`Sample` from its parts (what :func:`iter_samples` does for each dialogue).
 
     The review's edits are replayed with :func:`apply_edits` (``where`` names the reviews
-    file in its warnings); the mask is the final mask, else the grounded one, else none.
+    file in its warnings); the mask is the final mask, else the grounded one, else none
+    (:func:`sample_masks`).
     """
     original = list(dialogue.turns)
     if review.history:
         dialogue = apply_edits(dialogue, review, bounds, where)
-    if final is not None:
-        mask, rule = final.mask, final.rule
-    elif dialogue.mask is not None:
-        mask, rule = dialogue.mask, "grounded"
-    else:
-        mask, rule = None, None
+    mask, masks, rule = sample_masks(dialogue, final, elements.image.height, elements.image.width)
     return Sample(
         dialogue=dialogue,
         original_turns=original,
@@ -236,4 +241,44 @@ def join_sample(
         mask_provenance=final,
         review=review,
         manifest=manifest,
+        masks=masks,
     )
+
+
+def sample_masks(
+    dialogue: DialogueRecord, final: FinalMask | None, height: int, width: int
+) -> tuple[RLE | None, list[RLE], MaskRule | None]:
+    """A sample's mask (the union), its per-target masks and the rule that chose them.
+
+    The final mask wins (its ``masks`` per target for a multi-target sample); else the grounded
+    masks of the build; else, for an empty-target sample, a mask of ``height`` x ``width``
+    pixels with none set (rule ``empty``); else nothing. A multi-target sample whose targets
+    are not all grounded has no mask until annotated.
+    """
+    if final is not None:
+        if dialogue.kind == "multi":
+            return final.mask, list(final.masks or []), final.rule
+        if dialogue.kind == "empty":
+            return final.mask, [], final.rule
+        return final.mask, [final.mask], final.rule
+    if dialogue.kind == "empty":
+        if not (height and width):
+            return None, [], None
+        return empty_rle(height, width), [], "empty"
+    if dialogue.kind == "multi":
+        per_target = [t.mask for t in dialogue.targets]
+        if dialogue.mask is None or any(m is None for m in per_target):
+            return None, [], None
+        return dialogue.mask, [m for m in per_target if m is not None], "grounded"
+    if dialogue.mask is not None:
+        return dialogue.mask, [dialogue.mask], "grounded"
+    return None, [], None
+
+
+def empty_rle(height: int, width: int) -> RLE:
+    """COCO compressed RLE of a ``height`` x ``width`` mask with no pixel set."""
+    import numpy as np
+
+    from prist_builder.annotation.masks import encode
+
+    return encode(np.zeros((height, width), dtype=bool, order="F"))

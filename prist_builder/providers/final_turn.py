@@ -61,3 +61,50 @@ def final_turn(focus: str, rng: random.Random) -> tuple[Turn, Turn]:
     request = FINAL_REQUESTS[rng.randrange(len(FINAL_REQUESTS))]
     answer = FINAL_ANSWERS[rng.randrange(len(FINAL_ANSWERS))].format(mask=f"{OBJ_TOKEN}{focus}{SEG_TOKEN}")
     return Turn(role="user", content=request), Turn(role="assistant", content=answer)
+
+
+MULTI_ANSWERS = (
+    "Sure, {masks}.",
+    "Certainly, {masks}.",
+    "Here they are: {masks}.",
+    "The segmentations are {masks}.",
+    "They are {masks}.",
+    "Segmented as {masks}.",
+    "Of course, {masks}.",
+)
+"""Final answers of a multi-target sample; ``{masks}`` becomes one ``[OBJ]{focus}[SEG]`` per
+target, joined as a list ("A, B and C")."""
+
+EMPTY_ANSWERS = (
+    "Sorry, there is no {thing} in this image, so there is nothing to segment.",
+    "The image does not show any {thing}, so no segmentation can be given.",
+    "There is no {thing} here; nothing in the image matches, so there is no mask.",
+    "I cannot find any {thing} in this image, so there is nothing to segment.",
+    "No {thing} appears in this image, so the segmentation is empty.",
+)
+"""Final answers of an empty-target sample: no ``[OBJ]``/``[SEG]`` (GRES's no-target case);
+``{thing}`` is the asked-for object the image does not hold."""
+
+
+def join_list(items: list[str]) -> str:
+    """``"A"``, ``"A and B"``, ``"A, B and C"``."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def multi_final_turn(focuses: list[str], rng: random.Random) -> tuple[Turn, Turn]:
+    """The request and the answer with one ``[OBJ]{focus}[SEG]`` per target, in ``focuses``' order."""
+    request = FINAL_REQUESTS[rng.randrange(len(FINAL_REQUESTS))]
+    masks = join_list([f"{OBJ_TOKEN}{focus}{SEG_TOKEN}" for focus in focuses])
+    answer = MULTI_ANSWERS[rng.randrange(len(MULTI_ANSWERS))].format(masks=masks)
+    return Turn(role="user", content=request), Turn(role="assistant", content=answer)
+
+
+def empty_final_turn(thing: str, rng: random.Random) -> tuple[Turn, Turn]:
+    """The request and an answer saying the image holds no ``thing`` (no ``[SEG]``).
+
+    ``thing`` is written without an article ("bicycle", "pair of scissors")."""
+    request = FINAL_REQUESTS[rng.randrange(len(FINAL_REQUESTS))]
+    answer = EMPTY_ANSWERS[rng.randrange(len(EMPTY_ANSWERS))].format(thing=clean_focus(thing))
+    return Turn(role="user", content=request), Turn(role="assistant", content=answer)

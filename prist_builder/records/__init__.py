@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from prist_builder.records.dialogue import DialogueRecord, Turn
+from prist_builder.records.dialogue import DialogueRecord, Target, TargetKind, Turn
 from prist_builder.records.elements import Element, ElementAttributes, ElementsRecord
 from prist_builder.records.image import ImageRecord, SourceRegion
 from prist_builder.records.reject import Reject
@@ -31,6 +31,8 @@ __all__ = [
     "Reject",
     "Relation",
     "SourceRegion",
+    "Target",
+    "TargetKind",
     "TreeNode",
     "TreePath",
     "TreeRecord",

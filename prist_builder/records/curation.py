@@ -8,9 +8,9 @@ stay as history. Nothing here rewrites the build's own files.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from prist_builder.records.rle import RLE
 
@@ -21,10 +21,19 @@ FINAL_MASKS_FILE = "final_masks.jsonl"
 REVIEWS_FILE = "reviews.jsonl"
 """``RUN/reviews.jsonl``: one :class:`ReviewDecision` per action; the latest per sample wins."""
 
-MaskRule = Literal["adjudicated", "iou-winner", "annotator-a", "single", "grounded"]
+MaskRule = Literal["adjudicated", "iou-winner", "annotator-a", "single", "grounded", "empty"]
 """How a final mask was chosen: a third annotator's mask (``adjudicated``); the better of
 two masks by agreement (``iou-winner``); the first annotator's (``annotator-a``); the only
-annotation there is (``single``); the source region of a grounded build (``grounded``)."""
+annotation there is (``single``); the source region of a grounded build (``grounded``); no
+pixels at all, for an empty-target sample nobody annotated yet (``empty``)."""
+
+
+def _without_none_masks(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without a ``masks: None`` entry (single-target lines stay as they were)."""
+    if data.get("masks", ()) is None:
+        del data["masks"]
+    return data
+
 
 ReviewAction = Literal["accept", "reject", "edit", "reset"]
 
@@ -41,6 +50,8 @@ class MaskAnnotation(BaseModel):
         time: ISO 8601 UTC time of the import.
         role: ``annotator`` for the two independent masks, ``adjudicator`` for a third
             annotator's resolution.
+        masks: for a multi-target sample, one mask per target in the dialogue's target order
+            (``mask`` is then their union); ``None`` (not written) otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +63,11 @@ class MaskAnnotation(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     time: str
     role: Literal["annotator", "adjudicator"] = "annotator"
+    masks: list[RLE] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_masks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_none_masks(handler(self))
 
 
 class FinalMask(BaseModel):
@@ -65,6 +81,9 @@ class FinalMask(BaseModel):
         iou: IoU between the two independent masks, if there were two.
         kappa: Cohen's kappa between them over all pixels, if there were two.
         time: ISO 8601 UTC time of the decision.
+        masks: for a multi-target sample, the final mask of each target in the dialogue's
+            target order (``mask`` is their union); ``None`` (not written) otherwise. An
+            empty-target sample's final ``mask`` has no pixels.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -76,6 +95,11 @@ class FinalMask(BaseModel):
     iou: float | None = None
     kappa: float | None = None
     time: str
+    masks: list[RLE] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_masks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_none_masks(handler(self))
 
 
 class ReviewDecision(BaseModel):

@@ -29,3 +29,14 @@ SEG_TOKEN = "[SEG]"
 
 OBJ_TOKEN = "[OBJ]"
 """Opens the object description of the segmentation template ``[OBJ]{CLASS}[SEG]`` (section 4.1)."""
+
+TARGET_KINDS = ("single", "multi", "empty")
+"""What a sample's final answer segments: one target (the paper's data), a set of two or more
+targets (one ``[OBJ]{focus}[SEG]`` each), or nothing (no ``[SEG]``): gRefCOCO/GRES's kinds,
+the paper's Limitations section."""
+
+MULTI_ID_SEPARATOR = "+"
+"""Joins the element ids of a multi-target sample into its ``target_element_id`` (``"e0+e2"``)."""
+
+EMPTY_ID_PREFIX = "none"
+"""``target_element_id`` of an empty-target sample starts with this (``"none"``, ``"none-1"``)."""

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
-from prist_builder.records.limits import MAX_CHILDREN, MAX_TARGETS, MIN_TARGETS
+from prist_builder.records.limits import (
+    EMPTY_ID_PREFIX,
+    MAX_CHILDREN,
+    MAX_TARGETS,
+    MIN_TARGETS,
+    MULTI_ID_SEPARATOR,
+    TARGET_KINDS,
+)
 
 if TYPE_CHECKING:  # networkx loads when a tree is first checked, not when the CLI starts
     import networkx as nx
@@ -33,10 +48,19 @@ class TreeNode(BaseModel):
 class TreePath(BaseModel):
     """The path ``P_i`` from the root to one target leaf (Eq. 3).
 
+    Besides the paper's one-target paths, a path may end in a *set* (``kind="multi"``: its
+    leaf's answer names two or more elements, ``target_element_ids``, and the leaf's
+    ``element_id`` is them joined by ``+``) or in *none* (``kind="empty"``: the need it
+    follows points to something the image does not hold; ``target_element_id`` and the
+    leaf's ``element_id`` start with ``none``).
+
     Attributes:
-        target_element_id: the target element ``o_i``.
+        target_element_id: the target element ``o_i`` (joined ids for ``multi``, ``none...``
+            for ``empty``).
         reasoning_question: the complex question ``Q_i`` of step 2-1 (Eq. 2).
         node_ids: node ids from the root to the target leaf, inclusive.
+        kind: ``single`` (default, not written), ``multi`` or ``empty``.
+        target_element_ids: for ``multi``, the elements of the set in answer order.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -44,6 +68,37 @@ class TreePath(BaseModel):
     target_element_id: str
     reasoning_question: str = Field(min_length=1)
     node_ids: list[str] = Field(min_length=2)
+    kind: str = "single"
+    target_element_ids: list[str] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Write ``kind``/``target_element_ids`` only on multi/empty paths (single-target
+        trees stay byte-identical)."""
+        data = handler(self)
+        if data.get("kind") == "single":
+            del data["kind"]
+        if not data.get("target_element_ids", True):
+            del data["target_element_ids"]
+        return data
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> TreePath:
+        if self.kind not in TARGET_KINDS:
+            raise ValueError(f"kind {self.kind!r}; expected one of {', '.join(TARGET_KINDS)}")
+        if self.kind == "multi":
+            if len(self.target_element_ids) < 2:
+                raise ValueError("a multi-target path needs two or more target_element_ids")
+            joined = MULTI_ID_SEPARATOR.join(self.target_element_ids)
+            if self.target_element_id != joined:
+                raise ValueError(f"a multi-target path's target_element_id must be {joined!r}")
+        elif self.target_element_ids:
+            raise ValueError(f"target_element_ids is only for multi-target paths (kind is {self.kind!r})")
+        if (self.kind == "empty") != self.target_element_id.startswith(EMPTY_ID_PREFIX):
+            raise ValueError(
+                f"target_element_id {self.target_element_id!r}: only an empty path's starts with {EMPTY_ID_PREFIX!r}"
+            )
+        return self
 
 
 class Relation(BaseModel):
