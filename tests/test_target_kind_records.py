@@ -69,7 +69,8 @@ def test_tree_path_kinds():
             target_element_ids=["e0", "e1"],
         )
     with pytest.raises(ValidationError):
-        TreePath(target_element_id="e0", reasoning_question="q", node_ids=["n0", "n1"], kind="empty")
+        TreePath(target_element_id="e0", reasoning_question="q", node_ids=["n0", "n1"], kind="empty", absent="bicycle")
+    TreePath(target_element_id="none", reasoning_question="q", node_ids=["n0", "n1"], kind="empty", absent="bicycle")
 
 
 def test_prediction_lines_with_only_mask_stay_valid():

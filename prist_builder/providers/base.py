@@ -25,6 +25,22 @@ class UnsupportedSettingError(ValueError):
     """The provider cannot honour a build setting (e.g. turn bounds it never writes)."""
 
 
+@dataclass(frozen=True)
+class TargetSlot:
+    """One path step 2 must write (issue 22: multi-target and empty-target samples).
+
+    Attributes:
+        kind: ``single`` (one element, the paper's data), ``multi`` (``elements`` holds the
+            set, two or more, in the order the final answer names them) or ``empty`` (no
+            element: the provider picks a thing the image does not hold, checked with
+            :func:`prist_builder.providers.absent.absent_conflict`).
+        elements: the target element(s); ``()`` for ``empty``.
+    """
+
+    kind: str
+    elements: tuple[Element, ...] = ()
+
+
 @dataclass
 class StepContext:
     """Per-input settings handed to a provider.
@@ -33,11 +49,16 @@ class StepContext:
         rng: a generator seeded from ``(seed, step, input id)`` only, so that an input's
             output does not depend on which other inputs ran before it (resume-safe).
         min_turns, max_turns: dialogue length bounds in turns (Table 2).
+        slots: step 2 only: the paths to write, in order, when the build asks for
+            multi-target or empty-target samples (``--multi-share``, ``--empty-share``);
+            ``None`` (the default) means one single-target path per element of ``targets``,
+            exactly as before.
     """
 
     rng: random.Random
     min_turns: int = MIN_TURNS
     max_turns: int = MAX_TURNS
+    slots: list[TargetSlot] | None = None
 
     @classmethod
     def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> StepContext:

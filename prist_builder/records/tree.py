@@ -61,6 +61,9 @@ class TreePath(BaseModel):
         node_ids: node ids from the root to the target leaf, inclusive.
         kind: ``single`` (default, not written), ``multi`` or ``empty``.
         target_element_ids: for ``multi``, the elements of the set in answer order.
+        absent: for ``empty``, the asked-for thing the image does not hold (a noun phrase
+            without article, e.g. ``"bicycle"``); checked against every region label and
+            element (:mod:`prist_builder.providers.absent`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -70,6 +73,7 @@ class TreePath(BaseModel):
     node_ids: list[str] = Field(min_length=2)
     kind: str = "single"
     target_element_ids: list[str] = Field(default_factory=list)
+    absent: str = ""
 
     @model_serializer(mode="wrap")
     def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -80,6 +84,8 @@ class TreePath(BaseModel):
             del data["kind"]
         if not data.get("target_element_ids", True):
             del data["target_element_ids"]
+        if not data.get("absent", True):
+            del data["absent"]
         return data
 
     @model_validator(mode="after")
@@ -94,6 +100,8 @@ class TreePath(BaseModel):
                 raise ValueError(f"a multi-target path's target_element_id must be {joined!r}")
         elif self.target_element_ids:
             raise ValueError(f"target_element_ids is only for multi-target paths (kind is {self.kind!r})")
+        if (self.kind == "empty") != bool(self.absent.strip()):
+            raise ValueError("an empty path names its absent thing (absent), and only an empty path does")
         if (self.kind == "empty") != self.target_element_id.startswith(EMPTY_ID_PREFIX):
             raise ValueError(
                 f"target_element_id {self.target_element_id!r}: only an empty path's starts with {EMPTY_ID_PREFIX!r}"
