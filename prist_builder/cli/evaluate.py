@@ -51,13 +51,23 @@ def show(table: Table) -> None:
 
 
 def print_tables(summary: dict[str, Any]) -> None:
-    """Print Table 3, the granularity breakdown, Table 4 (if judged) and the problems."""
-    from prist_builder.evaluate.tables import granularity_rows, problem_rows, rich_table, table3_rows, table4_rows
+    """Print Table 3, the granularity and target-kind breakdowns, Table 4 (if judged) and the problems."""
+    from prist_builder.evaluate.tables import (
+        granularity_rows,
+        kind_rows,
+        problem_rows,
+        rich_table,
+        table3_rows,
+        table4_rows,
+    )
 
     show(rich_table("Table 3: pixel-level RS (percent; Precision/Recall/F1 pixel-wise micro)", table3_rows([summary])))
     rows = granularity_rows(summary)
     if rows:
         show(rich_table("Segmentation by granularity (percent)", rows))
+    rows = kind_rows(summary)
+    if rows:
+        show(rich_table("Segmentation by target kind (percent; GRES: N-acc, T-acc)", rows))
     judged = table4_rows([summary])
     if judged:
         show(rich_table("Table 4: reasoning quality (LLM judge, 0-5)", judged))
@@ -167,6 +177,7 @@ def _judge(
     from prist_builder.errors import FatalError
     from prist_builder.evaluate import judge
     from prist_builder.evaluate.predictions import Problems
+    from prist_builder.evaluate.segmentation import KINDS
     from prist_builder.llm.client import LLMClient
     from prist_builder.llm.settings import LLMSettings
 
@@ -210,11 +221,15 @@ def _judge(
             "interrupted; judge answers received so far are cached: run the same command to resume", 130
         ) from None
     table, per_sample = judge.aggregate(run, [m.reference.sample_id for m in chosen], repeats)
+    kinds: dict[str, list[str]] = {}
+    for m in chosen:
+        kinds.setdefault(m.reference.kind, []).append(m.reference.sample_id)
+    by_kind = {kind: judge.aggregate(run, kinds[kind], repeats)[0] for kind in KINDS if kind in kinds}
     judge.attach(
         results,
         table,
         per_sample,
         problems,
-        {"judge_model": settings.model, "prompt_version": judge.prompt_version(), "usage": usage},
+        {"judge_model": settings.model, "prompt_version": judge.prompt_version(), "usage": usage, "kinds": by_kind},
     )
     return True

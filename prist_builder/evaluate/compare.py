@@ -15,6 +15,9 @@ from prist_builder.evaluate.text import METEOR, METEOR_EXACT_STEM
 COMPARED = (
     "gIoU",
     "cIoU",
+    "Target mIoU",
+    "N-acc",
+    "T-acc",
     "Precision",
     "Recall",
     "F1",
@@ -32,7 +35,16 @@ COMPARED = (
     "Win Rate",
 )
 """Figures compared, in plot order (those no run has are left out)."""
-_SEGMENTATION_KEYS = {"gIoU": "gIoU", "cIoU": "cIoU", "Precision": "precision", "Recall": "recall", "F1": "F1"}
+_SEGMENTATION_KEYS = {
+    "gIoU": "gIoU",
+    "cIoU": "cIoU",
+    "Target mIoU": "target_mIoU",
+    "N-acc": "N_acc",
+    "T-acc": "T_acc",
+    "Precision": "precision",
+    "Recall": "recall",
+    "F1": "F1",
+}
 FIGURE_WIDTH_IN, FIGURE_HEIGHT_IN, DPI = 12.0, 5.0, 120
 """Plot size in inches and resolution in dots per inch."""
 

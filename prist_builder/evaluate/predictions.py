@@ -8,9 +8,11 @@ results; the sample is still scored where that makes sense:
 - ``unknown_sample``: a prediction for a sample the reference split does not hold (not scored).
 - ``duplicate``: a second prediction for a sample (the first one is scored).
 - ``missing``: a reference without prediction: scored as an empty mask and empty responses.
-- ``wrong_size``: a predicted mask whose size differs from the reference image: scored empty.
-- ``unparsed_box``: no mask, and the last response holds neither a box nor ``no detected``:
-  scored empty (general-MLLM answers, Appendix C.3).
+- ``wrong_size``: a predicted mask (the union or one of ``masks``) whose size differs from the
+  reference image: scored empty.
+- ``unparsed_box``: no ``mask``/``masks`` field, and the last response holds neither a box nor
+  ``no detected``: scored empty (general-MLLM answers, Appendix C.3), and counted as no answer
+  (wrong for both N-acc and T-acc). An explicit ``"mask": null`` is an answer: "no target".
 - ``no_detected``: the model answered ``no detected``: scored empty (counted, not an error).
 - ``short_responses``: fewer responses than reference assistant messages (missing ones score
   as empty text); ``extra_responses``: more (the extra ones are ignored).
@@ -48,6 +50,8 @@ PROBLEM_KINDS = (
     "judge_pending",
 )
 """Every kind of problem the scorer counts, in report order."""
+ANSWER_SOURCES = ("mask", "box", "no_detected")
+"""Mask sources that are an answer of the model (a mask, a box, or "no target")."""
 MAX_EXAMPLES = 5
 """Examples kept per problem kind for the report."""
 
@@ -115,10 +119,14 @@ class Matched:
     Attributes:
         reference: the reference sample.
         prediction: the model's prediction, ``None`` when missing.
-        mask: the mask to score (``None``: empty), from the prediction's mask or its box.
+        mask: the mask to score (``None``: empty), from the prediction's mask or its box: the
+            union of the predicted masks.
         mask_source: ``mask``, ``box``, ``no_detected``, ``unparsed_box``, ``wrong_size`` or ``missing``.
         responses: generated messages aligned with the reference's assistant messages
             (missing ones are ``""``).
+        masks: the predicted mask of each target (one per ``[SEG]``;
+            :meth:`~prist_builder.records.prediction.Prediction.target_masks`; a box answer is one),
+            ``()`` when the model gave none or its masks were set aside.
     """
 
     reference: Reference
@@ -126,32 +134,63 @@ class Matched:
     mask: RLE | None
     mask_source: str
     responses: tuple[str, ...]
+    masks: tuple[RLE, ...] = ()
+
+    @property
+    def answered(self) -> bool:
+        """The model gave a usable answer (not ``missing``, ``wrong_size`` or ``unparsed_box``)."""
+        return self.mask_source in ANSWER_SOURCES
 
 
 def resolve_mask(
     reference: Reference, prediction: Prediction | None, convention: BoxConvention, problems: Problems
 ) -> tuple[RLE | None, str]:
     """The mask to score for ``reference`` and where it came from (see :class:`Matched`)."""
+    mask, _, source = resolve_masks(reference, prediction, convention, problems)
+    return mask, source
+
+
+def resolve_masks(
+    reference: Reference, prediction: Prediction | None, convention: BoxConvention, problems: Problems
+) -> tuple[RLE | None, tuple[RLE, ...], str]:
+    """The union mask to score for ``reference``, the per-target masks, and where they came from.
+
+    A prediction's ``mask`` is its union; a line giving only ``masks`` has them merged (``[]``:
+    the model answered "no target"). A line giving neither falls back to a ``<box>`` or "no
+    detected" in its last response; failing both, an explicit ``"mask": null`` is an answer
+    without ``[SEG]`` ("no target", source ``mask``) and a line without the field is
+    ``unparsed_box``. Any mask of the wrong size sets the whole prediction aside (``wrong_size``).
+    """
+    from prist_builder.evaluate.segmentation import union_rle
+
     sid = reference.sample_id
     if prediction is None:
-        return None, "missing"
-    if prediction.mask is not None:
-        if list(prediction.mask.size) != [reference.height, reference.width]:
-            problems.add(
-                "wrong_size", f"{sid}: mask {prediction.mask.size}, image [{reference.height}, {reference.width}]"
-            )
-            return None, "wrong_size"
-        return prediction.mask, "mask"
+        return None, (), "missing"
+    per_target = prediction.target_masks()
+    if per_target or prediction.masks is not None:
+        wanted = [reference.height, reference.width]
+        for index, rle in enumerate([prediction.mask, *per_target]):
+            if rle is not None and list(rle.size) != wanted:
+                field_name = "mask" if index == 0 else f"masks[{index - 1}]"
+                problems.add("wrong_size", f"{sid}: {field_name} {rle.size}, image {wanted}")
+                return None, (), "wrong_size"
+        union = prediction.mask
+        if union is None and per_target:
+            union = union_rle(per_target, reference.height, reference.width)
+        return union, tuple(per_target), "mask"
     answer = prediction.responses[-1] if prediction.responses else ""
     parsed = parse_box(answer)
     if parsed.kind == "box":
         assert parsed.coords is not None
-        return box_mask(parsed.coords, convention, reference.height, reference.width), "box"
+        box = box_mask(parsed.coords, convention, reference.height, reference.width)
+        return box, (box,), "box"
     if parsed.kind == "no_detected":
         problems.add("no_detected", sid)
-        return None, "no_detected"
+        return None, (), "no_detected"
+    if "mask" in prediction.model_fields_set:
+        return None, (), "mask"
     problems.add("unparsed_box", f"{sid}: {answer[:80]!r}")
-    return None, "unparsed_box"
+    return None, (), "unparsed_box"
 
 
 def match(
@@ -178,6 +217,6 @@ def match(
             responses = tuple((got + [""] * wanted)[:wanted])
         if reference.mask is None:
             problems.add("reference_without_mask", reference.sample_id)
-        mask, source = resolve_mask(reference, prediction, convention, problems)
-        out.append(Matched(reference, prediction, mask, source, responses))
+        mask, masks, source = resolve_masks(reference, prediction, convention, problems)
+        out.append(Matched(reference, prediction, mask, source, responses, masks))
     return out

@@ -1,7 +1,8 @@
 """Reference samples to score against: a ``prist export`` folder or a run folder.
 
-A reference is what the scorer needs of one sample: its messages, its target mask and the
-image size (for granularity). Export folders are read with ``datasets`` (only the text and
+A reference is what the scorer needs of one sample: its messages, its target kind (``single``,
+``multi`` or ``empty``), its target masks (0..n, and their union) and the image size (for
+granularity). Export folders are read with ``datasets`` (only the text and
 mask columns, so no image is decoded); run folders (an imported official split is one too)
 through :func:`prist_builder.samples.iter_samples`, the one join of a run.
 """
@@ -13,12 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prist_builder.annotation.masks import area
+from prist_builder.evaluate.segmentation import union_rle
 from prist_builder.exported import ExportReadError, read_split
+from prist_builder.records.limits import TARGET_KINDS
 from prist_builder.records.rle import RLE
 from prist_builder.stats import granularity
 
 EXPORT_COLUMNS = ("sample_id", "image_id", "width", "height", "turns", "focus", "targets")
 """Columns of the export contract the scorer reads."""
+KIND_COLUMN = "target_kind"
+"""Export column naming each row's target kind; older exports lack it (kind then follows
+``len(targets)``: ``multi`` when more than one, else ``single``)."""
 SPLITS = ("train", "validation", "test")
 """Split names of the export contract (a converted public dataset may add its own, e.g. ``testA``)."""
 ROLE_ALIASES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
@@ -39,9 +45,15 @@ class Reference:
         height, width: image size in pixels.
         turns: ``(role, content)`` messages, roles ``user``/``assistant``, alternating, the
             last assistant message answering the segmentation request.
-        focus: the target's description.
+        focus: the target's description (for a multi-target sample the set's, for an empty
+            one the absent thing's).
         mask: the target ``(H, W)`` bool mask as COCO RLE, ``None`` when the sample has none
-            (an imported official split carries no masks).
+            (an imported official split carries no masks): the union of ``masks`` for a
+            multi-target sample, a mask without pixels for an empty-target one.
+        kind: ``single``, ``multi`` or ``empty``
+            (:data:`~prist_builder.records.limits.TARGET_KINDS`; GRES's kinds).
+        masks: each target's ``(H, W)`` bool mask as COCO RLE, in answer order; ``()`` for an
+            empty target, and for a single target built without it (see :attr:`target_masks`).
     """
 
     sample_id: str
@@ -51,6 +63,15 @@ class Reference:
     turns: tuple[tuple[str, str], ...]
     focus: str
     mask: RLE | None
+    kind: str = "single"
+    masks: tuple[RLE, ...] = ()
+
+    @property
+    def target_masks(self) -> tuple[RLE, ...]:
+        """Each target's mask: :attr:`masks`, else ``(mask,)`` for a single target with a mask, else ``()``."""
+        if self.masks or self.kind == "empty" or self.mask is None:
+            return self.masks
+        return (self.mask,)
 
     @property
     def responses(self) -> list[str]:
@@ -59,8 +80,9 @@ class Reference:
 
     @property
     def granularity(self) -> str | None:
-        """``coarse``/``medium``/``fine`` of the target as ``prist stats`` defines it; ``None`` without a mask."""
-        if self.mask is None:
+        """``coarse``/``medium``/``fine`` of the target (the union's area for a multi-target sample)
+        as ``prist stats`` defines it; ``None`` without a mask and for an empty target."""
+        if self.mask is None or self.kind == "empty":
             return None
         return granularity(area(self.mask), self.height, self.width)
 
@@ -108,25 +130,55 @@ def read_export(folder: Path, split: str = "test") -> Iterator[Reference]:
     missing = [c for c in EXPORT_COLUMNS if c not in data.column_names]
     if missing:
         raise ReferenceError(f"{folder}: export split '{split}' lacks column(s) {', '.join(missing)}")
-    for index, row in enumerate(data.select_columns(list(EXPORT_COLUMNS))):
+    columns = list(EXPORT_COLUMNS) + ([KIND_COLUMN] if KIND_COLUMN in data.column_names else [])
+    for index, row in enumerate(data.select_columns(columns)):
         where = f"{folder} [{split} row {index}]"
         targets = row["targets"] or []
-        mask = None
-        if targets and targets[0].get("mask"):
-            raw = targets[0]["mask"]
+        kind = export_kind(row.get(KIND_COLUMN), len(targets), where)
+        height, width = int(row["height"]), int(row["width"])
+        masks = []
+        for number, target in enumerate(targets):
+            raw = target.get("mask")
+            if not raw:
+                masks = []  # a target without mask: the sample has none (an imported split)
+                break
             try:
-                mask = RLE(size=[int(v) for v in raw["size"]], counts=raw["counts"])
+                masks.append(RLE(size=[int(v) for v in raw["size"]], counts=raw["counts"]))
             except (KeyError, TypeError, ValueError) as exc:
-                raise ReferenceError(f"{where}: targets[0].mask is not COCO RLE ({exc})") from None
+                raise ReferenceError(f"{where}: targets[{number}].mask is not COCO RLE ({exc})") from None
+        if kind == "empty":
+            mask = union_rle([], height, width) if height and width else None
+        else:
+            mask = union_rle(masks, height, width) if masks else None
         yield Reference(
             sample_id=row["sample_id"],
             image_id=row["image_id"],
-            height=int(row["height"]),
-            width=int(row["width"]),
+            height=height,
+            width=width,
             turns=_turns(row["turns"], where),
             focus=row["focus"] or "",
             mask=mask,
+            kind=kind,
+            masks=tuple(masks),
         )
+
+
+def export_kind(value: str | None, targets: int, where: str) -> str:
+    """An export row's target kind: its ``target_kind`` value, or (older exports, ``None``)
+    ``multi`` when it has more than one target, else ``single``.
+
+    Raises:
+        ReferenceError: ``value`` is not a target kind, or disagrees with the number of targets
+            (``empty`` with targets, ``multi`` with fewer than two, ``single`` with more than one).
+    """
+    if value is None:
+        return "multi" if targets > 1 else "single"
+    if value not in TARGET_KINDS:
+        raise ReferenceError(f"{where}: {KIND_COLUMN} is {value!r}, not one of {', '.join(TARGET_KINDS)}")
+    wrong = (value == "empty" and targets) or (value == "multi" and targets < 2) or (value == "single" and targets > 1)
+    if wrong:
+        raise ReferenceError(f"{where}: {KIND_COLUMN} is {value!r} but the row has {targets} target(s)")
+    return value
 
 
 def read_run(folder: Path) -> Iterator[Reference]:
@@ -148,6 +200,8 @@ def read_run(folder: Path) -> Iterator[Reference]:
             turns=tuple((t.role, t.content) for t in sample.dialogue.turns),
             focus=sample.dialogue.focus,
             mask=sample.mask,
+            kind=sample.kind,
+            masks=tuple(sample.masks),
         )
 
 

@@ -1,4 +1,13 @@
-"""Score matched predictions: segmentation and response metrics, overall, by granularity, per sample.
+"""Score matched predictions: segmentation and response metrics, overall, by granularity, by
+target kind, per sample.
+
+GRES scoring (Liu et al., CVPR 2023) decides per sample whether the model *answered empty*
+("no target"): it gave a usable answer (:attr:`~.predictions.Matched.answered`: a mask line, a
+box, or "no detected") whose masks hold no pixel at all. That covers a line without ``[SEG]``
+(``masks: []``, ``mask: null``), "no detected", and also a ``[SEG]`` whose mask came out with
+no pixel set (the answer segments nothing, which is what the pixels are scored on). A missing,
+wrong-size or unparsed prediction is no answer: it scores 0 on an empty target and counts
+wrong for both N-acc and T-acc.
 
 The LLM judge (Table 4) is separate (:mod:`.judge`): it costs money and time, so it runs only
 when asked, and its figures are added to :class:`Results` afterwards.
@@ -6,14 +15,15 @@ when asked, and its figures are added to :class:`Results` afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from prist_builder.evaluate.boxes import BoxConvention
 from prist_builder.evaluate.predictions import Matched, Problems, match, read_predictions
 from prist_builder.evaluate.references import Reference, load_references
-from prist_builder.evaluate.segmentation import by_granularity, count_pairs, summarize
+from prist_builder.evaluate.segmentation import KINDS, PairCounts, by_granularity, by_kind, count_pairs, summarize
+from prist_builder.evaluate.targets import target_ious
 from prist_builder.evaluate.text import DIST_ORDERS, PERCENT, bleu4, distinct, find_wordnet, score_texts
 
 
@@ -56,6 +66,8 @@ class Results:
         mask_sources: how many masks came from each source (``mask``, ``box``, ...).
         per_sample: one dict per sample (its scores; see :func:`score`).
         settings: the options used (names, conventions, library versions).
+        target_kinds: per target kind present (``single``, ``multi``, ``empty``): ``samples``,
+            ``segmentation`` (as above, or ``None``), ``granularity`` and ``response``.
     """
 
     name: str
@@ -69,6 +81,7 @@ class Results:
     per_sample: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     judge: dict[str, Any] | None = None
+    target_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-sample rows (the ``results.json`` body)."""
@@ -99,15 +112,79 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def score(matched: list[Matched], problems: Problems, options: ScoringOptions, name: str) -> Results:
-    """Segmentation and response figures of matched samples.
+def outcomes(segmented: list[Matched]) -> list[PairCounts]:
+    """Pixel counts of each sample's union against its target union, with its GRES outcome
+    (empty target, answered empty: see the module doc) and its matched per-target IoUs."""
+    out = []
+    for item, c in zip(segmented, count_pairs([(m.mask, m.reference.mask) for m in segmented]), strict=True):  # type: ignore[misc]
+        ref = item.reference
+        targets = ref.target_masks
+        if len(targets) == 1 and len(item.masks) == 1:
+            ious: tuple[float, ...] = (c.iou,)  # one mask each: the union's IoU, no matching needed
+        else:
+            ious = target_ious(item.masks, targets)
+        answered_empty = (c.predicted == 0) if item.answered else None
+        out.append(replace(c, empty_target=ref.kind == "empty", answered_empty=answered_empty, target_ious=ious))
+    return out
 
-    Per-sample rows hold ``sample_id``, ``granularity``, ``mask_source``, ``IoU``, ``precision``,
-    ``recall``, ``F1`` (percent; ``None`` without a reference mask), the pixel counts, and the
+
+def _text_figures(text: Any, hyps: list[str], refs: list[str], chosen: list[int]) -> dict[str, float]:
+    """Response figures (percent) of the message pairs ``chosen`` (indices into ``hyps``/``refs``)."""
+    if not chosen:
+        return {}
+
+    def mean(values: list[float]) -> float:
+        return PERCENT * sum(values[i] for i in chosen) / len(chosen)
+
+    mine = [hyps[i] for i in chosen]
+    out = {"BLEU-4": bleu4(mine, [refs[i] for i in chosen]), "ROUGE-L": mean(text.rouge_l)}
+    out[text.meteor_name] = mean(text.meteor)
+    out.update({f"Dist-{n}": distinct(mine, n) for n in DIST_ORDERS})
+    if text.bertscore is not None:
+        out["BERTScore"] = mean(text.bertscore)
+    return out
+
+
+def by_target_kind(
+    matched: list[Matched], segmented: list[Matched], counts: list[PairCounts], text: Any, pairs: tuple
+) -> dict[str, dict[str, Any]]:
+    """``Results.target_kinds``: per kind present, its samples, segmentation (with granularity)
+    and response figures."""
+    hyps, refs, owners = pairs
+    seg_kinds = [m.reference.kind for m in segmented]
+    scores = by_kind(counts, seg_kinds)
+    out: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        members = {i for i, m in enumerate(matched) if m.reference.kind == kind}
+        if not members:
+            continue
+        mine = [
+            (c, m.reference.granularity or "")
+            for c, m in zip(counts, segmented, strict=True)
+            if m.reference.kind == kind
+        ]
+        out[kind] = {
+            "samples": len(members),
+            "segmentation": scores[kind].as_dict() if kind in scores else None,
+            "granularity": {
+                g: v.as_dict() for g, v in by_granularity([c for c, _ in mine], [g for _, g in mine]).items()
+            },
+            "response": _text_figures(text, hyps, refs, [i for i, o in enumerate(owners) if o in members]),
+        }
+    return out
+
+
+def score(matched: list[Matched], problems: Problems, options: ScoringOptions, name: str) -> Results:
+    """Segmentation and response figures of matched samples, overall and per target kind.
+
+    Per-sample rows hold ``sample_id``, ``kind``, ``granularity``, ``mask_source``, ``IoU``,
+    ``precision``, ``recall``, ``F1`` (percent; ``None`` without a reference mask), the pixel
+    counts, ``answered_empty`` (GRES; ``None``: no usable answer), ``predicted_targets`` and
+    ``target_IoU`` (percent, one per target in answer order, Hungarian-matched), and the
     sample's ``BLEU-4``, ``ROUGE-L`` and METEOR over its own messages (percent).
     """
     segmented = [m for m in matched if m.reference.mask is not None]
-    counts = count_pairs([(m.mask, m.reference.mask) for m in segmented])  # type: ignore[misc]
+    counts = outcomes(segmented)
     grains = [m.reference.granularity or "" for m in segmented]
     overall = summarize(counts)
     hyps, refs, owners = _pairs(matched, options.include_final_turn)
@@ -122,6 +199,7 @@ def score(matched: list[Matched], problems: Problems, options: ScoringOptions, n
     for index, item in enumerate(matched):
         row: dict[str, Any] = {
             "sample_id": item.reference.sample_id,
+            "kind": item.reference.kind,
             "granularity": item.reference.granularity,
             "mask_source": item.mask_source,
         }
@@ -136,6 +214,9 @@ def score(matched: list[Matched], problems: Problems, options: ScoringOptions, n
                 union=c.union,
                 predicted_area=c.predicted,
                 target_area=c.target,
+                answered_empty=c.answered_empty,
+                predicted_targets=len(item.masks),
+                target_IoU=[PERCENT * v for v in c.per_target],
             )
             current = next(by_sample, None)
         mine = groups.get(index, [])
@@ -157,6 +238,7 @@ def score(matched: list[Matched], problems: Problems, options: ScoringOptions, n
         problems=problems.as_dict(),
         mask_sources=sources,
         per_sample=rows,
+        target_kinds=by_target_kind(matched, segmented, counts, text, (hyps, refs, owners)),
         settings={
             "split": options.split,
             "box_convention": options.box_convention,
@@ -166,6 +248,8 @@ def score(matched: list[Matched], problems: Problems, options: ScoringOptions, n
             "segmentation_samples": len(segmented),
             "bertscore_model": str(options.bertscore_model) if options.bertscore_model else None,
             "precision_recall_f1": "micro (pixels of all samples pooled); *_macro: mean per sample",
+            "empty_targets": "GRES: IoU 1 when answered empty (no predicted pixel), else 0; N_acc, T_acc",
+            "target_matching": "Hungarian on IoU (scipy linear_sum_assignment); unmatched targets 0",
             "versions": _versions(),
         },
     )
