@@ -269,3 +269,64 @@ def test_judge_table_has_kind_rows(tmp_path: Path) -> None:
         labels = [r["Model"] for r in csv.DictReader(handle)]
     assert labels[:2] == ["Human", "miras"]
     assert {"Human [empty]", "miras [empty]", "miras [multi]", "miras [single]"} <= set(labels)
+
+
+def test_run_folder_references_carry_kind_and_per_target_masks(tmp_path: Path) -> None:
+    import random
+
+    from prist_builder.providers.final_turn import empty_final_turn, multi_final_turn
+    from prist_builder.records import DialogueRecord, Target
+    from prist_builder.testing.synthetic import write_synthetic
+
+    write_synthetic(tmp_path / "images", 2, seed=4)
+    run = tmp_path / "run"
+    assert run_cli("build", "all", "--run", run, "--labelme", tmp_path / "images").exit_code == 0
+    lines = (run / "dialogues.jsonl").read_text().splitlines()
+    base = DialogueRecord.model_validate_json(lines[0])
+    others = [DialogueRecord.model_validate_json(line) for line in lines[1:]]
+    second = next(d for d in others if d.image_id == base.image_id and d.target_element_id != base.target_element_id)
+    lead = [t.model_dump() for t in base.turns[:-2]]  # the final turn is a request and its answer
+    targets = [
+        Target(element_id=d.target_element_id, focus=d.focus, region_ids=d.target_region_ids, mask=d.mask)
+        for d in (base, second)
+    ]
+    union = encode(decode_all([base.mask, second.mask]))
+    common = base.model_dump(include={"image_id", "provider", "reasoning_question", "path_node_ids"})
+    multi = DialogueRecord.model_validate(
+        common
+        | {
+            "sample_id": f"{base.image_id}-{base.target_element_id}+{second.target_element_id}",
+            "turns": lead + [t.model_dump() for t in multi_final_turn([base.focus, second.focus], random.Random(1))],
+            "focus": "both",
+            "target_element_id": f"{base.target_element_id}+{second.target_element_id}",
+            "target_region_ids": base.target_region_ids + second.target_region_ids,
+            "mask": union.model_dump(),
+            "kind": "multi",
+            "targets": [t.model_dump() for t in targets],
+        }
+    )
+    empty = DialogueRecord.model_validate(
+        common
+        | {
+            "sample_id": f"{base.image_id}-none",
+            "turns": lead + [t.model_dump() for t in empty_final_turn("a bicycle", random.Random(2))],
+            "focus": "a bicycle",
+            "target_element_id": "none",
+            "kind": "empty",
+        }
+    )
+    extra = [multi, empty]
+    with (run / "dialogues.jsonl").open("a") as handle:
+        handle.writelines(r.model_dump_json() + "\n" for r in extra)
+    refs = {r.sample_id: r for r in load_references(run)}
+    got_multi, got_empty = refs[multi.sample_id], refs[empty.sample_id]
+    assert got_multi.kind == "multi" and got_multi.masks == (base.mask, second.mask) and got_multi.mask == union
+    assert got_empty.kind == "empty" and got_empty.masks == () and got_empty.granularity is None
+    assert got_empty.mask is not None and not decode_all([got_empty.mask]).any()
+    assert refs[base.sample_id].kind == "single" and refs[base.sample_id].target_masks == (base.mask,)
+
+
+def decode_all(rles: list) -> np.ndarray:
+    from prist_builder.annotation.masks import decode
+
+    return np.logical_or.reduce([decode(r) for r in rles])
