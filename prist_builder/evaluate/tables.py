@@ -121,11 +121,13 @@ def table4_rows(summaries: Sequence[dict[str, Any]]) -> list[Row]:
     rows = [row("Human", judged[0]["judge"]["human"], None)]
     for s in judged:
         rows.append(row(s["name"], s["judge"]["model"], s["judge"].get("Win Rate")))
+    humans: set[str] = set()
     for s in judged:
         if not split_by_kind(s):
             continue
         for kind, table in (s["judge"].get("kinds") or {}).items():
-            if s is judged[0]:
+            if kind not in humans:  # the reference answers' scores, from the first run that has the kind
+                humans.add(kind)
                 rows.append(row(kind_label("Human", kind), table["human"], None))
             rows.append(row(kind_label(s["name"], kind), table["model"], table.get("Win Rate")))
     return rows
