@@ -223,14 +223,21 @@ def _settings(scene: Scene) -> tuple[set[str], set[str]]:
 
 def absent_options(record: ElementsRecord, scene: Scene) -> list[Category]:
     """Things the scene could plausibly hold but does not: known, inanimate categories of
-    count nouns with a need, not parts, that share a setting (else a place) with a pictured
-    category and pass :func:`absent_conflict`; sorted by name. Without any such, every
+    count nouns with a need, not parts, of no pictured category's kind (a pictured chair
+    would meet a couch's need), that share a setting (else a place) with a pictured category
+    and pass :func:`absent_conflict`; sorted by name. Without any such, every
     absent category with a need (a scene of unknown labels gives no hint)."""
     settings, places = _settings(scene)
+    kinds = {s.category.kind for s in scene.subjects.values() if s.category.known}
     pool = [
         c
         for c in table().values()
-        if c.needs and c.uses and not c.animate and not c.part_of and c.form in FORMS_FOR_ABSENT
+        if c.needs
+        and c.uses
+        and not c.animate
+        and not c.part_of
+        and c.form in FORMS_FOR_ABSENT
+        and c.kind not in kinds  # a pictured chair would meet a couch's need: no "there is none"
     ]
     for wanted in (settings, places, None):
         options = [c for c in pool if wanted is None or set(c.settings if wanted is settings else c.places) & wanted]
