@@ -181,3 +181,15 @@ def test_slots_keep_the_targets_and_draw_sets_of_one_kind(voc: Path, tmp_path: P
         valid = [tuple(e.element_id for e in m) for m in target_sets(record)]
         assert len(sets) == len(set(sets)) and all(m in valid for m in sets)
         assert bool(sets) == bool(valid)
+
+
+def test_reference_comparison_reads_multi_and_empty_samples(mixed_demo: Path, tmp_path: Path) -> None:
+    result = run_cli("stats", mixed_demo, "--reference", mixed_demo, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "reference.md").read_text(encoding="utf-8")
+    row = next(line for line in table.splitlines() if line.startswith("| samples single : multi : empty"))
+    _, _, dialogues = _records(mixed_demo)
+    multi = round(100.0 * sum(d.kind == "multi" for d in dialogues) / len(dialogues))
+    assert f": {multi} :" in row
+    kinds = json.loads((tmp_path / "reference.json").read_text())["run"]["kinds"]
+    assert kinds["empty"] > 0 and kinds["multi"] > 0

@@ -26,6 +26,12 @@ fill the K slots. The rule is the provider's (``Provider.tiny_target_share``): o
 ``openai``, whose marked image hides such a region under its id tag, off for ``offline``,
 which reads the mask itself. A small thing of its own kind (a logo, a cup) stays a candidate, so the
 granularity mix keeps its fine targets (``min_share=0`` turns the rule off).
+
+Target kinds (issue 22): with ``--multi-share`` or ``--empty-share`` above 0, the drawn
+targets become target slots (:func:`choose_slots`): each stays single, becomes a
+multi-target set of one kind (:func:`target_sets`) or an empty target, drawn from a
+generator of its own (:func:`kinds_rng`), so that shares of 0 leave every draw above as it
+was.
 """
 
 from __future__ import annotations
