@@ -12,6 +12,10 @@ Definitions (our reading of the paper, stated so numbers are comparable):
 - *granularity*: the target mask's area scaled to a 1024x1024 image is *fine* below
   ``(s*32)^2``, *medium* up to ``(s*96)^2`` and *coarse* above, with ``s = 1.6`` (COCO's
   small/medium/large thresholds moved from 640 px to 1024 px images; Table 2 caption).
+- *targets* (issue 22): the objects the final answers segment: one per single-target sample,
+  one per member of a multi-target sample, none for an empty-target sample. The granularity
+  split is over targets (each member of a set counted by its own mask). *single / multi /
+  empty*: shares of samples by target kind, in percent.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ __all__ = ["COARSE_ABOVE", "FINE_BELOW", "SCALE", "STANDARD_SIDE", "DatasetStats
 
 @dataclass
 class DatasetStats:
-    """Table 2 figures of a run. Lengths in characters, areas in pixels."""
+    """Table 2 figures of a run. Lengths in characters, areas in pixels, shares in percent.
+
+    ``unmasked`` counts samples with a target still without a mask; ``targets`` the targets
+    of all samples; ``single``/``multi``/``empty`` the shares of samples by target kind."""
 
     images: int = 0
     samples: int = 0
@@ -41,6 +48,10 @@ class DatasetStats:
     medium: float = 0.0
     fine: float = 0.0
     unmasked: int = 0
+    targets: int = 0
+    single: float = 0.0
+    multi: float = 0.0
+    empty: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain dict (for ``--json``)."""
@@ -48,22 +59,30 @@ class DatasetStats:
 
 
 def compute_stats(dialogues: Iterable[DialogueRecord], elements: Iterable[ElementsRecord]) -> DatasetStats:
-    """Compute Table 2 over dialogues; image sizes come from the elements records."""
+    """Compute Table 2 over dialogues; image sizes come from the elements records. The
+    granularity split counts targets (a multi-target sample each of its masks, an empty one
+    none); see the module docstring."""
     sizes = {r.image_id: (r.image.height, r.image.width) for r in elements}
     stats = DatasetStats()
     images: set[str] = set()
     turns: list[int] = []
     lengths: list[int] = []
     grains = {"coarse": 0, "medium": 0, "fine": 0}
+    kinds = {"single": 0, "multi": 0, "empty": 0}
     for dialogue in dialogues:
         images.add(dialogue.image_id)
         turns.append(dialogue.num_turns)
         lengths.append(sum(len(t.content) for t in dialogue.turns))
-        if dialogue.mask is None:
+        kinds[dialogue.kind] += 1
+        targets = dialogue.target_list()
+        stats.targets += len(targets)
+        if any(t.mask is None for t in targets):
             stats.unmasked += 1
             continue
-        height, width = sizes.get(dialogue.image_id, tuple(dialogue.mask.size))
-        grains[granularity(area(dialogue.mask), height, width)] += 1
+        for target in targets:
+            assert target.mask is not None
+            height, width = sizes.get(dialogue.image_id, tuple(target.mask.size))
+            grains[granularity(area(target.mask), height, width)] += 1
     stats.images = len(images)
     stats.samples = len(turns)
     stats.utterances = sum(t - 1 for t in turns)
@@ -72,6 +91,8 @@ def compute_stats(dialogues: Iterable[DialogueRecord], elements: Iterable[Elemen
         stats.max_turns = max(turns)
         stats.avg_length = round(sum(lengths) / len(lengths), 1)
         stats.max_length = max(lengths)
+        for name, count in kinds.items():
+            setattr(stats, name, round(100.0 * count / len(turns), 1))
     masked = sum(grains.values())
     if masked:
         for name, count in grains.items():

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prist_builder.annotation.masks import area
+from prist_builder.records.limits import TARGET_KINDS
 from prist_builder.samples import iter_samples
 from prist_builder.stats import granularity
 
@@ -104,6 +105,9 @@ class Conversation:
         grain: ``coarse``/``medium``/``fine``, or ``None`` without a mask.
         label: the target element's name (runs only; ``None`` for the authors' file).
         image: the image's id (``img_id`` in the authors' file), or ``None`` when unknown.
+        kind: ``single``, ``multi`` or ``empty`` (issue 22; the authors' file is all single).
+        grains: the granularity of each target's mask (runs only; a multi-target sample has
+            one per target, an empty one none); ``grain`` is the first.
     """
 
     turns: list[tuple[str, str]]
@@ -111,6 +115,8 @@ class Conversation:
     grain: str | None = None
     label: str | None = None
     image: str | None = None
+    kind: str = "single"
+    grains: tuple[str, ...] = ()
 
     @property
     def reasoning(self) -> list[tuple[str, str]]:
@@ -151,13 +157,18 @@ def load_run(run: Path) -> list[Conversation]:
     for sample in iter_samples(run):
         texts = [t.content for t in sample.dialogue.turns]
         pairs = [(texts[i], texts[i + 1]) for i in range(0, len(texts) - 1, 2)]
-        grain = None
-        if sample.mask is not None:
-            grain = granularity(area(sample.mask), sample.image.height, sample.image.width)
-        label = sample.elements.element(sample.dialogue.target_element_id).name
+        grains = tuple(granularity(area(m), sample.image.height, sample.image.width) for m in sample.masks)
+        targets = sample.dialogue.target_list()
+        label = sample.elements.element(targets[0].element_id).name if targets else None
         out.append(
             Conversation(
-                turns=pairs, focus=sample.dialogue.focus, grain=grain, label=label, image=sample.image.image_id
+                turns=pairs,
+                focus=sample.dialogue.focus,
+                grain=grains[0] if grains else None,
+                label=label,
+                image=sample.image.image_id,
+                kind=sample.kind,
+                grains=grains,
             )
         )
     return out
@@ -241,6 +252,7 @@ class ReferenceStats:
     granularity: dict[str, float] = field(default_factory=dict)
     granularity_source: str = "masks"
     unknown_labels: int = -1
+    kinds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Plain dict (JSON)."""
@@ -320,7 +332,9 @@ def measure(conversations: Sequence[Conversation], sample_size: int, seed: int =
         from prist_builder.providers.offline.knowledge import lookup  # the offline provider's table
 
         stats.unknown_labels = sum(not lookup(label).known for label in labels)
-    grains = Counter(c.grain for c in conversations if c.grain)
+    grains = Counter(g for c in conversations for g in (c.grains or ((c.grain,) if c.grain else ())))
+    kinds = Counter(c.kind for c in conversations)
+    stats.kinds = {k: _share(kinds[k], len(conversations)) for k in TARGET_KINDS}
     if grains:
         stats.granularity = {g: _share(grains[g], sum(grains.values())) for g in GRAINS}
     else:

@@ -44,6 +44,19 @@ ROWS: tuple[tuple[str, Callable[[ReferenceStats], str]], ...] = (
 )
 """Row label and formatter of each line of the comparison."""
 
+KIND_ROW: tuple[str, Callable[[ReferenceStats], str]] = (
+    "samples single : multi : empty",
+    lambda s: " : ".join(f"{s.kinds.get(k, 0):.0f}" for k in ("single", "multi", "empty")),
+)
+"""Shares of samples by target kind (issue 22), shown only when a side has multi or empty samples."""
+
+
+def rows(run: ReferenceStats, reference: ReferenceStats) -> tuple[tuple[str, Callable[[ReferenceStats], str]], ...]:
+    """:data:`ROWS`, and :data:`KIND_ROW` when either side has multi-target or empty-target samples."""
+    mixed = any(side.kinds.get(k) for side in (run, reference) for k in ("multi", "empty"))
+    return (*ROWS, KIND_ROW) if mixed else ROWS
+
+
 BAR_COLOURS = ((66, 133, 244), (234, 140, 40))
 """Run, reference."""
 PLOT_SIZE = (900, 360)
@@ -57,7 +70,7 @@ def rich_table(run: ReferenceStats, reference: ReferenceStats, run_name: str, re
     table.add_column("measure")
     table.add_column(reference_name, justify="right")
     table.add_column(run_name, justify="right")
-    for label, cell in ROWS:
+    for label, cell in rows(run, reference):
         table.add_row(label, cell(reference), cell(run))
     return table
 
@@ -65,7 +78,7 @@ def rich_table(run: ReferenceStats, reference: ReferenceStats, run_name: str, re
 def markdown(run: ReferenceStats, reference: ReferenceStats, run_name: str, reference_name: str) -> str:
     """The comparison as a Markdown table (with the rules' reference line)."""
     lines = [f"| measure | {reference_name} | {run_name} |", "|---|---|---|"]
-    lines += [f"| {label} | {cell(reference)} | {cell(run)} |" for label, cell in ROWS]
+    lines += [f"| {label} | {cell(reference)} | {cell(run)} |" for label, cell in rows(run, reference)]
     lines += [
         "",
         "Rules: see the docstring of `prist_builder/stats_reference.py` (distinct-n on equal-size"

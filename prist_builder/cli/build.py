@@ -72,6 +72,29 @@ MixOpt = Annotated[
     ),
 ]
 
+MultiShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--multi-share",
+        min=0.0,
+        max=1.0,
+        help="Share of target slots that become multi-target samples (a set of same-kind objects, one [SEG]"
+        " each), where the image has such a set \\[default: 0, single targets only].",
+        show_default=False,
+    ),
+]
+EmptyShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--empty-share",
+        min=0.0,
+        max=1.0,
+        help="Share of target slots that become empty-target samples (the need points to something the image"
+        " does not hold; no [SEG]) \\[default: 0].",
+        show_default=False,
+    ),
+]
+
 
 def _mix(value: str | None) -> list[float] | None:
     """``"22:25:53"`` as three weights (``None`` stays ``None``).
@@ -155,7 +178,7 @@ def _source_config(config_file: Path | None, given: dict[str, Any], opts: OpenAI
 
 SOURCE_FIELDS = (
     *("images", "labelme", "coco", "provider", "seed", "limit", "min_turns", "max_turns", "workers"),
-    *("targets", "granularity_mix"),
+    *("targets", "granularity_mix", "multi_share", "empty_share"),
 )
 """The run options the source commands (``build elements``, ``build all``) take, by ``BuildConfig`` field."""
 
@@ -282,6 +305,8 @@ def build_elements(
     max_turns: MaxTurnsOpt = None,
     targets: TargetsOpt = None,
     granularity_mix: MixOpt = None,
+    multi_share: MultiShareOpt = None,
+    empty_share: EmptyShareOpt = None,
     workers: WorkersOpt = None,
     fsync: FsyncOpt = True,
     retry_rejected: RetryOpt = False,
@@ -298,13 +323,31 @@ def build_elements(
 def build_trees(
     run: RunOpt,
     provider: Annotated[str | None, typer.Option("--provider")] = None,
+    multi_share: MultiShareOpt = None,
+    empty_share: EmptyShareOpt = None,
     fsync: FsyncOpt = True,
     retry_rejected: RetryOpt = False,
     **openai: Any,
 ) -> None:
     """Step 2: reasoning questions and a reasoning tree per image (section 3.2.2)."""
     opts = OpenAIOpts.from_kwargs(openai)
-    _start(run, opts.resumed(_run_config(run, provider)), ("trees",), opts, fsync, retry_rejected)
+    config = _with_shares(_run_config(run, provider), multi_share, empty_share)
+    _start(run, opts.resumed(config), ("trees",), opts, fsync, retry_rejected)
+
+
+def _with_shares(config: BuildConfig, multi_share: float | None, empty_share: float | None) -> BuildConfig:
+    """``config`` with the target-kind shares given on the command line (the rest as recorded).
+
+    Raises:
+        typer.BadParameter: the shares add up to more than 1.
+    """
+    given = {k: v for k, v in (("multi_share", multi_share), ("empty_share", empty_share)) if v is not None}
+    if not given:
+        return config
+    try:
+        return BuildConfig.model_validate({**config.model_dump(), **given})
+    except ValidationError as exc:
+        raise typer.BadParameter(one_line(exc)) from None
 
 
 @build_app.command("dialogues")
@@ -335,6 +378,8 @@ def build_all(
     max_turns: MaxTurnsOpt = None,
     targets: TargetsOpt = None,
     granularity_mix: MixOpt = None,
+    multi_share: MultiShareOpt = None,
+    empty_share: EmptyShareOpt = None,
     workers: WorkersOpt = None,
     fsync: FsyncOpt = True,
     retry_rejected: RetryOpt = False,

@@ -44,6 +44,11 @@ def stats_table(stats: DatasetStats) -> Table:
     table.add_column("value", justify="right")
     table.add_row("Total images", f"{stats.images:,}")
     table.add_row("Total samples", f"{stats.samples:,}")
+    if stats.multi or stats.empty:  # only when the build asked for them: the paper's table otherwise
+        table.add_row("Total targets", f"{stats.targets:,}")
+        table.add_row(
+            "Samples single : multi : empty", f"{stats.single:.0f}% : {stats.multi:.0f}% : {stats.empty:.0f}%"
+        )
     split = f"{stats.coarse:.0f}% : {stats.medium:.0f}% : {stats.fine:.0f}%"
     table.add_row("Granularity (coarse : medium : fine)", split)
     if stats.unmasked:

@@ -10,7 +10,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from prist_builder.pipeline.store import MANIFEST_FILE, RunStore, write_json_atomic
 from prist_builder.records.granularity import PRIST_MIX
@@ -20,9 +28,13 @@ from prist_builder.records.steps import STEPS
 VERSIONED_PACKAGES = ("prist", "pydantic", "numpy", "pillow", "pycocotools", "networkx", "openai")
 IDENTITY_FIELDS = (
     *("provider", "seed", "images", "labelme", "coco", "min_turns", "max_turns"),
-    *("targets", "granularity_mix"),
+    *("targets", "granularity_mix", "multi_share", "empty_share"),
 )
 """Config fields that decide the records; a re-run must not change them."""
+
+SHARE_FIELDS = ("multi_share", "empty_share")
+"""Fields written to the manifest only when nonzero (a default build's manifest is as before;
+an absent one reads as 0)."""
 
 
 class ConfigMismatchError(ValueError):
@@ -47,6 +59,12 @@ class BuildConfig(BaseModel):
             (Table 2: 22 : 25 : 53).
         workers: processes for step 1, the offline work or the reading of inputs (does not
             change the records).
+        multi_share: chance (0..1) that a target slot of step 2 becomes a multi-target
+            sample (a set of same-kind elements), where the image has such a set (issue 22;
+            :mod:`prist_builder.pipeline.targets`). Written only when nonzero.
+        empty_share: chance (0..1) that a target slot becomes an empty-target sample (a
+            need whose object the image does not hold). ``multi_share + empty_share <= 1``.
+            Both 0 (the default): the paper's single-target data, byte for byte.
         provider_options: the provider's settings, validated by its config model
             (:func:`prist_builder.providers.provider_config`); never secrets.
 
@@ -72,6 +90,17 @@ class BuildConfig(BaseModel):
     )
     workers: int = Field(1, ge=1, description="Processes for step 1 (offline work, or reading inputs for openai).")
     provider_options: dict[str, Any] = Field(default_factory=dict, description="The provider's settings.")
+    multi_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of multi-target samples (0..1).")
+    empty_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of empty-target samples (0..1).")
+
+    @model_serializer(mode="wrap")
+    def _omit_zero_shares(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Write the shares only when nonzero, so a default build's manifest stays as before."""
+        data = handler(self)
+        for name in SHARE_FIELDS:
+            if data.get(name, 1) == 0:
+                del data[name]
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> BuildConfig:
@@ -79,6 +108,10 @@ class BuildConfig(BaseModel):
             raise ValueError(f"min_turns {self.min_turns} is above max_turns {self.max_turns}")
         if min(self.granularity_mix) < 0 or sum(self.granularity_mix) <= 0:
             raise ValueError(f"granularity_mix {list(self.granularity_mix)}: weights must be >= 0 with a positive sum")
+        if self.multi_share + self.empty_share > 1:
+            raise ValueError(
+                f"multi_share {self.multi_share} + empty_share {self.empty_share} is above 1; the shares are of one set"
+            )
         if self.labelme is not None and self.coco is not None:
             raise ValueError("give labelme or coco, not both")
         from prist_builder.providers import provider_config  # providers sit below the pipeline
@@ -120,6 +153,9 @@ def read_manifest(run: Path) -> dict[str, Any] | None:
 def check_config(run: Path, config: BuildConfig) -> None:
     """Refuse to continue a run with settings that would change its records.
 
+    The target-kind shares (:data:`SHARE_FIELDS`) decide steps 2 and 3 only: they may be set
+    (``prist build trees --multi-share``) until the run holds its first tree.
+
     Raises:
         ConfigMismatchError: a field of :data:`IDENTITY_FIELDS` differs; the message names
             the manifest file and the field.
@@ -127,7 +163,14 @@ def check_config(run: Path, config: BuildConfig) -> None:
     manifest = read_manifest(run)
     if manifest is None:
         return
-    recorded = manifest.get("config", {})
+    recorded = dict(manifest.get("config", {}))
+    trees = Path(run) / "trees.jsonl"
+    if not (trees.exists() and trees.stat().st_size):  # the shares decide steps 2 and 3 only
+        for name in SHARE_FIELDS:
+            recorded.pop(name, None)
+    elif "provider" in recorded:  # a manifest's config omits zero shares (SHARE_FIELDS)
+        for name in SHARE_FIELDS:
+            recorded.setdefault(name, 0.0)
     for name in IDENTITY_FIELDS:
         if name in recorded and recorded[name] != getattr(config, name):
             raise ConfigMismatchError(

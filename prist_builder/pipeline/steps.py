@@ -17,7 +17,7 @@ from prist_builder.errors import FatalError
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.pipeline.runner import Outcome, Unit
 from prist_builder.pipeline.store import RunStore, iter_lines, line_image_id
-from prist_builder.pipeline.targets import choose_targets
+from prist_builder.pipeline.targets import choose_slots, choose_targets, kinds_rng
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MIN_TARGETS
@@ -243,13 +243,18 @@ class StreamedUnits:
 
 
 def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> StreamedUnits:
-    """Step 2 over the elements records of the run (streamed from ``elements.jsonl``)."""
+    """Step 2 over the elements records of the run (streamed from ``elements.jsonl``); with a
+    ``multi_share`` or ``empty_share`` the drawn targets become target slots
+    (:func:`~prist_builder.pipeline.targets.choose_slots`, ``StepContext.slots``)."""
 
     def unit(record: ElementsRecord) -> Unit:
         async def work() -> Outcome:
             ctx = _context(config, "trees", record.image_id)
             share = provider.tiny_target_share
             targets = choose_targets(record, ctx.rng, config.targets, config.granularity_mix, share)
+            if config.multi_share or config.empty_share:  # else no draw at all: the paper's data, as before
+                rng = kinds_rng(config.seed, record.image_id)
+                ctx.slots = choose_slots(record, targets, rng, config.multi_share, config.empty_share)
             return Outcome(records=[await provider.tree(record, targets, ctx)])
 
         return Unit(record.image_id, record.image_id, record.image.annotation_path or record.image.path, work)

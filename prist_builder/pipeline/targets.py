@@ -26,6 +26,12 @@ fill the K slots. The rule is the provider's (``Provider.tiny_target_share``): o
 ``openai``, whose marked image hides such a region under its id tag, off for ``offline``,
 which reads the mask itself. A small thing of its own kind (a logo, a cup) stays a candidate, so the
 granularity mix keeps its fine targets (``min_share=0`` turns the rule off).
+
+Target kinds (issue 22): with ``--multi-share`` or ``--empty-share`` above 0, the drawn
+targets become target slots (:func:`choose_slots`): each stays single, becomes a
+multi-target set of one kind (:func:`target_sets`) or an empty target, drawn from a
+generator of its own (:func:`kinds_rng`), so that shares of 0 leave every draw above as it
+was.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from prist_builder.providers.base import TargetSlot
+from prist_builder.providers.offline.knowledge import lookup, normalise
 from prist_builder.providers.regions import region_granularity, region_relations, wholes_of
 from prist_builder.records import Element, ElementsRecord
 from prist_builder.records.granularity import GRANULARITIES, PRIST_MIX
@@ -127,3 +135,117 @@ def choose_targets(
         pool.remove(picked)
     keep = set(chosen)
     return [e for e in candidates if e.element_id in keep]
+
+
+MAX_SET = 4
+"""Most members of a multi-target set (a set is every instance of its kind, so a kind with more
+instances than this never makes one: "all seven chairs" is a crowd, not an answer)."""
+
+
+def kind_of(element: Element) -> str:
+    """What a multi-target set shares: the element's knowledge-table category (``"sofa"`` and
+    ``"couch"`` are one) or, for a name the table lacks, its normalised name."""
+    category = lookup(element.name)
+    return category.name if category.known else normalise(element.name)
+
+
+def target_sets(record: ElementsRecord) -> list[tuple[Element, ...]]:
+    """The image's valid multi-target sets, in element order of their first member.
+
+    A set is, for one kind (:func:`kind_of`) that is not a mass noun ("sky", "grass": its
+    patches are no instances), every element of it grounded in a non-ignored region (every
+    element, on a bare image), when there are 2..:data:`MAX_SET` of them and
+    none lies inside another (the part-whole rule). Its members run left to right (box
+    centre, then element id): the order the final answer names them.
+    """
+    image = record.image
+    if image.source == "images":
+        members = list(record.elements)
+    else:
+        members = [e for e in record.elements if e.region_id is not None and not image.region(e.region_id).ignore]
+    by_kind: dict[str, list[Element]] = {}
+    for element in members:
+        if lookup(element.name).form != "mass":  # patches of sky are not instances
+            by_kind.setdefault(kind_of(element), []).append(element)
+    sets = []
+    for group in by_kind.values():
+        if not MIN_TARGETS <= len(group) <= MAX_SET:
+            continue
+        if image.source != "images":
+            wholes = wholes_of(region_relations([image.region(e.region_id) for e in group]))
+            if any(wholes.get(e.region_id or "") for e in group):
+                continue
+
+            def centre(e: Element) -> tuple[float, str]:
+                x, _, w, _ = image.region(e.region_id).bbox
+                return (x + w / 2, e.element_id)
+
+            group = sorted(group, key=centre)
+        sets.append(tuple(group))
+    return sets
+
+
+def kinds_rng(seed: int, image_id: str) -> random.Random:
+    """The generator of the target-kind draws of one image: seeded from ``(seed, "kinds",
+    image id)`` alone, apart from the step's own, so that shares of 0 draw nothing from it
+    and a build writes what it wrote before the shares existed."""
+    return random.Random(f"{seed}/kinds/{image_id}")
+
+
+def choose_slots(
+    record: ElementsRecord,
+    targets: list[Element],
+    rng: random.Random,
+    multi_share: float,
+    empty_share: float,
+) -> list[TargetSlot]:
+    """Turn the drawn targets into step 2's target slots (issue 22), one slot per target, so
+    the tree keeps its 2..4 paths.
+
+    Each slot draws once: below ``empty_share`` it becomes ``empty`` (the provider picks a
+    thing the image does not hold); below ``empty_share + multi_share`` it becomes ``multi``
+    when a valid set (:func:`target_sets`) is still unused: the set holding the slot's
+    target, else one of the image's other sets drawn uniformly (so the share holds on images
+    whose drawn targets are not in a set); a set is used once per image and never holds a
+    part or whole of another slot's target. Otherwise the slot stays ``single``.
+
+    Args:
+        record: the image's elements record.
+        targets: :func:`choose_targets`' draw.
+        rng: :func:`kinds_rng` of the image.
+        multi_share, empty_share: chances in 0..1, summing to at most 1.
+    """
+    sets = target_sets(record)
+    image = record.image
+    grounded = image.source != "images"
+    regions = [image.region(e.region_id) for e in record.elements if grounded and e.region_id is not None]
+    wholes = wholes_of(region_relations(regions)) if grounded else {}
+
+    def related(a: Element, b: Element) -> bool:
+        ra, rb = a.region_id or "", b.region_id or ""
+        return rb in wholes.get(ra, ()) or ra in wholes.get(rb, ())
+
+    slots: list[TargetSlot] = []
+    used: set[tuple[str, ...]] = set()
+    for index, target in enumerate(targets):
+        roll = rng.random()
+        if roll < empty_share:
+            slots.append(TargetSlot("empty"))
+            continue
+        if roll < empty_share + multi_share:
+            others = [t for i, t in enumerate(targets) if i != index]
+            free = [
+                s
+                for s in sets
+                if tuple(e.element_id for e in s) not in used
+                and not any(related(m, o) for m in s for o in others if o not in s)
+            ]
+            own = [s for s in free if target in s]
+            options = own or free
+            if options:
+                chosen = options[0] if own else options[rng.randrange(len(options))]
+                used.add(tuple(e.element_id for e in chosen))
+                slots.append(TargetSlot("multi", chosen))
+                continue
+        slots.append(TargetSlot("single", (target,)))
+    return slots

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prist_builder.providers.base import StepContext
-from prist_builder.records import DialogueRecord, ElementsRecord, TreePath, Turn
+from prist_builder.records import DialogueRecord, ElementsRecord, Target, TreePath, Turn
+from prist_builder.records.rle import RLE
 
 
 def sample_id(image_id: str, element_id: str) -> str:
@@ -44,6 +45,100 @@ def make_dialogue(
             "mask": mask.model_dump() if mask else None,
             "reasoning_question": path.reasoning_question,
             "path_node_ids": path.node_ids,
+        },
+        context=ctx.validation(),
+    )
+
+
+def union_mask(masks: Sequence[RLE]) -> RLE:
+    """The union of ``(H, W)`` bool masks of one image as COCO RLE (a multi-target sample's mask)."""
+    import numpy as np
+
+    from prist_builder.annotation.masks import decode, encode
+
+    union = np.zeros(tuple(masks[0].size), dtype=bool)
+    for mask in masks:
+        union |= decode(mask).astype(bool)
+    return encode(np.asfortranarray(union))
+
+
+def make_multi_dialogue(
+    elements: ElementsRecord,
+    path: TreePath,
+    turns: Sequence[Turn | dict[str, str]],
+    focus: str,
+    foci: Sequence[str],
+    provider: str,
+    ctx: StepContext,
+) -> DialogueRecord:
+    """A validated multi-target dialogue record (issue 22) for a ``multi`` tree path.
+
+    ``foci`` are the targets' focus phrases in the path's ``target_element_ids`` order (the
+    order the final answer names them); ``focus`` describes the set. Each target's mask is
+    its element's region; the record's mask is their union when every target is grounded,
+    else ``None`` (bare images: annotated later).
+
+    Raises:
+        pydantic.ValidationError: the final answer does not name the targets in order, or
+            another dialogue rule breaks.
+    """
+    targets = []
+    for element_id, target_focus in zip(path.target_element_ids, foci, strict=True):
+        element = elements.element(element_id)
+        mask = elements.image.region(element.region_id).mask if element.region_id else None
+        targets.append(
+            Target(
+                element_id=element_id,
+                focus=target_focus,
+                region_ids=[element.region_id] if element.region_id else [],
+                mask=mask,
+            )
+        )
+    masks = [t.mask for t in targets if t.mask is not None]
+    union = union_mask(masks) if masks and len(masks) == len(targets) else None
+    return DialogueRecord.model_validate(
+        {
+            "sample_id": sample_id(elements.image_id, path.target_element_id),
+            "image_id": elements.image_id,
+            "provider": provider,
+            "turns": [t if isinstance(t, dict) else t.model_dump() for t in turns],
+            "focus": focus,
+            "target_element_id": path.target_element_id,
+            "target_region_ids": [r for t in targets for r in t.region_ids] if union is not None else [],
+            "mask": union.model_dump() if union else None,
+            "reasoning_question": path.reasoning_question,
+            "path_node_ids": path.node_ids,
+            "kind": "multi",
+            "targets": [t.model_dump() for t in targets],
+        },
+        context=ctx.validation(),
+    )
+
+
+def make_empty_dialogue(
+    elements: ElementsRecord,
+    path: TreePath,
+    turns: Sequence[Turn | dict[str, str]],
+    provider: str,
+    ctx: StepContext,
+) -> DialogueRecord:
+    """A validated empty-target dialogue record (issue 22) for an ``empty`` tree path: its
+    ``focus`` is the absent thing (``path.absent``), no mask, no region.
+
+    Raises:
+        pydantic.ValidationError: the final answer holds ``[OBJ]``/``[SEG]``, or another rule breaks.
+    """
+    return DialogueRecord.model_validate(
+        {
+            "sample_id": sample_id(elements.image_id, path.target_element_id),
+            "image_id": elements.image_id,
+            "provider": provider,
+            "turns": [t if isinstance(t, dict) else t.model_dump() for t in turns],
+            "focus": path.absent,
+            "target_element_id": path.target_element_id,
+            "reasoning_question": path.reasoning_question,
+            "path_node_ids": path.node_ids,
+            "kind": "empty",
         },
         context=ctx.validation(),
     )

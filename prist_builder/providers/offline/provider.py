@@ -11,8 +11,10 @@ from collections import Counter
 
 import numpy as np
 
-from prist_builder.providers.assemble import make_dialogue
+from prist_builder.providers.assemble import make_dialogue, make_empty_dialogue, make_multi_dialogue
 from prist_builder.providers.base import Provider, StepContext, UnsupportedSettingError
+from prist_builder.providers.final_turn import empty_final_turn, multi_final_turn
+from prist_builder.providers.offline import kinds
 from prist_builder.providers.offline.acts import CONNECTORS, OPENERS, SEG_LEADS, SEG_REQUESTS, SEG_WHAT, SEG_WHAT_PART
 from prist_builder.providers.offline.attributes import dominant_colour
 from prist_builder.providers.offline.geometry import Geometry, mask_geometry, sampling_stride
@@ -108,10 +110,13 @@ class OfflineProvider(Provider):
 
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
         builder = OfflineTreeBuilder(elements, ctx.rng, min_turns=ctx.min_turns, max_turns=ctx.max_turns)
+        if ctx.slots is not None:  # multi-target and empty-target paths asked for (issue 22)
+            return builder.build_slots(ctx.slots, targets, self.name, ctx.validation())
         return builder.build(targets, self.name, ctx.validation())
 
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
-        """One dialogue per path: the nodes below the root in order, then the segmentation turn."""
+        """One dialogue per path: the nodes below the root in order, then the segmentation turn
+        (one ``[OBJ]{focus}[SEG]`` per target of a multi path, none for an empty one)."""
         scene = scene_of(elements)
         out = []
         for path in tree.paths:
@@ -120,6 +125,18 @@ class OfflineProvider(Provider):
                 node = tree.node(node_id)
                 lead = self._pick(ctx, OPENERS if index == 0 else CONNECTORS)
                 turns += [Turn(role="user", content=lead + node.question), Turn(role="assistant", content=node.answer)]
+            if path.kind == "multi":
+                foci = kinds.member_foci(scene, path.target_element_ids)
+                answer = multi_final_turn(foci, ctx.rng)[1]
+                turns += [kinds.request_turn(kinds.multi_request(ctx.rng)), answer]
+                focus = kinds.set_focus(scene, path.target_element_ids)
+                out.append(make_multi_dialogue(elements, path, turns, focus, foci, self.name, ctx))
+                continue
+            if path.kind == "empty":
+                answer = empty_final_turn(path.absent, ctx.rng)[1]
+                turns += [kinds.request_turn(kinds.empty_request(path.absent, ctx.rng)), answer]
+                out.append(make_empty_dialogue(elements, path, turns, self.name, ctx))
+                continue
             subject = scene[path.target_element_id]
             focus = scene.focus(path.target_element_id).text
             what = SEG_WHAT_PART if subject.whole else SEG_WHAT

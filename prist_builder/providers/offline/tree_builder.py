@@ -16,12 +16,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from prist_builder.providers.base import TargetSlot
+from prist_builder.providers.offline import kinds
 from prist_builder.providers.offline import phrasing as say
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.relations import relations_of
 from prist_builder.providers.offline.scene import Subject, scene_of
 from prist_builder.records import Element, ElementsRecord, TreeRecord
-from prist_builder.records.limits import MAX_CHILDREN
+from prist_builder.records.limits import EMPTY_ID_PREFIX, MAX_CHILDREN, MULTI_ID_SEPARATOR
 
 LENGTH_WEIGHTS = {2: 0.12, 3: 0.83, 4: 0.05}
 """Chance of each number of reasoning turns (path nodes below the root) when the bounds allow:
@@ -125,8 +127,16 @@ class OfflineTreeBuilder:
         """
         subjects = [self.scene[t.element_id] for t in targets]
         root = self._node(self._root(), None)
+        self._single_groups(root, subjects, len(subjects))
+        order = {t.element_id: i for i, t in enumerate(targets)}
+        self.paths.sort(key=lambda p: order[p["target_element_id"]])
+        return self._record(root, provider, validation)
+
+    def _single_groups(self, root: str, subjects: list[Subject], children: int) -> None:
+        """The paths of single targets below ``root``; when the root would get more than
+        :data:`MAX_CHILDREN` of ``children`` paths, two targets share an opening node."""
         groups: list[list[Subject]] = [[s] for s in subjects]
-        if len(groups) > MAX_CHILDREN:
+        if children > MAX_CHILDREN:
             # Pair two targets that are wholes and named without the frame, where there are two such.
             plain = [
                 i
@@ -144,8 +154,8 @@ class OfflineTreeBuilder:
                 self._single(root, group[0])
             else:
                 self._pair(root, group)
-        order = {t.element_id: i for i, t in enumerate(targets)}
-        self.paths.sort(key=lambda p: order[p["target_element_id"]])
+
+    def _record(self, root: str, provider: str, validation: dict | None) -> TreeRecord:
         data = {
             "image_id": self.record.image_id,
             "provider": provider,
@@ -156,6 +166,79 @@ class OfflineTreeBuilder:
             "relations": [r.model_dump() for r in relations_of(self.scene.graph)],
         }
         return TreeRecord.model_validate(data, context=validation)
+
+    def build_slots(
+        self, slots: list[TargetSlot], targets: list[Element], provider: str, validation: dict | None = None
+    ) -> TreeRecord:
+        """The tree with one path per target slot, in slot order (issue 22): ``single`` slots
+        as :meth:`build` writes them, ``multi`` and ``empty`` ones by :mod:`.kinds`.
+
+        A slot that cannot be written as asked falls back to the single target the pipeline
+        drew for it (``targets[i]``): an empty slot when no plausible absent thing is left, a
+        multi or empty slot whose path cannot reach ``min_turns``, and, with four slots and
+        fewer than two single ones, the last non-single slots (two single paths share an
+        opening node so that the root keeps at most three children).
+
+        Raises:
+            pydantic.ValidationError: the tree breaks a rule of :class:`TreeRecord`.
+        """
+        slots = list(slots)
+        root = self._node(self._root(), None)
+        plans: list[tuple[str, list[tuple[str, str]], str]] = []  # (kind, acts, target id or absent thing)
+        taken: set[str] = set()
+        for index, slot in enumerate(slots):
+            plan = self._slot_plan(slot, taken)
+            if plan is None:
+                slots[index] = TargetSlot("single", (targets[index],))
+            plans.append(plan)
+        while len(slots) > MAX_CHILDREN and sum(s.kind == "single" for s in slots) < 2:
+            index = max(i for i, s in enumerate(slots) if s.kind != "single")
+            slots[index], plans[index] = TargetSlot("single", (targets[index],)), None
+        singles = [s.elements[0] for s in slots if s.kind == "single"]
+        single_paths: dict[str, dict] = {}
+        if singles:
+            start = len(self.paths)
+            self._single_groups(root, [self.scene[e.element_id] for e in singles], len(slots))
+            single_paths = {p["target_element_id"]: p for p in self.paths[start:]}
+        self.paths = []
+        empties = 0
+        for slot, plan in zip(slots, plans, strict=True):
+            if slot.kind == "single":
+                self.paths.append(single_paths[slot.elements[0].element_id])
+            elif slot.kind == "multi":
+                assert plan is not None
+                ids = [e.element_id for e in slot.elements]
+                self._kind_path(root, plan[1], MULTI_ID_SEPARATOR.join(ids), kind="multi", target_element_ids=ids)
+            else:
+                assert plan is not None
+                leaf_id = EMPTY_ID_PREFIX if not empties else f"{EMPTY_ID_PREFIX}-{empties}"
+                empties += 1
+                self._kind_path(root, plan[1], leaf_id, kind="empty", absent=plan[2])
+        return self._record(root, provider, validation)
+
+    def _slot_plan(self, slot: TargetSlot, taken: set[str]) -> tuple[str, list[tuple[str, str]], str] | None:
+        """The acts of a multi or empty slot, or ``None`` (single, or it cannot be written)."""
+        if slot.kind == "multi":
+            acts = kinds.multi_acts(self.scene, [e.element_id for e in slot.elements], self.rng, self._length())
+        elif slot.kind == "empty":
+            thing = kinds.pick_absent(self.record, self.scene, self.rng, taken)
+            if thing is None:
+                return None
+            taken.add(thing.name)
+            acts = kinds.empty_acts(self.scene, self.words, thing, self.rng, self._length())
+            return ("empty", acts, thing.name) if len(acts) >= self.min_reasoning else None
+        else:
+            return None
+        return ("multi", acts, "") if self.min_reasoning <= len(acts) <= self.max_reasoning else None
+
+    def _kind_path(self, root: str, acts: list[tuple[str, str]], target: str, **fields: object) -> None:
+        """A chain of ``acts`` below the root; the last node names ``target`` (joined ids or ``none...``)."""
+        parent, path = root, [root]
+        for index, act in enumerate(acts):
+            parent = self._node(act, parent, target if index == len(acts) - 1 else None)
+            path.append(parent)
+        reasoning = acts[0][0]
+        self.paths.append({"target_element_id": target, "reasoning_question": reasoning, "node_ids": path, **fields})
 
     def _root(self) -> tuple[str, str]:
         places = Counter(c.settings[0] for c in (s.category for s in self.scene.subjects.values()) if c.settings)
