@@ -45,6 +45,13 @@ def _bytes(record) -> bytes:  # noqa: ANN001
     return read_image(record)[0]
 
 
+def target_specs(samples: list[Sample]) -> dict:
+    """``{sample_id: TargetSpec}`` of the multi- and empty-target samples (the rest are single)."""
+    from prist_builder.annotation.target import target_spec
+
+    return {s.sample_id: target_spec(s.dialogue) for s in samples if s.kind != "single"}
+
+
 def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
     """The outline annotators start from, per sample: the grounded mask, else the latest SAM pre-label."""
     from prist_builder.annotation.masks import decode
@@ -115,7 +122,7 @@ def import_masks(
     appendlog.touch(run / MASKS_FILE)
     sizes = {s.sample_id: (s.image.height, s.image.width) for s in samples}
     try:
-        summary = import_folder(run, labelme, annotator, sizes)
+        summary = import_folder(run, labelme, annotator, sizes, specs=target_specs(samples))
     except NotADirectoryError as exc:
         raise fail(str(exc)) from None
     _report_import(summary, annotator)
@@ -152,14 +159,23 @@ def resolve_masks(
             raise fail("--labelme needs --annotator (the adjudicator's name)")
         sizes = {s.sample_id: (s.image.height, s.image.width) for s in samples}
         try:
-            summary = import_folder(run, labelme, annotator, sizes, role="adjudicator")
+            summary = import_folder(run, labelme, annotator, sizes, role="adjudicator", specs=target_specs(samples))
         except NotADirectoryError as exc:
             raise fail(str(exc)) from None
         _report_import(summary, f"{annotator} (adjudicator)")
         failed = len(summary.errors)
     references = reference_masks(run, samples)
     try:
-        result = resolve(run, read_assignments(run), rule, references.get, iou_min, kappa_min, accept_disagreements)
+        result = resolve(
+            run,
+            read_assignments(run),
+            rule,
+            references.get,
+            iou_min,
+            kappa_min,
+            accept_disagreements,
+            target_specs(samples),
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
     rules = ", ".join(f"{k} {v}" for k, v in sorted(result.rules.items())) or "none"
@@ -170,6 +186,16 @@ def resolve_masks(
     )
     if result.awaiting:
         console.print("awaiting: " + ", ".join(result.awaiting[:MAX_ERRORS_SHOWN]), highlight=False)
+    if result.contradicted:
+        console.print(
+            f"{len(result.contradicted)} empty-target samples have a drawn final mask (the asked-for thing was"
+            " found; no final mask written, reject them in review): "
+            + ", ".join(result.contradicted[:MAX_ERRORS_SHOWN]),
+            highlight=False,
+        )
+    failed += len(result.invalid)
+    for line in result.invalid[:MAX_ERRORS_SHOWN]:
+        errors.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -221,6 +247,9 @@ def prelabel(
     appendlog.touch(run / PRELABELS_FILE)
     made = skipped = 0
     for sample in samples:
+        if sample.kind != "single":  # one box per sample: a multi-target union or an absent thing has none
+            skipped += 1
+            continue
         box = given.get(sample.sample_id)
         if box is None and sample.dialogue.mask is not None:
             box = [float(v) for v in rle_bbox(sample.dialogue.mask)]
@@ -245,7 +274,10 @@ def prelabel(
         )
         appendlog.append(run / PRELABELS_FILE, [record])
         made += 1
-    console.print(f"pre-labelled {made} samples, skipped {skipped} (no box prompt, or done before)", highlight=False)
+    console.print(
+        f"pre-labelled {made} samples, skipped {skipped} (no box prompt, done before, or not single-target)",
+        highlight=False,
+    )
 
 
 def register_annotate(app: typer.Typer) -> None:
