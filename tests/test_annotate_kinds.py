@@ -294,3 +294,42 @@ def slow_masks_any(*paths: Path) -> list[np.ndarray]:
             ImageDraw.Draw(canvas).polygon([tuple(p) for p in shape["points"]], outline=1, fill=1)
         out.append(np.array(canvas, dtype=bool))
     return out
+
+
+def test_folder_form_scores_targets_union_and_none(
+    package: tuple[Path, Path, DialogueRecord, DialogueRecord], tmp_path: Path
+) -> None:
+    _, pkg, multi, empty = package
+    labels = [f"target {k}: {t.focus}" for k, t in enumerate(multi.targets, start=1)]
+    path = pkg / "b" / f"{multi.sample_id}.json"
+    data = json.loads(path.read_text())
+    data["shapes"] = [s for s in data["shapes"] if s["label"] == labels[0]]
+    data["shapes"].append(dict(data["shapes"][0], label="target 2", points=SQUARE))  # short form: target 2
+    path.write_text(json.dumps(data))
+    result = run_cli("qa", "agreement", "--a", pkg / "a", "--b", pkg / "b", "--out", tmp_path / "qa")
+    assert result.exit_code == 0, result.output
+    rows = {r["sample_id"]: r for r in _rows(tmp_path / "qa" / "per_sample.csv")}
+    slow = {name: slow_masks(pkg / name / f"{multi.sample_id}.json", labels) for name in "ab"}
+    expected = {
+        f"{multi.sample_id}:{labels[0]}": slow_scores(slow["a"][0], slow["b"][0]),
+        f"{multi.sample_id}:{labels[1]}": slow_scores(slow["a"][1], slow["b"][1]),
+        f"{multi.sample_id}:(union)": slow_scores(slow["a"][0] | slow["a"][1], slow["b"][0] | slow["b"][1]),
+        f"{empty.sample_id}:(none)": (1.0, 1.0),
+    }
+    assert {r for r in rows if r.startswith((multi.sample_id, empty.sample_id))} == set(expected)
+    for unit, (iou, kappa) in expected.items():
+        assert float(rows[unit]["iou"]) == pytest.approx(iou, abs=1e-9)
+        assert float(rows[unit]["kappa"]) == pytest.approx(kappa, abs=1e-9)
+
+
+def test_target_labels_match_full_or_short_form_only() -> None:
+    from prist_builder.annotation.target import TargetSpec, target_label
+
+    spec = TargetSpec("multi", ("the red cup", "the red cup on the left"))
+    assert spec.labels == ["target 1: the red cup", "target 2: the red cup on the left"]
+    assert target_label(2, " the red cup on the left ") == spec.labels[1]
+    assert [spec.match(x) for x in spec.labels] == [0, 1]
+    assert [spec.match(x) for x in ("target 1", " Target 2 ", "target2", "2")] == [0, 1, 1, None]
+    for wrong in ("target 3", "target 0", "the red cup", "target 1: the blue cup", "cup"):
+        assert spec.match(wrong) is None, wrong
+    assert TargetSpec().labels == [] and TargetSpec("empty", ("an umbrella",)).labels == []
