@@ -136,6 +136,7 @@ def write_package(
     assignments: dict[str, Assignment],
     prefill: dict[str, np.ndarray],
     load_bytes: Callable[[ImageRecord], bytes],
+    target_prefill: dict[str, list[np.ndarray | None]] | None = None,
 ) -> PackageSummary:
     """Write the work package of every assigned sample under ``out`` (layout in the module docstring).
 
@@ -145,6 +146,9 @@ def write_package(
         assignments: sample id -> its assignment (samples without one are left out).
         prefill: sample id -> ``(H, W) bool`` mask to pre-fill as polygons.
         load_bytes: the encoded bytes of a run image.
+        target_prefill: multi-target sample id -> one ``(H, W) bool`` mask (or ``None``) per
+            target in answer order, pre-filled under each target's label (default: the
+            targets' grounded masks).
 
     Returns:
         counts of what was written.
@@ -166,7 +170,7 @@ def write_package(
             outlines = fit_polygons(prefill[dialogue.sample_id])[0] if dialogue.sample_id in prefill else []
             shapes = [shape(dialogue.focus, points, text if i == 0 else "") for i, points in enumerate(outlines)]
         else:
-            shapes = target_shapes(dialogue, text)
+            shapes = target_shapes(dialogue, text, (target_prefill or {}).get(dialogue.sample_id))
             special = True
         prefilled += bool(shapes)
         for role, annotator in zip("AB", assignment.annotators, strict=False):
@@ -209,14 +213,19 @@ def kind_meta(dialogue: DialogueRecord) -> dict[str, Any]:
     return {"kind": dialogue.kind, "targets": targets}
 
 
-def target_shapes(dialogue: DialogueRecord, text: str) -> list[dict[str, Any]]:
-    """Pre-filled polygons of a multi-target sample, each under its target's label (grounded
-    targets only); the first carries the dialogue ``text`` as its description. ``[]`` for empty."""
+def target_shapes(
+    dialogue: DialogueRecord, text: str, masks: list[np.ndarray | None] | None = None
+) -> list[dict[str, Any]]:
+    """Pre-filled polygons of a multi-target sample, each under its target's label: ``masks``
+    (``(H, W) bool`` or ``None`` per target, answer order), by default the grounded targets'
+    masks; the first polygon carries the dialogue ``text`` as its description. ``[]`` for empty."""
+    if masks is None:
+        masks = [decode(t.mask) if t.mask is not None else None for t in dialogue.targets]
     shapes: list[dict[str, Any]] = []
-    for k, target in enumerate(dialogue.targets, start=1):
-        if target.mask is None:
+    for k, (target, mask) in enumerate(zip(dialogue.targets, masks, strict=False), start=1):
+        if mask is None:
             continue
-        for points in fit_polygons(decode(target.mask))[0]:
+        for points in fit_polygons(mask)[0]:
             shapes.append(shape(target_label(k, target.focus), points, "" if shapes else text))
     return shapes
 
