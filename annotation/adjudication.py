@@ -157,7 +157,7 @@ def write_queue(
         data, photo = load_image(image)
         file_name = write_image(queue, image, lambda _, data=data: data)
         text = dialogue_text(dialogue)
-        multi = dialogue.kind == "multi"
+        multi = dialogue.kind == "multi" and len(masks_a) == len(masks_b) == len(dialogue.targets)
         shapes = []
         for role, name, masks in (("A", name_a, masks_a), ("B", name_b, masks_b)):
             for k, mask in enumerate(masks, start=1):

@@ -240,6 +240,10 @@ def test_empty_target_agrees_only_when_both_leave_it_empty(
     assert data["shapes"] == [] and data["prist"]["kind"] == "empty" and data["prist"]["target"] == "an umbrella"
     for name in "ab":  # both save it untouched: nothing there
         assert run_cli("annotate", "import", run, "--labelme", pkg / name, "--annotator", name).exit_code == 0
+    records = [r for r in read_jsonl(run / "annotations.jsonl") if r["sample_id"] == empty.sample_id]
+    assert len(records) == 2 and all("masks" not in r for r in records)
+    assert all(decode(r["mask"]).shape == (data["imageHeight"], data["imageWidth"]) for r in records)
+    assert not any(decode(r["mask"]).any() for r in records)  # an untouched file: a mask without pixels
     result = run_cli("qa", "agreement", run, "--out", tmp_path / "qa1")
     assert result.exit_code == 0, result.output
     (row,) = [r for r in _rows(tmp_path / "qa1" / "per_target.csv") if r["sample_id"] == empty.sample_id]
