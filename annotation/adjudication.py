@@ -8,6 +8,11 @@ For each flagged sample (IoU or kappa under its threshold) ``prist qa agreement`
   answer: the adjudicator relabels the better one to the target (or draws a new one), then
   ``prist annotate resolve RUN --labelme OUT/adjudication --annotator NAME`` makes it final.
 - ``OUT/overlays/<sample_id>.png``: the photo with A in red, B in blue (overlap purple).
+
+A multi-target sample's reference outlines carry the target's label too
+(``ref:A alice target 2: <focus>``): the adjudicator relabels each target's better outline to
+``target k: <focus>`` (or ``target k``), and every target needs one. An empty-target
+sample's file is answered "nothing there" by leaving only ``ref:`` outlines (or none).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import numpy as np
 from PIL import Image
 
 from prist_builder.annotation.polygons import fit_polygons
-from prist_builder.annotation.target import REFERENCE_PREFIX
+from prist_builder.annotation.target import REFERENCE_PREFIX, target_label
 from prist_builder.annotation.workpackage import (
     IMAGES_DIR,
     LABELME_VERSION,
     SampleLike,
     dialogue_text,
+    kind_meta,
     labelme_document,
     shape,
     write_image,
@@ -47,6 +53,14 @@ either relabel the better outline to the target (Edit Label, any label not start
 `ref:`) and correct it, or draw a new one. Delete nothing you are unsure of: only shapes
 whose label does not start with `ref:` count. Save in place, then run
 `prist annotate resolve RUN --labelme <this folder> --annotator <your-name>`.
+"""
+
+ADJUDICATION_KINDS_README = """
+Several targets (`"kind": "multi"`): each outline's label ends with its target, e.g.
+`ref:B bob target 2: ...`. Relabel the better outline of every target to that target's own
+label (`target 2: ...`, or just `target 2`); every target needs one.
+No target (`"kind": "empty"`): leave only `ref:` outlines (or delete them) if the asked-for
+thing is not in the image; relabel or draw one if it is (the sample then goes to review).
 """
 
 
@@ -118,15 +132,16 @@ def write_folder_queue(
 
 def write_queue(
     out: Path,
-    flagged: list[tuple[SampleLike, str, np.ndarray, str, np.ndarray]],
+    flagged: list[tuple[SampleLike, str, list[np.ndarray], str, list[np.ndarray]]],
     load_image: Callable[[ImageRecord], tuple[bytes, Image.Image]],
 ) -> int:
     """Write the adjudication package and the overlays of flagged samples under ``out``.
 
     Args:
         out: the ``--out`` folder; writes ``out/adjudication`` and ``out/overlays``.
-        flagged: ``(sample, annotator_a, mask_a, annotator_b, mask_b)`` per flagged sample,
-            masks ``(H, W) bool``.
+        flagged: ``(sample, annotator_a, masks_a, annotator_b, masks_b)`` per flagged sample;
+            the masks ``(H, W) bool``, one per target in answer order for a multi-target
+            sample, else one (the target's, or what was drawn on an empty-target sample).
         load_image: encoded bytes and decoded (EXIF-corrected) pixels of a run image.
 
     Returns:
@@ -135,23 +150,36 @@ def write_queue(
     queue, overlays = Path(out) / "adjudication", Path(out) / "overlays"
     queue.mkdir(parents=True, exist_ok=True)
     overlays.mkdir(parents=True, exist_ok=True)
-    (queue / "README.md").write_text(ADJUDICATION_README, encoding="utf-8")
-    for sample, name_a, mask_a, name_b, mask_b in flagged:
+    special = any(item[0].dialogue.kind != "single" for item in flagged)
+    (queue / "README.md").write_text(ADJUDICATION_README + (ADJUDICATION_KINDS_README if special else ""), "utf-8")
+    for sample, name_a, masks_a, name_b, masks_b in flagged:
         dialogue, image = sample.dialogue, sample.image
         data, photo = load_image(image)
         file_name = write_image(queue, image, lambda _, data=data: data)
         text = dialogue_text(dialogue)
-        shapes = [shape(reference_label("A", name_a), points, text) for points in fit_polygons(mask_a)[0]]
-        shapes += [shape(reference_label("B", name_b), points) for points in fit_polygons(mask_b)[0]]
+        multi = dialogue.kind == "multi" and len(masks_a) == len(masks_b) == len(dialogue.targets)
+        shapes = []
+        for role, name, masks in (("A", name_a, masks_a), ("B", name_b, masks_b)):
+            for k, mask in enumerate(masks, start=1):
+                label = reference_label(role, name)
+                if multi:
+                    label = f"{label} {target_label(k, dialogue.targets[k - 1].focus)}"
+                shapes += [shape(label, points, text if role == "A" else "") for points in fit_polygons(mask)[0]]
         meta = {
             "sample_id": dialogue.sample_id,
             "image_id": image.image_id,
             "target": dialogue.focus,
             "dialogue": text,
             "annotators": [name_a, name_b],
+            **kind_meta(dialogue),
         }
         write_json(
             queue / f"{dialogue.sample_id}.json", labelme_document(image, f"{IMAGES_DIR}/{file_name}", shapes, meta)
         )
-        overlay(photo, mask_a, mask_b).save(overlays / f"{dialogue.sample_id}.png")
+        overlay(photo, _union(masks_a), _union(masks_b)).save(overlays / f"{dialogue.sample_id}.png")
     return len(flagged)
+
+
+def _union(masks: list[np.ndarray]) -> np.ndarray:
+    """Pixel-wise OR of one or more ``(H, W) bool`` masks."""
+    return np.logical_or.reduce(masks) if len(masks) > 1 else masks[0]

@@ -11,7 +11,13 @@ Inside a pair of files, shapes are matched so (``--match``):
   against an empty mask.
 
 ``__ignore__``/``_background_`` shapes and shapes without area are left out. Each unit is
-reported as ``<file stem>:<label>`` (``#k`` appended per instance). Groups come from a CSV
+reported as ``<file stem>:<label>`` (``#k`` appended per instance).
+
+Work-package files of a multi-target sample (``prist.kind`` ``multi``) are scored per target
+label (the short form ``target k`` counts as target k's label) and on the union of all their
+targets, reported as ``<file stem>:(union)``; those of an empty-target sample
+(``prist.kind`` ``empty``) as one unit ``<file stem>:(none)``, the union of whatever was
+drawn, so two untouched files agree (IoU 1, kappa 1). Groups come from a CSV
 with columns ``sample_id`` (or ``sample``, the file stem) and ``group`` (the
 ``assignment.csv`` of a work package fits); files not in it are in group ``all``.
 """
@@ -19,6 +25,7 @@ with columns ``sample_id`` (or ``sample``, the file stem) and ``group`` (the
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +36,7 @@ from prist_builder.annotation.defaults import MATCH_MODES
 from prist_builder.annotation.labelme import labelme_regions, read_labelme
 from prist_builder.annotation.regions import AnnotationError, RegionDraft
 from prist_builder.annotation.report import ScoredPair
-from prist_builder.annotation.target import image_size
+from prist_builder.annotation.target import PRIST_KEY, TargetSpec, image_size
 
 DEFAULT_GROUP = "all"
 
@@ -72,7 +79,7 @@ def read_groups(path: Path) -> dict[str, str]:
     return {row[key]: row["group"] for row in rows if row.get(key)}
 
 
-def _instances(path: Path) -> tuple[dict[str, list[RegionDraft]], tuple[int, int]]:
+def _instances(path: Path) -> tuple[dict[str, list[RegionDraft]], tuple[int, int], TargetSpec]:
     doc = read_labelme(path)
     height, width = (doc.height, doc.width) if doc.height and doc.width else image_size(doc)
     drafts, problems, _ = labelme_regions(doc, height, width)
@@ -80,11 +87,26 @@ def _instances(path: Path) -> tuple[dict[str, list[RegionDraft]], tuple[int, int
         raise AnnotationError(
             problems[0].reason if problems[0].reason.startswith(str(path)) else f"{path}: {problems[0].reason}"
         )
+    spec = _file_spec(path)
     by_label: dict[str, list[RegionDraft]] = {}
     for draft in drafts:
         if not draft.ignore:
-            by_label.setdefault(draft.label, []).append(draft)
-    return by_label, (height, width)
+            found = spec.match(draft.label) if spec.kind == "multi" else None
+            by_label.setdefault(spec.labels[found] if found is not None else draft.label, []).append(draft)
+    return by_label, (height, width), spec
+
+
+def _file_spec(path: Path) -> TargetSpec:
+    """The :class:`TargetSpec` a work-package file declares in its ``prist`` block (single if none)."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8")).get(PRIST_KEY)
+    except (OSError, ValueError, AttributeError):
+        return TargetSpec()
+    if not isinstance(meta, dict) or meta.get("kind") not in ("multi", "empty"):
+        return TargetSpec()
+    targets = meta.get("targets") if isinstance(meta.get("targets"), list) else []
+    foci = tuple(str(t.get("focus", "")) for t in targets if isinstance(t, dict))
+    return TargetSpec(meta["kind"], foci)
 
 
 def compare_folders(
@@ -116,7 +138,7 @@ def compare_folders(
     for name in sorted(set(files_a) & set(files_b)):
         path_a, path_b = files_a[name], files_b[name]
         try:
-            (labels_a, size_a), (labels_b, size_b) = _instances(path_a), _instances(path_b)
+            (labels_a, size_a, spec), (labels_b, size_b, _) = _instances(path_a), _instances(path_b)
         except AnnotationError as exc:
             result.errors.append(str(exc))
             continue
@@ -128,7 +150,12 @@ def compare_folders(
         stem = Path(name).stem
         group = groups.get(stem, DEFAULT_GROUP)
         empty = np.zeros(size_a, dtype=bool)
-        for label in sorted(set(labels_a) | set(labels_b)):
+        every_a = [d.mask for drafts in labels_a.values() for d in drafts]
+        every_b = [d.mask for drafts in labels_b.values() for d in drafts]
+        whole = [
+            (f"{stem}:({'none' if spec.kind == 'empty' else 'union'})", _union(every_a, empty), _union(every_b, empty))
+        ]
+        for label in sorted(set(labels_a) | set(labels_b)) if spec.kind != "empty" else []:
             masks_a = [d.mask for d in labels_a.get(label, [])]
             masks_b = [d.mask for d in labels_b.get(label, [])]
             if match == "label":
@@ -142,12 +169,26 @@ def compare_folders(
                     )
                     for k, m in enumerate(match_instances(masks_a, masks_b))
                 ]
-            for unit_id, mask_a, mask_b in units:
-                score = score_pair(mask_a, mask_b)
-                flagged = score.iou < iou_min or score.kappa < kappa_min
-                pair = ScoredPair(unit_id, group, names[0], names[1], score, flagged)
-                result.units.append(FolderUnit(pair, mask_a, mask_b, path_a, path_b))
+            _score(result, units, group, names, (iou_min, kappa_min), (path_a, path_b))
+        if spec.kind != "single":
+            _score(result, whole, group, names, (iou_min, kappa_min), (path_a, path_b))
     return result
+
+
+def _score(
+    result: FolderResult,
+    units: list[tuple[str, np.ndarray, np.ndarray]],
+    group: str,
+    names: tuple[str, str],
+    thresholds: tuple[float, float],
+    paths: tuple[Path, Path],
+) -> None:
+    """Score ``(unit id, mask A, mask B)`` units into ``result`` (flagged under a threshold)."""
+    for unit_id, mask_a, mask_b in units:
+        score = score_pair(mask_a, mask_b)
+        flagged = score.iou < thresholds[0] or score.kappa < thresholds[1]
+        pair = ScoredPair(unit_id, group, names[0], names[1], score, flagged)
+        result.units.append(FolderUnit(pair, mask_a, mask_b, *paths))
 
 
 def _union(masks: list[np.ndarray], empty: np.ndarray) -> np.ndarray:

@@ -15,6 +15,13 @@ Final-mask rules (``prist annotate resolve``), per sample, first that applies:
 4. ``annotator-a`` (default rule): annotator A's mask (A as assigned; else the first imported).
    ``iou-winner``: the mask with the higher IoU against the outline both started from (the
    grounded region or the SAM pre-label); without one, or on a tie, annotator A's.
+
+Multi-target samples: each annotation holds one mask per target (``masks``, answer order) and
+their union (``mask``); a pair is scored on the union and per target, and needs adjudication
+when any of them is under a threshold; the chosen annotation's per-target masks become the
+final ``masks``. Empty-target samples: the final mask is the chosen one only when it has no
+pixels; when the annotators (or the adjudicator) found the asked-for thing, no final mask is
+written and the sample is reported as ``contradicted`` (reject it in review).
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ import numpy as np
 from prist_builder import appendlog
 from prist_builder.annotation.agreement import IOU_THRESHOLD, KAPPA_THRESHOLD, PairScore, score_pair, score_rles
 from prist_builder.annotation.assignment import Assignment, now
-from prist_builder.annotation.masks import decode, encode
+from prist_builder.annotation.masks import area, decode, encode
 from prist_builder.annotation.regions import AnnotationError
-from prist_builder.annotation.target import read_target
+from prist_builder.annotation.target import TargetSpec, read_target
 from prist_builder.records.curation import FINAL_MASKS_FILE, MASKS_FILE, FinalMask, MaskAnnotation
 
 Role = str  # "annotator" | "adjudicator"
@@ -65,7 +72,12 @@ def _key(record: MaskAnnotation) -> tuple[str, str, str]:
 
 
 def import_folder(
-    run: Path, folder: Path, annotator: str, sizes: dict[str, tuple[int, int]], role: Role = "annotator"
+    run: Path,
+    folder: Path,
+    annotator: str,
+    sizes: dict[str, tuple[int, int]],
+    role: Role = "annotator",
+    specs: dict[str, TargetSpec] | None = None,
 ) -> ImportSummary:
     """Import every ``*.json`` of ``folder`` as ``annotator``'s masks into ``RUN/annotations.jsonl``.
 
@@ -75,6 +87,8 @@ def import_folder(
         annotator: the annotator's name.
         sizes: sample id -> ``(height, width)`` in pixels of its image, for every sample of the run.
         role: ``annotator`` or ``adjudicator`` (an adjudicator's file must hold a target shape).
+        specs: sample id -> its :class:`TargetSpec` (multi- and empty-target samples; a
+            sample not in it is single-target).
 
     Returns:
         counts and one-line errors; a broken file never stops the others.
@@ -95,7 +109,7 @@ def import_folder(
 
     for path in sorted(folder.glob("*.json")):
         try:
-            target = read_target(path, size_of, require_target=role == "adjudicator")
+            target = read_target(path, size_of, role == "adjudicator", lambda s: (specs or {}).get(s, TargetSpec()))
         except AnnotationError as exc:
             message = str(exc)
             summary.errors.append(message if message.startswith(str(path)) else f"{path}: {message}")
@@ -114,6 +128,7 @@ def import_folder(
             sha256=target.sha256,
             time=now(),
             role=role,
+            masks=[encode(m) for m in target.masks] if target.masks is not None else None,
         )  # type: ignore[arg-type]
         appendlog.append(Path(run) / MASKS_FILE, [record])
         known[_key(record)] = record
@@ -129,7 +144,10 @@ class Pair:
         sample_id: the sample.
         group: its group (``all`` when it was never assigned).
         a, b: annotator A's and B's records (``b`` is ``None`` with a single annotation).
-        score: agreement of the two masks (``None`` when ``b`` is ``None``).
+        score: agreement of the two masks (the unions for a multi-target sample; ``None``
+            when ``b`` is ``None``).
+        targets: multi-target sample: agreement per target in answer order; ``None`` otherwise
+            (or when the two records do not both hold the same number of per-target masks).
     """
 
     sample_id: str
@@ -137,6 +155,12 @@ class Pair:
     a: MaskAnnotation
     b: MaskAnnotation | None
     score: PairScore | None
+    targets: list[PairScore] | None = None
+
+    def below(self, iou_min: float = IOU_THRESHOLD, kappa_min: float = KAPPA_THRESHOLD) -> bool:
+        """The pair needs adjudication: the (union) score or any target's is under a threshold."""
+        scores = ([self.score] if self.score else []) + (self.targets or [])
+        return any(below(s, iou_min, kappa_min) for s in scores)
 
 
 def pairs(run: Path, assignments: dict[str, Assignment]) -> list[Pair]:
@@ -159,8 +183,15 @@ def pairs(run: Path, assignments: dict[str, Assignment]) -> list[Pair]:
             out.append(Pair(sample_id, group, chosen[0], None, None))
             continue
         score = score_rles(chosen[0].mask, chosen[1].mask)
-        out.append(Pair(sample_id, group, chosen[0], chosen[1], score))
+        out.append(Pair(sample_id, group, chosen[0], chosen[1], score, _target_scores(chosen[0], chosen[1])))
     return out
+
+
+def _target_scores(a: MaskAnnotation, b: MaskAnnotation) -> list[PairScore] | None:
+    """Per-target agreement of two multi-target records (``None`` when they lack matching ``masks``)."""
+    if a.masks is None or b.masks is None or len(a.masks) != len(b.masks):
+        return None
+    return [score_rles(x, y) for x, y in zip(a.masks, b.masks, strict=True)]
 
 
 def below(score: PairScore, iou_min: float = IOU_THRESHOLD, kappa_min: float = KAPPA_THRESHOLD) -> bool:
@@ -176,6 +207,10 @@ class ResolveSummary:
     unchanged: list[str] = field(default_factory=list)
     awaiting: list[str] = field(default_factory=list)
     rules: dict[str, int] = field(default_factory=dict)
+    contradicted: list[str] = field(default_factory=list)
+    """Empty-target samples whose chosen mask has pixels (the asked-for thing was found)."""
+    invalid: list[str] = field(default_factory=list)
+    """Multi-target samples whose chosen record lacks one mask per target (one line each)."""
 
 
 def resolve(
@@ -186,6 +221,7 @@ def resolve(
     iou_min: float = IOU_THRESHOLD,
     kappa_min: float = KAPPA_THRESHOLD,
     accept_disagreements: bool = False,
+    specs: dict[str, TargetSpec] | None = None,
 ) -> ResolveSummary:
     """Append a :class:`FinalMask` for every sample whose final mask is new or changed.
 
@@ -196,6 +232,9 @@ def resolve(
         reference: sample id -> the ``(H, W) bool`` outline the annotators started from, or None.
         iou_min, kappa_min: thresholds under which a pair waits for adjudication.
         accept_disagreements: resolve such pairs by ``rule`` instead of waiting.
+        specs: sample id -> :class:`TargetSpec` of multi- and empty-target samples (others
+            are single-target): a multi sample's final gets ``masks`` per target, an empty
+            one's must have no pixels (module docstring).
 
     Raises:
         ValueError: unknown ``rule``.
@@ -212,29 +251,24 @@ def resolve(
         scores = {"iou": pair.score.iou, "kappa": pair.score.kappa} if pair.score else {}
         judge = adjudicated.get(pair.sample_id)
         if judge is not None:
-            final = FinalMask(
-                sample_id=pair.sample_id,
-                mask=judge.mask,
-                rule="adjudicated",
-                annotators=[*names, judge.annotator],
-                time=stamp,
-                **scores,
-            )
+            chosen, how, names = judge, "adjudicated", [*names, judge.annotator]
         elif pair.b is None:
-            final = FinalMask(sample_id=pair.sample_id, mask=pair.a.mask, rule="single", annotators=names, time=stamp)
-        elif below(pair.score, iou_min, kappa_min) and not accept_disagreements:  # type: ignore[arg-type]
+            chosen, how, scores = pair.a, "single", {}
+        elif pair.below(iou_min, kappa_min) and not accept_disagreements:
             summary.awaiting.append(pair.sample_id)
             continue
         else:
-            chosen = _winner(pair, rule, reference(pair.sample_id))
-            final = FinalMask(
-                sample_id=pair.sample_id,
-                mask=chosen.mask,
-                rule=rule,
-                annotators=names,  # type: ignore[arg-type]
-                time=stamp,
-                **scores,
-            )
+            chosen, how = _winner(pair, rule, reference(pair.sample_id)), rule
+        final = FinalMask(
+            sample_id=pair.sample_id,
+            mask=chosen.mask,
+            rule=how,  # type: ignore[arg-type]
+            annotators=names,
+            time=stamp,
+            **scores,
+        )
+        if not _fits(final, chosen, (specs or {}).get(pair.sample_id, TargetSpec()), summary):
+            continue
         previous = finals.get(pair.sample_id)
         if previous is not None and previous.model_dump(exclude={"time"}) == final.model_dump(exclude={"time"}):
             summary.unchanged.append(pair.sample_id)
@@ -244,6 +278,24 @@ def resolve(
         summary.rules[final.rule] = summary.rules.get(final.rule, 0) + 1
     appendlog.append(Path(run) / FINAL_MASKS_FILE, records)
     return summary
+
+
+def _fits(final: FinalMask, chosen: MaskAnnotation, spec: TargetSpec, summary: ResolveSummary) -> bool:
+    """Give a multi-target ``final`` its per-target masks; check an empty-target one has no
+    pixels. Returns False (and notes why in ``summary``) when ``final`` must not be written."""
+    if spec.kind == "multi":
+        if chosen.masks is None or len(chosen.masks) != len(spec.foci):
+            have = "no per-target masks" if chosen.masks is None else f"{len(chosen.masks)} masks"
+            summary.invalid.append(
+                f"{final.sample_id}: {chosen.annotator}'s record ({chosen.source_file}) has {have}"
+                f" for {len(spec.foci)} targets; re-import it"
+            )
+            return False
+        final.masks = list(chosen.masks)
+    elif spec.kind == "empty" and area(final.mask) > 0:
+        summary.contradicted.append(final.sample_id)
+        return False
+    return True
 
 
 def _winner(pair: Pair, rule: str, reference: np.ndarray | None) -> MaskAnnotation:

@@ -13,6 +13,13 @@ save) with the sample id. When the run has a mask for the sample (a grounded reg
 SAM pre-label) it is pre-filled as editable polygons labelled with the focus; otherwise the
 file has no shapes and the annotator draws the target. A re-export into the same folder
 writes only the files that are missing: an annotator's saved work is never overwritten.
+
+A multi-target sample's file names each target by its own label, ``target k: <focus>`` in the
+final answer's order (:func:`~prist_builder.annotation.target.target_label`), lists them under
+``prist.targets`` (``number``, ``label``, ``element_id``, ``focus``) with ``prist.kind``
+``multi``, and pre-fills each grounded target's outline under its label. An empty-target
+sample's file (``prist.kind`` ``empty``, ``prist.target`` the asked-for thing) has no shapes:
+saved untouched it means "nothing there". Single-target files are written as before.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from prist_builder.annotation.assignment import Assignment
+from prist_builder.annotation.masks import decode
 from prist_builder.annotation.polygons import fit_polygons
-from prist_builder.annotation.target import PRIST_KEY
+from prist_builder.annotation.target import PRIST_KEY, target_label
 from prist_builder.records import DialogueRecord, ImageRecord
 
 LABELME_VERSION = "5.4.1"
@@ -128,6 +136,7 @@ def write_package(
     assignments: dict[str, Assignment],
     prefill: dict[str, np.ndarray],
     load_bytes: Callable[[ImageRecord], bytes],
+    target_prefill: dict[str, list[np.ndarray | None]] | None = None,
 ) -> PackageSummary:
     """Write the work package of every assigned sample under ``out`` (layout in the module docstring).
 
@@ -137,6 +146,9 @@ def write_package(
         assignments: sample id -> its assignment (samples without one are left out).
         prefill: sample id -> ``(H, W) bool`` mask to pre-fill as polygons.
         load_bytes: the encoded bytes of a run image.
+        target_prefill: multi-target sample id -> one ``(H, W) bool`` mask (or ``None``) per
+            target in answer order, pre-filled under each target's label (default: the
+            targets' grounded masks).
 
     Returns:
         counts of what was written.
@@ -146,6 +158,7 @@ def write_package(
     rows: list[Sequence[str]] = []
     per_annotator: dict[str, int] = {}
     files = prefilled = kept = 0
+    special = False
     for sample in samples:
         dialogue, image = sample.dialogue, sample.image
         assignment = assignments.get(dialogue.sample_id)
@@ -153,9 +166,13 @@ def write_package(
             continue
         name = write_image(out, image, load_bytes)
         text = dialogue_text(dialogue)
-        outlines = fit_polygons(prefill[dialogue.sample_id])[0] if dialogue.sample_id in prefill else []
-        prefilled += bool(outlines)
-        shapes = [shape(dialogue.focus, points, text if i == 0 else "") for i, points in enumerate(outlines)]
+        if dialogue.kind == "single":
+            outlines = fit_polygons(prefill[dialogue.sample_id])[0] if dialogue.sample_id in prefill else []
+            shapes = [shape(dialogue.focus, points, text if i == 0 else "") for i, points in enumerate(outlines)]
+        else:
+            shapes = target_shapes(dialogue, text, (target_prefill or {}).get(dialogue.sample_id))
+            special = True
+        prefilled += bool(shapes)
         for role, annotator in zip("AB", assignment.annotators, strict=False):
             meta = {
                 "sample_id": dialogue.sample_id,
@@ -164,6 +181,7 @@ def write_package(
                 "group": assignment.group,
                 "target": dialogue.focus,
                 "dialogue": text,
+                **kind_meta(dialogue),
             }
             target = out / annotator / f"{dialogue.sample_id}.json"
             if target.exists():  # never overwrite an annotator's (possibly edited) file
@@ -177,8 +195,39 @@ def write_package(
         writer = csv.writer(handle)
         writer.writerow(("sample_id", "image_id", "group", "annotator", "role"))
         writer.writerows(rows)
-    (out / "README.md").write_text(README, encoding="utf-8")
+    (out / "README.md").write_text(README + (KINDS_README if special else ""), encoding="utf-8")
     return PackageSummary(files, prefilled, per_annotator, kept)
+
+
+def kind_meta(dialogue: DialogueRecord) -> dict[str, Any]:
+    """The ``prist`` block's extra keys for a multi- or empty-target sample (``{}`` for single).
+
+    ``kind``; for multi, ``targets``: one ``{number, label, element_id, focus}`` per target in
+    answer order (``number`` 1-based, ``label`` the Labelme label to use)."""
+    if dialogue.kind == "single":
+        return {}
+    targets = [
+        {"number": k, "label": target_label(k, t.focus), "element_id": t.element_id, "focus": t.focus}
+        for k, t in enumerate(dialogue.targets, start=1)
+    ]
+    return {"kind": dialogue.kind, "targets": targets}
+
+
+def target_shapes(
+    dialogue: DialogueRecord, text: str, masks: list[np.ndarray | None] | None = None
+) -> list[dict[str, Any]]:
+    """Pre-filled polygons of a multi-target sample, each under its target's label: ``masks``
+    (``(H, W) bool`` or ``None`` per target, answer order), by default the grounded targets'
+    masks; the first polygon carries the dialogue ``text`` as its description. ``[]`` for empty."""
+    if masks is None:
+        masks = [decode(t.mask) if t.mask is not None else None for t in dialogue.targets]
+    shapes: list[dict[str, Any]] = []
+    for k, (target, mask) in enumerate(zip(dialogue.targets, masks, strict=False), start=1):
+        if mask is None:
+            continue
+        for points in fit_polygons(mask)[0]:
+            shapes.append(shape(target_label(k, target.focus), points, "" if shapes else text))
+    return shapes
 
 
 README = """# Annotation work package
@@ -196,4 +245,17 @@ Each folder named after an annotator holds one Labelme file per sample for that 
 5. Save (Ctrl+S) each file in place, without renaming it, and send the folder back.
 
 Import: `prist annotate import RUN --labelme <your-name>/ --annotator <your-name>`.
+"""
+
+KINDS_README = """
+## Several targets, or none
+
+- Several targets (`"kind": "multi"` in the `prist` block): the last answer names each target
+  in turn, and each has its own label, `target 1: ...`, `target 2: ...` (listed under
+  `prist.targets`; Labelme gives each label its own colour). Outline every target under its
+  own label; typing just `target 2` also works. Any other label (except `__ignore__` and
+  `ref:...`) is refused on import, so check the number before you save.
+- No target (`"kind": "empty"`): the user asks for something the image should not hold (named
+  in `prist.target`). If it really is not there, save the file untouched (no outline). If you
+  do find it, outline it: the sample will be reviewed.
 """

@@ -119,3 +119,39 @@ def test_prelabeler_returns_the_best_candidate(tmp_path: Path) -> None:
     assert 0.0 <= result.polygon_iou <= 1.0
     with pytest.raises(FileNotFoundError):
         SamPrelabeler.from_folder(tmp_path / "absent")
+
+
+def test_multi_target_prelabels_fill_each_target_label(voc: Path, tmp_path: Path) -> None:
+    from test_annotate_kinds import add_kinds
+
+    run, sam, pkg = tmp_path / "run", tiny_sam(tmp_path / "sam"), tmp_path / "pkg"
+    assert run_cli("build", "all", "--labelme", voc, "--run", run).exit_code == 0
+    multi, _ = add_kinds(run)
+    # The multi-target sample without masks (a run from bare photos): one box per target from a file.
+    lines = (run / "dialogues.jsonl").read_text().splitlines()
+    record = json.loads(lines[-2])
+    record.update(mask=None, target_region_ids=[])
+    for target in record["targets"]:
+        target.update(mask=None, region_ids=[])
+    lines[-2] = json.dumps(record)
+    (run / "dialogues.jsonl").write_text("\n".join(lines) + "\n")
+    boxes = tmp_path / "boxes.jsonl"
+    given = {1: [20, 30, 120, 150], 2: [200, 40, 100, 90]}
+    boxes.write_text(
+        "".join(json.dumps({"sample_id": multi.sample_id, "target": k, "box": b}) + "\n" for k, b in given.items())
+    )
+    result = run_cli("annotate", "prelabel", run, "--sam", sam, "--boxes", boxes)
+    assert result.exit_code == 0, result.output
+    assert "and 2 targets of multi-target samples" in result.output
+    made = [p for p in read_jsonl(run / "prelabels.jsonl") if p["sample_id"] == multi.sample_id]
+    assert [(p["target"], p["box"]) for p in made] == [(k, b) for k, b in given.items()]
+    assert all("target" not in p for p in read_jsonl(run / "prelabels.jsonl") if p["sample_id"] != multi.sample_id)
+    assert "and 2 targets" not in run_cli("annotate", "prelabel", run, "--sam", sam, "--boxes", boxes).output
+
+    assert run_cli("annotate", "export", run, "--out", pkg, "--annotators", "a,b", "--groups", "1").exit_code == 0
+    data = json.loads((pkg / "a" / f"{multi.sample_id}.json").read_text())
+    labels = [t["label"] for t in data["prist"]["targets"]]
+    assert data["shapes"] and all(s["label"] in labels for s in data["shapes"])
+    for k, prelabel in enumerate(made):
+        expected = prelabel["polygons"] if decode(prelabel["mask"]).any() else []
+        assert [s["points"] for s in data["shapes"] if s["label"] == labels[k]] == expected

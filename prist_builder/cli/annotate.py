@@ -45,6 +45,13 @@ def _bytes(record) -> bytes:  # noqa: ANN001
     return read_image(record)[0]
 
 
+def target_specs(samples: list[Sample]) -> dict:
+    """``{sample_id: TargetSpec}`` of the multi- and empty-target samples (the rest are single)."""
+    from prist_builder.annotation.target import target_spec
+
+    return {s.sample_id: target_spec(s.dialogue) for s in samples if s.kind != "single"}
+
+
 def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
     """The outline annotators start from, per sample: the grounded mask, else the latest SAM pre-label."""
     from prist_builder.annotation.masks import decode
@@ -56,6 +63,26 @@ def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
             out[sample.sample_id] = decode(sample.dialogue.mask)
         elif sample.sample_id in prelabels:
             out[sample.sample_id] = decode(prelabels[sample.sample_id].mask)
+    return out
+
+
+def target_references(run: Path, samples: list[Sample]) -> dict[str, list[np.ndarray | None]]:
+    """Each multi-target sample's outline per target (answer order): the grounded target mask,
+    else the latest SAM pre-label of that target, else ``None``."""
+    from prist_builder.annotation.masks import decode
+    from prist_builder.annotation.prelabels import read_target_prelabels
+
+    prelabels = read_target_prelabels(run)
+    out: dict[str, list[np.ndarray | None]] = {}
+    for sample in samples:
+        if sample.kind != "multi":
+            continue
+        masks: list[np.ndarray | None] = []
+        for number, target in enumerate(sample.dialogue.targets, start=1):
+            prelabel = prelabels.get((sample.sample_id, number))
+            rle = target.mask if target.mask is not None else (prelabel.mask if prelabel else None)
+            masks.append(decode(rle) if rle is not None else None)
+        out[sample.sample_id] = masks
     return out
 
 
@@ -82,7 +109,8 @@ def export(
     assignments = deal([s.sample_id for s in samples], teams, seed, previous)
     appendlog.append(run / ASSIGNMENTS_FILE, [a for s, a in assignments.items() if s not in previous])
     try:
-        summary = write_package(out, samples, assignments, reference_masks(run, samples), _bytes)
+        prefill = reference_masks(run, samples)
+        summary = write_package(out, samples, assignments, prefill, _bytes, target_references(run, samples))
     except InputRejected as exc:
         raise fail(str(exc)) from None
     loads = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_annotator.items()))
@@ -115,7 +143,7 @@ def import_masks(
     appendlog.touch(run / MASKS_FILE)
     sizes = {s.sample_id: (s.image.height, s.image.width) for s in samples}
     try:
-        summary = import_folder(run, labelme, annotator, sizes)
+        summary = import_folder(run, labelme, annotator, sizes, specs=target_specs(samples))
     except NotADirectoryError as exc:
         raise fail(str(exc)) from None
     _report_import(summary, annotator)
@@ -152,14 +180,23 @@ def resolve_masks(
             raise fail("--labelme needs --annotator (the adjudicator's name)")
         sizes = {s.sample_id: (s.image.height, s.image.width) for s in samples}
         try:
-            summary = import_folder(run, labelme, annotator, sizes, role="adjudicator")
+            summary = import_folder(run, labelme, annotator, sizes, role="adjudicator", specs=target_specs(samples))
         except NotADirectoryError as exc:
             raise fail(str(exc)) from None
         _report_import(summary, f"{annotator} (adjudicator)")
         failed = len(summary.errors)
     references = reference_masks(run, samples)
     try:
-        result = resolve(run, read_assignments(run), rule, references.get, iou_min, kappa_min, accept_disagreements)
+        result = resolve(
+            run,
+            read_assignments(run),
+            rule,
+            references.get,
+            iou_min,
+            kappa_min,
+            accept_disagreements,
+            target_specs(samples),
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
     rules = ", ".join(f"{k} {v}" for k, v in sorted(result.rules.items())) or "none"
@@ -170,13 +207,28 @@ def resolve_masks(
     )
     if result.awaiting:
         console.print("awaiting: " + ", ".join(result.awaiting[:MAX_ERRORS_SHOWN]), highlight=False)
+    if result.contradicted:
+        console.print(
+            f"{len(result.contradicted)} empty-target samples have a drawn final mask (the asked-for thing was"
+            " found; no final mask written, reject them in review): "
+            + ", ".join(result.contradicted[:MAX_ERRORS_SHOWN]),
+            highlight=False,
+        )
+    failed += len(result.invalid)
+    for line in result.invalid[:MAX_ERRORS_SHOWN]:
+        errors.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
 
-def _read_boxes(path: Path) -> dict[str, list[float]]:
-    """``{sample_id: [x, y, w, h]}`` from a JSONL file of ``{"sample_id", "box"}`` lines (pixels)."""
-    out: dict[str, list[float]] = {}
+BoxKey = str | tuple[str, int]
+"""A pre-label prompt: a sample id, or ``(sample id, target number)`` for a multi-target sample."""
+
+
+def _read_boxes(path: Path) -> dict[BoxKey, list[float]]:
+    """``{sample_id or (sample_id, target): [x, y, w, h]}`` from a JSONL file of
+    ``{"sample_id", "box"}`` lines (pixels; ``"target": k`` for target k of a multi-target sample)."""
+    out: dict[BoxKey, list[float]] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -189,22 +241,54 @@ def _read_boxes(path: Path) -> dict[str, list[float]]:
             box = [float(v) for v in item["box"]]
             if len(box) != BOX_VALUES or box[2] <= 0 or box[3] <= 0:
                 raise ValueError("box must be [x, y, w, h] with w, h > 0")
-            out[str(item["sample_id"])] = box
+            key = str(item["sample_id"])
+            out[key if item.get("target") is None else (key, int(item["target"]))] = box
         except (ValueError, KeyError, TypeError) as exc:
-            raise fail(f"{path}:{number}: field 'box' or 'sample_id': {exc}") from None
+            raise fail(f"{path}:{number}: field 'box', 'sample_id' or 'target': {exc}") from None
     return out
+
+
+def _prompts(
+    samples: list[Sample], given: dict[BoxKey, list[float]], done: set[BoxKey], redo: bool
+) -> tuple[list[tuple[Sample, int | None, list[float]]], int]:
+    """``(sample, target number or None, box)`` per SAM prompt to run (a single-target sample's
+    target, each target of a multi-target one; an empty-target one has none), and how many
+    were skipped (no box, or done before)."""
+    from prist_builder.annotation.masks import rle_bbox
+
+    out: list[tuple[Sample, int | None, list[float]]] = []
+    skipped = 0
+    for sample in samples:
+        if sample.kind == "multi":
+            slots = [(k, t.mask) for k, t in enumerate(sample.dialogue.targets, start=1)]
+        else:
+            slots = [] if sample.kind == "empty" else [(None, sample.dialogue.mask)]
+        skipped += not slots
+        for number, mask in slots:
+            key: BoxKey = sample.sample_id if number is None else (sample.sample_id, number)
+            box = given.get(key)
+            if box is None and mask is not None:
+                box = [float(v) for v in rle_bbox(mask)]
+            if box is None or (key in done and not redo):
+                skipped += 1
+                continue
+            out.append((sample, number, box))
+    return out, skipped
 
 
 @annotate_app.command("prelabel")
 def prelabel(
     run: RunArg,
     sam: Annotated[Path, typer.Option("--sam", help="Local SAM checkpoint folder (e.g. facebook/sam-vit-huge).")],
-    boxes: Annotated[Path | None, typer.Option("--boxes", help="JSONL of {sample_id, box: [x, y, w, h]}.")] = None,
+    boxes: Annotated[
+        Path | None, typer.Option("--boxes", help="JSONL of {sample_id, box: [x, y, w, h]} (+ target: k).")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="torch device.")] = "cpu",
     redo: Annotated[bool, typer.Option("--redo", help="Prompt again samples that already have a pre-label.")] = False,
 ) -> None:
     """Prompt SAM with each target's box (grounded region, else --boxes) and store its best mask as a pre-label."""
-    from prist_builder.annotation.masks import encode, rle_bbox
+    from prist_builder.annotation.masks import encode
+    from prist_builder.annotation.prelabels import read_target_prelabels
     from prist_builder.sources import InputRejected, read_image
 
     try:
@@ -213,20 +297,15 @@ def prelabel(
         raise fail(str(exc)) from None
     given = _read_boxes(boxes) if boxes is not None else {}
     samples = _samples(run)
-    done = read_prelabels(run)
+    done: set[BoxKey] = set(read_prelabels(run)) | set(read_target_prelabels(run))
+    prompts, skipped = _prompts(samples, given, done, redo)
     try:
         model = SamPrelabeler.from_folder(sam, device)
     except (OSError, ValueError) as exc:
         raise fail(f"{sam}: cannot load SAM: {str(exc).splitlines()[0]}") from None
     appendlog.touch(run / PRELABELS_FILE)
-    made = skipped = 0
-    for sample in samples:
-        box = given.get(sample.sample_id)
-        if box is None and sample.dialogue.mask is not None:
-            box = [float(v) for v in rle_bbox(sample.dialogue.mask)]
-        if box is None or (sample.sample_id in done and not redo):
-            skipped += 1
-            continue
+    made = targets = 0
+    for sample, number, box in prompts:
         try:
             photo = read_image(sample.image)[1]
         except InputRejected as exc:
@@ -242,10 +321,15 @@ def prelabel(
             score=result.score,
             model=str(sam),
             time=now(),
+            target=number,
         )
         appendlog.append(run / PRELABELS_FILE, [record])
-        made += 1
-    console.print(f"pre-labelled {made} samples, skipped {skipped} (no box prompt, or done before)", highlight=False)
+        made += number is None
+        targets += number is not None
+    more = f" and {targets} targets of multi-target samples" if targets else ""
+    console.print(
+        f"pre-labelled {made} samples{more}, skipped {skipped} (no box prompt, or done before)", highlight=False
+    )
 
 
 def register_annotate(app: typer.Typer) -> None:

@@ -12,7 +12,10 @@ from prist_builder.annotation.defaults import IOU_THRESHOLD, KAPPA_THRESHOLD, MA
 from prist_builder.cli.console import console, errors, fail
 
 if TYPE_CHECKING:
-    from prist_builder.annotation.report import ScoredPair
+    from prist_builder.annotation.agreement import PairScore
+    from prist_builder.annotation.report import ScoredPair, TargetRow
+    from prist_builder.annotation.store import Pair
+    from prist_builder.samples import Sample
 
 # The annotation stack (numpy, scipy, Pillow, pycocotools) is imported inside the commands,
 # so that ``prist --help`` and the other commands start without it.
@@ -33,12 +36,30 @@ def _print_table(summaries, title: str) -> None:  # noqa: ANN001
     console.print(table)
 
 
-def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[list[ScoredPair], dict]:
+def _target_rows(pair: Pair, sample: Sample | None, iou_min: float, kappa_min: float) -> list[TargetRow]:
+    """``per_target.csv`` rows of one scored pair: each target (answer order) and the union for a
+    multi-target sample, ``none`` for an empty-target one, ``1`` for a single-target one."""
+    from prist_builder.annotation.report import TargetRow
+    from prist_builder.annotation.store import below
+
+    kind = sample.kind if sample is not None else "single"
+    focus = sample.dialogue.focus if sample is not None else ""
+    names = (pair.sample_id, pair.group, pair.a.annotator, pair.b.annotator if pair.b else "")
+    scores: list[tuple[str, str, PairScore]] = []
+    if kind == "multi" and sample is not None and pair.targets is not None:
+        paired = zip(sample.dialogue.targets, pair.targets, strict=False)
+        scores += [(str(k), t.focus, sc) for k, (t, sc) in enumerate(paired, start=1)]
+    if pair.score is not None:
+        scores.append(({"multi": "union", "empty": "none"}.get(kind, "1"), focus, pair.score))
+    return [TargetRow(*names, kind, t, f, sc, below(sc, iou_min, kappa_min)) for t, f, sc in scores]
+
+
+def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[list[ScoredPair], dict, list[TargetRow]]:
     from prist_builder.annotation.adjudication import write_queue
     from prist_builder.annotation.assignment import read_assignments
     from prist_builder.annotation.masks import decode
     from prist_builder.annotation.report import ScoredPair
-    from prist_builder.annotation.store import below, pairs
+    from prist_builder.annotation.store import pairs
     from prist_builder.samples import iter_samples
     from prist_builder.sources import InputRejected, read_image
 
@@ -47,25 +68,35 @@ def _run_form(run: Path, out: Path, iou_min: float, kappa_min: float) -> tuple[l
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc).splitlines()[0]) from None
     scored: list[ScoredPair] = []
+    targets: list[TargetRow] = []
     flagged = []
     incomplete = []
     for pair in pairs(run, read_assignments(run)):
         if pair.b is None or pair.score is None:
             incomplete.append(pair.sample_id)
             continue
-        is_flagged = below(pair.score, iou_min, kappa_min)
+        is_flagged = pair.below(iou_min, kappa_min)
         scored.append(
             ScoredPair(pair.sample_id, pair.group, pair.a.annotator, pair.b.annotator, pair.score, is_flagged)
         )
+        targets += _target_rows(pair, samples.get(pair.sample_id), iou_min, kappa_min)
         if is_flagged and pair.sample_id in samples:
+            per_a = [decode(m) for m in pair.a.masks] if pair.targets is not None and pair.a.masks else None
+            per_b = [decode(m) for m in pair.b.masks] if pair.targets is not None and pair.b.masks else None
             flagged.append(
-                (samples[pair.sample_id], pair.a.annotator, decode(pair.a.mask), pair.b.annotator, decode(pair.b.mask))
+                (
+                    samples[pair.sample_id],
+                    pair.a.annotator,
+                    per_a or [decode(pair.a.mask)],
+                    pair.b.annotator,
+                    per_b or [decode(pair.b.mask)],
+                )
             )
     try:
         queued = write_queue(out, flagged, read_image)
     except InputRejected as exc:
         raise fail(str(exc)) from None
-    return scored, {"source": str(run), "incomplete": incomplete, "queued": queued, "errors": []}
+    return scored, {"source": str(run), "incomplete": incomplete, "queued": queued, "errors": []}, targets
 
 
 def _folder_form(
@@ -136,15 +167,20 @@ def agreement(
     if (run is None) == (a is None or b is None) or (a is None) != (b is None):
         raise fail("give either RUN or both --a DIR and --b DIR")
     out.mkdir(parents=True, exist_ok=True)
+    targets: list[TargetRow] = []
     if run is not None:
-        scored, extra = _run_form(run, out, iou_min, kappa_min)
+        scored, extra, targets = _run_form(run, out, iou_min, kappa_min)
     else:
         scored, extra = _folder_form(a, b, groups, match, out, iou_min, kappa_min)  # type: ignore[arg-type]
     summaries = summarise([(p.group, p.score) for p in scored], iou_min, kappa_min)
-    write_report(out, scored, summaries, iou_min, kappa_min, extra)
+    write_report(out, scored, summaries, iou_min, kappa_min, extra, targets)
     for line in extra["errors"][:MAX_LINES_SHOWN]:
         errors.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
     _print_table(summaries, f"agreement (pass: IoU >= {iou_min}, kappa >= {kappa_min})")
+    if any(t.kind != "single" for t in targets):
+        from prist_builder.annotation.report import kind_summaries
+
+        _print_table(kind_summaries(targets, iou_min, kappa_min), "agreement by target kind")
     flagged = sum(p.flagged for p in scored)
     console.print(
         f"{len(scored)} pairs scored, {flagged} flagged for adjudication,"
