@@ -8,14 +8,18 @@ import html
 import io
 import json
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from conftest import run_cli
 from PIL import Image
 from starlette.testclient import TestClient
-from test_review_helpers import add_target_kinds, copy_run
+from test_review_helpers import SERVER_START_S, add_target_kinds, copy_run, free_port
 
 from prist_builder import appendlog
 from prist_builder.annotation.masks import decode
@@ -206,3 +210,26 @@ def test_annotated_final_masks_drive_the_layers(run: Path) -> None:
     page = client(run).get(f"/sample/{multi_id}").text
     assert page.count('<img class="mask" src="/mask/') == 1 and "the overlay is their union" in page
     assert len(re.findall(r'<q class="target-focus">', page)) == 2  # the legend still names both
+
+
+def test_cli_names_the_target_mix(run: Path) -> None:
+    add_target_kinds(run)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prist_builder", "review", str(run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, answer = time.monotonic() + SERVER_START_S, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/?kind=empty", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None and matched(answer.text) == 1
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert "(1 multi-target, 1 empty-target)" in output
