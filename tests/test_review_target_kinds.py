@@ -233,3 +233,26 @@ def test_cli_names_the_target_mix(run: Path) -> None:
         process.terminate()
         output = process.communicate(timeout=10)[0]
     assert "(1 multi-target, 1 empty-target)" in output
+
+
+@pytest.mark.parametrize(
+    ("which", "text", "rule"),
+    [
+        ("multi", "Sure, [OBJ]hair[SEG].", "the final answer holds 1 [SEG] for 2 targets"),
+        ("empty", "It is [OBJ]a bicycle[SEG].", "an empty-target final answer must hold no [OBJ]/[SEG]"),
+    ],
+)
+def test_final_answer_edits_keep_the_target_count(run: Path, which: str, text: str, rule: str) -> None:
+    ids = dict(zip(("multi", "empty"), add_target_kinds(run), strict=True))
+    sample = next(s for s in iter_samples(run) if s.sample_id == ids[which])
+    web = client(run)
+    token = re.search(r'name="csrf" value="([^"]+)"', web.get(f"/sample/{sample.sample_id}").text).group(1)
+    last = str(len(sample.dialogue.turns) - 1)
+    page = web.post(f"/sample/{sample.sample_id}/edit", data={"csrf": token, "turn": last, "text": text})
+    assert page.status_code == 422 and rule in html.unescape(page.text)
+    assert not (run / "reviews.jsonl").exists()
+    kept = sample.dialogue.turns[-1].content.replace("[SEG].", "[SEG], as asked.")
+    if which == "multi":  # a reworded answer that keeps every target is accepted
+        assert kept != sample.dialogue.turns[-1].content
+        done = web.post(f"/sample/{sample.sample_id}/edit", data={"csrf": token, "turn": last, "text": kept})
+        assert done.status_code == 200 and "as asked" in done.text
