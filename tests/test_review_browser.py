@@ -187,11 +187,15 @@ def test_target_kinds_in_chromium(demo: Path, tmp_path: Path) -> None:
         legend.nth(0).locator("label").click()
         shown = [layer["shown"] for layer in page.evaluate(TINTS)]
         assert shown == [False, True]
+        page.keyboard.press("2")  # digit keys toggle target N
+        assert [layer["shown"] for layer in page.evaluate(TINTS)] == [False, False]
+        page.keyboard.press("1")
+        page.keyboard.press("2")
+        assert [layer["shown"] for layer in page.evaluate(TINTS)] == [True, True]
         page.keyboard.press("m")  # the mask toggle hides every layer
         assert [layer["shown"] for layer in page.evaluate(TINTS)] == [False, False]
         shot = tmp_path / "review-multi-target.png"
         page.keyboard.press("m")
-        legend.nth(0).locator("label").click()
         page.screenshot(path=str(shot), full_page=True)
         _save_artifact(shot)
 

@@ -128,6 +128,8 @@ def test_multi_target_page_one_coloured_layer_per_target(run: Path) -> None:
         rgba = np.asarray(Image.open(io.BytesIO(answer.content)))
         assert np.array_equal(rgba[..., 3] > 0, decode(target.mask).astype(bool))  # that target's pixels only
     assert colours == [hex_rgb(target_colour(0)), hex_rgb(target_colour(1))] and colours[0] != colours[1]
+    union = np.asarray(Image.open(io.BytesIO(web.get(f"/mask/{multi_id}").content)))
+    assert np.array_equal(union[..., 3] > 0, decode(sample.mask).astype(bool))  # no target: the union
     assert web.get(f"/mask/{multi_id}", params={"target": 2}).status_code == 404
     assert web.get(f"/mask/{multi_id}", params={"target": "x"}).status_code == 404
     # the palette is the stylesheet's: the legend swatch and the overlay share a colour
@@ -137,11 +139,12 @@ def test_multi_target_page_one_coloured_layer_per_target(run: Path) -> None:
 
 
 def test_single_target_page_as_before(run: Path) -> None:
-    add_target_kinds(run)
+    multi_id, _ = add_target_kinds(run)
     sample = next(iter_samples(run))
     web = client(run)
     page = web.get(f"/sample/{sample.sample_id}").text
     assert page.count('<img class="mask" src="/mask/') == 1 and "target-legend" not in page
+    assert "<kbd>1-9</kbd>" not in page and "<kbd>1-9</kbd>" in web.get(f"/sample/{multi_id}").text
     assert "kind-" not in page.split("<h1>")[1].split("</h1>")[0] and "empty target" not in page
     assert layer_colour(web.get(f"/mask/{sample.sample_id}").content) == (255, 40, 40)
     assert web.get(f"/mask/{sample.sample_id}", params={"target": 0}).status_code == 404

@@ -98,14 +98,21 @@ def overlays(sample: Sample) -> list[int | None]:
     return [None]
 
 
+def has_layer(sample: Sample, target: int | None) -> bool:
+    """Whether :func:`sample_layer_png` can draw ``target`` for ``sample``: one of its
+    :func:`overlays`, or ``None`` (the whole mask) whenever it has any."""
+    layers = overlays(sample)
+    return target in layers or (target is None and bool(layers))
+
+
 def sample_layer_png(sample: Sample, target: int | None) -> bytes:
     """The PNG of one of :func:`overlays`: target ``target``'s mask in its colour, or with
-    ``None`` the whole mask in the one-target colour.
+    ``None`` the whole mask (a multi-target sample's union) in the one-target colour.
 
     Raises:
-        KeyError: the sample has no such layer.
+        KeyError: the sample has no such layer (:func:`has_layer`).
     """
-    if target not in overlays(sample):
+    if not has_layer(sample, target):
         raise KeyError(f"sample {sample.sample_id!r} has no mask layer {target!r}")
     if target is None:
         assert sample.mask is not None  # overlays() gave a layer

@@ -24,6 +24,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("n", "next sample"),
     ("p", "previous sample"),
     ("m", "mask on/off"),
+    ("1-9", "one target's mask on/off (multi-target)"),
     ("l", "back to the list"),
 )
 """Keyboard shortcuts of the sample page (key, what it does); ``static/review.js`` binds them."""
