@@ -146,6 +146,7 @@ def run() -> list[dict[str, str]]:
                     (f"list, last page ({pages})", f"/?page={pages}", LIST_TARGET_MS),
                     ("list, focus text + status filter", "/?q=ball&status=unreviewed", LIST_TARGET_MS),
                     ("list, 500 rows a page", "/?size=500&page=3", LIST_TARGET_MS),
+                    ("list, target kind filter", "/?kind=single&status=unreviewed", LIST_TARGET_MS),
                     ("sample page (middle)", f"/sample/{middle}", SAMPLE_TARGET_MS),
                     ("sample page, filtered (last)", f"/sample/{last}?q=ball&granularity=medium", SAMPLE_TARGET_MS),
                     ("photo (cached)", f"/image/{index.rows[0].image_id}", None),

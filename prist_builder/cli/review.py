@@ -91,8 +91,13 @@ def register_review(app: typer.Typer) -> None:
         port = port or _free_port(host)
         web = create_app(run, name, host=host, token=token, index=index)
         shown = f"[{host}]" if ":" in host else host
+        kinds = index.kind_counts()
+        mix = ""
+        if kinds["multi"] or kinds["empty"]:
+            mix = f" ({kinds['multi']} multi-target, {kinds['empty']} empty-target)"
         console.print(
-            f"reviewing {len(index.samples)} samples of {run} as {name!r}; decisions go to {run / 'reviews.jsonl'}",
+            f"reviewing {len(index.samples)} samples{mix} of {run} as {name!r}; "
+            f"decisions go to {run / 'reviews.jsonl'}",
             highlight=False,
             markup=False,
         )

@@ -5,7 +5,9 @@ Routes:
 - ``GET /``: the sample list (filters in the query string, see :class:`Filters`).
 - ``GET /sample/{id}``: one sample; ``POST /sample/{id}/{accept|reject|edit|reset}``: decisions.
 - ``GET /image/{image_id}``: the photo bytes of an image record of the run (by id only).
-- ``GET /mask/{sample_id}``: the sample's mask layer (transparent PNG).
+- ``GET /mask/{sample_id}``: the sample's mask layer (transparent PNG; a multi-target
+  sample's union); ``?target=N``: the layer of target ``N`` (0-based, answer order) of a
+  multi-target sample, in its colour. An empty-target sample has no layer.
 - ``GET /rejects``: what the build set aside (``rejects.jsonl``).
 - ``GET|POST /login``: asks for the access token when one is set.
 """
@@ -27,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from prist_builder.review import decisions
 from prist_builder.review.index import Filters, RunIndex
-from prist_builder.review.render import image_bytes, mask_layer_png
+from prist_builder.review.render import has_layer, image_bytes, overlays, sample_layer_png
 from prist_builder.review.security import Guard, is_loopback, login_response, new_csrf, same
 from prist_builder.review.views import environment, list_view, neighbour_ids, sample_view
 
@@ -63,11 +65,11 @@ class ReviewApp:
     def _photo(self, image_id: str) -> bytes:
         return image_bytes(self.index.images[image_id])
 
-    def _mask(self, sample_id: str) -> bytes:
+    def _mask(self, sample_id: str, target: int | None) -> bytes:
         sample = self.index.sample(sample_id)
-        if sample is None or sample.mask is None:
-            raise KeyError(f"no mask for sample {sample_id!r}")
-        return mask_layer_png(sample.mask)
+        if sample is None:
+            raise KeyError(f"no sample {sample_id!r}")
+        return sample_layer_png(sample, target)
 
     # --- pages --------------------------------------------------------------------------
     async def home(self, request: Request) -> Response:
@@ -89,8 +91,9 @@ class ReviewApp:
             "width": sample.image.width,
             "height": sample.image.height,
         }
-        mask_src = f"/mask/{quote(sample_id, safe='')}" if sample.mask else None
-        view = sample_view(self.index, sample, photo, mask_src)
+        base = f"/mask/{quote(sample_id, safe='')}"
+        layers = [base if target is None else f"{base}?target={target}" for target in overlays(sample)]
+        view = sample_view(self.index, sample, photo, layers)
         done = DONE_MESSAGES.get(request.query_params.get("done", ""))
         return self.page(
             "sample.html",
@@ -126,12 +129,16 @@ class ReviewApp:
         )
 
     async def mask_layer(self, request: Request) -> Response:
-        """``GET /mask/{sample_id}``: the transparent mask layer PNG (404 without a mask)."""
+        """``GET /mask/{sample_id}[?target=N]``: a transparent mask layer PNG: without ``target``
+        the whole mask (a multi-target sample's union); 404 when the sample has no such layer
+        (no mask, an empty target, a target it does not have)."""
         sample_id = request.path_params["sample_id"]
         sample = self.index.sample(sample_id)
-        if sample is None or sample.mask is None:
-            return Response("no mask for this sample", status_code=404, media_type="text/plain")
-        data = await run_in_threadpool(self.mask, sample_id)
+        raw = request.query_params.get("target")
+        target = None if raw is None else _int(raw)
+        if sample is None or not has_layer(sample, target):
+            return Response("no such mask layer for this sample", status_code=404, media_type="text/plain")
+        data = await run_in_threadpool(self.mask, sample_id, target)
         return Response(data, media_type="image/png", headers={"Cache-Control": f"private, max-age={CACHE_SECONDS}"})
 
     async def rejects(self, request: Request) -> Response:

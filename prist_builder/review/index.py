@@ -25,6 +25,7 @@ from prist_builder import appendlog
 from prist_builder.pipeline.store import REJECTS_FILE, read_records, run_bounds
 from prist_builder.records import DialogueRecord, ElementsRecord, ImageRecord, Reject, TreeRecord
 from prist_builder.records.curation import FINAL_MASKS_FILE, REVIEWS_FILE, FinalMask, ReviewDecision
+from prist_builder.records.limits import TARGET_KINDS
 from prist_builder.review.index_store import DIALOGUES, ELEMENTS, NO_TREE, TREES, load_or_build, read_line
 from prist_builder.samples import Review, ReviewStatus, Sample, fold_reviews, join_sample, read_manifest
 
@@ -47,9 +48,11 @@ class Row(NamedTuple):
         sample_id, image_id, focus, provider: from the dialogue.
         focus_key: ``focus`` lower-cased, for substring search.
         granularity: ``coarse``/``medium``/``fine`` of the final mask (Table 2 rule), ``none``
-            when the sample has no mask.
+            when the sample has no mask or an empty target.
         turns: question/answer turns of the dialogue.
         image_rejects: inputs of the sample's image that the build set aside (``rejects.jsonl``).
+        kind: ``single``, ``multi`` or ``empty`` (:data:`~prist_builder.records.limits.TARGET_KINDS`).
+        targets: number of targets the final answer segments (1, two or more, 0).
     """
 
     position: int
@@ -61,6 +64,8 @@ class Row(NamedTuple):
     granularity: str
     turns: int
     image_rejects: int
+    kind: str = "single"
+    targets: int = 1
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Filters:
         granularity: one of :data:`GRANULARITIES`.
         status: one of :data:`STATUSES`.
         rejects: ``yes`` (the image has build rejects) or ``no``.
+        kind: target kind, one of :data:`~prist_builder.records.limits.TARGET_KINDS`.
         page: 1-based page number.
         size: samples per page.
     """
@@ -84,6 +90,7 @@ class Filters:
     granularity: str = ""
     status: str = ""
     rejects: str = ""
+    kind: str = ""
     page: int = 1
     size: int = PAGE_SIZE
 
@@ -104,6 +111,7 @@ class Filters:
             granularity=params.get("granularity", "") if params.get("granularity") in GRANULARITIES else "",
             status=params.get("status", "") if params.get("status") in STATUSES else "",
             rejects=params.get("rejects", "") if params.get("rejects") in ("yes", "no") else "",
+            kind=params.get("kind", "") if params.get("kind") in TARGET_KINDS else "",
             page=number("page", 1, 10**9),
             size=number("size", PAGE_SIZE, MAX_PAGE_SIZE),
         )
@@ -119,6 +127,7 @@ class Filters:
                 ("granularity", self.granularity),
                 ("status", self.status),
                 ("rejects", self.rejects),
+                ("kind", self.kind),
             )
             if v
         }
@@ -218,8 +227,8 @@ class RunIndex:
         stored = load_or_build(run, index.bounds)
         index.from_disk = not stored.built
         index.rows = [
-            Row(i, sample_id, image_id, focus, focus.lower(), provider, grain, turns, rejects)
-            for i, (sample_id, image_id, focus, provider, grain, turns, rejects) in enumerate(stored.rows)
+            Row(i, sample_id, image_id, focus, focus.lower(), provider, grain, turns, rejects, kind, count)
+            for i, (sample_id, image_id, focus, provider, grain, turns, rejects, kind, count) in enumerate(stored.rows)
         ]
         index.by_id = {row.sample_id: row.position for row in index.rows}
         index._offsets = stored.offsets
@@ -334,6 +343,8 @@ class RunIndex:
                 continue
             if want_rejects is not None and (row.image_rejects > 0) != want_rejects:
                 continue
+            if filters.kind and row.kind != filters.kind:
+                continue
             if filters.status and self.status(row.position) != filters.status:
                 continue
             out.append(row.position)
@@ -351,6 +362,11 @@ class RunIndex:
         """Samples per review status over the whole run."""
         counts = Counter(self.status(row.position) for row in self.rows)
         return {status: counts.get(status, 0) for status in STATUSES}
+
+    def kind_counts(self) -> dict[str, int]:
+        """Samples per target kind over the whole run (:data:`~prist_builder.records.limits.TARGET_KINDS` order)."""
+        counts = Counter(row.kind for row in self.rows)
+        return {kind: counts.get(kind, 0) for kind in TARGET_KINDS}
 
     def providers(self) -> list[str]:
         """Provider names present in the run, sorted."""

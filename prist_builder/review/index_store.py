@@ -11,7 +11,8 @@ The stamp is the size and modification time (ns) of each file the index is built
 different stamp, a missing or unreadable index, or another :data:`INDEX_VERSION` rebuilds it.
 A run folder that cannot be written keeps the index in memory only.
 
-Layout (version 2), compact JSON because reading it is most of a start on a big run:
+Layout (version 3: rows gained the target kind and count), compact JSON because reading it
+is most of a start on a big run:
 ``{"version", "stamp", "rejects", "fields", "rows", "offsets"}`` where each row is a
 list of the :data:`ROW_FIELDS` values (the position and the lower-cased focus are derived on
 read) and each offset a ``[dialogue, elements, tree]`` triple.
@@ -38,14 +39,14 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = ".review-index.json"
 """The stored index, inside the run folder."""
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 """Bumped when the stored layout changes (an index of another version is rebuilt)."""
 DIALOGUES, ELEMENTS, TREES = "dialogues.jsonl", "elements.jsonl", "trees.jsonl"
 WATCHED = (DIALOGUES, ELEMENTS, TREES, REJECTS_FILE, FINAL_MASKS_FILE, MANIFEST_FILE)
 """The run files the index is built from (its stamp)."""
 NO_TREE = -1
 """Offset of a sample whose image has no tree record."""
-ROW_FIELDS = ("sample_id", "image_id", "focus", "provider", "granularity", "turns", "image_rejects")
+ROW_FIELDS = ("sample_id", "image_id", "focus", "provider", "granularity", "turns", "image_rejects", "kind", "targets")
 """Stored values of each row, in order (see :class:`~prist_builder.review.index.Row`)."""
 
 
@@ -171,7 +172,8 @@ def build_index(run: Path, bounds: dict[str, Any]) -> StoredIndex:
         image = record.image
         final = finals.get(dialogue.sample_id)
         mask = final.mask if final is not None else dialogue.mask
-        grain = "none" if mask is None else granularity(area(mask), image.height, image.width)
+        empty = dialogue.kind == "empty"  # nothing to measure: its mask, if any, has no pixels
+        grain = "none" if mask is None or empty else granularity(area(mask), image.height, image.width)
         rows.append(
             [
                 dialogue.sample_id,
@@ -181,6 +183,8 @@ def build_index(run: Path, bounds: dict[str, Any]) -> StoredIndex:
                 grain,
                 dialogue.num_turns,
                 per_image.get(dialogue.image_id, 0),
+                dialogue.kind,
+                len(dialogue.targets) if dialogue.kind == "multi" else int(not empty),
             ]
         )
         offsets.append([offset, element_offset, trees.get(dialogue.image_id, NO_TREE)])

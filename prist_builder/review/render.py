@@ -33,12 +33,35 @@ NODE_LINES = 3
 """Lines of question text drawn in a node (the full text is in its tooltip)."""
 LINE_STEP = 15
 """Distance between text lines in a node, pixels."""
+TARGET_PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+"""Colours of a multi-target sample's targets in answer order (cycled past seven): the
+Okabe-Ito palette without black, told apart with the common colour-vision deficiencies.
+``static/style.css`` gives the same colours to the classes ``t0`` .. ``t6``."""
 
 
-def mask_layer_png(mask: RLE) -> bytes:
+def target_colour(index: int) -> str:
+    """``#RRGGBB`` of the target at ``index`` (0-based, answer order) in :data:`TARGET_PALETTE`."""
+    return TARGET_PALETTE[index % len(TARGET_PALETTE)]
+
+
+def target_class(index: int) -> str:
+    """CSS class carrying :func:`target_colour` (``t0`` .. ``t6``)."""
+    return f"t{index % len(TARGET_PALETTE)}"
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def mask_layer_png(mask: RLE, rgb: tuple[int, int, int] | None = None) -> bytes:
     """A transparent RGBA PNG, the image's size, with the ``(H, W) bool`` mask tinted and outlined.
 
     Laid over the photo in the browser, so the overlay can be toggled without a second photo.
+
+    Args:
+        mask: COCO RLE of the mask.
+        rgb: tint, 0..255 per channel; default :data:`prist_builder.preview.MASK_RGB` (the
+            one-target colour of every preview).
     """
     import numpy as np
     from PIL import Image
@@ -46,17 +69,55 @@ def mask_layer_png(mask: RLE) -> bytes:
     from prist_builder.annotation.masks import decode
     from prist_builder.preview import MASK_ALPHA, MASK_RGB
 
+    tint = MASK_RGB if rgb is None else rgb
     pixels = decode(mask).astype(bool)
     rgba = np.zeros((*pixels.shape, 4), dtype=np.uint8)
-    rgba[pixels, :3] = MASK_RGB
+    rgba[pixels, :3] = tint
     rgba[pixels, 3] = int(MASK_ALPHA * OPAQUE)
     inner = np.roll(pixels, 1, 0) & np.roll(pixels, -1, 0) & np.roll(pixels, 1, 1) & np.roll(pixels, -1, 1)
     edge = pixels & ~inner
-    rgba[edge, :3] = MASK_RGB
+    rgba[edge, :3] = tint
     rgba[edge, 3] = OPAQUE
     out = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return out.getvalue()
+
+
+def overlays(sample: Sample) -> list[int | None]:
+    """The mask layers a sample's page lays over its photo, bottom to top.
+
+    ``[]`` for an empty-target sample or one without a mask; ``[0, 1, ...]`` (one layer per
+    target, in answer order, coloured by :func:`target_colour`) for a multi-target sample whose
+    per-target masks are known; else ``[None]``: one layer of ``sample.mask`` (the one target,
+    or the union of a multi-target sample's targets) in the one-target colour.
+    """
+    if sample.kind == "empty" or sample.mask is None:
+        return []
+    if sample.kind == "multi" and sample.masks and len(sample.masks) == len(sample.dialogue.targets):
+        return list(range(len(sample.masks)))
+    return [None]
+
+
+def has_layer(sample: Sample, target: int | None) -> bool:
+    """Whether :func:`sample_layer_png` can draw ``target`` for ``sample``: one of its
+    :func:`overlays`, or ``None`` (the whole mask) whenever it has any."""
+    layers = overlays(sample)
+    return target in layers or (target is None and bool(layers))
+
+
+def sample_layer_png(sample: Sample, target: int | None) -> bytes:
+    """The PNG of one of :func:`overlays`: target ``target``'s mask in its colour, or with
+    ``None`` the whole mask (a multi-target sample's union) in the one-target colour.
+
+    Raises:
+        KeyError: the sample has no such layer (:func:`has_layer`).
+    """
+    if not has_layer(sample, target):
+        raise KeyError(f"sample {sample.sample_id!r} has no mask layer {target!r}")
+    if target is None:
+        assert sample.mask is not None  # overlays() gave a layer
+        return mask_layer_png(sample.mask)
+    return mask_layer_png(sample.masks[target], _rgb(target_colour(target)))
 
 
 def image_bytes(record: ImageRecord) -> bytes:

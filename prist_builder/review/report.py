@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from prist_builder.review.app import STATIC_DIR
 from prist_builder.review.index import Filters, RunIndex
-from prist_builder.review.render import data_uri, image_bytes, mask_layer_png
+from prist_builder.review.render import data_uri, image_bytes, overlays, sample_layer_png
 from prist_builder.review.views import environment, list_view, sample_view
 from prist_builder.sources import InputRejected
 
@@ -53,8 +53,8 @@ def build_report(run: Path, out: Path, index: RunIndex | None = None) -> int:
             "height": sample.image.height,
             "missing": missing.get(sample.image.image_id),
         }
-        mask = data_uri("image/png", mask_layer_png(sample.mask)) if sample.mask is not None else None
-        views.append(sample_view(index, sample, photo, mask))
+        layers = [data_uri("image/png", sample_layer_png(sample, target)) for target in overlays(sample)]
+        views.append(sample_view(index, sample, photo, layers))
     css = (STATIC_DIR / "style.css").read_text(encoding="utf-8") + "\n".join(css_rules)
     listing = list_view(index, Filters(size=max(1, len(index.rows))))
     html = env.get_template("report.html").render(

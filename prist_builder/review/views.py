@@ -12,8 +12,9 @@ from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader
 
+from prist_builder.records.limits import TARGET_KINDS
 from prist_builder.review.index import GRANULARITIES, STATUSES, Filters, RunIndex
-from prist_builder.review.render import provenance, tree_svg
+from prist_builder.review.render import provenance, target_class, tree_svg
 from prist_builder.samples import Sample
 
 SHORTCUTS: tuple[tuple[str, str], ...] = (
@@ -23,6 +24,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("n", "next sample"),
     ("p", "previous sample"),
     ("m", "mask on/off"),
+    ("1-9", "one target's mask on/off (multi-target)"),
     ("l", "back to the list"),
 )
 """Keyboard shortcuts of the sample page (key, what it does); ``static/review.js`` binds them."""
@@ -35,7 +37,7 @@ def environment() -> Environment:
     )
     env.filters["u"] = lambda value: quote(str(value), safe="")
     env.filters["qs"] = lambda params: ("?" + urlencode(params)) if params else ""
-    env.globals.update(STATUSES=STATUSES, GRANULARITIES=GRANULARITIES, SHORTCUTS=SHORTCUTS)
+    env.globals.update(STATUSES=STATUSES, GRANULARITIES=GRANULARITIES, SHORTCUTS=SHORTCUTS, KINDS=TARGET_KINDS)
     return env
 
 
@@ -58,6 +60,7 @@ def list_view(index: RunIndex, filters: Filters) -> dict[str, Any]:
         "images": len(index.images),
         "build_rejects": index.reject_count,
         "status_counts": index.status_counts(),
+        "kind_counts": index.kind_counts(),
         "providers": index.providers(),
         "page": page,
         "pages": pages,
@@ -68,7 +71,7 @@ def list_view(index: RunIndex, filters: Filters) -> dict[str, Any]:
     }
 
 
-def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], mask_src: str | None) -> dict[str, Any]:
+def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], layers: list[str]) -> dict[str, Any]:
     """Context of one sample: dialogue with edits marked, tree, elements, provenance, picture.
 
     Args:
@@ -76,9 +79,31 @@ def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], mask_src
         sample: the sample shown.
         photo: ``{"src", "width", "height"}`` of the photo (a URL in the app, a data URI or a CSS
             class in the report).
-        mask_src: where the mask layer PNG is, or ``None`` when the sample has no mask.
+        layers: where each mask layer PNG of :func:`prist_builder.review.render.overlays` is,
+            in that order (``[]``: no mask, or an empty target).
     """
     dialogue = sample.dialogue
+    targets = dialogue.target_list()
+    per_target = sample.kind == "multi" and len(layers) == len(targets)
+    legend = [
+        {
+            "number": i + 1,
+            "focus": t.focus,
+            "element_id": t.element_id,
+            "cls": target_class(i) if per_target else "",
+            "toggle": f"k{i}" if per_target else "",
+        }
+        for i, t in enumerate(targets)
+    ]
+    masks = [
+        {
+            "src": src,
+            "cls": f"{legend[i]['cls']} {legend[i]['toggle']}" if per_target else "",
+            "alt": f"mask of target {i + 1}" if per_target else "target mask",
+        }
+        for i, src in enumerate(layers)
+    ]
+    target_of = {t.element_id: item for t, item in zip(targets, legend, strict=True)}
     turns = []
     last = len(dialogue.turns) - 1
     for i, turn in enumerate(dialogue.turns):
@@ -93,7 +118,10 @@ def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], mask_src
                 "number": i // 2 + 1,
             }
         )
-    elements = [{"element": e, "target": e.element_id == dialogue.target_element_id} for e in sample.elements.elements]
+    elements = [
+        {"element": e, "target": e.element_id in target_of, "legend": target_of.get(e.element_id)}
+        for e in sample.elements.elements
+    ]
     tree = sample.tree
     path_nodes = []
     if tree is not None:
@@ -111,7 +139,10 @@ def sample_view(index: RunIndex, sample: Sample, photo: dict[str, Any], mask_src
         "provenance": provenance(sample),
         "review": sample.review,
         "photo": photo,
-        "mask_src": mask_src,
+        "masks": masks,
+        "kind": sample.kind,
+        "legend": legend if sample.kind == "multi" else [],
+        "per_target": per_target,
     }
 
 

@@ -1,5 +1,6 @@
 // prist review: keyboard shortcuts of the sample page (a accept, r reject, e edit, n/p next/previous,
-// m mask, l list; Ctrl+Enter saves an edit, Esc leaves a text box) and "/" to search on the list page.
+// m mask, 1-9 one target of a multi-target sample, l list; Ctrl+Enter saves an edit, Esc leaves a
+// text box) and "/" to search on the list page.
 (function () {
   "use strict";
   function typing(el) {
@@ -49,6 +50,10 @@
       case "m":
         el = document.querySelector(".mask-toggle");
         if (el && !el.disabled) el.checked = !el.checked;
+        break;
+      case "1": case "2": case "3": case "4": case "5": case "6": case "7": case "8": case "9":
+        el = document.querySelector(".target-toggle.k" + (Number(ev.key) - 1));
+        if (el) el.checked = !el.checked;
         break;
       case "/":
         el = document.getElementById("focus-search");
