@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,13 @@ def test_deepspeed_config_follows_the_miras_config() -> None:
 
 
 # ---- two processes (gloo) ---------------------------------------------------------------------
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now (a fixed one collides with parallel test runs)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _launch(
     config: Path, out: Path, stop_after: int, port: int, processes: int = 2, extra: dict | None = None, cpu: bool = True
 ) -> None:
@@ -152,9 +160,9 @@ def test_two_process_resume_equals_an_uninterrupted_two_process_run(run_folder: 
     config.model.lora.dropout = 0.1  # every rank's RNG matters
     path = tmp_path / "two.json"
     path.write_text(config.model_dump_json(), encoding="utf-8")
-    _launch(path, tmp_path / "straight", 3, 29611)
-    _launch(path, tmp_path / "resumed", 2, 29612)
-    _launch(path, tmp_path / "resumed", 3, 29613)
+    _launch(path, tmp_path / "straight", 3, _free_port())
+    _launch(path, tmp_path / "resumed", 2, _free_port())
+    _launch(path, tmp_path / "resumed", 3, _free_port())
     straight, resumed = (
         read_jsonl(tmp_path / "straight" / "metrics.jsonl"),
         read_jsonl(tmp_path / "resumed" / "metrics.jsonl"),
