@@ -255,6 +255,10 @@ def test_train_and_resume_on_multi_and_empty_targets(export: Path, tmp_path: Pat
         assert set(line) >= {"sample_id", "responses", "masks", "mask"}
         assert len(prediction.masks) == sum(r.count("[SEG]") for r in prediction.responses[-1:])
         assert (prediction.mask is None) == (prediction.masks == [])
+    forced = tmp_path / "forced.jsonl"
+    args = ("predict", "--model", tmp_path / "b", "--data", export, "--split", "train", "--out", forced)
+    assert run_cli(*args, "--force-seg").exit_code == 0
+    assert all(len(Prediction.model_validate(line).masks) >= 1 for line in read_jsonl(forced))
 
 
 # ---- predict: one mask per [SEG] -------------------------------------------------------------
@@ -298,3 +302,69 @@ def test_predict_without_seg_writes_no_mask(tiny, monkeypatch, tmp_path: Path) -
     (one,) = forced.predict_many([_empty()])
     assert len(one.masks) == 1 and one.mask == one.masks[0]
     model.train()
+
+
+# ---- a run folder with multi-target and empty-target dialogues ------------------------------
+def test_run_records_read_multi_and_empty_dialogues(tiny, tmp_path: Path) -> None:
+    """Two dialogues added to the demo run the way the build writes them: a multi-target one over
+    two of an image's single targets (grounded masks) and an empty-target one."""
+    import random
+
+    from prist_builder.providers.final_turn import empty_final_turn, multi_final_turn
+    from prist_builder.records import DialogueRecord
+    from prist_builder.records import Target as RecordTarget
+
+    assert run_cli("demo", "--out", tmp_path / "demo").exit_code == 0
+    run = tmp_path / "demo" / "run"
+    lines = read_jsonl(run / "dialogues.jsonl")
+    first, second = [d for d in lines if d["image_id"] == lines[0]["image_id"]][:2]
+    targets = [
+        RecordTarget.model_validate(
+            {"element_id": d["target_element_id"], "focus": d["focus"], "region_ids": d["target_region_ids"]}
+            | {"mask": d["mask"]}
+        )
+        for d in (first, second)
+    ]
+    union = np.logical_or(decode(targets[0].mask), decode(targets[1].mask))
+    lead = first["turns"][:-2]
+    ids = f"{targets[0].element_id}+{targets[1].element_id}"
+    multi = DialogueRecord.model_validate(
+        {
+            "sample_id": f"{first['image_id']}-{ids}",
+            "image_id": first["image_id"],
+            "provider": "test",
+            "turns": lead + [t.model_dump() for t in multi_final_turn([t.focus for t in targets], random.Random(1))],
+            "focus": "both things",
+            "target_element_id": ids,
+            "target_region_ids": first["target_region_ids"] + second["target_region_ids"],
+            "mask": encode(union).model_dump(),
+            "kind": "multi",
+            "targets": [t.model_dump() for t in targets],
+        }
+    )
+    empty = DialogueRecord.model_validate(
+        {
+            "sample_id": f"{first['image_id']}-none",
+            "image_id": first["image_id"],
+            "provider": "test",
+            "turns": lead + [t.model_dump() for t in empty_final_turn("bicycle", random.Random(2))],
+            "focus": "bicycle",
+            "target_element_id": "none",
+            "kind": "empty",
+        }
+    )
+    with (run / "dialogues.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(multi.model_dump_json() + "\n" + empty.model_dump_json() + "\n")
+
+    records = read_source(run)
+    by_id = {r.sample_id: r for r in records}
+    assert records.target_counts().count(2) == 1 and records.target_counts().count(0) == 1
+    two, none = by_id[multi.sample_id], by_id[empty.sample_id]
+    assert [t.focus for t in two.targets] == [first["focus"], second["focus"]]
+    assert (two.targets[1].mask == decode(second["mask"])).all() and none.targets == []
+    assert (by_id[first["sample_id"]].targets[0].mask == two.targets[0].mask).all()
+
+    model, config = tiny
+    model.train()
+    out = model(_collator(model, config)([two, none]))
+    assert torch.isfinite(out.loss.total) and out.loss.masks == 2
