@@ -6,6 +6,8 @@ Layout::
     OUT/processor/                 LLaVA-NeXT processor with [SEG]/[OBJ] (save_pretrained)
     OUT/base.safetensors           only when parts were built with random weights: the full initial state
     OUT/metrics.jsonl              one line per logged step: loss, ce, bce, dice, lr, samples, seconds
+    OUT/targets.json               samples of the training data by target kind (text, single,
+                                   multi, empty) of the run that wrote it last
     OUT/checkpoints/step-NNNNNNN/  trainable.safetensors (trainable weights only, what predict and
                                    init_from read), state.json (step), and what
                                    ``accelerator.save_state`` writes: optimizer.bin (or, under
@@ -35,6 +37,7 @@ BASE_FILE = "base.safetensors"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 TRAINABLE_FILE = "trainable.safetensors"
+TARGETS_FILE = "targets.json"
 STEP_PREFIX = "step-"
 STEP_DIGITS = 7
 
@@ -51,6 +54,29 @@ def read_config(out: Path) -> MirasConfig:
     if not path.exists():
         raise FileNotFoundError(f"{out}: not a prist train folder (no {CONFIG_FILE})")
     return MirasConfig.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def target_kinds(counts: list[int | None]) -> dict[str, int]:
+    """Samples by target kind: ``text`` (no segmentation target at all), ``empty`` (0 targets),
+    ``single`` (1), ``multi`` (2 or more), from per-record target counts (``None`` = text only)."""
+    kinds = {"text": 0, "single": 0, "multi": 0, "empty": 0}
+    for count in counts:
+        kinds["text" if count is None else "empty" if count == 0 else "single" if count == 1 else "multi"] += 1
+    return kinds
+
+
+def write_target_kinds(out: Path, kinds: dict[str, int]) -> None:
+    """Save ``OUT/targets.json`` (``{"samples": kinds}``) atomically."""
+    path = Path(out) / TARGETS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"samples": kinds}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_target_kinds(out: Path) -> dict[str, int] | None:
+    """``OUT/targets.json``'s samples by target kind, ``None`` for a folder trained before it existed."""
+    path = Path(out) / TARGETS_FILE
+    return json.loads(path.read_text(encoding="utf-8"))["samples"] if path.exists() else None
 
 
 def checkpoints(out: Path) -> list[Path]:

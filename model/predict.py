@@ -1,13 +1,16 @@
-"""Inference: replay a dialogue's user turns, generate each answer, decode the mask (``prist predict``).
+"""Inference: replay a dialogue's user turns, generate each answer, decode the masks (``prist predict``).
 
 Dialogues run in batches (left-padded, greedy decoding), with every weight in bf16 by default on
-CUDA (fp32 on CPU, where bf16 matmuls are slow).
+CUDA (fp32 on CPU, where bf16 matmuls are slow). The last answer gets one mask per ``[SEG]`` it
+holds, in order (a multi-target answer several, an empty-target answer none); a prediction line
+holds them as ``masks`` and their union as ``mask`` (``null`` without a ``[SEG]``).
 """
 
 from __future__ import annotations
 
 import resource
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,46 @@ def peak_memory_gib(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process RSS"
 
 
+def default_force_seg(out: Path | str) -> bool:
+    """Whether ``prist predict`` appends a ``[SEG]`` to a final answer without one, for the model of
+    training folder ``out``: no when its training data held empty-target samples (the model learned
+    to answer "not there" without a ``[SEG]``, and a forced mask would score every empty target 0,
+    GRES), yes otherwise (single/multi-target data, or a folder older than ``targets.json``: a mask
+    is always decoded, as the single-target protocol expects)."""
+    from prist_builder.model.checkpoint import read_target_kinds
+
+    kinds = read_target_kinds(Path(out))
+    return kinds is None or not kinds.get("empty", 0)
+
+
+@dataclass
+class Answer:
+    """What :meth:`Predictor.answer_many` returns for one dialogue.
+
+    Attributes:
+        responses: one generated text per user message.
+        masks: one ``(H, W)`` bool mask per ``[SEG]`` of the last answer, in order (``[]`` without one).
+    """
+
+    responses: list[str]
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The ``(H, W)`` bool union of :attr:`masks`, ``None`` when there is none."""
+        return np.logical_or.reduce(self.masks) if self.masks else None
+
+    def prediction(self, sample_id: str) -> Prediction:
+        """The :class:`Prediction` line: ``masks`` one COCO RLE per ``[SEG]``, ``mask`` their union or ``None``."""
+        union = self.mask
+        return Prediction(
+            sample_id=sample_id,
+            responses=self.responses,
+            masks=[encode(m) for m in self.masks],
+            mask=encode(union) if union is not None else None,
+        )
+
+
 def _rows(batch: dict, rows: list[int]) -> dict:
     index = torch.tensor(rows, device=batch["pixel_values"].device)
     return {k: v.index_select(0, index) for k, v in batch.items()}
@@ -57,7 +100,8 @@ class Predictor:
         high_res: unused (the model's settings give the ConvNeXt side); kept for callers.
         max_new_tokens: longest generated answer (tokens).
         force_seg: when the final answer has no ``[SEG]``, append one so a mask is still decoded
-            (the answer text stays as generated).
+            (the answer text stays as generated); off, such an answer gets no mask
+            (:func:`default_force_seg` picks it for a training folder).
         dtype: ``bf16``, ``fp16``, ``fp32`` or a torch dtype; default :func:`default_dtype`.
         batch_size: dialogues :func:`predict_file` answers together (left padding).
     """
@@ -86,7 +130,7 @@ class Predictor:
         cls,
         out: Path | str,
         device: str | None = None,
-        force_seg: bool = True,
+        force_seg: bool | None = None,
         dtype: str | None = None,
         batch_size: int = 1,
     ) -> Predictor:
@@ -94,6 +138,7 @@ class Predictor:
 
         Args:
             device: ``cpu``, ``cuda``, ...; default ``cuda`` when available.
+            force_seg: see :class:`Predictor`; default :func:`default_force_seg` of the folder.
             dtype: ``bf16``/``fp16``/``fp32``; default bf16 on CUDA, fp32 on CPU. Frozen weights
                 load in it directly (no fp32 copy of the 7B model first).
 
@@ -105,6 +150,7 @@ class Predictor:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or default_dtype(device)
         model, config, _ = load_trained(Path(out), device, DTYPES[dtype])
+        force_seg = default_force_seg(out) if force_seg is None else force_seg
         return cls(model, config.model.high_res, config.model.max_new_tokens, force_seg, dtype, batch_size)
 
     def _pad(self, image_batch: dict, id_lists: list[list[int]]) -> tuple[dict, list[int]]:
@@ -142,7 +188,7 @@ class Predictor:
         return answers
 
     def _masks(self, image_batch: dict, prompts: list[list[int]], answers: list[list[int]]) -> list[np.ndarray]:
-        """``(H, W)`` bool union of the masks of each answer's ``[OBJ] ... [SEG]`` spans."""
+        """``(n, H, W)`` bool masks of each answer's ``n`` ``[OBJ] ... [SEG]`` spans, in order."""
         batch, pads = self._pad(image_batch, [p + a for p, a in zip(prompts, answers, strict=True)])
         hidden = self.model.hidden_states(batch)
         found = find_spans(batch["input_ids"], self.model.obj_id, self.model.seg_id)
@@ -150,21 +196,19 @@ class Predictor:
             [s for s in row if s[0] >= pad + len(prompt)] for row, pad, prompt in zip(found, pads, prompts, strict=True)
         ]
         logits = self.model.masks(hidden, batch, spans)
-        return [(row.float() > MASK_THRESHOLD).any(0).cpu().numpy() for row in logits]
+        return [(row.float() > MASK_THRESHOLD).cpu().numpy() for row in logits]
 
     @torch.no_grad()
-    def respond_many(
-        self, images: Sequence[Image.Image], dialogues: Sequence[Sequence[str]]
-    ) -> list[tuple[list[str], np.ndarray | None]]:
-        """Answer several dialogues as one batch (:meth:`respond` answers one).
+    def answer_many(self, images: Sequence[Image.Image], dialogues: Sequence[Sequence[str]]) -> list[Answer]:
+        """Answer several dialogues as one batch.
 
         Round ``t`` generates the ``t``-th answer of every dialogue that has a ``t``-th user
         message, each feeding back its own earlier answers; the masks of all last answers are
-        decoded in one more pass.
+        decoded in one more pass, one per ``[SEG]`` (an answer without one gets a single forced
+        ``[SEG]`` with ``force_seg``, else no mask).
 
         Returns:
-            Per dialogue ``(responses, mask)``: one text per user message, and the ``(H, W)`` bool
-            union of the masks of the last answer's ``[SEG]`` tokens (``None`` without one).
+            One :class:`Answer` per dialogue, in order.
         """
         images = [image.convert("RGB") for image in images]
         image_batch, image_ids = self.collator.images(images)
@@ -196,8 +240,19 @@ class Predictor:
                 decoded = self._masks(
                     _rows(image_batch, wanted), [prompts[i] for i in wanted], [answers[i] for i in wanted]
                 )
-                masks = dict(zip(wanted, decoded, strict=True))
-        return [(responses[i], masks.get(i)) for i in range(count)]
+                masks = {i: list(rows) for i, rows in zip(wanted, decoded, strict=True)}
+        return [Answer(responses[i], masks.get(i, [])) for i in range(count)]
+
+    def respond_many(
+        self, images: Sequence[Image.Image], dialogues: Sequence[Sequence[str]]
+    ) -> list[tuple[list[str], np.ndarray | None]]:
+        """Answer several dialogues as one batch (:meth:`answer_many`; :meth:`respond` answers one).
+
+        Returns:
+            Per dialogue ``(responses, mask)``: one text per user message, and the ``(H, W)`` bool
+            union of the masks of the last answer's ``[SEG]`` tokens (``None`` without one).
+        """
+        return [(a.responses, a.mask) for a in self.answer_many(images, dialogues)]
 
     def respond(self, image: Image.Image, user_messages: Iterable[str]) -> tuple[list[str], np.ndarray | None]:
         """Answer the user messages in order about ``image``.
@@ -211,11 +266,8 @@ class Predictor:
     def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
         """The :class:`Prediction` lines of reference records, answered as one batch (user turns replayed)."""
         users = [[content for role, content in record.turns if role == "user"] for record in records]
-        results = self.respond_many([record.image for record in records], users)
-        return [
-            Prediction(sample_id=record.sample_id, responses=texts, mask=encode(mask) if mask is not None else None)
-            for record, (texts, mask) in zip(records, results, strict=True)
-        ]
+        answers = self.answer_many([record.image for record in records], users)
+        return [answer.prediction(record.sample_id) for record, answer in zip(records, answers, strict=True)]
 
     def predict(self, record: Record) -> Prediction:
         """The :class:`Prediction` line of one reference record (its user turns are replayed)."""

@@ -3,9 +3,16 @@
 Source formats (``data.sources[].format``):
 
 - ``export``: a ``prist export`` folder (``data/{split}-*.parquet``, the export contract);
-  read with ``datasets``. Uses ``image``, ``turns``, ``targets[].mask`` and ``targets[].focus``.
+  read with ``datasets``. Uses ``image``, ``turns``, ``targets[].mask`` and ``targets[].focus``
+  (0..n targets in answer order; the ``target_kind`` column is not needed).
 - ``run``: a build run folder, read with :func:`prist_builder.samples.iter_samples`;
-  finished samples only (has a mask, not rejected). A run has no splits: all are used.
+  finished samples only (has a mask, not rejected), one target per mask of ``Sample.masks``.
+  A run has no splits: all are used.
+
+A record with targets ends in an answer holding one ``[SEG]`` per target, in order (a
+multi-target sample several, an empty-target one none); a row whose final answer's ``[SEG]``
+count differs from its number of targets, or with ``[SEG]`` in any other message, is left out
+(``Records.skipped``) with a reason naming the sample.
 - ``llava``: a LLaVA-Instruct style JSON file: a list of ``{"id", "image", "conversations":
   [{"from": "human"|"gpt", "value"}]}``, images relative to ``image_root``; text only (VQA,
   captions), no mask.
@@ -23,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from prist_builder.annotation.masks import decode
+from prist_builder.records.limits import SEG_TOKEN
 
 ROLES = {"human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
 """Role names of the supported formats, mapped to ``user``/``assistant``."""
@@ -87,6 +95,28 @@ def _turns(raw: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
     return turns
 
 
+def check_seg_count(turns: list[tuple[str, str]], targets: int, where: str) -> None:
+    """Check that the final answer holds exactly one ``[SEG]`` per target and no other message holds one.
+
+    Args:
+        turns: normalised ``(role, content)`` messages (the last is the final answer).
+        targets: number of targets of the sample (0 for an empty-target one).
+        where: names the file and sample in the message.
+
+    Raises:
+        DataError: naming the sample, the counts and the message at fault.
+    """
+    *earlier, (_, final) = turns
+    for index, (_, content) in enumerate(earlier):
+        if SEG_TOKEN in content:
+            raise DataError(f"{where}: message {index} holds {SEG_TOKEN}; only the final answer may")
+    found = final.count(SEG_TOKEN)
+    if turns[-1][0] != "assistant" and targets:
+        raise DataError(f"{where}: {targets} targets but the dialogue ends with a user message")
+    if found != targets:
+        raise DataError(f"{where}: the final answer holds {found} {SEG_TOKEN} for {targets} targets")
+
+
 class Records(Sequence[Record]):
     """A source's records, decoded (image, masks) only when indexed.
 
@@ -98,6 +128,11 @@ class Records(Sequence[Record]):
 
     def texts(self) -> Iterator[str]:
         """Every message text (for training a tokenizer), without decoding images."""
+        raise NotImplementedError
+
+    def target_counts(self) -> list[int | None]:
+        """The number of targets of each record, in order (``None`` for a text-only record), without
+        decoding images."""
         raise NotImplementedError
 
 
@@ -119,18 +154,22 @@ class ExportRecords(Records):
         self.skipped = []
         self.rows: list[int] = []
         self._turns: list[list[tuple[str, str]]] = []
+        self._counts: list[int] = []
         for index, row in enumerate(self.table.select_columns(["sample_id", "turns", "targets"])):
             where = f"{path}: sample {row.get('sample_id')}"
             try:
                 turns = _turns([(t["role"], t["content"]) for t in row["turns"]], where)
-                for target in row["targets"]:
+                targets = row["targets"] or []
+                for target in targets:
                     if not target.get("mask") or not target.get("focus"):
                         raise DataError(f"{where}: a target lacks its mask or focus")
+                check_seg_count(turns, len(targets), where)
             except (DataError, KeyError, TypeError) as exc:
                 self.skipped.append((str(row.get("sample_id")), str(exc)))
                 continue
             self.rows.append(index)
             self._turns.append(turns)
+            self._counts.append(len(targets))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -140,11 +179,14 @@ class ExportRecords(Records):
         image = row["image"]
         if not isinstance(image, Image.Image):
             image = Image.open(io.BytesIO(image["bytes"]))
-        targets = [Target(t["focus"], decode(t["mask"]).astype(bool)) for t in row["targets"]]
+        targets = [Target(t["focus"], decode(t["mask"]).astype(bool)) for t in row["targets"] or []]
         return Record(row["sample_id"], image.convert("RGB"), self._turns[k], targets)
 
     def texts(self) -> Iterator[str]:
         return (content for turns in self._turns for _, content in turns)
+
+    def target_counts(self) -> list[int | None]:
+        return list(self._counts)
 
 
 def _splits(path: Path) -> list[str]:
@@ -152,7 +194,8 @@ def _splits(path: Path) -> list[str]:
 
 
 class RunRecords(Records):
-    """The finished samples of a run folder (mask present, not rejected), via ``iter_samples``."""
+    """The finished samples of a run folder (mask present, not rejected), via ``iter_samples``:
+    one target per entry of ``Sample.masks`` (none for an empty-target sample)."""
 
     def __init__(self, path: Path) -> None:
         from prist_builder.samples import iter_samples
@@ -163,6 +206,16 @@ class RunRecords(Records):
             if not sample.finished:
                 reason = "rejected by review" if sample.mask is not None else "no mask"
                 self.skipped.append((sample.sample_id, reason))
+                continue
+            where = f"{path}: sample {sample.sample_id}"
+            try:
+                if len(sample.masks) != len(sample.dialogue.target_list()):
+                    raise DataError(
+                        f"{where}: {len(sample.masks)} final masks for {len(sample.dialogue.target_list())} targets"
+                    )
+                check_seg_count([(t.role, t.content) for t in sample.dialogue.turns], len(sample.masks), where)
+            except DataError as exc:
+                self.skipped.append((sample.sample_id, str(exc)))
                 continue
             self.samples.append(sample)
 
@@ -175,10 +228,17 @@ class RunRecords(Records):
         sample = self.samples[k]
         _, image = read_image(sample.image)
         turns = [(t.role, t.content) for t in sample.dialogue.turns]
-        return Record(sample.sample_id, image, turns, [Target(sample.dialogue.focus, decode(sample.mask).astype(bool))])
+        targets = [
+            Target(target.focus, decode(mask).astype(bool))
+            for target, mask in zip(sample.dialogue.target_list(), sample.masks, strict=True)
+        ]
+        return Record(sample.sample_id, image, turns, targets)
 
     def texts(self) -> Iterator[str]:
         return (t.content for s in self.samples for t in s.dialogue.turns)
+
+    def target_counts(self) -> list[int | None]:
+        return [len(s.masks) for s in self.samples]
 
 
 class LlavaRecords(Records):
@@ -220,6 +280,9 @@ class LlavaRecords(Records):
     def texts(self) -> Iterator[str]:
         return (content for _, _, turns in self.items for _, content in turns)
 
+    def target_counts(self) -> list[int | None]:
+        return [None] * len(self.items)
+
 
 class ConcatRecords(Records):
     """Several sources read as one, in order (a ``data.sources[].path`` list)."""
@@ -240,6 +303,9 @@ class ConcatRecords(Records):
 
     def texts(self) -> Iterator[str]:
         return (text for part in self.parts for text in part.texts())
+
+    def target_counts(self) -> list[int | None]:
+        return [count for part in self.parts for count in part.target_counts()]
 
 
 def read_source(

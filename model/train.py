@@ -35,7 +35,9 @@ from prist_builder.model.checkpoint import (
     read_config,
     save_checkpoint,
     skip_model_weights,
+    target_kinds,
     write_config,
+    write_target_kinds,
 )
 from prist_builder.model.collator import MirasCollator
 from prist_builder.model.config import MirasConfig, TrainSettings
@@ -231,6 +233,7 @@ def train(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_config(out, config)
+        write_target_kinds(out, target_kinds([n for records in sources for n in records.target_counts()]))
         (out / METRICS_FILE).touch()
     texts = [text for records in sources for text in records.texts()]
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32

@@ -120,8 +120,17 @@ def register_model(app: typer.Typer) -> None:
             str, typer.Option("--dtype", help="bf16, fp16 or fp32: every weight (default: bf16 on CUDA, fp32 on CPU).")
         ] = "",
         batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Dialogues answered together.")] = 1,
+        force_seg: Annotated[
+            bool | None,
+            typer.Option(
+                "--force-seg/--no-force-seg",
+                help="Decode a mask for a final answer without [SEG] (default: only when the model's "
+                "training data had no empty-target samples).",
+            ),
+        ] = None,
     ) -> None:
-        """Replay each dialogue's user turns with a trained MIRAS; write one prediction line per sample."""
+        """Replay each dialogue's user turns with a trained MIRAS; write one prediction line per sample
+        (one mask per [SEG] of the last answer, their union, none without a [SEG])."""
         _require_torch("prist predict")
         import torch
 
@@ -130,6 +139,7 @@ def register_model(app: typer.Typer) -> None:
             DTYPES,
             Predictor,
             default_dtype,
+            default_force_seg,
             peak_memory_gib,
             predict_file,
             reset_peak_memory,
@@ -146,7 +156,10 @@ def register_model(app: typer.Typer) -> None:
             trained, cfg, step = load_trained(model, device, DTYPES[dtype])
         except (DataError, FileNotFoundError) as exc:
             raise fail(escape(str(exc))) from exc
-        predictor = Predictor(trained, cfg.model.high_res, cfg.model.max_new_tokens, dtype=dtype, batch_size=batch_size)
+        force = default_force_seg(model) if force_seg is None else force_seg
+        predictor = Predictor(
+            trained, cfg.model.high_res, cfg.model.max_new_tokens, force, dtype=dtype, batch_size=batch_size
+        )
         total = min(len(source), limit or len(source))
         records = (source[i] for i in range(total))
         columns = (
