@@ -121,7 +121,7 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
     grains = Counter(t["granularity"] for s in samples for t in targets(s))
     bar_chart(
         {g: grains.get(g, 0) for g in ("coarse", "medium", "fine")},
-        "targets per granularity",
+        "targets per granularity" if any(s.kind == "multi" for s in samples) else "samples per granularity",
         assets / "granularity.png",
     )
     lines += ["![turns per sample](assets/turns.png) ![granularity](assets/granularity.png)", ""]
