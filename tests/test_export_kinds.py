@@ -20,6 +20,7 @@ from prist_builder.annotation.masks import area, decode
 from prist_builder.export.lisa import read_lisa_targets
 from prist_builder.export.splits import SPLITS
 from prist_builder.exported import read_split
+from prist_builder.records.rle import RLE
 from prist_builder.samples import iter_samples
 from prist_builder.stats import granularity
 
@@ -327,3 +328,35 @@ def test_import_reads_kinds_and_rejects_what_names_no_target(tmp_path: Path) -> 
     assert [t.focus for t in samples["c-0"].dialogue.target_list()] == ["the left plate", "the right plate"]
     assert samples["b-0"].dialogue.focus == "fork" and samples["b-0"].dialogue.target_element_id == "none"
     assert [e.element_id for e in samples["d-0"].elements.elements] == ["scene"]
+
+
+def test_lisa_and_llava_exports_convert_back_with_the_projects_readers(
+    kinds_run: tuple[Path, Kinds], tmp_path: Path
+) -> None:
+    run, kinds = kinds_run
+    samples = {s.sample_id: s for s in iter_samples(run)}
+    _export(run, tmp_path / "lisa", "--format", "lisa", "--one-split", "train")
+    result = run_cli("convert", "reasonseg", tmp_path / "lisa", "--out", tmp_path / "reasonseg")
+    assert result.exit_code == 0, result.output
+    rows = {row["source"].rsplit("/", 1)[1]: row for row in read_split(tmp_path / "reasonseg", "train")}
+    assert len(rows) == 18 and f"{kinds.empty_id}.json" not in rows
+    multi = rows[f"{kinds.multi_id}.json"]
+    (target,) = multi["targets"]  # ReasonSeg holds one mask per query: the union of the targets
+    assert multi["target_kind"] == "single"  # derived by the converted writer from one target
+    assert _iou(decode_row(target["mask"]), decode(union(kinds.masks))) >= MIN_POLYGON_IOU
+    _export(run, tmp_path / "llava", "--format", "llava", "--one-split", "train")
+    llava = tmp_path / "llava"
+    result = run_cli(
+        "convert", "llava-instruct", llava / "train.json", "--out", tmp_path / "back", "--images", llava / "images"
+    )
+    assert result.exit_code == 0, result.output
+    back = read_split(tmp_path / "back", "train")
+    assert len(back) == 19
+    texts = {tuple(t["content"] for t in row["turns"]) for row in back}
+    for sample_id in (kinds.multi_id, kinds.empty_id):
+        assert tuple(t.content for t in samples[sample_id].dialogue.turns) in texts
+
+
+def decode_row(mask: dict) -> np.ndarray:
+    """A ``targets[].mask`` of an export row as a ``(H, W)`` bool array."""
+    return decode(RLE(size=mask["size"], counts=mask["counts"]))
