@@ -310,8 +310,15 @@ def test_import_reads_kinds_and_rejects_what_names_no_target(tmp_path: Path) -> 
     ]
     file = tmp_path / "test.json"
     file.write_text(json.dumps(entries), encoding="utf-8")
-    result = run_cli("import", "prist-json", file, "--run", tmp_path / "run")
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    Image.new("RGB", (20, 10), "white").save(images / "c.jpg")
+    (masks / "c-0").mkdir(parents=True)  # the mask of target 0 only: the sample's masks are not used
+    Image.fromarray(np.eye(10, 20, dtype=np.uint8) * 255).save(masks / "c-0" / "0.png")
+    result = run_cli("import", "prist-json", file, "--run", tmp_path / "run", "--images", images, "--masks", masks)
     assert result.exit_code == 0, result.output
+    warnings = json.loads((tmp_path / "run" / "manifest.json").read_text())["import"]["warnings"]
+    assert warnings == {"4": f"{masks / 'c-0' / '1.png'}: no such file; the sample's masks not used"}
     assert "imported 4 samples" in result.output
     assert "entry [1]:" in result.output and "entry [3]:" in result.output
     assert (
@@ -326,6 +333,7 @@ def test_import_reads_kinds_and_rejects_what_names_no_target(tmp_path: Path) -> 
         "d-0": "empty",
     }
     assert [t.focus for t in samples["c-0"].dialogue.target_list()] == ["the left plate", "the right plate"]
+    assert samples["c-0"].mask is None and samples["c-0"].image.width == 20
     assert samples["b-0"].dialogue.focus == "fork" and samples["b-0"].dialogue.target_element_id == "none"
     assert [e.element_id for e in samples["d-0"].elements.elements] == ["scene"]
 

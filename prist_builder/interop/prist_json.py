@@ -332,12 +332,10 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
                     problems.setdefault(
                         index, f"{masks / sample_id}{MASK_SUFFIX}: an empty-target entry; mask not used"
                     )
-                elif files and shape is None:
-                    problems.setdefault(index, f"{files[0]}: the image {name} is absent; mask not used")
-                elif files:
+                elif any(f.is_file() for f in files):
                     missing = [f for f in files if not f.is_file()]
-                    if len(missing) == len(files):
-                        pass
+                    if shape is None:
+                        problems.setdefault(index, f"{files[0]}: the image {name} is absent; mask not used")
                     elif missing:
                         problems.setdefault(index, f"{missing[0]}: no such file; the sample's masks not used")
                     else:
@@ -364,9 +362,8 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
             if store.is_done("dialogues", sample_id):
                 continue
             record = records[ids[entry["img_id"]]]
-            regions = [record.image.region(r.region_id) for r in found] if found else None
             try:
-                dialogue = _dialogue(entry, sample_id, record.image_id, element_ids, regions, bounds)
+                dialogue = _dialogue(entry, sample_id, record.image_id, element_ids, found or None, bounds)
             except ValidationError as exc:
                 reason = f"{file}: entry [{index}]: {exc.errors()[0]['msg']}"
                 problems[index] = reason
