@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from prist_builder.annotation.masks import area, decode
 from prist_builder.export.lisa import read_lisa_targets
+from prist_builder.export.reader import load_export
 from prist_builder.export.splits import SPLITS
 from prist_builder.exported import read_split
 from prist_builder.records.rle import RLE
@@ -141,6 +142,10 @@ def test_exports_without_target_kind_read_with_it_derived(
     for split in SPLITS:
         columns = read_split(out, split).column_names
         assert columns[columns.index("targets") + 1] == "target_kind"
+    loaded = load_export(out)  # declares FEATURES, which the old shards lack a column of
+    assert {row["sample_id"]: row["target_kind"] for split in SPLITS for row in loaded[split]} == {
+        sid: row["target_kind"] for sid, row in rows.items()
+    }
 
 
 def lisa_mask(anno: dict, height: int, width: int) -> np.ndarray:
