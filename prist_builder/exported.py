@@ -40,6 +40,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "conversations",
     "focus",
     "targets",
+    "target_kind",
     "elements",
     "tree",
     "source",
@@ -47,11 +48,35 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
 )
 """Columns of a per-sample row, in order (``prist_builder.export.features.FEATURES``)."""
 
-NESTED_FIELDS: tuple[str, ...] = ("sample_id", "turns", "conversations", "focus", "targets", "tree", "provenance")
+NESTED_FIELDS: tuple[str, ...] = (
+    "sample_id",
+    "turns",
+    "conversations",
+    "focus",
+    "targets",
+    "target_kind",
+    "tree",
+    "provenance",
+)
 """Fields of one entry of an image row's ``samples`` list (everything that differs between samples)."""
 
 IMAGE_COLUMNS: tuple[str, ...] = tuple(c for c in SAMPLE_COLUMNS if c not in NESTED_FIELDS) + ("samples",)
 """Columns of a per-image row, in order."""
+
+TARGET_KIND_COLUMN = "target_kind"
+"""The column naming what a sample's final answer segments: ``single``, ``multi`` or ``empty``
+(one, two or more, or no target; the paper's Limitations section, GRES). Exports written before
+it existed lack it: :func:`read_split` derives it (:func:`derived_target_kind`)."""
+
+TARGET_KINDS: tuple[str, ...] = ("single", "multi", "empty")
+"""Values of :data:`TARGET_KIND_COLUMN`, in the order tables list them."""
+
+
+def derived_target_kind(count: int) -> str:
+    """The target kind of a row of an export without :data:`TARGET_KIND_COLUMN`, from its
+    number of targets: ``multi`` for two or more, else ``single`` (such exports held no empty
+    sample: a row without a target there is an unfinished single-target sample)."""
+    return "multi" if count > 1 else "single"
 
 
 class ExportReadError(Exception):
@@ -94,7 +119,8 @@ def flatten_image_rows(table: pa.Table) -> pa.Table:
     """Per-image rows (:data:`IMAGE_COLUMNS`) as per-sample rows (:data:`SAMPLE_COLUMNS`), in order.
 
     Each image's columns are repeated for each of its samples (an image with no sample gives
-    no row). A table that is already per-sample is returned as it is.
+    no row). A table that is already per-sample is returned as it is. A nested field the
+    table lacks (``target_kind`` in an older export) is left out; see :func:`with_target_kind`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -106,6 +132,8 @@ def flatten_image_rows(table: pa.Table) -> pa.Table:
     entries = pc.list_flatten(nested)
     columns, fields = [], []
     for name in SAMPLE_COLUMNS:
+        if name in NESTED_FIELDS and entries.type.get_field_index(name) < 0:
+            continue  # an export written before the column existed (target_kind)
         if name in NESTED_FIELDS:
             column = entries.field(name)
             field = entries.type.field(name)
@@ -115,6 +143,19 @@ def flatten_image_rows(table: pa.Table) -> pa.Table:
         columns.append(column)
         fields.append(pa.field(name, field.type))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def with_target_kind(table: pa.Table) -> pa.Table:
+    """``table`` (per-sample rows) with :data:`TARGET_KIND_COLUMN` after ``targets``, derived
+    from each row's number of targets (:func:`derived_target_kind`) when the table lacks it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if TARGET_KIND_COLUMN in table.column_names:
+        return table
+    counts = pc.fill_null(pc.list_value_length(table.column("targets")), 0).to_pylist()
+    kinds = pa.array([derived_target_kind(n) for n in counts], type=pa.string())
+    return table.add_column(table.column_names.index("targets") + 1, TARGET_KIND_COLUMN, kinds)
 
 
 def read_split(folder: Path, split: str, features: datasets.Features | None = None) -> datasets.Dataset:
@@ -129,7 +170,9 @@ def read_split(folder: Path, split: str, features: datasets.Features | None = No
     Returns:
         Rows with the columns of :data:`SAMPLE_COLUMNS`; an empty split gives no rows. A
         per-sample split is memory-mapped (``datasets``' cache, as before); a per-image split is
-        unnested in memory with pyarrow (each image's bytes once per sample of it).
+        unnested in memory with pyarrow (each image's bytes once per sample of it). A split
+        written before :data:`TARGET_KIND_COLUMN` existed gets it derived from the number of
+        targets (:func:`derived_target_kind`), read in memory too.
 
     Raises:
         ExportReadError: the split has no shard, or ``export.json`` names an unknown layout.
@@ -144,24 +187,43 @@ def read_split(folder: Path, split: str, features: datasets.Features | None = No
         raise ExportReadError(f"{folder}: no data/{split}-*.parquet")
     stored = datasets.Features.from_arrow_schema(pq.read_schema(files[0]))
     image_rows = row_layout(folder) == "image" or "samples" in stored
-    declared = features or (_sample_features(stored) if image_rows else stored)
+    per_sample = _sample_features(stored) if image_rows else stored
+    has_kind = TARGET_KIND_COLUMN in per_sample
+    declared = features or _with_kind_feature(per_sample)
     if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
         return datasets.Dataset.from_dict({name: [] for name in declared}, features=declared)
-    if not image_rows:
+    if not image_rows and has_kind:
         # memory-mapped through datasets' cache, as a per-sample export always was read
         return datasets.Dataset.from_parquet(files, features=declared)
     table = flatten_image_rows(pa.concat_tables([pq.read_table(f) for f in files], promote_options="default"))
-    table = table.select(list(declared)).cast(declared.arrow_schema)
+    table = with_target_kind(table).select(list(declared)).cast(declared.arrow_schema)
     return datasets.Dataset(table, info=datasets.DatasetInfo(features=declared))
 
 
+def _with_kind_feature(features: datasets.Features) -> datasets.Features:
+    """``features`` with a string :data:`TARGET_KIND_COLUMN` after ``targets`` if it lacks one."""
+    import datasets
+
+    if TARGET_KIND_COLUMN in features or "targets" not in features:
+        return features
+    out = {}
+    for name, feature in features.items():
+        out[name] = feature
+        if name == "targets":
+            out[TARGET_KIND_COLUMN] = datasets.Value("string")
+    return datasets.Features(out)
+
+
 def _sample_features(image_features: datasets.Features) -> datasets.Features:
-    """Per-sample features from the features of the image layout (``samples`` unnested)."""
+    """Per-sample features from the features of the image layout (``samples`` unnested; a
+    nested field an older export lacks is left out)."""
     import datasets
 
     nested = image_features["samples"]
     inner = nested.feature if hasattr(nested, "feature") else nested[0]
     out = {}
     for name in SAMPLE_COLUMNS:
+        if name in NESTED_FIELDS and name not in inner:
+            continue
         out[name] = inner[name] if name in NESTED_FIELDS else image_features[name]
     return datasets.Features(out)

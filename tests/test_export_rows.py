@@ -60,7 +60,16 @@ def test_image_rows_store_each_image_once(exports: dict[str, Path]) -> None:
     nested = [entry for split in loaded for row in loaded[split] for entry in row["samples"]]
     assert sorted(e["sample_id"] for e in nested) == sorted(s.sample_id for s in samples)
     first = nested[0]
-    assert set(first) == {"sample_id", "turns", "conversations", "focus", "targets", "tree", "provenance"}
+    assert set(first) == {
+        "sample_id",
+        "turns",
+        "conversations",
+        "focus",
+        "targets",
+        "target_kind",
+        "tree",
+        "provenance",
+    }
     assert first["tree"]["path"] and first["targets"][0]["mask"]["counts"] and first["provenance"]["provider"]
     # the images are stored once: the per-image parquet is well under the per-sample one
     assert _parquet_bytes(folder) < 0.6 * _parquet_bytes(exports["sample"])

@@ -12,22 +12,19 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from datasets import DatasetInfo, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCardData
 
-from prist_builder.annotation.masks import area
-from prist_builder.export.features import FEATURES, IMAGE_FEATURES, prompt_versions
+from prist_builder.export.features import FEATURES, IMAGE_FEATURES, prompt_versions, targets
 from prist_builder.export.images import ImageUnavailable, export_image
 from prist_builder.export.pictures import bar_chart, overlay
 from prist_builder.export.splits import SPLITS
+from prist_builder.export.summary import ExportSummary
+from prist_builder.exported import TARGET_KINDS
 from prist_builder.samples import Sample, read_manifest
-from prist_builder.stats import DatasetStats, compute_stats, granularity
-
-if TYPE_CHECKING:
-    from prist_builder.export.writer import ExportSummary
+from prist_builder.stats import DatasetStats, compute_stats
 
 CARD_SAMPLES = 3
 """Samples shown with their mask on the card."""
@@ -98,7 +95,8 @@ def card_data(
 
 
 def _stats(samples: list[Sample]) -> DatasetStats:
-    dialogues = [s.dialogue.model_copy(update={"mask": s.mask}) for s in samples]
+    # an empty-target sample's no-pixel mask is no target: it counts as unmasked, not as "fine"
+    dialogues = [s.dialogue.model_copy(update={"mask": None if s.kind == "empty" else s.mask}) for s in samples]
     elements = {s.elements.image_id: s.elements for s in samples}
     return compute_stats(dialogues, elements.values())
 
@@ -120,10 +118,10 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
     lines = []
     turns = Counter(s.dialogue.num_turns for s in samples)
     bar_chart({str(k): turns[k] for k in sorted(turns)}, "samples per number of turns", assets / "turns.png")
-    grains = Counter(granularity_of(s) for s in samples if s.mask is not None)
+    grains = Counter(t["granularity"] for s in samples for t in targets(s))
     bar_chart(
         {g: grains.get(g, 0) for g in ("coarse", "medium", "fine")},
-        "samples per granularity",
+        "targets per granularity" if any(s.kind == "multi" for s in samples) else "samples per granularity",
         assets / "granularity.png",
     )
     lines += ["![turns per sample](assets/turns.png) ![granularity](assets/granularity.png)", ""]
@@ -131,7 +129,7 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
     for sample in samples:
         if shown == CARD_SAMPLES:
             break
-        if sample.mask is None or not sample.image.sha256:
+        if sample.mask is None or sample.kind == "empty" or not sample.image.sha256:
             continue
         try:
             image = export_image(sample.image)
@@ -146,12 +144,32 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
     return lines
 
 
-def granularity_of(sample: Sample) -> str:
-    """Granularity of a sample's target (:func:`prist_builder.stats.granularity`); ``""`` without a mask."""
-    if sample.mask is None:
-        return ""
-    height, width = sample.image.height or sample.mask.size[0], sample.image.width or sample.mask.size[1]
-    return granularity(area(sample.mask), height, width)
+def target_kind_counts(splits: dict[str, list[Sample]]) -> dict[str, dict[str, int]]:
+    """Samples per target kind (``single``/``multi``/``empty``) and split, plus ``all``; also
+    ``targets``: the number of target masks per split (one per ``[SEG]``)."""
+    out: dict[str, dict[str, int]] = {}
+    for kind in TARGET_KINDS:
+        row = {name: sum(1 for s in splits[name] if s.kind == kind) for name in SPLITS}
+        out[kind] = {**row, "all": sum(row.values())}
+    row = {name: sum(len(targets(s)) for s in splits[name]) for name in SPLITS}
+    out["targets"] = {**row, "all": sum(row.values())}
+    return out
+
+
+def _kinds_section(splits: dict[str, list[Sample]]) -> list[str]:
+    counts = target_kind_counts(splits)
+    header = ["| target kind | " + " | ".join(SPLITS) + " | all |", "|---|" + "---|" * (len(SPLITS) + 1)]
+    names = {"single": "single (one target)", "multi": "multi (two or more)", "empty": "empty (no target)"}
+    rows = [
+        f"| {names.get(kind, kind)} | " + " | ".join(str(counts[kind][n]) for n in (*SPLITS, "all")) + " |"
+        for kind in (*TARGET_KINDS, "targets")
+    ]
+    text = [
+        "Samples per target kind: the final answer segments one target (`[OBJ]{focus}[SEG]`), two or more",
+        "(one `[OBJ]{focus}[SEG]` each, a mask each, in answer order), or none (the asked-for thing is not in",
+        "the image; no `[SEG]`, `targets` is empty). The last row counts target masks (`targets` entries).",
+    ]
+    return ["## Target kinds", "", *text, "", *header, *rows, ""]
 
 
 def _build_section(run: Path, samples: list[Sample], summary: ExportSummary) -> list[str]:
@@ -187,8 +205,8 @@ def _layout_section(rows: str, splits: dict[str, list[Sample]], split_bytes: dic
         text = [
             "One row per image (`prist export --rows image`): the image is stored once, and its samples are",
             "nested in the `samples` list, each with `sample_id`, `turns`, `conversations`, `focus`, `targets`,",
-            "`tree` (with the sample's path) and `provenance`. `prist_builder.export.reader.load_export(DIR)`",
-            "gives one row per sample, as the default layout does.",
+            "`target_kind`, `tree` (with the sample's path) and `provenance`.",
+            "`prist_builder.export.reader.load_export(DIR)` gives one row per sample, as the default layout does.",
         ]
     else:
         text = ["One row per sample (the default layout): each row carries its own copy of the image."]
@@ -233,6 +251,7 @@ def write_card(
         "shard under `data/` but is left out of the config above, because `datasets` cannot load an empty split.",
         "",
         *_layout_section(rows, splits, split_bytes),
+        *_kinds_section(splits),
         "## Statistics (layout of the paper's Table 2)",
         "",
         _stats_table(_stats(samples)),
@@ -243,8 +262,9 @@ def write_card(
         "",
         "`sample_id`, `image_id`, `image` (the source file, EXIF-corrected), `width`/`height` (pixels),",
         "`turns` (`role`/`content`), `conversations` (LLaVA `from`/`value`, `<image>` in the first human",
-        "message), `focus`, `targets` (COCO RLE `mask`, `box` [x, y, w, h], `area`, `granularity`,",
-        "`element_id`), `elements`, `tree` (nodes, edges, the sample's `path`), `source`, `provenance`.",
+        "message), `focus`, `targets` (0..n in answer order: `focus`, COCO RLE `mask`, `box` [x, y, w, h],",
+        "`area`, `granularity`, `element_id`), `target_kind` (`single`, `multi` or `empty`), `elements`,",
+        "`tree` (nodes, edges, the sample's `path`), `source`, `provenance`.",
         "Decode a mask with `pycocotools.mask.decode({'size': m['size'], 'counts': m['counts'].encode()})`.",
         "",
         "## Citation",

@@ -34,6 +34,7 @@ from prist_builder.export.writer import (
     STAGING_DIR,
     ExportError,
 )
+from prist_builder.exported import TARGET_KIND_COLUMN, derived_target_kind
 from prist_builder.pipeline.store import write_json_atomic
 
 REJECTS_FILE = "rejects.jsonl"
@@ -93,7 +94,10 @@ class ConvertedWriter:
         self._rejects = open(self.staging / REJECTS_FILE, "w", encoding="utf-8")  # noqa: SIM115
 
     def add(self, split: str, row: dict[str, Any]) -> None:
-        """Queue one row of :data:`FEATURES` for ``split``."""
+        """Queue one row of :data:`FEATURES` for ``split``; a row without ``target_kind`` gets
+        it from its number of targets (:func:`~prist_builder.exported.derived_target_kind`)."""
+        if TARGET_KIND_COLUMN not in row:
+            row = {**row, TARGET_KIND_COLUMN: derived_target_kind(len(row["targets"]))}
         state = self.splits.setdefault(split, _Split())
         state.batch.append(row)
         state.rows += 1

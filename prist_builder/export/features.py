@@ -15,6 +15,7 @@ from datasets import Features, Image, List, Value
 
 from prist_builder.annotation.masks import area, rle_bbox
 from prist_builder.exported import IMAGE_COLUMNS, NESTED_FIELDS, SAMPLE_COLUMNS
+from prist_builder.records.rle import RLE
 from prist_builder.samples import Sample
 from prist_builder.stats import granularity
 
@@ -50,6 +51,7 @@ FEATURES = Features(
         "conversations": List({"from": _STR, "value": _STR}),
         "focus": _STR,
         "targets": List(TARGET_FEATURE),
+        "target_kind": _STR,
         "elements": List({"element_id": _STR, "name": _STR, "description": _STR, "region_id": _STR}),
         "tree": {
             "root": _STR,
@@ -94,25 +96,39 @@ def llava_conversations(sample: Sample) -> list[dict[str, str]]:
     return out
 
 
-def targets(sample: Sample) -> list[dict[str, Any]]:
-    """The sample's targets (0 or 1 today): mask RLE, box ``[x, y, w, h]`` and area in pixels, granularity.
-
-    Granularity is :func:`prist_builder.stats.granularity` of the mask area in the image's size.
-    """
-    if sample.mask is None:
-        return []
-    mask = sample.mask
-    height, width = (sample.image.height, sample.image.width) if sample.image.width else tuple(mask.size)
+def target_entry(mask: RLE, focus: str, element_id: str, height: int, width: int) -> dict[str, Any]:
+    """One entry of ``targets``: ``mask`` (COCO RLE), ``box`` ``[x, y, w, h]`` and ``area`` in
+    pixels, ``granularity`` (:func:`prist_builder.stats.granularity` of the area in the image's
+    ``height`` x ``width`` pixels), ``focus`` and ``element_id``."""
     pixels = area(mask)
+    return {
+        "focus": focus,
+        "mask": {"size": list(mask.size), "counts": mask.counts},
+        "box": [float(v) for v in rle_bbox(mask)],
+        "area": pixels,
+        "granularity": granularity(pixels, height, width),
+        "element_id": element_id,
+    }
+
+
+def targets(sample: Sample) -> list[dict[str, Any]]:
+    """The sample's targets in answer order (:meth:`DialogueRecord.target_list`), one entry each
+    (:func:`target_entry`) with its final mask (``Sample.masks``): one for a single-target sample,
+    two or more for a multi-target one, none for an empty-target one or a sample without a mask.
+
+    Raises:
+        ValueError: the sample has masks but not one per target (names the sample).
+    """
+    if sample.mask is None or sample.kind == "empty":
+        return []
+    wanted = sample.dialogue.target_list()
+    masks = sample.masks or ([sample.mask] if sample.kind == "single" else [])
+    if len(masks) != len(wanted):
+        raise ValueError(f"{sample.sample_id}: {len(masks)} final masks for {len(wanted)} targets")
+    height, width = (sample.image.height, sample.image.width) if sample.image.width else tuple(masks[0].size)
     return [
-        {
-            "focus": sample.dialogue.focus,
-            "mask": {"size": list(mask.size), "counts": mask.counts},
-            "box": [float(v) for v in rle_bbox(mask)],
-            "area": pixels,
-            "granularity": granularity(pixels, height, width),
-            "element_id": sample.dialogue.target_element_id,
-        }
+        target_entry(mask, target.focus, target.element_id, height, width)
+        for target, mask in zip(wanted, masks, strict=True)
     ]
 
 
@@ -182,6 +198,7 @@ def sample_row(sample: Sample, image: dict[str, Any] | None) -> dict[str, Any]:
         "conversations": llava_conversations(sample),
         "focus": sample.dialogue.focus,
         "targets": targets(sample),
+        "target_kind": sample.kind,
         "elements": [
             {"element_id": e.element_id, "name": e.name, "description": e.description, "region_id": e.region_id}
             for e in sample.elements.elements

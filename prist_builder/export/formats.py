@@ -63,7 +63,13 @@ def export_as(
     check_target(out)
     spec = spec or SplitSpec()
     selection = select(
-        list(iter_samples(run)), spec, seed, need_mask=_NEEDS_MASK[fmt], need_image=False, one_split=one_split
+        list(iter_samples(run)),
+        spec,
+        seed,
+        need_mask=_NEEDS_MASK[fmt],
+        need_image=False,
+        one_split=one_split,
+        check_masks=_NEEDS_MASK[fmt],
     )
     paths = _WRITERS[fmt](selection, out)
     gone = {sid for ids in selection.left_out.values() for sid in ids}

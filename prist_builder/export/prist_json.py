@@ -5,6 +5,14 @@
 theirs (4-space indent, UTF-8 unescaped, no final newline), so that importing their
 ``test.json`` and exporting it back gives the same bytes. Turn texts go out exactly as the
 run holds them (review edits applied); no image is written.
+
+Target kinds: the format carries no mask and has no field for the kind, so a multi- or
+empty-target entry gets one more key, ``"target_kind"`` (single-target entries stay exactly as
+the authors' are). A multi-target sample's final answer holds one ``[OBJ]{focus}[SEG]`` per
+target and ``focus`` describes the set; an empty-target sample's final answer holds no
+``[SEG]`` and ``focus`` names the asked-for thing the image does not hold. ``prist import
+prist-json`` reads both back as those kinds
+(:func:`prist_builder.interop.prist_json.answer_kind`).
 """
 
 from __future__ import annotations
@@ -18,17 +26,24 @@ from prist_builder.export.selection import Selection
 from prist_builder.export.splits import SPLITS
 from prist_builder.samples import Sample
 
+KIND_KEY = "target_kind"
+"""The key added to a multi- or empty-target entry (``prist import prist-json`` reads it)."""
+
 JSON_INDENT = 4
 """Indent of the authors' files."""
 
 
 def entry(sample: Sample) -> dict[str, Any]:
-    """One released-format entry; ``img_id`` is the image's file name."""
-    return {
+    """One released-format entry; ``img_id`` is the image's file name; ``target_kind`` only
+    for a multi- or empty-target sample."""
+    out = {
         "img_id": Path(sample.image.path).name,
         "dialogue": [{"from": ROLE_TO_LLAVA[t.role], "value": t.content} for t in sample.dialogue.turns],
         "focus": sample.dialogue.focus,
     }
+    if sample.kind != "single":
+        out[KIND_KEY] = sample.kind
+    return out
 
 
 def write_prist_json(selection: Selection, out: Path) -> dict[str, Path]:

@@ -11,6 +11,22 @@ from prist_builder.samples import Sample
 REJECTED = "rejected by a reviewer"
 NO_MASK = "no final mask"
 NO_IMAGE = "image not available"
+MASKS_MISMATCH = "final masks do not match the targets"
+REFUSED = "refused by --format"
+"""Start of the reason of a sample left out because its format cannot hold its target kind."""
+
+
+def refusal(fmt: str, why: str) -> str:
+    """The left-out reason of a sample whose target kind ``fmt`` cannot hold (``why``: one phrase)."""
+    return f"{REFUSED} {fmt}: {why}"
+
+
+def masks_match(sample: Sample) -> bool:
+    """Whether a sample with a final mask has one per target (``Sample.masks`` against
+    ``DialogueRecord.target_list()``; a single-target sample's union is its one mask)."""
+    if sample.mask is None or sample.kind == "single":
+        return True
+    return len(sample.masks) == len(sample.dialogue.target_list())
 
 
 @dataclass
@@ -42,6 +58,7 @@ def select(
     need_mask: bool = True,
     need_image: bool = True,
     one_split: str | None = None,
+    check_masks: bool = True,
 ) -> Selection:
     """Keep the samples that can go out and split them by image.
 
@@ -54,6 +71,8 @@ def select(
         spec: split sizes; ignored with ``one_split``.
         seed: seed of the split.
         one_split: put every kept sample into this split (e.g. ``"test"`` for a released test set).
+        check_masks: leave out a sample whose final masks are not one per target
+            (:func:`masks_match`; for the formats that write masks).
 
     Raises:
         ValueError: ``one_split`` is not one of :data:`SPLITS`.
@@ -67,6 +86,8 @@ def select(
             out.leave_out(sample.sample_id, REJECTED)
         elif need_mask and sample.mask is None:
             out.leave_out(sample.sample_id, NO_MASK)
+        elif check_masks and not masks_match(sample):
+            out.leave_out(sample.sample_id, MASKS_MISMATCH)
         elif need_image and not sample.image.sha256:
             out.leave_out(sample.sample_id, NO_IMAGE)
         else:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ from datasets.arrow_writer import ParquetWriter
 from prist_builder.export.card import write_card
 from prist_builder.export.features import FEATURES, IMAGE_FEATURES, image_row, sample_row
 from prist_builder.export.images import ImageUnavailable, export_image
-from prist_builder.export.selection import NO_IMAGE, Selection, select
+from prist_builder.export.selection import NO_IMAGE, REFUSED, Selection, select
 from prist_builder.export.splits import SPLITS, SplitSpec
+from prist_builder.export.summary import ExportSummary
 from prist_builder.exported import EXPORT_MANIFEST, ROW_LAYOUTS, RowLayout
 from prist_builder.pipeline.store import write_json_atomic
 from prist_builder.records import ImageRecord
@@ -54,23 +54,6 @@ IMAGE_CACHE = 16
 
 class ExportError(Exception):
     """The export cannot be written (one-line message naming the file)."""
-
-
-@dataclass
-class ExportSummary:
-    """What an export wrote.
-
-    Attributes:
-        out: the export folder.
-        sizes: samples per split.
-        shards: parquet files per split (relative to ``out``).
-        left_out: reason -> sample ids left out.
-    """
-
-    out: Path
-    sizes: dict[str, int]
-    shards: dict[str, list[str]] = field(default_factory=dict)
-    left_out: dict[str, list[str]] = field(default_factory=dict)
 
 
 def check_target(out: Path) -> None:
@@ -294,9 +277,13 @@ def export_manifest(run: Path, seed: int, spec: SplitSpec, one_split: str | None
 
 
 def format_summary(summary: ExportSummary) -> str:
-    """One line per split and per reason a sample was left out (for the CLI)."""
+    """One line per split and per reason a sample was left out, then one line per sample a
+    format refused (``<sample_id>: refused by --format F: why``), for the CLI."""
     lines = [f"{name}: {count} samples" for name, count in summary.sizes.items()]
     lines += [f"left out ({reason}): {len(ids)}" for reason, ids in summary.left_out.items()]
+    lines += [
+        f"{sid}: {reason}" for reason, ids in summary.left_out.items() if reason.startswith(REFUSED) for sid in ids
+    ]
     return "\n".join(lines)
 
 

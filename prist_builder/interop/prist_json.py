@@ -11,6 +11,17 @@ is kept as an absent image (``ImageRecord.absent``) and counted. A mask
 ``MASKS/<sample_id>.png`` (non-zero pixels are the target, same size as the image) grounds
 the element as a source region, as a Labelme build would.
 
+Target kinds (the released file has single-target samples only; the mapping below is what
+``prist export --format prist-json`` writes, so both round-trip): a final answer with two or
+more ``[OBJ]{focus}[SEG]`` imports as a multi-target sample, one element per target
+(``e<n>-<k>``, named after its ``[OBJ]`` focus) and its masks ``MASKS/<sample_id>/<k>.png``
+(``k`` in answer order; all or none); an entry with ``"target_kind": "empty"`` (its final
+answer holds neither ``[SEG]`` nor ``[OBJ]``) imports as an empty-target sample (``focus`` =
+the asked-for thing the image does not hold, ``target_element_id`` ``none``, no element, no
+mask). Without that key an answer lacking ``[SEG]`` is a broken entry and is rejected, as is
+a released-form answer with several ``[SEG]`` and no ``[OBJ]`` (it names no target), or a
+``target_kind`` the answer contradicts.
+
 Sample ids are ``<image_id>-<n>``: ``n`` counts the image's dialogues in file order from 0.
 Records are written through :class:`~prist_builder.pipeline.store.RunStore` (journalled,
 crash-safe); a re-run skips what was already imported. Entries that cannot be read go to
@@ -21,7 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +44,11 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
 from prist_builder import appendlog
-from prist_builder.annotation.masks import area, encode, rle_bbox
+from prist_builder.annotation.masks import area, decode, encode, rle_bbox
 from prist_builder.pipeline.store import MANIFEST_FILE, REJECTS_FILE, RunStore, write_json_atomic
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, Reject, SourceRegion, Turn
-from prist_builder.records.limits import MAX_TURNS, MIN_TURNS
+from prist_builder.records.limits import EMPTY_ID_PREFIX, MAX_TURNS, MIN_TURNS, MULTI_ID_SEPARATOR, OBJ_TOKEN, SEG_TOKEN
+from prist_builder.records.rle import RLE
 from prist_builder.sources import InputRejected, decode_image
 
 PROVIDER = "prist-json"
@@ -44,6 +58,20 @@ FROM_TO_ROLE = {"human": "user", "gpt": "assistant"}
 """Speaker names of the released format and our turn roles."""
 
 MASK_SUFFIX = ".png"
+
+_TARGET = re.compile(re.escape(OBJ_TOKEN) + r"(.*?)" + re.escape(SEG_TOKEN), re.DOTALL)
+"""One ``[OBJ]{focus}[SEG]`` of a final answer."""
+
+KIND_KEY = "target_kind"
+"""Key ``prist export --format prist-json`` adds to a multi- or empty-target entry (the released
+format has no field for either; single-target entries stay as the authors wrote theirs)."""
+
+SCENE_ELEMENT = "scene"
+"""Element id given to an image whose every entry is empty-target (an elements record needs one)."""
+SCENE_DESCRIPTION = (
+    "The whole picture (the released format lists no elements; it stands in for an image asked only"
+    " about things it does not hold)."
+)
 
 
 class ImportError_(ValueError):
@@ -93,6 +121,8 @@ def _entry_problem(entry: Any) -> str | None:
     messages = entry.get("dialogue")
     if not isinstance(messages, list) or not messages:
         return "dialogue is missing or empty"
+    if entry.get(KIND_KEY, "single") not in ("single", "multi", "empty"):
+        return f"{KIND_KEY} is {entry[KIND_KEY]!r}; expected single, multi or empty"
     for index, message in enumerate(messages):
         if (
             not isinstance(message, dict)
@@ -100,6 +130,9 @@ def _entry_problem(entry: Any) -> str | None:
             or not isinstance(message.get("value"), str)
         ):
             return f"dialogue[{index}] is not {{from: human|gpt, value: str}}"
+    declared = entry.get(KIND_KEY)
+    if declared is not None and answer_kind(entry)[0] != declared:
+        return f"{KIND_KEY} is {declared!r} but the final answer reads as {answer_kind(entry)[0]!r}"
     return None
 
 
@@ -158,29 +191,93 @@ def _bounds(entries: list[dict]) -> dict[str, int]:
     return {"min_turns": min(MIN_TURNS, *turns), "max_turns": max(MAX_TURNS, *turns)}
 
 
+def answer_kind(entry: dict) -> tuple[str, list[str]]:
+    """What an entry's final answer segments: ``("multi", [focus per target])`` when it holds two
+    or more ``[OBJ]{focus}[SEG]``; ``("empty", [])`` when the entry says ``"target_kind":
+    "empty"`` (the released format has no such entry: an answer without ``[SEG]`` there is a
+    broken entry, rejected); else ``("single", [entry focus])`` (the released ``Certainly,
+    [SEG].`` included). The validators of :class:`DialogueRecord` check the answer against it."""
+    if entry.get(KIND_KEY) == "empty":
+        return "empty", []
+    final = entry["dialogue"][-1]["value"] if entry["dialogue"] else ""
+    seg, obj = final.count(SEG_TOKEN), final.count(OBJ_TOKEN)
+    if seg >= 2 and obj == seg:
+        return "multi", [text.strip() for text in _TARGET.findall(final)]
+    return "single", [entry["focus"]]
+
+
 def _dialogue(
     entry: dict,
     sample_id: str,
     image_id: str,
-    element_id: str,
-    mask_region: SourceRegion | None,
+    element_ids: list[str],
+    regions: list[SourceRegion] | None,
     bounds: dict[str, int],
 ) -> DialogueRecord:
+    """The record of one entry; ``element_ids`` and ``regions`` (or ``None``) per target."""
+    kind, foci = answer_kind(entry)
     turns = [Turn(role=FROM_TO_ROLE[m["from"]], content=m["value"]) for m in entry["dialogue"]]
-    base = {
+    base: dict[str, Any] = {
         "sample_id": sample_id,
         "image_id": image_id,
         "provider": PROVIDER,
         "turns": turns,
         "focus": entry["focus"],
-        "target_element_id": element_id,
+        "target_element_id": MULTI_ID_SEPARATOR.join(element_ids) if element_ids else EMPTY_ID_PREFIX,
     }
-    if mask_region is not None:
-        base |= {"target_region_ids": [mask_region.region_id], "mask": mask_region.mask}
+    if kind == "empty":
+        return DialogueRecord.model_validate({**base, "kind": "empty"}, context=bounds)
+    if kind == "multi":
+        targets = [
+            {"element_id": e, "focus": f, **({"region_ids": [r.region_id], "mask": r.mask} if r else {})}
+            for e, f, r in zip(element_ids, foci, regions or [None] * len(foci), strict=True)
+        ]
+        base |= {"kind": "multi", "targets": targets}
+        if regions:
+            base |= {"target_region_ids": [r.region_id for r in regions], "mask": union_rle(r.mask for r in regions)}
+        return DialogueRecord.model_validate(base, context=bounds)
+    if regions:
+        base |= {"target_region_ids": [regions[0].region_id], "mask": regions[0].mask}
     try:
         return DialogueRecord.model_validate(base, context=bounds)
     except ValidationError:
         return DialogueRecord.model_validate({**base, "form": "released"}, context=bounds)
+
+
+def union_rle(masks: Iterable[RLE]) -> RLE:
+    """The union of COCO RLE masks of one size, as RLE."""
+    total: np.ndarray | None = None
+    for mask in masks:
+        pixels = decode(mask)
+        total = pixels if total is None else total | pixels
+    assert total is not None
+    return encode(np.asfortranarray(total))
+
+
+def _region(mask_file: Path, shape: tuple[int, int], region_id: str, label: str) -> SourceRegion:
+    """A source region of a mask file. Raises ``ValueError`` (naming the file) when unusable."""
+    rle = encode(_read_mask(mask_file, shape))
+    return SourceRegion(
+        region_id=region_id,
+        label=label,
+        shape_types=["mask"],
+        source=str(mask_file),
+        mask=rle,
+        area=area(rle),
+        bbox=rle_bbox(rle),
+    )
+
+
+def _mask_files(masks: Path | None, sample_id: str, kind: str, count: int) -> list[Path]:
+    """The mask files of a sample: ``MASKS/<sample_id>.png`` for one target,
+    ``MASKS/<sample_id>/<k>.png`` (``k`` = 0.. in answer order) for a multi-target one; ``[]``
+    when absent (an empty-target sample has none)."""
+    if masks is None or kind == "empty":
+        return []
+    if kind == "single":
+        path = masks / f"{sample_id}{MASK_SUFFIX}"
+        return [path] if path.is_file() else []
+    return [masks / sample_id / f"{k}{MASK_SUFFIX}" for k in range(count)]
 
 
 def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: Path | None = None) -> ImportSummary:
@@ -217,7 +314,7 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
     for index, entry in good:
         by_image.setdefault(entry["img_id"], []).append((index, entry))
     ids = _image_ids(list(by_image))
-    sample_of: dict[int, tuple[str, str, str]] = {}
+    sample_of: dict[int, tuple[str, list[str], list[SourceRegion]]] = {}
     logged: set[int] = set()
     with RunStore(run) as store:
         records: dict[str, ElementsRecord] = {}
@@ -226,45 +323,47 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
             image, shape = _image_record(image_id, name, images, file.parent)
             elements, regions = [], []
             for n, (index, entry) in enumerate(items):
-                sample_id, element_id = f"{image_id}-{n}", f"e{n}"
-                region_id = None
-                mask_file = masks / f"{sample_id}{MASK_SUFFIX}" if masks is not None else None
-                if mask_file is not None and mask_file.is_file():
+                sample_id = f"{image_id}-{n}"
+                kind, foci = answer_kind(entry)
+                ids_ = [f"e{n}"] if kind == "single" else [f"e{n}-{k}" for k in range(len(foci))]
+                files = _mask_files(masks, sample_id, kind, len(foci))
+                found: list[SourceRegion] = []
+                if kind == "empty" and masks is not None and (masks / f"{sample_id}{MASK_SUFFIX}").is_file():
+                    problems.setdefault(
+                        index, f"{masks / sample_id}{MASK_SUFFIX}: an empty-target entry; mask not used"
+                    )
+                elif any(f.is_file() for f in files):
+                    missing = [f for f in files if not f.is_file()]
                     if shape is None:
-                        problems.setdefault(index, f"{mask_file}: the image {name} is absent; mask not used")
+                        problems.setdefault(index, f"{files[0]}: the image {name} is absent; mask not used")
+                    elif missing:
+                        problems.setdefault(index, f"{missing[0]}: no such file; the sample's masks not used")
                     else:
                         try:
-                            rle = encode(_read_mask(mask_file, shape))
-                            region_id = f"r{n}"
-                            regions.append(
-                                SourceRegion(
-                                    region_id=region_id,
-                                    label=entry["focus"],
-                                    shape_types=["mask"],
-                                    source=str(mask_file),
-                                    mask=rle,
-                                    area=area(rle),
-                                    bbox=rle_bbox(rle),
-                                )
-                            )
+                            found = [
+                                _region(f, shape, f"r{n}" if kind == "single" else f"r{n}-{k}", focus)
+                                for k, (f, focus) in enumerate(zip(files, foci, strict=True))
+                            ]
                         except ValueError as exc:
                             problems.setdefault(index, str(exc))
-                elements.append(
-                    Element(element_id=element_id, name=entry["focus"], description=entry["focus"], region_id=region_id)
-                )
-                sample_of[index] = (sample_id, element_id, region_id or "")
+                regions.extend(found)
+                for k, (element_id, focus) in enumerate(zip(ids_, foci, strict=True)):
+                    region_id = found[k].region_id if found else None
+                    elements.append(Element(element_id=element_id, name=focus, description=focus, region_id=region_id))
+                sample_of[index] = (sample_id, ids_, found)
+            if not elements:  # every entry of the image is empty-target: the record needs one element
+                elements.append(Element(element_id=SCENE_ELEMENT, name="the scene", description=SCENE_DESCRIPTION))
             image = image.model_copy(update={"regions": regions})
             records[image_id] = ElementsRecord(image_id=image_id, provider=PROVIDER, image=image, elements=elements)
             if not store.is_done("elements", image_id):
                 store.commit("elements", image_id, [records[image_id]], [])
         for index, entry in good:
-            sample_id, element_id, region_id = sample_of[index]
+            sample_id, element_ids, found = sample_of[index]
             if store.is_done("dialogues", sample_id):
                 continue
             record = records[ids[entry["img_id"]]]
-            region = record.image.region(region_id) if region_id else None
             try:
-                dialogue = _dialogue(entry, sample_id, record.image_id, element_id, region, bounds)
+                dialogue = _dialogue(entry, sample_id, record.image_id, element_ids, found or None, bounds)
             except ValidationError as exc:
                 reason = f"{file}: entry [{index}]: {exc.errors()[0]['msg']}"
                 problems[index] = reason
