@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from prist_builder.providers.openai.slots import path_line
 from prist_builder.providers.regions import RegionRelation, position_words, share_words
 from prist_builder.records import Element, ElementsRecord, SourceRegion, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN
@@ -195,17 +196,17 @@ def targets_line(targets: list[Element]) -> str:
 
 
 def paths_block(tree: TreeRecord, record: ElementsRecord) -> str:
-    """Each path with its target, reasoning question, the shared nodes above it (background)
+    """Each path with its target (a set or the absent thing on multi/empty paths, see
+    :func:`.slots.path_line`), reasoning question, the shared nodes above it (background)
     and its own nodes (one turn each), numbered."""
     chains = {p.target_element_id: p.node_ids[1:] for p in tree.paths}
     blocks = []
     for path in tree.paths:
-        target = record.element(path.target_element_id)
         chain = chains[path.target_element_id]
         shared = {n for t, c in chains.items() if t != path.target_element_id for n in c}
         own = [n for n in chain if n not in shared]
         lines = [
-            f"Path for {target.element_id} ({target.name}), {plural(len(own), 'node')};"
+            f"Path for {path.target_element_id} ({path_line(path, record)}), {plural(len(own), 'node')};"
             f" reasoning question: {path.reasoning_question}"
         ]
         for node_id in chain:
