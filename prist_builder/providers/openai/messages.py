@@ -7,6 +7,7 @@ Boxes are in pixels of the image as sent (source pixels times its ``scale``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -112,7 +113,11 @@ def region_of_element(element: Element, marked: bool) -> str:
 
 def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
     """What step 1 found, one block per element: id, region, name, description, then the
-    facts (position and box of its region, colour, count, visible text)."""
+    facts (box of its region, colour, count, visible text).
+
+    Position words stay out (issue 19, the hand-answered run: they leaked into the talk):
+    no position fact, and position phrases are cut from descriptions
+    (:func:`without_position_words`); the box, in numbers, still finds the element."""
     image = record.image
     marked = any(not r.ignore for r in image.regions)
     lines = []
@@ -120,24 +125,39 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
         a = e.attributes
         facts = []
         if e.region_id:
-            region = image.region(e.region_id)
-            box = [v * scale for v in region.bbox]
-            width, height = round(image.width * scale), round(image.height * scale)
-            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)} (to find it)")
-        elif a.position:
-            facts.append(f"position {a.position} (to find it)")
+            box = [v * scale for v in image.region(e.region_id).bbox]
+            facts.append(f"box {box_words(box)} (to find it)")
         if a.colour:
             facts.append(f"colour {a.colour}")
         if a.count and a.count > 1:
             facts.append(f"{a.count} of its kind in view")
         if a.visible_text:
             facts.append(f"text on it: {a.visible_text}")
-        lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {e.description}")
+        description = without_position_words(e.description)
+        lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {description}")
         if facts:
             lines.append(f"  Facts: {'; '.join(facts)}.")
-    if any(e.region_id or e.attributes.position for e in record.elements):
-        lines.append("Positions and boxes are there to find each element in the image, not words for the talk.")
+    if any(e.region_id for e in record.elements):
+        lines.append("Boxes are there to find each element in the image, not words for the talk.")
     return "\n".join(lines)
+
+
+_POSITION_PHRASE = re.compile(
+    r"(?:,\s*)?\s*\b(?:on|at|in|along|towards|toward)\s+the\s+(?:far\s+|very\s+)?"
+    r"(?:top|bottom|upper|lower|left|right|middle|centre|center)(?:[\s-]+(?:left|right|hand))?"
+    r"(?:[\s-]+(?:side|corner|edge|half|part|end))?(?:\s+of\s+the\s+(?:image|frame|photo|picture|scene|shot))?\b"
+    r"|\b(?:leftmost|rightmost|topmost|bottommost|left-hand|right-hand)\s+",
+    re.IGNORECASE,
+)
+
+
+def without_position_words(text: str) -> str:
+    """``text`` without phrases that place something in the frame ("on the far left of the
+    image", "in the top-right corner", "leftmost"): what is left reads as a sentence."""
+    cut = _POSITION_PHRASE.sub("", text)
+    cut = re.sub(r"\s+([,.;:])", r"\1", cut)
+    cut = re.sub(r",(?=[,.;:])", "", cut)
+    return " ".join(cut.split()) or text
 
 
 def relations_block(relations: list[RegionRelation], record: ElementsRecord, among: list[Element]) -> str:

@@ -23,7 +23,7 @@ _PATH_NODES = re.compile(r"its own chain of (\d+) nodes?\b")
 _FOLLOW_UPS = (
     ("Who would need the {name} most?", "Anyone here who has a task the {name} helps with."),
     ("What tells the {name} apart?", "What it is used for and the text on it."),
-    ("What state is the {name} in?", "It looks ready to be used."),
+    ("Why would someone reach for the {name}?", "It does a job that people here have."),
 )
 _PATH = re.compile(r"^Path for ([\w+-]+) \((.*?)\), \d+ nodes?; reasoning question: (.*)$", re.MULTILINE)
 _ABSENT_PATH = re.compile(r"^no (.*) in the image$")
