@@ -31,6 +31,7 @@ ABSENT_THINGS = ("umbrella", "bicycle pump", "fire extinguisher", "ladder", "ket
 """Things an empty-target path asks for, tried in order against the prompt's text."""
 _NODE = re.compile(r"^  \d+\. Q: (.*?) A: (.*)$", re.MULTILINE)
 MAX_CHILDREN = 3
+_ORDINALS = ("", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
 
 def _step(body: dict[str, Any]) -> str:
@@ -44,6 +45,11 @@ def _step(body: dict[str, Any]) -> str:
     return "dialogues"
 
 
+def _nth(n: int, label: str) -> str:
+    """``"second person"``: a repeated label's name, distinct but of the same kind."""
+    return f"{_ORDINALS[n]} {label}" if n < len(_ORDINALS) else f"{label} number {n}"
+
+
 def _elements(prompt: str) -> dict:
     regions = _REGION.findall(prompt)
     if not regions:
@@ -53,7 +59,7 @@ def _elements(prompt: str) -> dict:
     elements = []
     for region, label in regions:
         seen[label] = seen.get(label, 0) + 1
-        name = label if seen[label] == 1 else f"{label} number {seen[label]}"  # names must differ
+        name = label if seen[label] == 1 else _nth(seen[label], label)  # names must differ
         elements.append(
             {
                 "region_id": region,
