@@ -99,7 +99,8 @@ def test_multi_and_empty_paths_are_asked_and_become_valid_records(tmp_path: Path
     assert "Set path e0+e1: its answer is all of e0 (person) and e1 (second person) together" in step2
     assert "None path none: first name, in its question's `absent_thing`" in step2
     assert "Path for e0+e1 (the set of e0 person and e1 second person)" in step3
-    assert "`member_foci` gives, for each member" in step3 and "A none path's conversation" in step3
+    assert "`member_foci` gives e0, then e1, each with its `element_id`" in step3
+    assert "Path none asks for something the image lacks" in step3 and 'its `focus` is "umbrella"' in step3
     schema2 = json.dumps(response_format(client.requests[1].answer_model))
     assert '"absent_thing"' in schema2 and json.dumps(["e2", "e0+e1", "none"]) in schema2
     assert '"member_foci"' in json.dumps(response_format(client.requests[2].answer_model))

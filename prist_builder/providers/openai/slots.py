@@ -94,33 +94,42 @@ def tree_kinds(slots: Sequence[TargetSlot]) -> str:
                 " scene could plausibly need or look for that the image does NOT show: not any element"
                 " listed above, not a kind of anything marked or in view, not another word for one; a noun"
                 ' phrase without article ("bicycle pump", "umbrella"). Its reasoning question asks for'
-                " it through that need; its chain looks for what would meet the need, and its leaf"
+                " it through that need, without saying it is missing; its first answer names the kind of"
+                " thing that would meet the need, no answer says the image shows one, and its leaf"
                 f' (`element_id` "{pid}") answers that the image holds no such thing.'
             )
     if not lines:
         return ""
     absent = any(s.kind == "empty" for s in slots)
     tail = "\n`absent_thing` is null on every other path." if absent else ""
-    return "\n\nSome paths are not about one object:\n" + "\n".join(lines) + tail
+    head = (
+        "\n\nSome paths are not about one object; on them, what the rules below say of the target"
+        " holds for the whole set, or for the thing the image lacks:\n"
+    )
+    return head + "\n".join(lines) + tail
 
 
 def dialogue_kinds(tree: TreeRecord) -> str:
     """Step 3's rules for the set and none paths (appended to the rules list), or ``""``."""
-    kinds = {p.kind for p in tree.paths}
     lines = []
-    if "multi" in kinds:
-        lines.append(
-            "\n- A set path's conversation narrows to all members of the set together. Its `focus`"
-            ' names the set as a whole ("both cups that still hold coffee"), and `member_foci` gives,'
-            " for each member in the order listed, its `element_id` and its own short focus (2 to 8"
-            " words) telling it from the others. `member_foci` is an empty list on every other path."
-        )
-    if "empty" in kinds:
-        lines.append(
-            "\n- A none path's conversation follows the need to its end, where the assistant says"
-            " plainly that the image holds no such thing; its `focus` is the absent thing as given."
-            " The final turn, added for you, says there is nothing to outline."
-        )
+    for path in tree.paths:
+        if path.kind == "multi":
+            order = ", then ".join(path.target_element_ids)
+            lines.append(
+                f"\n- Path {path.target_element_id} is a set: its conversation narrows to all of its members"
+                ' together; its `focus` names the set as a whole ("both cups that still hold coffee"), and'
+                f" `member_foci` gives {order}, each with its `element_id` and its own short focus (2 to 8"
+                " words) telling it from the others."
+            )
+        elif path.kind == "empty":
+            lines.append(
+                f"\n- Path {path.target_element_id} asks for something the image lacks: its conversation"
+                " follows the need to its end, where the assistant says plainly that the image holds no"
+                f' {path.absent}; its `focus` is "{path.absent}". The final turn, added for you, says there'
+                " is nothing to outline."
+            )
+    if any(p.kind == "multi" for p in tree.paths):
+        lines.append("\n- `member_foci` is an empty list on every path that is not a set.")
     return "".join(lines)
 
 
