@@ -298,9 +298,9 @@ def test_purpose_questions_are_required_and_position_words_stay_out_of_steps_2_a
 
     client, (_, _, tree, _) = build(tmp_path, 3, rewrite=placed)
     step2, step3 = (re.sub(r"\s+", " ", text_of(r)) for r in client.requests[1:])
-    assert "every chain has at least one node whose question asks what the target is for, why someone" in step2
-    assert "or who would need it" in step2 and "its state" not in step2
-    assert "asks what the target is for, why someone would want it or who would need it stays such" in step3
+    assert "every chain has at least one node whose question asks what the target is used for" in step2
+    assert "why someone would want it, or who would need it" in step2 and "its state" not in step2
+    assert "asks what the target is used for, what purpose it serves, why someone would want it" in step3
     for text in (step2, step3):
         facts = text.split("What the image holds:")[1].split("Relations between the targets:")[0]
         assert not POSITION_WORD.search(facts), facts

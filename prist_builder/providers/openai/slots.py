@@ -92,7 +92,8 @@ def tree_kinds(slots: Sequence[TargetSlot]) -> str:
             lines.append(
                 f"- None path {pid}: first name, in its question's `absent_thing`, one thing a person in this"
                 " scene could plausibly need or look for that the image does NOT show: not any element"
-                " listed above, not a kind of anything marked or in view, not another word for one; a noun"
+                " listed above, not a kind of anything marked or in view, not another word for one, not"
+                " named in any description above; a noun"
                 ' phrase without article ("bicycle pump", "umbrella"). Its reasoning question asks for'
                 " it through that need, without saying it is missing; its first answer names the kind of"
                 " thing that would meet the need, no answer says the image shows one, and its leaf"
