@@ -19,6 +19,7 @@ from conftest import run_cli
 from openai_helpers import openai_args
 from test_openai_prompts import StubClient, build, labelme_input, text_of
 
+from prist_builder.llm.client import AnswerRuleError
 from prist_builder.llm.strict_schema import response_format
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.providers.absent import absent_conflict
@@ -203,3 +204,23 @@ def test_openai_build_with_shares_writes_multi_and_empty_dialogues(tmp_path: Pat
             assert absent_conflict(dialogue.focus, elements[dialogue.image_id]) is None
         if dialogue.kind == "multi":
             assert dialogue.turns[-1].content.count("[SEG]") == len(dialogue.targets) >= 2
+
+
+def test_two_empty_paths_ask_for_two_different_things(tmp_path: Path) -> None:
+    def same_thing(answer: dict) -> dict:
+        for question in answer.get("questions", []):
+            if question.get("absent_thing"):
+                question["absent_thing"] = "umbrella"
+        return answer
+
+    two_empty = lambda e: [TargetSlot("single", (e[2],)), TargetSlot("empty"), TargetSlot("empty")]  # noqa: E731
+    provider = OpenAIProvider(client=StubClient(), api_key="sk-test")  # type: ignore[arg-type]
+    _, tree, dialogues = slotted(provider, tmp_path / "a", two_empty)
+    assert [(p.target_element_id, p.absent) for p in tree.paths[1:]] == [
+        ("none", "umbrella"),
+        ("none-1", "bicycle pump"),
+    ]
+    assert [d.sample_id for d in dialogues] == ["img-e2", "img-none", "img-none-1"]
+    provider = OpenAIProvider(client=StubClient(rewrite=same_thing), api_key="sk-test")  # type: ignore[arg-type]
+    with pytest.raises(AnswerRuleError, match="none and none-1 both ask for 'umbrella'"):
+        slotted(provider, tmp_path / "b", two_empty)

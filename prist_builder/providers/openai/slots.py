@@ -174,13 +174,16 @@ class AbsentCheck:
         """
         self.seen += 1
         things = {q.target_element_id: q.absent_thing for q in answer.questions}
-        missing, conflicts = [], {}
+        missing, conflicts, named = [], {}, {}
         for pid in self.empty_ids:
             thing = clean_thing(things.get(pid) or "")
             if not thing:
                 missing.append(f"the none path {pid} needs its absent_thing (something the image does not hold)")
+            elif thing.lower() in named:
+                missing.append(f"{named[thing.lower()]} and {pid} both ask for {thing!r}; give each its own thing")
             elif (reason := absent_conflict(thing, self.record)) is not None:
                 conflicts[pid] = f"absent_thing of {pid}: {reason}; name something the image does not hold"
+            named.setdefault(thing.lower(), pid)
         if missing:
             raise AnswerRuleError("; ".join(missing))
         keep = [p for p in wanted if p not in conflicts]

@@ -74,16 +74,18 @@ def _elements(prompt: str) -> dict:
     return {"elements": elements}
 
 
-def _absent_thing(prompt: str) -> str:
-    """The first of :data:`ABSENT_THINGS` that the prompt's element list does not mention."""
+def _absent_thing(prompt: str, path_id: str = "none") -> str:
+    """The first of :data:`ABSENT_THINGS` that the prompt's element list does not mention
+    (the second such for ``none-1``, and so on)."""
     listed = prompt.split("Relations between the targets:")[0].lower()
-    return next(thing for thing in ABSENT_THINGS if thing not in listed)
+    index = int(path_id.rpartition("-")[2]) if "-" in path_id else 0
+    return [thing for thing in ABSENT_THINGS if thing not in listed][index]
 
 
 def _path_name(target: str, names: dict[str, str], prompt: str) -> str:
     """What a path's questions call its target: an element's name, a set, an absent thing."""
     if target.startswith("none"):
-        return _absent_thing(prompt)
+        return _absent_thing(prompt, target)
     if "+" in target:
         return "set of " + " and ".join(names.get(e, e) for e in target.split("+"))
     return names.get(target, target)
