@@ -99,6 +99,8 @@ def test_multi_and_empty_paths_are_asked_and_become_valid_records(tmp_path: Path
     assert "Targets, one question and one path each: e2 (bottle), e0+e1 (the set of e0 and e1), none (" in step2
     assert "Set path e0+e1: its answer is all of e0 (person) and e1 (second person) together" in step2
     assert "None path none: first name, in its question's `absent_thing`" in step2
+    assert "Some paths are not about one object; there, what the rules below say of the target holds for" in step2
+    assert "holds for the whole set or the thing the image lacks:" in step2
     assert "Path for e0+e1 (the set of e0 person and e1 second person)" in step3
     assert "`member_foci` gives e0, then e1, each with its `element_id`" in step3
     assert "Path none asks for something the image lacks" in step3 and 'its `focus` is "umbrella"' in step3
@@ -216,6 +218,9 @@ def test_two_empty_paths_ask_for_two_different_things(tmp_path: Path) -> None:
     two_empty = lambda e: [TargetSlot("single", (e[2],)), TargetSlot("empty"), TargetSlot("empty")]  # noqa: E731
     provider = OpenAIProvider(client=StubClient(), api_key="sk-test")  # type: ignore[arg-type]
     _, tree, dialogues = slotted(provider, tmp_path / "a", two_empty)
+    step2 = re.sub(r"\s+", " ", text_of(provider.client.requests[1]))
+    assert "there, what the rules below say of the target holds for the thing the image lacks:" in step2
+    assert "set" not in step2.split("Some paths are not about one object")[1].split("1. `questions`")[0]
     assert [(p.target_element_id, p.absent) for p in tree.paths[1:]] == [
         ("none", "umbrella"),
         ("none-1", "bicycle pump"),

@@ -310,3 +310,29 @@ def test_purpose_questions_are_required_and_position_words_stay_out_of_steps_2_a
     purpose = re.compile(r"\b(for|why|who would need)\b", re.IGNORECASE)
     for path in tree.paths:
         assert any(purpose.search(tree.node(n).question) for n in path.node_ids[1:])
+
+
+@pytest.mark.parametrize(
+    ("description", "cut"),
+    [  # from the issue 22 relay run's step 1 answers; the cut must still read as a sentence
+        ("sitting at the left end of the group with her legs out.", "sitting by the group with her legs out."),
+        ("seated in the middle between the other two women.", "seated between the other two women."),
+        (
+            "a route number in the left windscreen of the yellow bus.",
+            "a route number in the windscreen of the yellow bus.",
+        ),
+        (
+            "with a blue strip on the left, mounted in the centre of the bus's bumper.",
+            "with a blue strip, mounted in the bus's bumper.",
+        ),
+        ("filling the lower right foreground in front of the women.", "filling the foreground in front of the women."),
+        ("its left arm extends behind the table.", "its arm extends behind the table."),
+        ("standing on the far left of the image, holding a cup.", "standing, holding a cup."),
+        ("The leftmost person who left her bag on the table.", "The person who left her bag on the table."),
+        ("partly visible at the bottom edge.", "partly visible."),
+    ],
+)
+def test_position_words_are_cut_from_descriptions_leaving_a_sentence(description: str, cut: str) -> None:
+    from prist_builder.providers.openai.messages import without_position_words
+
+    assert without_position_words(description) == cut

@@ -142,19 +142,45 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
     return "\n".join(lines)
 
 
+_POS = r"(?:top|bottom|upper|lower|left|right|middle|centre|center)"
+_PLACE = r"(?:end|side|edge|corner|half|part|area|section|foreground|background)"
+_PART = _PLACE[:-1] + r"|row|shelf|window|windscreen|windshield|arm|hand|leg|door|wheel|seat|panel|lights?|headlight)"
+_FOLLOW = (
+    r"(?=\s*$|\s*[,.;:)]|\s+(?:of|with|and|or|between|behind|beside|next|near|in|on|at|to|from|by|while|where|"
+    r"which|that|who|holding|facing|under|over|above|below|against)\b)"
+)
 _POSITION_PHRASE = re.compile(
-    r"(?:,\s*)?\s*\b(?:on|at|in|along|towards|toward)\s+the\s+(?:far\s+|very\s+)?"
-    r"(?:top|bottom|upper|lower|left|right|middle|centre|center)(?:[\s-]+(?:left|right|hand))?"
-    r"(?:[\s-]+(?:side|corner|edge|half|part|end))?(?:\s+of\s+the\s+(?:image|frame|photo|picture|scene|shot))?\b"
-    r"|\b(?:leftmost|rightmost|topmost|bottommost|left-hand|right-hand)\s+",
+    r"(?:,\s*)?\s*\b(?P<prep>on|at|in|along|towards|toward)\s+the\s+(?:far\s+|very\s+)?"
+    + _POS
+    + r"(?:[\s-]+"
+    + _POS
+    + r"|[\s-]+hand)?(?:[\s-]+"
+    + _PLACE
+    + r")?"
+    + _FOLLOW
+    + r"(?P<of>\s+of\s+the\s+(?P<frame>image|frame|photo|picture|scene|shot)\b|\s+of\b)?",
     re.IGNORECASE,
 )
+"""A place in the frame: "on the far left (of the image)", "in the top-right corner", "at the
+left end of" (the last becomes "by": "sitting by the group")."""
+_POSITION_ADJECTIVE = re.compile(r"[\s-]" + _POS + r"(?:[\s-]+" + _POS + r")?(?=\s+" + _PART + r"\b)", re.IGNORECASE)
+"""A position word before a part or place: "its left arm", "the lower right foreground"."""
+_EXTREME = re.compile(r"\b(?:leftmost|rightmost|topmost|bottommost|left-hand|right-hand)\s+", re.IGNORECASE)
+
+
+def _place(match: re.Match[str]) -> str:
+    if match.group("of") and not match.group("frame"):  # "on the right of the group": keep a relation
+        return " by" if match.group("prep").lower() in ("on", "at") else " in"
+    return ""
 
 
 def without_position_words(text: str) -> str:
-    """``text`` without phrases that place something in the frame ("on the far left of the
-    image", "in the top-right corner", "leftmost"): what is left reads as a sentence."""
-    cut = _POSITION_PHRASE.sub("", text)
+    """``text`` without words that place something in the frame ("on the far left of the
+    image", "in the top-right corner", "its left arm", "leftmost"), so that what is left
+    still reads as a sentence ("sitting at the left end of the group" -> "sitting by the group")."""
+    cut = _POSITION_PHRASE.sub(_place, text)
+    cut = _POSITION_ADJECTIVE.sub("", cut)
+    cut = _EXTREME.sub("", cut)
     cut = re.sub(r"\s+([,.;:])", r"\1", cut)
     cut = re.sub(r",(?=[,.;:])", "", cut)
     return " ".join(cut.split()) or text

@@ -103,10 +103,11 @@ def tree_kinds(slots: Sequence[TargetSlot]) -> str:
         return ""
     absent = any(s.kind == "empty" for s in slots)
     tail = "\n`absent_thing` is null on every other path." if absent else ""
-    head = (
-        "\n\nSome paths are not about one object; on them, what the rules below say of the target"
-        " holds for the whole set, or for the thing the image lacks:\n"
-    )
+    kinds = {s.kind for s in slots}
+    what = {"multi": "the whole set", "empty": "the thing the image lacks"}
+    held = " or ".join(what[k] for k in ("multi", "empty") if k in kinds)
+    these = "Some paths are" if len(lines) > 1 else "One path is"
+    head = f"\n\n{these} not about one object; there, what the rules below say of the target holds for {held}:\n"
     return head + "\n".join(lines) + tail
 
 
