@@ -98,6 +98,7 @@ def test_multi_and_empty_paths_are_asked_and_become_valid_records(tmp_path: Path
     step2, step3 = (re.sub(r"\s+", " ", text_of(r)) for r in client.requests[1:])
     assert "Targets, one question and one path each: e2 (bottle), e0+e1 (the set of e0 and e1), none (" in step2
     assert "Set path e0+e1: its answer is all of e0 (person) and e1 (second person) together" in step2
+    assert "this one answer may run past 15 words when the set is large" in step2
     assert "None path none: first name, in its question's `absent_thing`" in step2
     assert "Some paths are not about one object; there, what the rules below say of the target holds for" in step2
     assert "holds for the whole set or the thing the image lacks:" in step2

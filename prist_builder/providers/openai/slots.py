@@ -86,7 +86,8 @@ def tree_kinds(slots: Sequence[TargetSlot]) -> str:
                 ' Its reasoning question asks for everything that meets one need or purpose ("Which'
                 ' seats could a tired visitor use?"), so that one member alone would be an incomplete'
                 f' answer; its chain narrows to the set, and its leaf (`element_id` "{pid}") answers with'
-                " the set, naming each member by what tells it apart."
+                " the set, naming each member by what tells it apart in a few words (this one answer may run past"
+                " 15 words when the set is large)."
             )
         elif slot.kind == "empty":
             lines.append(
