@@ -227,7 +227,7 @@ def test_prompts_carry_the_relay_runs_rules(tmp_path: Path) -> None:
     never repeat a question and stay on the whole target."""
     client, (_, _, tree, dialogues) = build(tmp_path, 3)
     step1, step2, step3 = (text_of(r) for r in client.requests)
-    assert [r.prompt_version for r in client.requests] == ["elements-3", "tree-3", "dialogues-3"]
+    assert [r.prompt_version for r in client.requests] == ["elements-3", "tree-5", "dialogues-5"]
     one_line = [re.sub(r"\s+", " ", t) for t in (step1, step2, step3)]
     assert "For a person, ask who is doing something" in one_line[1]
     assert "who would help with a task, or who uses or owns an object in view" in one_line[1]
@@ -281,3 +281,58 @@ def test_ignored_ids_are_explained_and_touching_targets_are_related(tmp_path: Pa
     assert "Ids r1 are missing on purpose: that region is set aside in the annotation file (ignored)" in step1
     assert "- r1: labelled" not in step1
     assert re.search(r"- e\d \(person\) and e\d \(cup\) touch: they are next to each other\.", step2), step2
+
+
+POSITION_WORD = re.compile(r"\b(left|right|top|bottom|upper|lower|leftmost|rightmost|corner)\b", re.IGNORECASE)
+
+
+def test_purpose_questions_are_required_and_position_words_stay_out_of_steps_2_and_3(tmp_path: Path) -> None:
+    """The third relay run (issue 19): 20% function/purpose/need questions against the
+    released split's ~45%, and position words leaking from step 1's facts into the talk."""
+
+    def placed(answer: dict) -> dict:
+        for element in answer.get("elements", []):
+            element["description"] = f"A {element['name']} on the far left of the image, in the top-right corner."
+            element["position"] = "top left"
+        return answer
+
+    client, (_, _, tree, _) = build(tmp_path, 3, rewrite=placed)
+    step2, step3 = (re.sub(r"\s+", " ", text_of(r)) for r in client.requests[1:])
+    assert "every chain has at least one node whose question asks what the target is used for" in step2
+    assert "why someone would want it, or who would need it" in step2 and "its state" not in step2
+    assert "asks what the target is used for, what purpose it serves, why someone would want it" in step3
+    for text in (step2, step3):
+        facts = text.split("What the image holds:")[1].split("Relations between the targets:")[0]
+        assert not POSITION_WORD.search(facts), facts
+        assert "box x " in facts and "(to find it)" in facts
+        assert "on the far left" not in facts and "A person." in facts
+    # the stand-in asks a purpose question on every path
+    purpose = re.compile(r"\b(for|why|who would need)\b", re.IGNORECASE)
+    for path in tree.paths:
+        assert any(purpose.search(tree.node(n).question) for n in path.node_ids[1:])
+
+
+@pytest.mark.parametrize(
+    ("description", "cut"),
+    [  # from the issue 22 relay run's step 1 answers; the cut must still read as a sentence
+        ("sitting at the left end of the group with her legs out.", "sitting by the group with her legs out."),
+        ("seated in the middle between the other two women.", "seated between the other two women."),
+        (
+            "a route number in the left windscreen of the yellow bus.",
+            "a route number in the windscreen of the yellow bus.",
+        ),
+        (
+            "with a blue strip on the left, mounted in the centre of the bus's bumper.",
+            "with a blue strip, mounted in the bus's bumper.",
+        ),
+        ("filling the lower right foreground in front of the women.", "filling the foreground in front of the women."),
+        ("its left arm extends behind the table.", "its arm extends behind the table."),
+        ("standing on the far left of the image, holding a cup.", "standing, holding a cup."),
+        ("The leftmost person who left her bag on the table.", "The person who left her bag on the table."),
+        ("partly visible at the bottom edge.", "partly visible."),
+    ],
+)
+def test_position_words_are_cut_from_descriptions_leaving_a_sentence(description: str, cut: str) -> None:
+    from prist_builder.providers.openai.messages import without_position_words
+
+    assert without_position_words(description) == cut

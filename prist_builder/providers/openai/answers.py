@@ -69,19 +69,29 @@ class RootAnswer(_Answer):
 
 
 @functools.lru_cache(maxsize=ID_MODELS)
-def tree_answer(target_ids: tuple[str, ...]) -> type[BaseModel]:
+def tree_answer(target_ids: tuple[str, ...], absent_ids: tuple[str, ...] = ()) -> type[BaseModel]:
     """Step 2's answer model for the targets ``target_ids``: the reasoning questions first
     (``questions``: ``target_element_id``, ``reasoning_question``), then the tree: the
     ``root`` (the scene question and its answer) and the ``nodes`` below it, each naming
     its ``parent``; a target's path runs from the root down to the node whose
-    ``element_id`` is the target (so paths and edges cannot disagree with the nodes)."""
+    ``element_id`` is the target (so paths and edges cannot disagree with the nodes).
+
+    ``target_ids`` are path ids: an element id, a set's ids joined by ``+`` (a multi-target
+    path) or ``none...`` (an empty-target path, issue 22). With ``absent_ids`` (the empty
+    paths) each question also carries ``absent_thing`` before its question: the thing the
+    image does not hold (null on the other paths). Without them the model is exactly the
+    single-target one.
+    """
     target: Any = _ids(target_ids)
+    fields: dict[str, Any] = {"target_element_id": (target, ...)}
+    if absent_ids:
+        fields["absent_thing"] = (str | None, ...)
+    fields["reasoning_question"] = (str, ...)
     question = create_model(
         "ReasoningQuestion",
         __base__=_Answer,
         __doc__="A target's reasoning question (step 2-1).",
-        target_element_id=(target, ...),
-        reasoning_question=(str, ...),
+        **fields,
     )
     node = create_model(
         "NodeAnswer",
@@ -111,16 +121,31 @@ class TurnAnswer(_Answer):
 
 
 @functools.lru_cache(maxsize=ID_MODELS)
-def dialogues_answer(target_ids: tuple[str, ...]) -> type[BaseModel]:
+def dialogues_answer(target_ids: tuple[str, ...], member_ids: tuple[str, ...] = ()) -> type[BaseModel]:
     """Step 3's answer model: per target, its ``focus`` then the reasoning ``turns`` (the
-    final segmentation turn is added in code)."""
+    final segmentation turn is added in code).
+
+    With ``member_ids`` (the elements of the multi-target paths, issue 22) each
+    conversation also lists ``member_foci`` after its ``focus``: one ``element_id`` and
+    ``focus`` per member of a set, in answer order (an empty list on other paths). Without
+    them the model is exactly the single-target one.
+    """
+    fields: dict[str, Any] = {"target_element_id": (_ids(target_ids), ...), "focus": (str, ...)}
+    if member_ids:
+        member = create_model(
+            "MemberFocus",
+            __base__=_Answer,
+            __doc__="The focus of one member of a set (multi-target path).",
+            element_id=(_ids(member_ids), ...),
+            focus=(str, ...),
+        )
+        fields["member_foci"] = (list[member], ...)  # type: ignore[valid-type]
+    fields["turns"] = (list[TurnAnswer], ...)
     dialogue = create_model(
         "DialogueAnswer",
         __base__=_Answer,
         __doc__="One conversation about one target, without its final segmentation turn.",
-        target_element_id=(_ids(target_ids), ...),
-        focus=(str, ...),
-        turns=(list[TurnAnswer], ...),
+        **fields,
     )
     return create_model(
         "DialoguesAnswer",

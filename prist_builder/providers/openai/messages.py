@@ -7,9 +7,11 @@ Boxes are in pixels of the image as sent (source pixels times its ``scale``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
+from prist_builder.providers.openai.slots import path_line
 from prist_builder.providers.regions import RegionRelation, position_words, share_words
 from prist_builder.records import Element, ElementsRecord, SourceRegion, TreeRecord
 from prist_builder.records.limits import MAX_CHILDREN
@@ -111,7 +113,11 @@ def region_of_element(element: Element, marked: bool) -> str:
 
 def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
     """What step 1 found, one block per element: id, region, name, description, then the
-    facts (position and box of its region, colour, count, visible text)."""
+    facts (box of its region, colour, count, visible text).
+
+    Position words stay out (issue 19, the hand-answered run: they leaked into the talk):
+    no position fact, and position phrases are cut from descriptions
+    (:func:`without_position_words`); the box, in numbers, still finds the element."""
     image = record.image
     marked = any(not r.ignore for r in image.regions)
     lines = []
@@ -119,24 +125,65 @@ def elements_block(record: ElementsRecord, scale: float = 1.0) -> str:
         a = e.attributes
         facts = []
         if e.region_id:
-            region = image.region(e.region_id)
-            box = [v * scale for v in region.bbox]
-            width, height = round(image.width * scale), round(image.height * scale)
-            facts.append(f"{position_words(box, width, height)} of the image, box {box_words(box)} (to find it)")
-        elif a.position:
-            facts.append(f"position {a.position} (to find it)")
+            box = [v * scale for v in image.region(e.region_id).bbox]
+            facts.append(f"box {box_words(box)} (to find it)")
         if a.colour:
             facts.append(f"colour {a.colour}")
         if a.count and a.count > 1:
             facts.append(f"{a.count} of its kind in view")
         if a.visible_text:
             facts.append(f"text on it: {a.visible_text}")
-        lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {e.description}")
+        description = without_position_words(e.description)
+        lines.append(f"- {e.element_id} ({region_of_element(e, marked)}): {e.name}. {description}")
         if facts:
             lines.append(f"  Facts: {'; '.join(facts)}.")
-    if any(e.region_id or e.attributes.position for e in record.elements):
-        lines.append("Positions and boxes are there to find each element in the image, not words for the talk.")
+    if any(e.region_id for e in record.elements):
+        lines.append("Boxes are there to find each element in the image, not words for the talk.")
     return "\n".join(lines)
+
+
+_POS = r"(?:top|bottom|upper|lower|left|right|middle|centre|center)"
+_PLACE = r"(?:end|side|edge|corner|half|part|area|section|foreground|background)"
+_PART = _PLACE[:-1] + r"|row|shelf|window|windscreen|windshield|arm|hand|leg|door|wheel|seat|panel|lights?|headlight)"
+_FOLLOW = (
+    r"(?=\s*$|\s*[,.;:)]|\s+(?:of|with|and|or|between|behind|beside|next|near|in|on|at|to|from|by|while|where|"
+    r"which|that|who|holding|facing|under|over|above|below|against)\b)"
+)
+_POSITION_PHRASE = re.compile(
+    r"(?:,\s*)?\s*\b(?P<prep>on|at|in|along|towards|toward)\s+the\s+(?:far\s+|very\s+)?"
+    + _POS
+    + r"(?:[\s-]+"
+    + _POS
+    + r"|[\s-]+hand)?(?:[\s-]+"
+    + _PLACE
+    + r")?"
+    + _FOLLOW
+    + r"(?P<of>\s+of\s+the\s+(?P<frame>image|frame|photo|picture|scene|shot)\b|\s+of\b)?",
+    re.IGNORECASE,
+)
+"""A place in the frame: "on the far left (of the image)", "in the top-right corner", "at the
+left end of" (the last becomes "by": "sitting by the group")."""
+_POSITION_ADJECTIVE = re.compile(r"[\s-]" + _POS + r"(?:[\s-]+" + _POS + r")?(?=\s+" + _PART + r"\b)", re.IGNORECASE)
+"""A position word before a part or place: "its left arm", "the lower right foreground"."""
+_EXTREME = re.compile(r"\b(?:leftmost|rightmost|topmost|bottommost|left-hand|right-hand)\s+", re.IGNORECASE)
+
+
+def _place(match: re.Match[str]) -> str:
+    if match.group("of") and not match.group("frame"):  # "on the right of the group": keep a relation
+        return " by" if match.group("prep").lower() in ("on", "at") else " in"
+    return ""
+
+
+def without_position_words(text: str) -> str:
+    """``text`` without words that place something in the frame ("on the far left of the
+    image", "in the top-right corner", "its left arm", "leftmost"), so that what is left
+    still reads as a sentence ("sitting at the left end of the group" -> "sitting by the group")."""
+    cut = _POSITION_PHRASE.sub(_place, text)
+    cut = _POSITION_ADJECTIVE.sub("", cut)
+    cut = _EXTREME.sub("", cut)
+    cut = re.sub(r"\s+([,.;:])", r"\1", cut)
+    cut = re.sub(r",(?=[,.;:])", "", cut)
+    return " ".join(cut.split()) or text
 
 
 def relations_block(relations: list[RegionRelation], record: ElementsRecord, among: list[Element]) -> str:
@@ -195,17 +242,17 @@ def targets_line(targets: list[Element]) -> str:
 
 
 def paths_block(tree: TreeRecord, record: ElementsRecord) -> str:
-    """Each path with its target, reasoning question, the shared nodes above it (background)
+    """Each path with its target (a set or the absent thing on multi/empty paths, see
+    :func:`.slots.path_line`), reasoning question, the shared nodes above it (background)
     and its own nodes (one turn each), numbered."""
     chains = {p.target_element_id: p.node_ids[1:] for p in tree.paths}
     blocks = []
     for path in tree.paths:
-        target = record.element(path.target_element_id)
         chain = chains[path.target_element_id]
         shared = {n for t, c in chains.items() if t != path.target_element_id for n in c}
         own = [n for n in chain if n not in shared]
         lines = [
-            f"Path for {target.element_id} ({target.name}), {plural(len(own), 'node')};"
+            f"Path for {path.target_element_id} ({path_line(path, record)}), {plural(len(own), 'node')};"
             f" reasoning question: {path.reasoning_question}"
         ]
         for node_id in chain:

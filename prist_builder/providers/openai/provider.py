@@ -30,6 +30,7 @@ from prist_builder.llm.strict_schema import schema_tokens
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.providers.openai import answers
 from prist_builder.providers.openai import messages as blocks
+from prist_builder.providers.openai import slots as kinds_of
 from prist_builder.providers.openai.config import OpenAIProviderConfig
 from prist_builder.providers.openai.marks import draw_marks, marks_key
 from prist_builder.providers.openai.rules import (
@@ -279,28 +280,42 @@ class OpenAIProvider(Provider):
 
     # -- step 2 ----------------------------------------------------------------------
     async def tree(self, elements: ElementsRecord, targets: list[Element], ctx: StepContext) -> TreeRecord:
+        """Step 2; with ``ctx.slots`` its paths are the slots' (multi-target and empty-target
+        paths too, see :mod:`.slots`), else one single-target path per element of ``targets``."""
         record = elements.image
         where = record.annotation_path or record.path
         pictures, tokens = await self._pictures(record)
         low, high = style_turns(ctx)
         below = (low - 1, high - 1)
+        slots = ctx.slots
+        if slots is None:
+            wanted = [t.element_id for t in targets]
+            among, empty, line, kinds = targets, [], blocks.targets_line(targets), ""
+        else:
+            wanted = kinds_of.path_ids(slots)
+            among = kinds_of.slot_elements(slots)
+            empty = [p for p, s in zip(wanted, slots, strict=True) if s.kind == "empty"]
+            line, kinds = kinds_of.targets_line(slots), kinds_of.tree_kinds(slots)
         request = self._request(
             "tree",
             record,
             pictures,
             tokens,
-            answers.tree_answer(tuple(t.element_id for t in targets)),
-            step_cap("tree", len(targets)),
+            answers.tree_answer(tuple(wanted), tuple(empty)),
+            step_cap("tree", len(wanted)),
             elements_block=blocks.elements_block(elements, pictures[0].scale),
-            relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, targets),
-            targets=blocks.targets_line(targets),
+            relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, among),
+            targets=line,
+            kinds=kinds,
             path_nodes=blocks.chain_length(*below),
-            sharing=blocks.sharing_rule(len(targets)),
+            sharing=blocks.sharing_rule(len(wanted)),
         )
-        wanted = [t.element_id for t in targets]
+        multi = kinds_of.multi_fields(slots or [])
+        check = kinds_of.AbsentCheck(elements, empty, self.config.max_reasks + 1)
 
         def accept(answer: Any) -> TreeRecord:
-            return accept_tree(answer, elements, wanted, self.name, ctx)
+            keep, extra = check.check(answer, wanted, ctx.validation()["min_targets"]) if empty else (wanted, {})
+            return accept_tree(answer, elements, keep, self.name, ctx, {**multi, **extra})
 
         return await self._converse("tree", where, request, accept)
 
@@ -309,18 +324,26 @@ class OpenAIProvider(Provider):
         record = elements.image
         where = record.annotation_path or record.path
         pictures, tokens = await self._pictures(record)
-        targets = [elements.element(p.target_element_id) for p in tree.paths]
+        ids = [p.target_element_id for p in tree.paths]
+        members = tuple(e for p in tree.paths for e in p.target_element_ids)
+        targets = [
+            elements.element(e)
+            for p in tree.paths
+            if p.kind != "empty"
+            for e in (p.target_element_ids or [p.target_element_id])
+        ]
         request = self._request(
             "dialogues",
             record,
             pictures,
             tokens,
-            answers.dialogues_answer(tuple(t.element_id for t in targets)),
-            step_cap("dialogues", len(targets)),
+            answers.dialogues_answer(tuple(ids), members),
+            step_cap("dialogues", len(ids)),
             elements_block=blocks.elements_block(elements, pictures[0].scale),
             relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, targets),
             scene=blocks.scene_line(tree),
             paths_block=blocks.paths_block(tree, elements),
+            kinds=kinds_of.dialogue_kinds(tree),
         )
         seed = ctx.rng.randrange(2**32)  # the final turns' draws: the same on a re-ask
 

@@ -19,6 +19,7 @@ from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import StepContext
 from prist_builder.providers.final_turn import clean_focus, final_turn
 from prist_builder.providers.openai.messages import BARE_ELEMENTS, MAX_CONTEXT_ELEMENTS
+from prist_builder.providers.openai.slots import kind_dialogue
 from prist_builder.records import (
     DialogueRecord,
     Element,
@@ -122,13 +123,21 @@ def own_nodes(chain: list[str], others: list[list[str]]) -> list[str]:
 
 
 def accept_tree(
-    answer: Any, elements: ElementsRecord, wanted: list[str], provider: str, ctx: StepContext
+    answer: Any,
+    elements: ElementsRecord,
+    wanted: list[str],
+    provider: str,
+    ctx: StepContext,
+    kinds: dict[str, dict[str, Any]] | None = None,
 ) -> TreeRecord:
     """The tree record of a step 2 answer: one reasoning question per target, a path per
     target from the scene root to the one node naming it, at most three children per node
     (section 3.2.2), and per path a number of nodes of its own (see :func:`own_nodes`)
     within the build's turn bounds: ``n`` own nodes become a dialogue of ``n + 1`` turns,
     the final one included.
+
+    ``wanted`` are path ids; ``kinds`` adds fields to the paths of multi-target and
+    empty-target paths (``kind``, ``target_element_ids``, ``absent``; see :mod:`.slots`).
 
     Raises:
         AnswerRuleError: the first broken rules, listed.
@@ -180,7 +189,13 @@ def accept_tree(
     if problems:
         raise AnswerRuleError("; ".join(problems[:MAX_LISTED_ERRORS]))
     paths = [
-        {"target_element_id": t, "reasoning_question": questions[t], "node_ids": [ROOT_ID, *chains[t]]} for t in wanted
+        {
+            "target_element_id": t,
+            "reasoning_question": questions[t],
+            "node_ids": [ROOT_ID, *chains[t]],
+            **(kinds or {}).get(t, {}),
+        }
+        for t in wanted
     ]
     used = {n for p in paths for n in p["node_ids"]}
     nodes = [{"id": ROOT_ID, "question": answer.root.question, "answer": answer.root.answer, "element_id": None}]
@@ -211,7 +226,8 @@ def accept_dialogues(
 ) -> list[DialogueRecord]:
     """The dialogue records of a step 3 answer: one conversation per path, its reasoning
     turns within the turn bounds (the final turn is added here, see
-    :mod:`prist_builder.providers.final_turn`), no segmentation tokens in them.
+    :mod:`prist_builder.providers.final_turn`), no segmentation tokens in them. Multi-target
+    and empty-target paths become records of their kind (:func:`.slots.kind_dialogue`).
 
     Raises:
         AnswerRuleError: every broken conversation, listed.
@@ -237,8 +253,14 @@ def accept_dialogues(
             turns: list[Turn] = []
             for turn in item.turns:
                 turns += [Turn(role="user", content=turn.question), Turn(role="assistant", content=turn.answer)]
-            turns += final_turn(focus, random.Random(f"{seed}/{item.target_element_id}"))
-            out.append(make_dialogue(elements, paths[item.target_element_id], turns, focus, provider, ctx))
+            path, rng = paths[item.target_element_id], random.Random(f"{seed}/{item.target_element_id}")
+            if path.kind != "single":
+                out.append(kind_dialogue(elements, path, item, turns, provider, ctx, rng))
+                continue
+            turns += final_turn(focus, rng)
+            out.append(make_dialogue(elements, path, turns, focus, provider, ctx))
+        except AnswerRuleError as exc:
+            problems.append(f"{where}: {exc}")
         except ValidationError as exc:
             problems.append(f"{where}: {explain(exc).lstrip('- ')}")
     if problems:
