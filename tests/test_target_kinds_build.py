@@ -193,3 +193,25 @@ def test_reference_comparison_reads_multi_and_empty_samples(mixed_demo: Path, tm
     assert f": {multi} :" in row
     kinds = json.loads((tmp_path / "reference.json").read_text())["run"]["kinds"]
     assert kinds["empty"] > 0 and kinds["multi"] > 0
+
+
+def test_sets_group_by_region_label_not_by_the_written_name(voc: Path, tmp_path: Path) -> None:
+    """A model-written step 1 names each instance apart ("woman in a denim jacket"); the set is
+    still every instance of the region label (the issue 22 relay run formed none by name)."""
+    run = tmp_path / "run"
+    assert run_cli("build", "elements", "--run", run, "--labelme", voc, "--workers", "1").exit_code == 0
+    found = 0
+    for line in read_jsonl(run / "elements.jsonl"):
+        record = ElementsRecord.model_validate(line)
+        renamed = record.model_copy(
+            update={
+                "elements": [
+                    e.model_copy(update={"name": f"{e.name} number {i} holding a cup"})
+                    for i, e in enumerate(record.elements)
+                ]
+            }
+        )
+        by_label = [tuple(e.element_id for e in s) for s in target_sets(record)]
+        assert [tuple(e.element_id for e in s) for s in target_sets(renamed)] == by_label
+        found += len(by_label)
+    assert found  # the fixture has repeated labels

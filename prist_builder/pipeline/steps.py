@@ -254,7 +254,7 @@ def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> Str
             targets = choose_targets(record, ctx.rng, config.targets, config.granularity_mix, share)
             if config.multi_share or config.empty_share:  # else no draw at all: the paper's data, as before
                 rng = kinds_rng(config.seed, record.image_id)
-                ctx.slots = choose_slots(record, targets, rng, config.multi_share, config.empty_share)
+                ctx.slots = choose_slots(record, targets, rng, config.multi_share, config.empty_share, share)
             return Outcome(records=[await provider.tree(record, targets, ctx)])
 
         return Unit(record.image_id, record.image_id, record.image.annotation_path or record.image.path, work)

@@ -142,31 +142,38 @@ MAX_SET = 4
 instances than this never makes one: "all seven chairs" is a crowd, not an answer)."""
 
 
-def kind_of(element: Element) -> str:
-    """What a multi-target set shares: the element's knowledge-table category (``"sofa"`` and
-    ``"couch"`` are one) or, for a name the table lacks, its normalised name."""
-    category = lookup(element.name)
-    return category.name if category.known else normalise(element.name)
+def kind_of(element: Element, label: str | None = None) -> str:
+    """What a multi-target set shares: the knowledge-table category (``"sofa"`` and ``"couch"``
+    are one) of the element's region ``label`` when it is grounded, else of its name; for a
+    word the table lacks, that word normalised.
+
+    The label comes first because a model-written step 1 names each instance apart ("woman in
+    a denim jacket", "blonde woman with glasses"): grouping by name formed no set at all on the
+    issue 22 relay run, and "woman holding a cup" would have joined the cups."""
+    word = label or element.name
+    category = lookup(word)
+    return category.name if category.known else normalise(word)
 
 
-def target_sets(record: ElementsRecord) -> list[tuple[Element, ...]]:
+def target_sets(record: ElementsRecord, min_share: float = 0.0) -> list[tuple[Element, ...]]:
     """The image's valid multi-target sets, in element order of their first member.
 
-    A set is, for one kind (:func:`kind_of`) that is not a mass noun ("sky", "grass": its
-    patches are no instances), every element of it grounded in a non-ignored region (every
-    element, on a bare image), when there are 2..:data:`MAX_SET` of them and
-    none lies inside another (the part-whole rule). Its members run left to right (box
-    centre, then element id): the order the final answer names them.
+    A set is, for one kind (:func:`kind_of`, by region label when grounded) that is not a mass
+    noun ("sky", "grass": its patches are no instances), every candidate target of it
+    (:func:`candidates_of` with ``min_share``: grounded in a non-ignored region, and no tiny
+    instance beside a much larger one while enough others remain; every element on a bare
+    image), when there are 2..:data:`MAX_SET` of them and none lies inside another (the
+    part-whole rule). Its members run left to right (box centre, then element id): the order
+    the final answer names them.
     """
     image = record.image
-    if image.source == "images":
-        members = list(record.elements)
-    else:
-        members = [e for e in record.elements if e.region_id is not None and not image.region(e.region_id).ignore]
+    members = candidates_of(record, min_share) if image.source != "images" else list(record.elements)
+    labels = {r.region_id: r.label for r in image.regions} if image.source != "images" else {}
     by_kind: dict[str, list[Element]] = {}
     for element in members:
-        if lookup(element.name).form != "mass":  # patches of sky are not instances
-            by_kind.setdefault(kind_of(element), []).append(element)
+        label = labels.get(element.region_id or "")
+        if lookup(label or element.name).form != "mass":  # patches of sky are not instances
+            by_kind.setdefault(kind_of(element, label), []).append(element)
     sets = []
     for group in by_kind.values():
         if not MIN_TARGETS <= len(group) <= MAX_SET:
@@ -198,6 +205,7 @@ def choose_slots(
     rng: random.Random,
     multi_share: float,
     empty_share: float,
+    min_share: float = 0.0,
 ) -> list[TargetSlot]:
     """Turn the drawn targets into step 2's target slots (issue 22), one slot per target, so
     the tree keeps its 2..4 paths.
@@ -214,8 +222,9 @@ def choose_slots(
         targets: :func:`choose_targets`' draw.
         rng: :func:`kinds_rng` of the image.
         multi_share, empty_share: chances in 0..1, summing to at most 1.
+        min_share: the provider's tiny-instance share (:func:`target_sets`).
     """
-    sets = target_sets(record)
+    sets = target_sets(record, min_share)
     image = record.image
     grounded = image.source != "images"
     regions = [image.region(e.region_id) for e in record.elements if grounded and e.region_id is not None]

@@ -63,6 +63,17 @@ def final_turn(focus: str, rng: random.Random) -> tuple[Turn, Turn]:
     return Turn(role="user", content=request), Turn(role="assistant", content=answer)
 
 
+MULTI_REQUESTS = (
+    "Going by what we discussed above, please segment each of them.",
+    "Please mark out, as segmentations, the objects our conversation described.",
+    "Please outline each of the things the conversation above points to.",
+    "Segment every object the answers above describe.",
+    "Please segment all of what the conversation above settled on.",
+    "From the answers above, please give a segmentation of each one.",
+    "Now segment the objects that the answers above single out.",
+)
+"""Final user requests of a multi-target sample: the plural of :data:`FINAL_REQUESTS`."""
+
 MULTI_ANSWERS = (
     "Sure, {masks}.",
     "Certainly, {masks}.",
@@ -94,8 +105,9 @@ def join_list(items: list[str]) -> str:
 
 
 def multi_final_turn(focuses: list[str], rng: random.Random) -> tuple[Turn, Turn]:
-    """The request and the answer with one ``[OBJ]{focus}[SEG]`` per target, in ``focuses``' order."""
-    request = FINAL_REQUESTS[rng.randrange(len(FINAL_REQUESTS))]
+    """The request (from :data:`MULTI_REQUESTS`) and the answer with one ``[OBJ]{focus}[SEG]``
+    per target, in ``focuses``' order."""
+    request = MULTI_REQUESTS[rng.randrange(len(MULTI_REQUESTS))]
     masks = join_list([f"{OBJ_TOKEN}{focus}{SEG_TOKEN}" for focus in focuses])
     answer = MULTI_ANSWERS[rng.randrange(len(MULTI_ANSWERS))].format(masks=masks)
     return Turn(role="user", content=request), Turn(role="assistant", content=answer)
