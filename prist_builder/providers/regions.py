@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from prist_builder.records import ImageRecord, SourceRegion
+from prist_builder.records import RLE, ImageRecord, SourceRegion
 from prist_builder.records.granularity import Granularity, granularity
 
 PART_OF_SHARE = 0.8
@@ -88,6 +88,41 @@ def _inside_shares(regions: list[SourceRegion]) -> np.ndarray:
     return shares
 
 
+def rle_counts(counts: str) -> np.ndarray:
+    """The run lengths (int64) of a COCO compressed RLE string, as pycocotools' ``rleFrString``
+    reads them: 5-bit groups with a continuation bit, the last group's sign bit, and from
+    the fourth run on a difference from the run two before."""
+    chars = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    ends = np.flatnonzero((chars & 0x20) == 0)
+    if ends.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    shift = 5 * (np.arange(chars.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((chars & 0x1F) << shift, starts)
+    values -= np.where(chars[ends] & 0x10, np.left_shift(1, 5 * lengths), 0)  # negative
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    return runs
+
+
+def window_mask(rle: RLE, left: int, top: int, right: int, bottom: int) -> np.ndarray:
+    """The pixels of an ``(H, W)`` RLE mask in ``[top:bottom, left:right]`` (bool, shape
+    ``(bottom - top, right - left)``; the window inside the mask's size), decoded from the
+    runs of those columns only: the same pixels as ``pycocotools.mask.decode`` cropped, at
+    the cost of the window's columns rather than the whole image."""
+    height, width = rle.size
+    runs = rle_counts(rle.counts)
+    if int(runs.sum()) != height * width or (runs < 0).any():  # not a well-formed mask: the reference decoder
+        full = coco_mask.decode({"size": [height, width], "counts": rle.counts.encode("ascii")})
+        return full[top:bottom, left:right].astype(bool)
+    low, high = left * height, right * height  # column-major positions of the window's columns
+    bounds = np.clip(np.concatenate(([0], np.cumsum(runs))), low, high)
+    flat = np.repeat(np.arange(runs.size) % 2 == 1, np.diff(bounds))
+    return flat.reshape(right - left, height).T[top:bottom]
+
+
 def _boxes_meet(a: list[int], b: list[int], margin: int = 0) -> bool:
     return (
         a[0] - margin < b[0] + b[2]
@@ -109,15 +144,7 @@ def _grow(mask: np.ndarray, gap: int, axis: int) -> np.ndarray:
     return (np.take(sums, ahead, axis=axis) - np.take(sums, behind, axis=axis)) > 0
 
 
-def _mask_of(region: SourceRegion, masks: dict[str, np.ndarray]) -> np.ndarray:
-    found = masks.get(region.region_id)
-    if found is None:
-        rle = {"size": list(region.mask.size), "counts": region.mask.counts.encode("ascii")}
-        found = masks[region.region_id] = coco_mask.decode(rle).astype(bool)
-    return found
-
-
-def _touch(a: SourceRegion, b: SourceRegion, gap: int, masks: dict[str, np.ndarray]) -> bool:
+def _touch(a: SourceRegion, b: SourceRegion, gap: int) -> bool:
     """Whether ``a``'s mask, grown by ``gap`` pixels (a square window), meets ``b``'s.
 
     Works in the window where both boxes, grown by ``gap``, meet: a pixel of ``a`` within
@@ -130,7 +157,7 @@ def _touch(a: SourceRegion, b: SourceRegion, gap: int, masks: dict[str, np.ndarr
     y1 = min(height, a.bbox[1] + a.bbox[3] + gap, b.bbox[1] + b.bbox[3] + gap)
     if x0 >= x1 or y0 >= y1:
         return False
-    wa, wb = _mask_of(a, masks)[y0:y1, x0:x1], _mask_of(b, masks)[y0:y1, x0:x1]
+    wa, wb = window_mask(a.mask, x0, y0, x1, y1), window_mask(b.mask, x0, y0, x1, y1)
     if not (wa.any() and wb.any()):
         return False
     grown = _grow(_grow(wa, gap, 0), gap, 1)  # a square dilation, one axis after the other
@@ -175,7 +202,6 @@ def _relations(usable: list[SourceRegion]) -> list[RegionRelation]:
     shares = _inside_shares(usable)
     height, width = usable[0].mask.size
     gap = max(1, round(TOUCH_GAP * max(height, width)))
-    masks: dict[str, np.ndarray] = {}
     for i, a in enumerate(usable):
         for j in range(i + 1, len(usable)):
             b = usable[j]
@@ -187,7 +213,7 @@ def _relations(usable: list[SourceRegion]) -> list[RegionRelation]:
                 out.append(RegionRelation(b.region_id, "part of", a.region_id))
             elif max(shares[i, j], shares[j, i]) >= OVERLAP_SHARE:
                 out.append(RegionRelation(a.region_id, "overlaps", b.region_id))
-            elif _touch(a, b, gap, masks):
+            elif _touch(a, b, gap):
                 out.append(RegionRelation(a.region_id, "touches", b.region_id))
     return out
 
