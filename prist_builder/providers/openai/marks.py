@@ -72,13 +72,18 @@ def _inner_point(mask: np.ndarray) -> tuple[int, int]:
 
 def _outline(mask: np.ndarray, thick: int) -> np.ndarray:
     """The pixels of ``mask`` (bool) on its edge, widened to ``thick`` pixels (``thick - 1``
-    dilations of the one-pixel edge; 4-neighbour steps, done with array shifts)."""
-    padded = np.pad(mask, 1)
-    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    dilations of the one-pixel edge; 4-neighbour steps, done with array slices; beyond the
+    array counts as outside the mask)."""
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
     edge = mask & ~inner
     for _ in range(thick - 1):
-        grown = np.pad(edge, 1)
-        edge = grown[1:-1, 1:-1] | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+        grown = edge.copy()
+        grown[1:] |= edge[:-1]
+        grown[:-1] |= edge[1:]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
     return edge
 
 
