@@ -100,7 +100,7 @@ class ServerProcess:
 
 def make_inputs(folder: Path, count: int, seed: int = 3) -> Path:
     """``count`` Labelme files with JPEG images of :data:`IMAGE_SIZE` in ``folder``."""
-    write_synthetic(folder, count, seed=seed, size=IMAGE_SIZE)
+    write_synthetic(folder, count, seed=seed, size=IMAGE_SIZE, compress_level=1)  # PNG only passes through
     for labelme in sorted(folder.glob("*.json")):
         doc = json.loads(labelme.read_text())
         png = folder / doc["imagePath"]

@@ -68,3 +68,26 @@ def test_region_boxes_are_given_in_sent_pixels() -> None:
     )
     text = regions_block([region], 1024, 768, scale=0.8)
     assert "- r0: labelled 'cup'; box x 393-521, y 526-654; bottom centre;" in text
+
+
+def test_mark_outlines_are_the_edge_widened_by_four_neighbour_steps() -> None:
+    """The Set-of-Mark outline (array slices) against its definition with a padded array."""
+    import numpy as np
+
+    from prist_builder.providers.openai.marks import _outline
+
+    def reference(mask: np.ndarray, thick: int) -> np.ndarray:
+        padded = np.pad(mask, 1)
+        inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        edge = mask & ~inner
+        for _ in range(thick - 1):
+            grown = np.pad(edge, 1)
+            edge = grown[1:-1, 1:-1] | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+        return edge
+
+    rng = np.random.default_rng(4)
+    for shape in [(1, 1), (1, 7), (5, 1), (2, 2), (30, 40), (64, 17)]:
+        for density in (0.0, 0.3, 0.8, 1.0):
+            mask = rng.random(shape) < density
+            for thick in (1, 2, 3, 5):
+                assert np.array_equal(_outline(mask, thick), reference(mask, thick))

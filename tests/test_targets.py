@@ -151,3 +151,83 @@ def test_tiny_regions_are_targets_only_when_larger_ones_do_not_fill_k() -> None:
     assert any(
         "r3" in {t.region_id for t in choose_targets(record, random.Random(s), min_share=0.0)} for s in range(30)
     )
+
+
+def _blob_region(region_id: str, rng: random.Random, size: tuple[int, int]) -> SourceRegion:
+    height, width = size
+    mask = np.zeros(size, dtype=np.uint8)
+    yy, xx = np.ogrid[:height, :width]
+    for _ in range(rng.randint(1, 3)):
+        cx, cy, r = rng.randrange(width), rng.randrange(height), rng.randint(1, 40)
+        if rng.random() < 0.5:
+            mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
+        else:
+            mask[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r // 2 + 1] = 1
+    rle = coco_mask.encode(np.asfortranarray(mask))
+    x, y, w, h = (int(v) for v in coco_mask.toBbox(rle))
+    counts = rle["counts"].decode("ascii")
+    return SourceRegion(
+        region_id=region_id,
+        label="blob",
+        shape_types=["polygon"],
+        source=f"x.json#shapes[{region_id[1:]}]",
+        mask=RLE(size=[height, width], counts=counts),
+        area=int(mask.sum()),
+        bbox=[x, y, w, h],
+    )
+
+
+def test_touching_is_a_square_dilation_of_the_whole_masks_and_answers_are_remembered() -> None:
+    """The touch test works in the pair's shared window with running sums; it must say
+    what a square dilation of the whole mask says (scipy, the plain definition)."""
+    from scipy import ndimage
+
+    from prist_builder.providers import regions as module
+
+    rng = random.Random(5)
+    seen = Counter()
+    for _ in range(120):
+        size = rng.choice([(90, 120), (200, 150)])
+        blobs = [_blob_region(f"r{i}", rng, size) for i in range(rng.randint(2, 5))]
+        gap = max(1, round(module.TOUCH_GAP * max(size)) + rng.randint(0, 6))
+        for a in blobs:
+            for b in blobs:
+                if a is b:
+                    continue
+                whole = coco_mask.decode({"size": list(size), "counts": a.mask.counts.encode("ascii")}).astype(bool)
+                grown = ndimage.binary_dilation(whole, np.ones((2 * gap + 1, 2 * gap + 1), dtype=bool))
+                other = coco_mask.decode({"size": list(size), "counts": b.mask.counts.encode("ascii")}).astype(bool)
+                expected = bool((grown & other).any())
+                assert module._touch(a, b, gap) == expected
+                seen[expected] += 1
+        first = region_relations(blobs)
+        first.append(None)  # the caller's list: the memo keeps its own
+        assert region_relations(list(blobs)) == first[:-1]
+    assert seen[True] > 20 and seen[False] > 20
+
+
+def test_a_window_of_a_mask_is_the_crop_of_the_whole_decoded_mask() -> None:
+    """``window_mask`` reads the runs of the window's columns only (the Set-of-Mark drawing
+    and the touch test use it); it must give pycocotools' pixels, for empty, full, edge and
+    large masks (runs longer than one 5-bit group, negative differences)."""
+    from prist_builder.providers.regions import window_mask
+
+    rng = random.Random(9)
+    cases = [np.zeros((40, 30), np.uint8), np.ones((40, 30), np.uint8)]
+    for size in [(50, 70), (300, 200), (1200, 1600)]:
+        for _ in range(4):
+            mask = np.zeros(size, np.uint8)
+            for _ in range(rng.randint(1, 4)):
+                y, x = rng.randrange(size[0]), rng.randrange(size[1])
+                mask[y : y + rng.randint(1, size[0]), x : x + rng.randint(1, size[1])] ^= 1
+            cases.append(mask)
+    for mask in cases:
+        rle = coco_mask.encode(np.asfortranarray(mask))
+        stored = RLE(size=list(mask.shape), counts=rle["counts"].decode("ascii"))
+        whole = coco_mask.decode(rle).astype(bool)
+        height, width = mask.shape
+        for _ in range(6):
+            left, top = rng.randrange(width), rng.randrange(height)
+            right, bottom = rng.randint(left + 1, width), rng.randint(top + 1, height)
+            assert np.array_equal(window_mask(stored, left, top, right, bottom), whole[top:bottom, left:right])
+        assert np.array_equal(window_mask(stored, 0, 0, width, height), whole)

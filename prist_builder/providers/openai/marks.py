@@ -17,10 +17,10 @@ import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
-from pycocotools import mask as coco_mask
 from scipy import ndimage
 
 from prist_builder.llm.images import EXIF_ORIENTATION, JPEG_QUALITY, PreparedImage
+from prist_builder.providers.regions import window_mask
 from prist_builder.records import SourceRegion
 
 MARKS_VERSION = 1
@@ -72,13 +72,18 @@ def _inner_point(mask: np.ndarray) -> tuple[int, int]:
 
 def _outline(mask: np.ndarray, thick: int) -> np.ndarray:
     """The pixels of ``mask`` (bool) on its edge, widened to ``thick`` pixels (``thick - 1``
-    dilations of the one-pixel edge; 4-neighbour steps, done with array shifts)."""
-    padded = np.pad(mask, 1)
-    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    dilations of the one-pixel edge; 4-neighbour steps, done with array slices; beyond the
+    array counts as outside the mask)."""
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
     edge = mask & ~inner
     for _ in range(thick - 1):
-        grown = np.pad(edge, 1)
-        edge = grown[1:-1, 1:-1] | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+        grown = edge.copy()
+        grown[1:] |= edge[:-1]
+        grown[:-1] |= edge[1:]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
     return edge
 
 
@@ -93,16 +98,19 @@ def _window(box: list[int], scale: float, pad: int, size: tuple[int, int]) -> tu
 
 
 def _window_mask(region: SourceRegion, scale: float, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The region's mask (bool) in the sent pixels of ``window``: its box cropped from the
-    decoded RLE and brought to the sent scale (nearest neighbour)."""
+    """The region's mask (bool) in the sent pixels of ``window``: its box decoded from the
+    RLE and brought to the sent scale (nearest neighbour)."""
     left, top, right, bottom = window
     x, y, w, h = region.bbox
-    full = coco_mask.decode({"size": list(region.mask.size), "counts": region.mask.counts.encode("ascii")})
+    height, width = region.mask.size
+    box = window_mask(region.mask, min(x, width), min(y, height), min(x + w, width), min(y + h, height))
     x0, y0 = math.floor(x * scale), math.floor(y * scale)
     size = (max(1, math.ceil((x + w) * scale) - x0), max(1, math.ceil((y + h) * scale) - y0))
-    crop = Image.fromarray(full[y : y + h, x : x + w] * 255).resize(size, Image.Resampling.NEAREST)
+    if size == (box.shape[1], box.shape[0]):  # the sent scale (nearest neighbour to the same size: as is)
+        part = box
+    else:
+        part = np.asarray(Image.fromarray(box.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)) > 0
     out = np.zeros((bottom - top, right - left), dtype=bool)
-    part = np.asarray(crop) > 0
     rows, cols = min(part.shape[0], bottom - y0), min(part.shape[1], right - x0)
     out[y0 - top : y0 - top + rows, x0 - left : x0 - left + cols] = part[:rows, :cols]
     return out
@@ -133,9 +141,11 @@ def draw_marks(data: bytes, regions: list[SourceRegion], max_side: int | None) -
     Raises:
         PIL.UnidentifiedImageError, OSError: the bytes are not an image.
     """
-    with Image.open(io.BytesIO(data)) as opened:
-        rotated = opened.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1)
-        picture = (ImageOps.exif_transpose(opened) if rotated else opened).convert("RGB")
+    opened = Image.open(io.BytesIO(data))  # in memory: nothing to close
+    rotated = opened.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1)
+    picture = ImageOps.exif_transpose(opened) if rotated else opened
+    if picture.mode != "RGB":  # (an RGB image's convert would be a copy)
+        picture = picture.convert("RGB")
     width, height = picture.size
     scale = max_side / max(width, height) if max_side is not None and max(width, height) > max_side else 1.0
     if scale != 1.0:
