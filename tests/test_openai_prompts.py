@@ -330,6 +330,11 @@ def test_purpose_questions_are_required_and_position_words_stay_out_of_steps_2_a
         ("standing on the far left of the image, holding a cup.", "standing, holding a cup."),
         ("The leftmost person who left her bag on the table.", "The person who left her bag on the table."),
         ("partly visible at the bottom edge.", "partly visible."),
+        # from the issue 19 relay run after 3 (answerer: "smiling in the three seated women")
+        ("smiling in the middle of the three seated women.", "smiling among the three seated women."),
+        ("a cup standing just left of the laptop.", "a cup standing beside the laptop."),
+        ("a van parked to the right of the orange bus.", "a van parked beside the orange bus."),
+        ("the hood of the woman on the left.", "the hood of the woman."),
     ],
 )
 def test_position_words_are_cut_from_descriptions_leaving_a_sentence(description: str, cut: str) -> None:

@@ -165,11 +165,22 @@ _POSITION_PHRASE = re.compile(
 left end of" (the last becomes "by": "sitting by the group")."""
 _POSITION_ADJECTIVE = re.compile(r"[\s-]" + _POS + r"(?:[\s-]+" + _POS + r")?(?=\s+" + _PART + r"\b)", re.IGNORECASE)
 """A position word before a part or place: "its left arm", "the lower right foreground"."""
+_SIDE_OF = re.compile(
+    r"\b(?:(?:just|directly|immediately|slightly)\s+)?(?:to\s+the\s+)?(?:left|right)\s+of(?=\s+(?:the|a|an|his|her|its|their)\b)",
+    re.IGNORECASE,
+)
+"""A side relative to something else: "just left of the counter", "to the right of the bus" -> "beside"."""
+_AMONG = re.compile(
+    r"^\s+the\s+(?:two|three|four|five|six|several|other|others|group|people|row|crowd)\b", re.IGNORECASE
+)
+"""What follows "in the middle of" when the middle is among several ("... of the three women")."""
 _EXTREME = re.compile(r"\b(?:leftmost|rightmost|topmost|bottommost|left-hand|right-hand)\s+", re.IGNORECASE)
 
 
 def _place(match: re.Match[str]) -> str:
     if match.group("of") and not match.group("frame"):  # "on the right of the group": keep a relation
+        if match.group("prep").lower() == "in" and _AMONG.match(match.string[match.end() :]):
+            return " among"  # "in the middle of the three women" -> "among the three women"
         return " by" if match.group("prep").lower() in ("on", "at") else " in"
     return ""
 
@@ -179,6 +190,7 @@ def without_position_words(text: str) -> str:
     image", "in the top-right corner", "its left arm", "leftmost"), so that what is left
     still reads as a sentence ("sitting at the left end of the group" -> "sitting by the group")."""
     cut = _POSITION_PHRASE.sub(_place, text)
+    cut = _SIDE_OF.sub("beside", cut)
     cut = _POSITION_ADJECTIVE.sub("", cut)
     cut = _EXTREME.sub("", cut)
     cut = re.sub(r"\s+([,.;:])", r"\1", cut)
