@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from prist_builder import appendlog
-from prist_builder.pipeline.store import MANIFEST_FILE, read_records, run_bounds
+from prist_builder.pipeline.store import (
+    MANIFEST_FILE,
+    iter_lines,
+    line_image_id,
+    read_line_at,
+    run_bounds,
+)
 from prist_builder.records import DialogueRecord, ElementsRecord, ImageRecord, TreeRecord, Turn
 from prist_builder.records.curation import (
     FINAL_MASKS_FILE,
@@ -180,8 +187,50 @@ def read_manifest(run: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+class RecordsByImage:
+    """The records of a run's step file by image id, read from the file when asked for:
+    only ``image_id -> byte offset`` is held, plus the last :data:`KEPT` records read (an
+    image's dialogues are adjacent), so memory does not grow with the run's records. An
+    image with several records gives its last one (as a dict built from the file would).
+
+    Args:
+        path: ``elements.jsonl`` or ``trees.jsonl`` (a missing file reads as empty).
+        model: the record model, validated on read.
+    """
+
+    KEPT = 4
+
+    def __init__(self, path: Path, model: type[ElementsRecord] | type[TreeRecord]) -> None:
+        self.path, self.model = Path(path), model
+        self.offsets: dict[str, int] = {}
+        for offset, line in iter_lines(self.path):
+            image_id = line_image_id(line)
+            self.offsets[image_id if image_id is not None else json.loads(line)["image_id"]] = offset
+        self._kept: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, image_id: str) -> Any:
+        """The image's record, or ``None`` when the file has none.
+
+        Raises:
+            pydantic.ValidationError: the record is invalid.
+        """
+        if image_id in self._kept:
+            self._kept.move_to_end(image_id)
+            return self._kept[image_id]
+        offset = self.offsets.get(image_id)
+        if offset is None:
+            return None
+        record = self.model.model_validate_json(read_line_at(self.path, offset))
+        self._kept[image_id] = record
+        if len(self._kept) > self.KEPT:
+            self._kept.popitem(last=False)
+        return record
+
+
 def iter_samples(run: Path) -> Iterator[Sample]:
     """Every dialogue of a run folder as a :class:`Sample`, in ``dialogues.jsonl`` order.
+    Streams: the elements and tree of a dialogue are read when it comes (see
+    :class:`RecordsByImage`), so a pass holds a few records, not the run's.
 
     Reviewers' edits are checked again with the build's rules (:func:`apply_edits`): a
     hand-written line that breaks one is logged as a warning and skipped.
@@ -196,12 +245,13 @@ def iter_samples(run: Path) -> Iterator[Sample]:
         raise FileNotFoundError(f"{run}: not a run folder (no dialogues.jsonl)")
     bounds = run_bounds(run)
     manifest = read_manifest(run)
-    elements = {r.image_id: r for r in read_records(run / "elements.jsonl", ElementsRecord)}
-    trees = {r.image_id: r for r in read_records(run / "trees.jsonl", TreeRecord)}
+    elements = RecordsByImage(run / "elements.jsonl", ElementsRecord)
+    trees = RecordsByImage(run / "trees.jsonl", TreeRecord)
     finals = appendlog.latest(appendlog.read(run / FINAL_MASKS_FILE, FinalMask), lambda r: r.sample_id)
     reviews = fold_reviews(list(appendlog.read(run / REVIEWS_FILE, ReviewDecision)))
     where = str(run / REVIEWS_FILE)
-    for dialogue in read_records(run / "dialogues.jsonl", DialogueRecord, context=bounds):
+    for _, line in iter_lines(run / "dialogues.jsonl"):
+        dialogue = DialogueRecord.model_validate_json(line, context=bounds)
         element_record = elements.get(dialogue.image_id)
         if element_record is None:
             continue

@@ -55,6 +55,21 @@ class InputRejected(Exception):
         return type(self), (self.reason, self.source_file, self.raw, self.rejects)
 
 
+class PartlyRejected(Exception):
+    """An input gave some records and had others set aside (step 3: the dialogues of an
+    image some of whose conversations broke a rule after every re-ask).
+
+    Attributes:
+        records: the records kept (a step's record models).
+        rejects: one :class:`Reject` per part set aside, ``input_id`` naming the part
+            (a dialogue: its sample id ``"<image_id>-<target_element_id>"``).
+    """
+
+    def __init__(self, records: list, rejects: list[Reject]) -> None:
+        super().__init__(f"{len(rejects)} part(s) rejected, {len(records)} record(s) kept")
+        self.records, self.rejects = list(records), list(rejects)
+
+
 @dataclass
 class SourceItem:
     """One input image, before it is read.

@@ -27,7 +27,16 @@ from prist_builder.annotation.masks import area
 from prist_builder.records import DialogueRecord, ElementsRecord
 from prist_builder.records.granularity import COARSE_ABOVE, FINE_BELOW, SCALE, STANDARD_SIDE, granularity
 
-__all__ = ["COARSE_ABOVE", "FINE_BELOW", "SCALE", "STANDARD_SIDE", "DatasetStats", "compute_stats", "granularity"]
+__all__ = [
+    "COARSE_ABOVE",
+    "FINE_BELOW",
+    "SCALE",
+    "STANDARD_SIDE",
+    "DatasetStats",
+    "StatsTally",
+    "compute_stats",
+    "granularity",
+]
 
 
 @dataclass
@@ -58,43 +67,64 @@ class DatasetStats:
         return asdict(self)
 
 
+class StatsTally:
+    """:func:`compute_stats` one dialogue at a time, holding sums and counts only (an export
+    streams its samples through it). ``add`` each dialogue, then read :meth:`result`."""
+
+    def __init__(self) -> None:
+        self.stats = DatasetStats()
+        self.images: set[str] = set()
+        self.turns = self.turn_sum = self.length_sum = 0
+        self.max_turns = self.max_length = 0
+        self.grains = {"coarse": 0, "medium": 0, "fine": 0}
+        self.kinds = {"single": 0, "multi": 0, "empty": 0}
+
+    def add(self, dialogue: DialogueRecord, size: tuple[int, int] | None = None) -> None:
+        """Count one dialogue; ``size`` is its image's ``(height, width)`` in pixels (default:
+        each target mask's own size)."""
+        self.images.add(dialogue.image_id)
+        turns, length = dialogue.num_turns, sum(len(t.content) for t in dialogue.turns)
+        self.turns += 1
+        self.turn_sum += turns
+        self.length_sum += length
+        self.max_turns, self.max_length = max(self.max_turns, turns), max(self.max_length, length)
+        self.kinds[dialogue.kind] += 1
+        targets = dialogue.target_list()
+        self.stats.targets += len(targets)
+        if any(t.mask is None for t in targets):
+            self.stats.unmasked += 1
+            return
+        for target in targets:
+            assert target.mask is not None
+            height, width = size or tuple(target.mask.size)
+            self.grains[granularity(area(target.mask), height, width)] += 1
+
+    def result(self) -> DatasetStats:
+        """The Table 2 figures of the dialogues added so far."""
+        stats = self.stats
+        stats.images = len(self.images)
+        stats.samples = self.turns
+        stats.utterances = self.turn_sum - self.turns
+        if self.turns:
+            stats.avg_turns = round(self.turn_sum / self.turns, 2)
+            stats.max_turns = self.max_turns
+            stats.avg_length = round(self.length_sum / self.turns, 1)
+            stats.max_length = self.max_length
+            for name, count in self.kinds.items():
+                setattr(stats, name, round(100.0 * count / self.turns, 1))
+        masked = sum(self.grains.values())
+        if masked:
+            for name, count in self.grains.items():
+                setattr(stats, name, round(100.0 * count / masked, 1))
+        return stats
+
+
 def compute_stats(dialogues: Iterable[DialogueRecord], elements: Iterable[ElementsRecord]) -> DatasetStats:
     """Compute Table 2 over dialogues; image sizes come from the elements records. The
     granularity split counts targets (a multi-target sample each of its masks, an empty one
     none); see the module docstring."""
     sizes = {r.image_id: (r.image.height, r.image.width) for r in elements}
-    stats = DatasetStats()
-    images: set[str] = set()
-    turns: list[int] = []
-    lengths: list[int] = []
-    grains = {"coarse": 0, "medium": 0, "fine": 0}
-    kinds = {"single": 0, "multi": 0, "empty": 0}
+    tally = StatsTally()
     for dialogue in dialogues:
-        images.add(dialogue.image_id)
-        turns.append(dialogue.num_turns)
-        lengths.append(sum(len(t.content) for t in dialogue.turns))
-        kinds[dialogue.kind] += 1
-        targets = dialogue.target_list()
-        stats.targets += len(targets)
-        if any(t.mask is None for t in targets):
-            stats.unmasked += 1
-            continue
-        for target in targets:
-            assert target.mask is not None
-            height, width = sizes.get(dialogue.image_id, tuple(target.mask.size))
-            grains[granularity(area(target.mask), height, width)] += 1
-    stats.images = len(images)
-    stats.samples = len(turns)
-    stats.utterances = sum(t - 1 for t in turns)
-    if turns:
-        stats.avg_turns = round(sum(turns) / len(turns), 2)
-        stats.max_turns = max(turns)
-        stats.avg_length = round(sum(lengths) / len(lengths), 1)
-        stats.max_length = max(lengths)
-        for name, count in kinds.items():
-            setattr(stats, name, round(100.0 * count / len(turns), 1))
-    masked = sum(grains.values())
-    if masked:
-        for name, count in grains.items():
-            setattr(stats, name, round(100.0 * count / masked, 1))
-    return stats
+        tally.add(dialogue, sizes.get(dialogue.image_id))
+    return tally.result()

@@ -73,3 +73,59 @@ def test_a_retried_reject_that_fails_again_gets_a_new_line(tmp_path: Path) -> No
     assert len(rejects) == 2 and {r["image_id"] for r in rejects} == {"img_0001"}
     counts = json.loads((run / "manifest.json").read_text())["counts"]
     assert counts["rejects"] == 1 and counts["reject_lines"] == 2
+
+
+def _breaking_responder(state: dict) -> object:
+    """The fake PRIST model, but while ``state["break"]`` the first conversation of img1's
+    step 3 answer has a focus made of segmentation tokens (the other paths are well written)."""
+
+    def respond(body: dict) -> dict:
+        answer = prist_responder(body)
+        text = json.dumps(body["messages"][1])
+        state["asked"].append(text)
+        if state["break"] and "dialogues" in answer and len(answer["dialogues"]) > 1 and "-img1." in text:
+            answer["dialogues"][0]["focus"] = "[OBJ][SEG]"
+            state["broken"] = answer["dialogues"][0]["target_element_id"]
+        return answer
+
+    return respond
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["online", "batch"])
+def test_a_rejected_dialogue_is_retried_alone_and_the_others_of_its_image_stay(
+    batch: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs, run, clean = tagged_inputs(tmp_path / "in", 3), tmp_path / "run", tmp_path / "clean"
+    mode = ("--batch", "--batch-poll", 0) if batch else ()
+    state: dict = {"break": True, "broken": None, "asked": []}
+    with FakeOpenAIServer(responder=_breaking_responder(state)) as server:
+        args = openai_args(server, run, inputs, "--max-reasks", 1, *mode)
+        assert run_cli(*args).exit_code == 0
+        broken = f"img_0001-{state['broken']}"
+        (reject,) = read_jsonl(run / "rejects.jsonl")  # that dialogue alone, named by its sample id
+        assert reject["input_id"] == broken and reject["step"] == "dialogues" and "focus" in reject["reason"]
+        first = (run / "dialogues.jsonl").read_bytes()
+        kept = [line for line in first.splitlines() if json.loads(line)["image_id"] == "img_0001"]
+        assert kept and broken not in {json.loads(line)["sample_id"] for line in kept}
+        assert json.loads((run / "manifest.json").read_text())["counts"]["rejects"] == 1
+        state["break"] = False
+        assert run_cli(*args).exit_code == 0  # a plain re-run leaves the partly built image as it is
+        assert (run / "dialogues.jsonl").read_bytes() == first
+        state["asked"].clear()
+        result = run_cli(*args, "--retry-rejected")
+        assert result.exit_code == 0, result.output
+        (prompt,) = state["asked"]  # one step 3 request, for the missing path only
+        assert f"Path for {state['broken']} " in prompt and prompt.count("Path for ") == 1
+        monkeypatch.setenv("PRIST_CACHE_DIR", str(tmp_path / "clean-cache"))  # the batch answers were cached
+        assert run_cli(*openai_args(server, clean, inputs, "--max-reasks", 1, *mode)).exit_code == 0
+    after = (run / "dialogues.jsonl").read_bytes()
+    assert after.startswith(first)  # the dialogues written before are kept byte for byte
+    (added,) = after[len(first) :].splitlines()
+    assert json.loads(added)["sample_id"] == broken
+    for name in RECORDS:  # same records (as sets of lines) as a run where it never failed
+        assert _lines(run, name) == _lines(clean, name), name
+    assert len(read_jsonl(run / "rejects.jsonl")) == 1  # the history is kept
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["counts"]["rejects"] == 0 and manifest["counts"]["reject_lines"] == 1
+    assert manifest["counts"]["dialogues"] == len(_lines(clean, "dialogues.jsonl"))
+    check_run(run)

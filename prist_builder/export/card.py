@@ -10,24 +10,23 @@ the paper's citation.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from datasets import DatasetInfo, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCardData
 
-from prist_builder.export.features import FEATURES, IMAGE_FEATURES, prompt_versions, targets
+from prist_builder.export.card_facts import CARD_SAMPLES, CardFacts
+from prist_builder.export.features import FEATURES, IMAGE_FEATURES, prompt_versions
 from prist_builder.export.images import ImageUnavailable, export_image
 from prist_builder.export.pictures import bar_chart, overlay
 from prist_builder.export.splits import SPLITS
 from prist_builder.export.summary import ExportSummary
 from prist_builder.exported import TARGET_KINDS
 from prist_builder.samples import Sample, read_manifest
-from prist_builder.stats import DatasetStats, compute_stats
+from prist_builder.stats import DatasetStats
 
-CARD_SAMPLES = 3
-"""Samples shown with their mask on the card."""
+__all__ = ["CARD_SAMPLES", "CITATION", "card_data", "size_category", "target_kind_counts", "write_card"]
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 """Upper bounds of the Hub's size categories."""
@@ -94,13 +93,6 @@ def card_data(
     return data
 
 
-def _stats(samples: list[Sample]) -> DatasetStats:
-    # an empty-target sample's no-pixel mask is no target: it counts as unmasked, not as "fine"
-    dialogues = [s.dialogue.model_copy(update={"mask": None if s.kind == "empty" else s.mask}) for s in samples]
-    elements = {s.elements.image_id: s.elements for s in samples}
-    return compute_stats(dialogues, elements.values())
-
-
 def _stats_table(stats: DatasetStats) -> str:
     rows = [
         ("Images", f"{stats.images:,}"),
@@ -113,24 +105,22 @@ def _stats_table(stats: DatasetStats) -> str:
     return "| statistic | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
-def _pictures(samples: list[Sample], assets: Path) -> list[str]:
+def _pictures(facts: CardFacts, assets: Path) -> list[str]:
     assets.mkdir(parents=True, exist_ok=True)
     lines = []
-    turns = Counter(s.dialogue.num_turns for s in samples)
+    turns = facts.merged("turns")
     bar_chart({str(k): turns[k] for k in sorted(turns)}, "samples per number of turns", assets / "turns.png")
-    grains = Counter(t["granularity"] for s in samples for t in targets(s))
+    grains = facts.merged("grains")
     bar_chart(
         {g: grains.get(g, 0) for g in ("coarse", "medium", "fine")},
-        "targets per granularity" if any(s.kind == "multi" for s in samples) else "samples per granularity",
+        "targets per granularity" if facts.multi() else "samples per granularity",
         assets / "granularity.png",
     )
     lines += ["![turns per sample](assets/turns.png) ![granularity](assets/granularity.png)", ""]
     shown = 0
-    for sample in samples:
+    for sample in facts.pictures():
         if shown == CARD_SAMPLES:
             break
-        if sample.mask is None or sample.kind == "empty" or not sample.image.sha256:
-            continue
         try:
             image = export_image(sample.image)
         except ImageUnavailable:
@@ -147,17 +137,11 @@ def _pictures(samples: list[Sample], assets: Path) -> list[str]:
 def target_kind_counts(splits: dict[str, list[Sample]]) -> dict[str, dict[str, int]]:
     """Samples per target kind (``single``/``multi``/``empty``) and split, plus ``all``; also
     ``targets``: the number of target masks per split (one per ``[SEG]``)."""
-    out: dict[str, dict[str, int]] = {}
-    for kind in TARGET_KINDS:
-        row = {name: sum(1 for s in splits[name] if s.kind == kind) for name in SPLITS}
-        out[kind] = {**row, "all": sum(row.values())}
-    row = {name: sum(len(targets(s)) for s in splits[name]) for name in SPLITS}
-    out["targets"] = {**row, "all": sum(row.values())}
-    return out
+    return CardFacts.of(splits).target_kind_counts()
 
 
-def _kinds_section(splits: dict[str, list[Sample]]) -> list[str]:
-    counts = target_kind_counts(splits)
+def _kinds_section(facts: CardFacts) -> list[str]:
+    counts = facts.target_kind_counts()
     header = ["| target kind | " + " | ".join(SPLITS) + " | all |", "|---|" + "---|" * (len(SPLITS) + 1)]
     names = {"single": "single (one target)", "multi": "multi (two or more)", "empty": "empty (no target)"}
     rows = [
@@ -172,14 +156,12 @@ def _kinds_section(splits: dict[str, list[Sample]]) -> list[str]:
     return ["## Target kinds", "", *text, "", *header, *rows, ""]
 
 
-def _build_section(run: Path, samples: list[Sample], summary: ExportSummary) -> list[str]:
+def _build_section(run: Path, facts: CardFacts, summary: ExportSummary) -> list[str]:
     manifest = read_manifest(run)
     config = manifest.get("config", {})
     options = config.get("provider_options") or {}
-    providers = Counter(s.dialogue.provider for s in samples)
-    rules = Counter(s.mask_rule or "none" for s in samples)
-    reviews = Counter(s.review.status for s in samples)
-    ious = [s.mask_provenance.iou for s in samples if s.mask_provenance and s.mask_provenance.iou is not None]
+    providers, rules, reviews = facts.merged("providers"), facts.merged("rules"), facts.merged("reviews")
+    ious = facts.ious()
     lines = [
         "## How it was built",
         "",
@@ -198,8 +180,8 @@ def _build_section(run: Path, samples: list[Sample], summary: ExportSummary) -> 
     return lines + [""]
 
 
-def _layout_section(rows: str, splits: dict[str, list[Sample]], split_bytes: dict[str, int]) -> list[str]:
-    images = {name: len({s.image.image_id for s in splits[name]}) for name in SPLITS}
+def _layout_section(rows: str, facts: CardFacts, split_bytes: dict[str, int]) -> list[str]:
+    images = {name: len(facts.splits[name].images) for name in SPLITS}
     total_mb = sum(split_bytes.values()) / 2**20
     if rows == "image":
         text = [
@@ -212,7 +194,8 @@ def _layout_section(rows: str, splits: dict[str, list[Sample]], split_bytes: dic
         text = ["One row per sample (the default layout): each row carries its own copy of the image."]
     table = ["", "| split | images | samples | parquet MiB |", "|---|---|---|---|"]
     table += [
-        f"| {name} | {images[name]} | {len(splits[name])} | {split_bytes.get(name, 0) / 2**20:.1f} |" for name in SPLITS
+        f"| {name} | {images[name]} | {facts.splits[name].samples} | {split_bytes.get(name, 0) / 2**20:.1f} |"
+        for name in SPLITS
     ]
     return ["## Layout", "", *text, *table, "", f"Parquet in all: {total_mb:.1f} MiB.", ""]
 
@@ -220,7 +203,7 @@ def _layout_section(rows: str, splits: dict[str, list[Sample]], split_bytes: dic
 def write_card(
     folder: Path,
     run: Path,
-    splits: dict[str, list[Sample]],
+    splits: dict[str, list[Sample]] | CardFacts,
     summary: ExportSummary,
     *,
     seed: int,
@@ -230,11 +213,12 @@ def write_card(
     """Write ``folder/README.md`` and its pictures under ``folder/assets``; returns the card's path.
 
     ``rows`` is the row layout of the shards (``sample`` or ``image``), stated on the card with
-    the images, samples and parquet bytes of each split.
+    the images, samples and parquet bytes of each split. ``splits``: each split's samples, or
+    their :class:`~.card_facts.CardFacts` gathered while they were written (an export streams).
     """
-    samples = [s for name in SPLITS for s in splits[name]]
+    facts = splits if isinstance(splits, CardFacts) else CardFacts.of(splits)
     split_bytes = {name: sum(p.stat().st_size for p in (folder / "data").glob(f"{name}-*.parquet")) for name in SPLITS}
-    row_counts = {name: len({s.image.image_id for s in splits[name]}) for name in SPLITS} if rows == "image" else None
+    row_counts = {name: len(facts.splits[name].images) for name in SPLITS} if rows == "image" else None
     data = card_data(summary.sizes, license, split_bytes, rows, row_counts)
     body = [
         "# PRIST-style pixel-level reasoning segmentation dataset",
@@ -250,14 +234,14 @@ def write_card(
         f"Split by image (no image in two splits) with seed {seed}. A split without samples keeps a row-less",
         "shard under `data/` but is left out of the config above, because `datasets` cannot load an empty split.",
         "",
-        *_layout_section(rows, splits, split_bytes),
-        *_kinds_section(splits),
+        *_layout_section(rows, facts, split_bytes),
+        *_kinds_section(facts),
         "## Statistics (layout of the paper's Table 2)",
         "",
-        _stats_table(_stats(samples)),
+        _stats_table(facts.stats()),
         "",
-        *_pictures(samples, folder / "assets"),
-        *_build_section(run, samples, summary),
+        *_pictures(facts, folder / "assets"),
+        *_build_section(run, facts, summary),
         "## Fields",
         "",
         "`sample_id`, `image_id`, `image` (the source file, EXIF-corrected), `width`/`height` (pixels),",

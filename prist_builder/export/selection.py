@@ -29,6 +29,20 @@ def masks_match(sample: Sample) -> bool:
     return len(sample.masks) == len(sample.dialogue.target_list())
 
 
+def leave_out_reason(sample: Sample, *, need_mask: bool, need_image: bool, check_masks: bool) -> str | None:
+    """Why ``sample`` stays home (:data:`REJECTED`, :data:`NO_MASK`, :data:`MASKS_MISMATCH`,
+    :data:`NO_IMAGE`, checked in that order), or ``None`` when it goes out (see :func:`select`)."""
+    if sample.review.status == "rejected":
+        return REJECTED
+    if need_mask and sample.mask is None:
+        return NO_MASK
+    if check_masks and not masks_match(sample):
+        return MASKS_MISMATCH
+    if need_image and not sample.image.sha256:
+        return NO_IMAGE
+    return None
+
+
 @dataclass
 class Selection:
     """The outcome of choosing and splitting samples.
@@ -82,14 +96,9 @@ def select(
     out = Selection()
     kept: list[Sample] = []
     for sample in samples:
-        if sample.review.status == "rejected":
-            out.leave_out(sample.sample_id, REJECTED)
-        elif need_mask and sample.mask is None:
-            out.leave_out(sample.sample_id, NO_MASK)
-        elif check_masks and not masks_match(sample):
-            out.leave_out(sample.sample_id, MASKS_MISMATCH)
-        elif need_image and not sample.image.sha256:
-            out.leave_out(sample.sample_id, NO_IMAGE)
+        reason = leave_out_reason(sample, need_mask=need_mask, need_image=need_image, check_masks=check_masks)
+        if reason is not None:
+            out.leave_out(sample.sample_id, reason)
         else:
             kept.append(sample)
     if one_split is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -25,10 +26,11 @@ from typing import Any
 from datasets.arrow_writer import ParquetWriter
 
 from prist_builder.export.card import write_card
+from prist_builder.export.card_facts import CardFacts, SplitFacts
 from prist_builder.export.features import FEATURES, IMAGE_FEATURES, image_row, sample_row
 from prist_builder.export.images import ImageUnavailable, export_image
-from prist_builder.export.selection import NO_IMAGE, REFUSED, Selection, select
-from prist_builder.export.splits import SPLITS, SplitSpec
+from prist_builder.export.selection import NO_IMAGE, REFUSED, Selection, leave_out_reason
+from prist_builder.export.splits import SPLITS, SplitSpec, assign_splits
 from prist_builder.export.summary import ExportSummary
 from prist_builder.exported import EXPORT_MANIFEST, ROW_LAYOUTS, RowLayout
 from prist_builder.pipeline.store import write_json_atomic
@@ -79,28 +81,11 @@ def _payload_bytes(row: dict[str, Any]) -> int:
     return (len(image["bytes"]) if image else 0) + 2 * text
 
 
-def per_image(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Per-sample rows, an image's samples adjacent, grouped into :data:`IMAGE_FEATURES` rows.
-
-    Streams: only one image's rows are held at a time (see :func:`by_image` for the order).
-    """
-    group: list[dict[str, Any]] = []
-    for row in rows:
-        if group and row["image_id"] != group[0]["image_id"]:
-            yield image_row(group)
-            group = []
-        group.append(row)
-    if group:
-        yield image_row(group)
-
-
-def by_image(samples: list[Sample]) -> list[Sample]:
-    """``samples`` with each image's samples moved together, at the place of its first one
-    (their order kept), so that :func:`per_image` sees each image once."""
-    groups: dict[str, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.image.image_id, []).append(sample)
-    return [sample for group in groups.values() for sample in group]
+def _read_image(record_json: str) -> dict[str, Any] | None:
+    """The image of an ``ImageRecord`` (JSON, regions left out) as a row holds it; ``None``
+    for an image the run does not hold. Raises :class:`ImageUnavailable`."""
+    record = ImageRecord.model_validate_json(record_json)
+    return export_image(record) if record.sha256 else None
 
 
 def iter_rows(samples: list[Sample], selection: Selection) -> Iterator[dict[str, Any]]:
@@ -109,12 +94,7 @@ def iter_rows(samples: list[Sample], selection: Selection) -> Iterator[dict[str,
     An unreadable image is recorded in ``selection.left_out`` under :data:`NO_IMAGE` with
     the file's message, unless the image is absent by design (an import without pixels).
     """
-
-    @lru_cache(maxsize=IMAGE_CACHE)
-    def image_of(record_json: str) -> dict[str, Any] | None:
-        record = ImageRecord.model_validate_json(record_json)
-        return export_image(record) if record.sha256 else None
-
+    image_of = lru_cache(maxsize=IMAGE_CACHE)(_read_image)
     for sample in samples:
         try:
             image = image_of(sample.image.model_dump_json(exclude={"regions"}))
@@ -143,49 +123,117 @@ def write_split(
     image data), so memory stays bounded by one batch. An empty split is one shard with no
     rows, so that every split has its file. ``rows="image"`` writes one
     :data:`IMAGE_FEATURES` row per image instead of one :data:`FEATURES` row per sample
-    (an image's samples are written together, in their order).
+    (an image's samples are written together, in their order, at the place of its first).
+    A sample whose image cannot be read is left out (recorded in ``selection``).
     """
-    features = IMAGE_FEATURES if rows == "image" else FEATURES
-    if rows == "image":
-        source = per_image(iter_rows(by_image(samples), selection))
-    else:
-        source = iter_rows(samples, selection)
-    parts: list[Path] = []
-    batch: list[dict[str, Any]] = []
-    writer: ParquetWriter | None = None
-    size = 0
-
-    def open_part() -> ParquetWriter:
-        path = staging / f"{name}-part{len(parts):05d}.parquet"
-        parts.append(path)
-        return ParquetWriter(path=str(path), features=features)
-
-    def write_batch() -> None:
-        nonlocal writer
-        if writer is None:
-            writer = open_part()
-        writer.write_batch(_columns(batch, features))
-        batch.clear()
-
-    for row in source:
-        batch.append(row)
-        size += _payload_bytes(row)
-        if size >= max_shard_bytes:
-            write_batch()
-            writer.finalize()  # type: ignore[union-attr]
-            writer, size = None, 0
-        elif len(batch) >= BATCH_ROWS:
-            write_batch()
-    if batch or not parts:
-        write_batch()
-    if writer is not None:
-        writer.finalize()
-    names = []
-    for index, part in enumerate(parts):
-        final = f"{name}-{index:05d}-of-{len(parts):05d}.parquet"
-        part.rename(staging / final)
-        names.append(f"{DATA_DIR}/{final}")
+    writer = SplitWriter(name, staging, max_shard_bytes, rows, Counter(s.image.image_id for s in samples))
+    for sample in samples:
+        writer.add(sample)
+    names = writer.finish()
+    for sample_id, reason in writer.no_image:
+        selection.leave_out(sample_id, reason)
     return names
+
+
+class SplitWriter:
+    """One split's parquet shards, fed one sample at a time (what :func:`write_split` writes
+    from a list, byte for byte), so that an export never holds the run's samples.
+
+    Args:
+        name: the split.
+        staging: the folder the shards are written to.
+        max_shard_bytes: about the most bytes of images and text per parquet file.
+        rows: the row layout (see :func:`write_split`).
+        expected: ``rows="image"``: image id -> how many of its samples this split gets;
+            an image's row is written once all have come, images in the order of their
+            first sample (an image's samples are usually adjacent; those that are not wait
+            in memory).
+
+    Attributes:
+        facts: the card's figures of the samples written (:class:`~.card_facts.SplitFacts`).
+        no_image: ``(sample_id, reason)`` of samples left out because their image cannot
+            be read, in the order :func:`write_split` records them.
+    """
+
+    def __init__(
+        self, name: str, staging: Path, max_shard_bytes: int, rows: RowLayout, expected: dict[str, int]
+    ) -> None:
+        self.name, self.staging, self.max_shard_bytes, self.rows = name, staging, max_shard_bytes, rows
+        self.features = IMAGE_FEATURES if rows == "image" else FEATURES
+        self.expected = expected
+        self.facts = SplitFacts()
+        self.no_image: list[tuple[str, str]] = []
+        self._groups: OrderedDict[str, list[tuple[Sample, Any]]] = OrderedDict()
+        self._parts: list[Path] = []
+        self._batch: list[dict[str, Any]] = []
+        self._writer: ParquetWriter | None = None
+        self._size = 0
+        self._image_of = lru_cache(maxsize=IMAGE_CACHE)(_read_image)
+
+    def add(self, sample: Sample) -> None:
+        """Write one sample of the split (or hold it until its image's samples have all come)."""
+        try:
+            image: Any = self._image_of(sample.image.model_dump_json(exclude={"regions"}))
+        except ImageUnavailable as exc:
+            image = exc
+        else:
+            self.facts.add(sample)
+        if self.rows != "image":
+            self._emit([(sample, image)])
+            return
+        self._groups.setdefault(sample.image.image_id, []).append((sample, image))
+        while self._groups:
+            head, group = next(iter(self._groups.items()))
+            if len(group) < self.expected.get(head, 0):
+                break
+            del self._groups[head]
+            self._emit(group)
+
+    def _emit(self, group: list[tuple[Sample, Any]]) -> None:
+        rows = []
+        for sample, image in group:
+            if isinstance(image, ImageUnavailable):
+                self.no_image.append((sample.sample_id, f"{NO_IMAGE}: {image}"))
+            else:
+                rows.append(sample_row(sample, image))
+        if self.rows == "image" and rows:
+            rows = [image_row(rows)]
+        for row in rows:
+            self._put(row)
+
+    def _put(self, row: dict[str, Any]) -> None:
+        self._batch.append(row)
+        self._size += _payload_bytes(row)
+        if self._size >= self.max_shard_bytes:
+            self._write_batch()
+            self._writer.finalize()  # type: ignore[union-attr]
+            self._writer, self._size = None, 0
+        elif len(self._batch) >= BATCH_ROWS:
+            self._write_batch()
+
+    def _write_batch(self) -> None:
+        if self._writer is None:
+            path = self.staging / f"{self.name}-part{len(self._parts):05d}.parquet"
+            self._parts.append(path)
+            self._writer = ParquetWriter(path=str(path), features=self.features)
+        self._writer.write_batch(_columns(self._batch, self.features))
+        self._batch.clear()
+
+    def finish(self) -> list[str]:
+        """Write what is left (an image still short of samples too) and name the shards."""
+        for group in list(self._groups.values()):
+            self._emit(group)
+        self._groups.clear()
+        if self._batch or not self._parts:
+            self._write_batch()
+        if self._writer is not None:
+            self._writer.finalize()
+        names = []
+        for index, part in enumerate(self._parts):
+            final = f"{self.name}-{index:05d}-of-{len(self._parts):05d}.parquet"
+            part.rename(self.staging / final)
+            names.append(f"{DATA_DIR}/{final}")
+        return names
 
 
 def export_run(
@@ -221,27 +269,38 @@ def export_run(
     """
     if rows not in ROW_LAYOUTS:
         raise ValueError(f"unknown --rows {rows!r}; choose one of {', '.join(ROW_LAYOUTS)}")
+    if one_split is not None and one_split not in SPLITS:
+        raise ValueError(f"--one-split must be one of {', '.join(SPLITS)}, got {one_split!r}")
     run, out = Path(run), Path(out)
     check_target(out)
-    samples = list(iter_samples(run))
-    selection = select(
-        samples,
-        spec or SplitSpec(),
-        seed,
-        need_mask=not keep_unfinished,
-        need_image=not keep_unfinished,
-        one_split=one_split,
-    )
+    # two passes over the run's samples, none held: the first chooses and counts per image
+    # (the split is by image and needs the counts), the second writes (see select())
+    need = {"need_mask": not keep_unfinished, "need_image": not keep_unfinished, "check_masks": True}
+    selection, kept, seen = Selection(), Counter[str](), 0
+    for sample in iter_samples(run):
+        seen += 1
+        reason = leave_out_reason(sample, **need)
+        if reason is not None:
+            selection.leave_out(sample.sample_id, reason)
+        else:
+            kept[sample.dialogue.image_id] += 1
+    where = {} if one_split is not None else assign_splits(list(kept.items()), spec or SplitSpec(), seed)
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     (staging / DATA_DIR).mkdir(parents=True)
-    shards = {
-        name: write_split(name, selection.splits[name], selection, staging / DATA_DIR, max_shard_bytes, rows)
-        for name in SPLITS
-    }
-    written = {name: [s for s in selection.splits[name] if not _left(s, selection)] for name in SPLITS}
-    summary = ExportSummary(out, {k: len(v) for k, v in written.items()}, shards, selection.left_out)
-    write_card(staging, run, written, summary, seed=seed, license=license, rows=rows)
+    writers = {name: SplitWriter(name, staging / DATA_DIR, max_shard_bytes, rows, kept) for name in SPLITS}
+    for index, sample in enumerate(iter_samples(run)):
+        if index == seen:  # lines a build appended since the first pass wait for the next export
+            break
+        if leave_out_reason(sample, **need) is None:
+            writers[one_split or where[sample.dialogue.image_id]].add(sample)
+    shards = {name: writers[name].finish() for name in SPLITS}
+    for name in SPLITS:
+        for sample_id, reason in writers[name].no_image:
+            selection.leave_out(sample_id, reason)
+    facts = CardFacts({name: writers[name].facts for name in SPLITS})
+    summary = ExportSummary(out, {name: facts.splits[name].samples for name in SPLITS}, shards, selection.left_out)
+    write_card(staging, run, facts, summary, seed=seed, license=license, rows=rows)
     for entry in (DATA_DIR, ASSETS_DIR, CARD_FILE, EXPORT_MANIFEST):
         target = out / entry
         if target.is_dir():
@@ -254,14 +313,10 @@ def export_run(
     manifest = export_manifest(run, seed, spec or SplitSpec(), one_split, summary)
     if rows != "sample":  # the default layout's export.json stays as it always was
         manifest["rows"] = rows
-        manifest["images"] = {name: len({s.image.image_id for s in written[name]}) for name in SPLITS}
+        manifest["images"] = {name: len(facts.splits[name].images) for name in SPLITS}
     write_json_atomic(out / EXPORT_MANIFEST, manifest)
     shutil.rmtree(staging, ignore_errors=True)
     return summary
-
-
-def _left(sample: Sample, selection: Selection) -> bool:
-    return any(sample.sample_id in ids for reason, ids in selection.left_out.items() if reason.startswith(NO_IMAGE))
 
 
 def export_manifest(run: Path, seed: int, spec: SplitSpec, one_split: str | None, summary: ExportSummary) -> dict:

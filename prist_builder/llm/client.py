@@ -50,6 +50,19 @@ class AnswerRuleError(ValueError):
     """An answer parsed but breaks a rule of the task; the message lists what (raised by ``accept``)."""
 
 
+class PartialAnswer(AnswerRuleError):
+    """An answer some of whose parts keep the rules and some do not (raised by ``accept``).
+
+    It is re-asked like any broken answer; when no attempt is left, the last one's usable
+    ``part`` rides on :class:`NoValidAnswer` (``partial``), so the caller may keep it and set
+    aside only the broken parts (step 3: the good dialogues of an image).
+    """
+
+    def __init__(self, message: str, part: Any) -> None:
+        super().__init__(message)
+        self.part = part
+
+
 class RequestRefused(Exception):
     """The server refused this one request for good (400/413/422, a refused batch line, a
     model refusal). ``reason`` is one key-free line; ``raw`` what the server said."""
@@ -61,11 +74,12 @@ class RequestRefused(Exception):
 
 class NoValidAnswer(Exception):
     """Every attempt (first ask plus re-asks) broke a rule. ``reason`` lists the last errors;
-    ``raw`` is the last answer text."""
+    ``raw`` is the last answer text; ``partial`` the usable part of the last answer when
+    ``accept`` raised :class:`PartialAnswer` for it, else ``None``."""
 
-    def __init__(self, reason: str, raw: Any = None) -> None:
+    def __init__(self, reason: str, raw: Any = None, partial: Any = None) -> None:
         super().__init__(reason)
-        self.reason, self.raw = reason, raw
+        self.reason, self.raw, self.partial = reason, raw, partial
 
 
 @dataclass
@@ -163,7 +177,7 @@ class LLMClient:
         step, ceiling = request.prompt_version, request.max_tokens
         extra = {"prompt_version": request.prompt_version}
         cap = ceiling if self.settings.batch else self.max_tokens.cap(step, ceiling)
-        asks = 0
+        asks, partial = 0, None
         while asks <= self.settings.max_reasks:
             asks += 1
             body = self._body(request, history, cap)
@@ -206,6 +220,7 @@ class LLMClient:
                 accepted = accept(request.answer_model.model_validate(extract_json(content)))
             except (AnswerFormatError, AnswerRuleError, ValidationError, KeyError) as exc:
                 error = explain(exc)
+                partial = exc.part if isinstance(exc, PartialAnswer) else None
                 history = history + [
                     {"role": "assistant", "content": content or ""},
                     {"role": "user", "content": FEEDBACK.format(errors=error)},
@@ -215,7 +230,8 @@ class LLMClient:
                 self.cache.put(key, completion)  # only an answer that passed validation
             return accepted
         attempts = self.settings.max_reasks + 1
-        raise NoValidAnswer(f"no valid answer in {attempts} attempts: {' '.join(error.split())}", raw=content)
+        reason = f"no valid answer in {attempts} attempts: {' '.join(error.split())}"
+        raise NoValidAnswer(reason, raw=content, partial=partial)
 
     def _observe(self, step: str, completion: dict[str, Any], cut_at: int | None) -> None:
         """Feed the ``max_tokens`` rule with one fresh answer's completion tokens."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from prist_builder.errors import Deferred, FatalError
 from prist_builder.pipeline.store import RunStore
 from prist_builder.records import Reject
-from prist_builder.sources import InputRejected
+from prist_builder.sources import InputRejected, PartlyRejected
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ async def _guarded(unit: Unit, step: str) -> Outcome | None:
         return None
     except FatalError:
         raise
+    except PartlyRejected as exc:  # the good parts are kept, each bad one has its reject line
+        return Outcome(records=list(exc.records), rejects=list(exc.rejects))
     except InputRejected as exc:
         outcome = reject(exc.reason, exc.source_file or unit.source_file, exc.raw)
         outcome.rejects[:0] = exc.rejects

@@ -8,6 +8,7 @@ step 2-1, so that every provider follows the same rule.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor
 from pathlib import Path
@@ -21,7 +22,7 @@ from prist_builder.pipeline.targets import choose_slots, choose_targets, kinds_r
 from prist_builder.providers.base import Provider, StepContext
 from prist_builder.records import Element, ElementsRecord, Reject, TreeRecord
 from prist_builder.records.limits import MIN_TARGETS
-from prist_builder.sources import InputRejected, LoadedImage, SourceItem, load_item, read_image_bytes
+from prist_builder.sources import InputRejected, LoadedImage, PartlyRejected, SourceItem, load_item, read_image_bytes
 
 T = TypeVar("T")
 
@@ -270,17 +271,44 @@ def trees_units(store: RunStore, provider: Provider, config: BuildConfig) -> Str
     return StreamedUnits(units, store.data_path("elements"))
 
 
+def built_targets(store: RunStore, image_ids: set[str]) -> dict[str, set[str]]:
+    """``image_id -> target_element_id`` of each dialogue the run holds for ``image_ids``
+    (read as a stream, only when there are such images: a retry of partly built trees)."""
+    built: dict[str, set[str]] = {image_id: set() for image_id in image_ids}
+    if image_ids:
+        for _, line in iter_lines(store.data_path("dialogues")):
+            record = json.loads(line)
+            if record["image_id"] in built:
+                built[record["image_id"]].add(record["target_element_id"])
+    return built
+
+
 def dialogues_units(store: RunStore, provider: Provider, config: BuildConfig) -> StreamedUnits:
     """Step 3 over the trees of the run (streamed), each with its elements record (read by
-    its offset in ``elements.jsonl`` when its unit is made)."""
+    its offset in ``elements.jsonl`` when its unit is made). A tree partly built before
+    (some dialogues rejected, reopened by ``--retry-rejected``) is given to the provider
+    with the paths still missing: the dialogues it has stay
+    as they are and are not asked for again (``StepContext.paths``)."""
     offsets = store.record_offsets("elements")
+    built = built_targets(store, store.partly_built("dialogues"))
 
     def unit(tree: TreeRecord) -> Unit:
         record: ElementsRecord = store.record_at("elements", offsets[tree.image_id])
+        missing = None
+        if tree.image_id in built:
+            missing = [p.target_element_id for p in tree.paths if p.target_element_id not in built[tree.image_id]]
 
         async def work() -> Outcome:
+            if missing == []:  # every path has its dialogue (a partly built tree mended by hand)
+                return Outcome()
             ctx = _context(config, "dialogues", tree.image_id)
-            return Outcome(records=list(await provider.dialogues(record, tree, ctx)))
+            ctx.paths = missing
+            try:
+                records = await provider.dialogues(record, tree, ctx)
+            except PartlyRejected as exc:
+                exc.records = [r for r in exc.records if missing is None or r.target_element_id in missing]
+                raise
+            return Outcome(records=[r for r in records if missing is None or r.target_element_id in missing])
 
         return Unit(tree.image_id, tree.image_id, record.image.annotation_path or record.image.path, work)
 

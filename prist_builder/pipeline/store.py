@@ -45,6 +45,9 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
 }
 CONTRACT_FILES: tuple[str, ...] = (*(f"{s}.jsonl" for s in STEPS), REJECTS_FILE)
 """Data files of a run folder, created (empty) when a run is opened for writing."""
+PART_STEPS = ("dialogues",)
+"""Steps whose inputs can be partly rejected and then retried part by part (step 3: the
+dialogues of one tree, one per path)."""
 FSYNC_INTERVAL_S = 1.0
 """Most seconds between two fsyncs of the run files when fsync is on."""
 
@@ -114,6 +117,7 @@ class RunStore:
         self._fds: dict[str, int] = {}
         self._bounds: dict[str, Any] | None = None
         self.journal: dict[str, dict[str, JournalEntry]] = {}
+        self._kept: dict[str, dict[str, JournalEntry]] = {step: {} for step in STEPS}
         self._recover()
         for name in CONTRACT_FILES:  # every file the README names exists, even when empty
             self._fd(name)
@@ -181,27 +185,43 @@ class RunStore:
         return key in self.journal[step]
 
     def reopen_rejected(self) -> dict[str, int]:
-        """Let every input that a step rejected outright (no record) be done again
-        (``prist build --retry-rejected``); returns how many per step.
+        """Let every input that a step rejected outright (no record) be done again, and, in
+        :data:`PART_STEPS`, every input partly rejected (``prist build --retry-rejected``);
+        returns how many per step.
 
         Only this process's view changes: the reject lines stay in ``rejects.jsonl`` as
         history, and a new commit of the input appends a journal line that supersedes the
         old one (the last line of a key wins on reading), so the input counts as built or
-        rejected by its newest outcome. Inputs with records (built, or partly rejected)
-        are left as they are: nothing built is sent again.
+        rejected by its newest outcome. A partly rejected input keeps its records: its new
+        commit appends only the parts done now, and its journal line counts the records
+        of both (see :meth:`partly_built`). Nothing built is sent again.
         """
         reopened: dict[str, int] = {}
         for step, entries in self.journal.items():
             keys = [key for key, entry in entries.items() if entry.records == 0 and entry.rejects > 0]
+            parts = [k for k, e in entries.items() if step in PART_STEPS and e.records > 0 and e.rejects > 0]
             for key in keys:
                 del entries[key]
-            reopened[step] = len(keys)
+            for key in parts:
+                self._kept[step][key] = entries.pop(key)
+            reopened[step] = len(keys) + len(parts)
         return reopened
+
+    def partly_built(self, step: str) -> set[str]:
+        """Keys of the partly rejected inputs reopened by :meth:`reopen_rejected` and not yet
+        committed again: their records stay, only their missing parts are to be done."""
+        return set(self._kept[step])
+
+    def _entries(self, step: str) -> list[JournalEntry]:
+        """The newest outcome of every input of a step (a reopened partly built input by its
+        records kept until it is committed again)."""
+        kept = self._kept[step]
+        return [*self.journal[step].values(), *(e for k, e in kept.items() if k not in self.journal[step])]
 
     def standing_rejects(self) -> int:
         """Reject lines of the newest outcome of every input, over all steps (lines of a
         retried input's earlier outcomes, kept as history, are not counted)."""
-        return sum(entry.rejects for entries in self.journal.values() for entry in entries.values())
+        return sum(entry.rejects for step in self.journal for entry in self._entries(step))
 
     def commit(self, step: str, key: str, records: Sequence[BaseModel], rejects: Sequence[Reject]) -> None:
         """Append the outcome of one input atomically and mark it finished.
@@ -211,12 +231,13 @@ class RunStore:
         """
         if self.is_done(step, key):
             raise ValueError(f"{step}: input {key!r} is already finished")
+        kept = self._kept[step].pop(key, None)  # a partly built input: its earlier records stay
         sizes: dict[str, int] = {}
         if records:
             sizes[f"{step}.jsonl"] = self._append(f"{step}.jsonl", b"".join(_to_line(r) for r in records))
         if rejects:
             sizes[REJECTS_FILE] = self._append(REJECTS_FILE, b"".join(_to_line(r) for r in rejects))
-        entry = JournalEntry(key, len(records), len(rejects), sizes)
+        entry = JournalEntry(key, len(records) + (kept.records if kept else 0), len(rejects), sizes)
         line = json.dumps({"key": key, "records": entry.records, "rejects": entry.rejects, "sizes": sizes})
         self._append(f".journal/{step}.jsonl", line.encode("utf-8") + b"\n")
         self.journal[step][key] = entry
@@ -288,9 +309,9 @@ class RunStore:
 
     def counts(self, step: str) -> dict[str, int]:
         """``{"inputs", "records", "rejected"}`` for a step, from its journal."""
-        entries = self.journal[step].values()
+        entries = self._entries(step)
         return {
-            "inputs": len(self.journal[step]),
+            "inputs": len(entries),
             "records": sum(e.records for e in entries),
             "rejected": sum(1 for e in entries if e.records == 0),
         }

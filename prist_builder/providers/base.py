@@ -53,12 +53,16 @@ class StepContext:
             multi-target or empty-target samples (``--multi-share``, ``--empty-share``);
             ``None`` (the default) means one single-target path per element of ``targets``,
             exactly as before.
+        paths: step 3 only: the target ids of the tree's paths still to write (a partly
+            built tree retried with ``--retry-rejected``; the tree's other paths have their
+            dialogues); ``None`` (the default) means every path.
     """
 
     rng: random.Random
     min_turns: int = MIN_TURNS
     max_turns: int = MAX_TURNS
     slots: list[TargetSlot] | None = None
+    paths: list[str] | None = None
 
     @classmethod
     def for_input(cls, seed: int, step: str, key: str, **bounds: int) -> StepContext:

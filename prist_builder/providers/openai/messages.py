@@ -253,13 +253,16 @@ def targets_line(targets: list[Element]) -> str:
     return ", ".join(f"{t.element_id} ({t.name})" for t in targets)
 
 
-def paths_block(tree: TreeRecord, record: ElementsRecord) -> str:
+def paths_block(tree: TreeRecord, record: ElementsRecord, only: list[str] | None = None) -> str:
     """Each path with its target (a set or the absent thing on multi/empty paths, see
     :func:`.slots.path_line`), reasoning question, the shared nodes above it (background)
-    and its own nodes (one turn each), numbered."""
+    and its own nodes (one turn each), numbered. ``only``: list just these paths (their
+    target ids), each exactly as in the whole block (what is shared stays background)."""
     chains = {p.target_element_id: p.node_ids[1:] for p in tree.paths}
     blocks = []
     for path in tree.paths:
+        if only is not None and path.target_element_id not in only:
+            continue
         chain = chains[path.target_element_id]
         shared = {n for t, c in chains.items() if t != path.target_element_id for n in c}
         own = [n for n in chain if n not in shared]

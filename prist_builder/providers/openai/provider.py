@@ -42,8 +42,8 @@ from prist_builder.providers.openai.rules import (
     style_turns,
 )
 from prist_builder.providers.regions import region_relations
-from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, TreeRecord
-from prist_builder.sources import InputRejected, LoadedImage, read_image_bytes
+from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, Reject, TreeRecord
+from prist_builder.sources import InputRejected, LoadedImage, PartlyRejected, read_image_bytes
 
 CHARS_PER_TOKEN = 4
 """Rough text size of a token, for prompt token estimates."""
@@ -321,9 +321,16 @@ class OpenAIProvider(Provider):
 
     # -- step 3 ----------------------------------------------------------------------
     async def dialogues(self, elements: ElementsRecord, tree: TreeRecord, ctx: StepContext) -> list[DialogueRecord]:
+        """Step 3 in one request for the image; with ``ctx.paths`` (a partly built tree
+        retried) for those paths alone, each shown as in the whole request. A conversation
+        that still breaks a rule after the re-asks is rejected alone, under its sample id,
+        and the others are kept (:class:`~prist_builder.sources.PartlyRejected`)."""
         record = elements.image
         where = record.annotation_path or record.path
         pictures, tokens = await self._pictures(record)
+        whole, only = tree, ctx.paths
+        if only is not None:  # the tree's other paths have their dialogues: not asked again
+            tree = tree.model_copy(update={"paths": [p for p in tree.paths if p.target_element_id in only]})
         ids = [p.target_element_id for p in tree.paths]
         members = tuple(e for p in tree.paths for e in p.target_element_ids)
         targets = [
@@ -342,7 +349,7 @@ class OpenAIProvider(Provider):
             elements_block=blocks.elements_block(elements, pictures[0].scale),
             relations_block=blocks.relations_block(region_relations(marked_regions(record)), elements, targets),
             scene=blocks.scene_line(tree),
-            paths_block=blocks.paths_block(tree, elements),
+            paths_block=blocks.paths_block(whole, elements, only),
             kinds=kinds_of.dialogue_kinds(tree),
         )
         seed = ctx.rng.randrange(2**32)  # the final turns' draws: the same on a re-ask
@@ -350,4 +357,24 @@ class OpenAIProvider(Provider):
         def accept(answer: Any) -> list[DialogueRecord]:
             return accept_dialogues(answer, elements, tree, self.name, ctx, seed)
 
-        return await self._converse("dialogues", where, request, accept)
+        try:
+            return await self.client.ask(request, accept)
+        except NoValidAnswer as exc:
+            if exc.partial is None:
+                raise InputRejected(f"{where}: dialogues: {exc.reason}", where, raw=exc.raw) from None
+            kept, broken = exc.partial  # the good dialogues stay; each broken one is its own reject
+            rejects = [
+                Reject(
+                    input_id=f"{tree.image_id}-{target}",
+                    image_id=tree.image_id,
+                    step="dialogues",
+                    reason=f"{where}: dialogues: no valid conversation for {target} in"
+                    f" {self.config.max_reasks + 1} attempts: {problem}",
+                    source_file=where,
+                    raw=item,
+                )
+                for target, problem, item in broken
+            ]
+            raise PartlyRejected(kept, rejects) from None
+        except RequestRefused as exc:
+            raise InputRejected(f"{where}: dialogues: {exc.reason}", where, raw=exc.raw) from None

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prist_builder.llm.client import MAX_LISTED_ERRORS, AnswerRuleError, explain
+from prist_builder.llm.client import MAX_LISTED_ERRORS, AnswerRuleError, PartialAnswer, explain
 from prist_builder.providers.assemble import make_dialogue
 from prist_builder.providers.base import StepContext
 from prist_builder.providers.final_turn import clean_focus, final_turn
@@ -230,39 +230,51 @@ def accept_dialogues(
     and empty-target paths become records of their kind (:func:`.slots.kind_dialogue`).
 
     Raises:
-        AnswerRuleError: every broken conversation, listed.
+        PartialAnswer: some conversations are broken (listed) and others kept the rules; its
+            ``part`` is ``(records of the good ones, [(target_element_id, problem, the broken
+            conversation as JSON), ...])``, kept if no re-ask mends the answer.
+        AnswerRuleError: every conversation is broken, or the answer's paths are wrong.
     """
     paths = {p.target_element_id: p for p in tree.paths}
     got = [d.target_element_id for d in answer.dialogues]
     if sorted(got) != sorted(paths):
         raise AnswerRuleError(f"write exactly one conversation per path target {sorted(paths)}, got {got}")
-    out, problems = [], []
-    for index, item in enumerate(answer.dialogues):
+
+    def one(index: int, item: Any) -> DialogueRecord | str:
+        """The record of one conversation, or what is wrong with it."""
         focus = clean_focus(item.focus)
         where = f"dialogues[{index}] ({item.target_element_id})"
         if not focus or OBJ_TOKEN in focus or SEG_TOKEN in focus:
-            problems.append(f"{where}: focus must be a short noun phrase, got {item.focus!r}")
-            continue
+            return f"{where}: focus must be a short noun phrase, got {item.focus!r}"
         if not ctx.min_turns - 1 <= len(item.turns) <= ctx.max_turns - 1:
-            problems.append(
+            return (
                 f"{where}: {len(item.turns)} turns; write {ctx.min_turns - 1} to {ctx.max_turns - 1}"
                 " (the final segmentation turn is added for you)"
             )
-            continue
         try:
             turns: list[Turn] = []
             for turn in item.turns:
                 turns += [Turn(role="user", content=turn.question), Turn(role="assistant", content=turn.answer)]
             path, rng = paths[item.target_element_id], random.Random(f"{seed}/{item.target_element_id}")
             if path.kind != "single":
-                out.append(kind_dialogue(elements, path, item, turns, provider, ctx, rng))
-                continue
+                return kind_dialogue(elements, path, item, turns, provider, ctx, rng)
             turns += final_turn(focus, rng)
-            out.append(make_dialogue(elements, path, turns, focus, provider, ctx))
+            return make_dialogue(elements, path, turns, focus, provider, ctx)
         except AnswerRuleError as exc:
-            problems.append(f"{where}: {exc}")
+            return f"{where}: {exc}"
         except ValidationError as exc:
-            problems.append(f"{where}: {explain(exc).lstrip('- ')}")
+            return f"{where}: {explain(exc).lstrip('- ')}"
+
+    out, problems, broken = [], [], []
+    for index, item in enumerate(answer.dialogues):
+        result = one(index, item)
+        if isinstance(result, str):
+            problems.append(result)
+            broken.append((item.target_element_id, result, item.model_dump(mode="json")))
+        else:
+            out.append(result)
+    if problems and out:
+        raise PartialAnswer("\n- ".join(problems[:MAX_LISTED_ERRORS]), (out, broken))
     if problems:
         raise AnswerRuleError("\n- ".join(problems[:MAX_LISTED_ERRORS]))
     return out
