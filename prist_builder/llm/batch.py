@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from typing import Any
 from prist_builder.llm.files_api import BATCH_ENDPOINT
 from prist_builder.llm.parsing import check_completion, loads_bounded
 from prist_builder.llm.retry import INPUT_SPECIFIC_STATUSES, MalformedResponse
+
+log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
 STATE_FILE = "batches.jsonl"
@@ -226,7 +229,21 @@ class BatchDriver:
                 "at": time.time(),
             }
         )
+        await self._delete_files(batch)
         return result
+
+    async def _delete_files(self, batch: dict[str, Any]) -> None:
+        """Delete a joined batch's input, output and error files on the server (its answers are
+        cached and the batch recorded as joined first, so nothing is lost). A failure is logged
+        and left: the files only cost storage."""
+        for file_key in ("input_file_id", "output_file_id", "error_file_id"):
+            file_id = batch.get(file_key)
+            if not file_id:
+                continue
+            try:
+                await self.transport.delete_file(file_id)
+            except Exception as exc:  # noqa: BLE001 (best effort: storage, not data)
+                log.warning("batch %s: could not delete %s %s (%s)", batch["id"], file_key, file_id, type(exc).__name__)
 
     async def run_round(
         self, step: str, wanted: dict[str, dict], estimates: dict[str, int], limits: BatchLimits

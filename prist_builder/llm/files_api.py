@@ -61,6 +61,12 @@ class FileAndBatchCalls:
         content = await self._call("file download", self._counted(lambda: client.files.content(file_id)))
         return content.content
 
+    async def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded or generated file (OpenAI keeps files until deleted, and counts them
+        against the organisation's storage). Raises like :meth:`chat`."""
+        client = self._get_client()
+        await self._call("file deletion", self._counted(lambda: client.files.delete(file_id)))
+
     def _counted(self, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """Wrap one non-chat HTTP call so each attempt is counted and honours server waits."""
 

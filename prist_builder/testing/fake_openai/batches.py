@@ -109,7 +109,7 @@ class BatchStore:
     `completed`/`expired`/`failed` on poll number `polls_until_done`
     (0 finishes at creation). Finishing runs every input line through
     `answer`, applies the claimed `BatchFaultRule`s and writes the output and
-    error files into `files`. `on_line` is called once per line that is run.
+    error files into `files`. `on_line` is called with its custom_id once per line that is run.
     """
 
     def __init__(
@@ -118,7 +118,7 @@ class BatchStore:
         faults: FaultBook,
         answer: LineAnswer,
         polls_until_done: int = 1,
-        on_line: Callable[[], None] = lambda: None,
+        on_line: Callable[[str], None] = lambda custom_id: None,
         limits: FakeBatchLimits | None = None,
     ) -> None:
         if polls_until_done < 0:
@@ -275,7 +275,7 @@ class BatchStore:
                 expired = True
                 errors.append(_line_result(request, None, {"code": "batch_expired", "message": EXPIRED_MESSAGE}))
                 continue
-            self._on_line()
+            self._on_line(str(request.get("custom_id")))
             status, body = _fail(rule) if rule is not None else self._answer(request.get("body") or {})
             result = _line_result(request, {"status_code": status, "request_id": new_id("req_"), "body": body}, None)
             (outputs if status == 200 else errors).append(result)

@@ -59,12 +59,13 @@ class FakeOpenAIApp:
         self.latency_s = latency_s
         self.faults = FaultBook()
         self.files = FileStore()
+        self.batch_lines_run: Counter[str] = Counter()
         self.batches = BatchStore(
             self.files,
             self.faults,
             self._answer_line,
             batch_polls_until_done,
-            lambda: self._count("batch_lines"),
+            self._count_line,
             batch_limits,
         )
         self.log: list[LogEntry] = []
@@ -101,6 +102,16 @@ class FakeOpenAIApp:
     def _count(self, route: str) -> None:
         with self._lock:
             self._counts[route] += 1
+
+    def _count_line(self, custom_id: str) -> None:
+        with self._lock:
+            self._counts["batch_lines"] += 1
+            self.batch_lines_run[custom_id] += 1
+
+    def batch_custom_ids(self) -> Counter[str]:
+        """How many times each batch line (by ``custom_id``) was run: ids only, no bodies."""
+        with self._lock:
+            return Counter(self.batch_lines_run)
 
     def _record(self, route: str, summary: dict[str, Any]) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -132,6 +133,14 @@ class FakeOpenAIServer:
         requests, so they are neither in "chat" nor in the total.
         """
         return self._app.request_count(route)
+
+    def stored_files(self) -> list[dict]:
+        """The file objects the Files API holds now (uploads and batch outputs not yet deleted)."""
+        return self._app.files.all()
+
+    def batch_custom_ids(self) -> Counter[str]:
+        """How many times each batch input line (by ``custom_id``) was run."""
+        return self._app.batch_custom_ids()
 
     def connections_accepted(self) -> int:
         """TCP connections accepted so far (shows whether clients reuse keep-alive sockets)."""
