@@ -8,19 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from prist_builder import appendlog
-from prist_builder.annotation.assignment import ASSIGNMENTS_FILE, deal, now, read_assignments, split_groups
 from prist_builder.annotation.defaults import IOU_THRESHOLD, KAPPA_THRESHOLD
-from prist_builder.annotation.prelabels import PRELABELS_FILE, Prelabel, read_prelabels
 from prist_builder.cli.console import console, errors, fail
-from prist_builder.records.curation import FINAL_MASKS_FILE, MASKS_FILE
-from prist_builder.samples import Sample, iter_samples
 
 if TYPE_CHECKING:
     import numpy as np
 
-# numpy and the annotation stack (masks, polygons: scipy, Pillow, pycocotools) are imported
-# inside the commands, so that ``prist --help`` and the other commands start without them.
+    from prist_builder.samples import Sample
+
+# numpy, the run reader (samples) and the annotation stack (assignment, pre-labels, masks,
+# polygons: scipy, Pillow, pycocotools) are imported inside the commands, so that
+# ``prist --help`` and the other commands start without them.
 
 annotate_app = typer.Typer(
     help="Annotate target masks in Labelme: export, import, resolve, pre-label.", no_args_is_help=True
@@ -33,6 +31,8 @@ BOX_VALUES = 4
 
 
 def _samples(run: Path) -> list[Sample]:
+    from prist_builder.samples import iter_samples
+
     try:
         return list(iter_samples(run))
     except (FileNotFoundError, ValueError) as exc:
@@ -55,6 +55,7 @@ def target_specs(samples: list[Sample]) -> dict:
 def reference_masks(run: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
     """The outline annotators start from, per sample: the grounded mask, else the latest SAM pre-label."""
     from prist_builder.annotation.masks import decode
+    from prist_builder.annotation.prelabels import read_prelabels
 
     prelabels = read_prelabels(run)
     out: dict[str, np.ndarray] = {}
@@ -97,6 +98,8 @@ def export(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment.")] = 0,
 ) -> None:
     """Write one Labelme file per sample for each of its two annotators, and assignment.csv."""
+    from prist_builder import appendlog
+    from prist_builder.annotation.assignment import ASSIGNMENTS_FILE, deal, read_assignments, split_groups
     from prist_builder.annotation.workpackage import write_package
     from prist_builder.sources import InputRejected
 
@@ -137,7 +140,9 @@ def import_masks(
     annotator: Annotated[str, typer.Option("--annotator", help="The annotator's name.")],
 ) -> None:
     """Import an annotator's saved Labelme files as masks (RUN/annotations.jsonl). Exit 1 if any file failed."""
+    from prist_builder import appendlog
     from prist_builder.annotation.store import import_folder
+    from prist_builder.records.curation import MASKS_FILE
 
     samples = _samples(run)
     appendlog.touch(run / MASKS_FILE)
@@ -170,7 +175,10 @@ def resolve_masks(
     ] = False,
 ) -> None:
     """Make each sample's final mask (RUN/final_masks.jsonl): adjudicated, else by --rule."""
+    from prist_builder import appendlog
+    from prist_builder.annotation.assignment import read_assignments
     from prist_builder.annotation.store import import_folder, resolve
+    from prist_builder.records.curation import FINAL_MASKS_FILE
 
     samples = _samples(run)
     appendlog.touch(run / FINAL_MASKS_FILE)
@@ -287,8 +295,10 @@ def prelabel(
     redo: Annotated[bool, typer.Option("--redo", help="Prompt again samples that already have a pre-label.")] = False,
 ) -> None:
     """Prompt SAM with each target's box (grounded region, else --boxes) and store its best mask as a pre-label."""
+    from prist_builder import appendlog
+    from prist_builder.annotation.assignment import now
     from prist_builder.annotation.masks import encode
-    from prist_builder.annotation.prelabels import read_target_prelabels
+    from prist_builder.annotation.prelabels import PRELABELS_FILE, Prelabel, read_prelabels, read_target_prelabels
     from prist_builder.sources import InputRejected, read_image
 
     try:

@@ -38,8 +38,6 @@ FIT_SIDE = 2048
 """The image is first fitted inside a square of this side (pixels)."""
 SHORT_SIDE = 768
 """Then its short side is brought down to this (pixels)."""
-Detail = Literal["low", "high", "auto"]
-"""The image ``detail`` values the chat API accepts."""
 REENCODE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 """MIME types the API accepts, and the Pillow format that writes each."""
 EXIF_ORIENTATION = ExifTags.Base.Orientation

@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+Detail = Literal["low", "high", "auto"]
+"""The image ``detail`` values the chat API accepts (``llm.images`` reads it from here, so that
+option parsing does not import Pillow)."""
+
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
 """The model the paper built PRIST with (Appendix B.2)."""
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

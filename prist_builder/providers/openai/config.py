@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from prist_builder.llm.images import Detail
-from prist_builder.llm.settings import LLMSettings, flag
+from prist_builder.llm.settings import Detail, LLMSettings, flag
 
 DEFAULT_TEMPERATURE = 0.5
 """Sampling temperature the provider sends unless told otherwise. The answers are JSON full
