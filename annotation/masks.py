@@ -219,6 +219,30 @@ def decode(rle: RLE | dict) -> np.ndarray:
     return coco_mask.decode(data).astype(bool)
 
 
+def union_rle(rles: Sequence[RLE], height: int | None = None, width: int | None = None) -> RLE:
+    """The union of COCO RLE masks of one size, as COCO RLE (pycocotools ``merge``, no decoding):
+    a multi-target sample's mask. With no mask, one of ``height`` x ``width`` pixels, none set.
+
+    Raises:
+        ValueError: masks of different sizes, a size other than ``[height, width]`` when those
+            are given, or no mask and no size.
+    """
+    rles = list(rles)
+    size = [height, width] if height is not None and width is not None else (list(rles[0].size) if rles else None)
+    if size is None:
+        raise ValueError("union of no masks needs a height and a width")
+    for index, rle in enumerate(rles):
+        if list(rle.size) != size:
+            raise ValueError(f"mask {index}: size {list(rle.size)} differs from {size}")
+    if len(rles) == 1:
+        return rles[0]
+    if rles:
+        merged = coco_mask.merge([{"size": r.size, "counts": r.counts.encode("ascii")} for r in rles], intersect=False)
+    else:
+        merged = coco_mask.frPyObjects({"size": size, "counts": [size[0] * size[1]]}, *size)
+    return RLE(size=[int(v) for v in merged["size"]], counts=merged["counts"].decode("ascii"))
+
+
 def area(rle: RLE) -> int:
     """Mask area in pixels, computed on the RLE without decoding."""
     return int(coco_mask.area({"size": rle.size, "counts": rle.counts.encode("ascii")}))

@@ -327,8 +327,6 @@ def sample_masks(
 
 def empty_rle(height: int, width: int) -> RLE:
     """COCO compressed RLE of a ``height`` x ``width`` mask with no pixel set."""
-    import numpy as np
+    from prist_builder.annotation.masks import union_rle
 
-    from prist_builder.annotation.masks import encode
-
-    return encode(np.zeros((height, width), dtype=bool, order="F"))
+    return union_rle([], height, width)

@@ -161,7 +161,7 @@ def resolve_masks(
     without ``[SEG]`` ("no target", source ``mask``) and a line without the field is
     ``unparsed_box``. Any mask of the wrong size sets the whole prediction aside (``wrong_size``).
     """
-    from prist_builder.evaluate.segmentation import union_rle
+    from prist_builder.annotation.masks import union_rle
 
     sid = reference.sample_id
     if prediction is None:

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prist_builder.annotation.masks import area
-from prist_builder.evaluate.segmentation import union_rle
+from prist_builder.annotation.masks import area, union_rle
 from prist_builder.exported import ExportReadError, read_split
 from prist_builder.records.limits import TARGET_KINDS
 from prist_builder.records.rle import RLE

@@ -56,24 +56,6 @@ def _coco(rle: RLE) -> dict:
     return {"size": list(rle.size), "counts": rle.counts.encode("ascii")}
 
 
-def union_rle(rles: Sequence[RLE], height: int, width: int) -> RLE:
-    """The union of ``rles`` (all ``height`` x ``width``) as COCO RLE; a mask without pixels when empty.
-
-    Raises:
-        ValueError: a mask's size is not ``[height, width]``.
-    """
-    for index, rle in enumerate(rles):
-        if list(rle.size) != [height, width]:
-            raise ValueError(f"mask {index}: size {list(rle.size)} differs from [{height}, {width}]")
-    if len(rles) == 1:
-        return rles[0]
-    if not rles:
-        merged = coco_mask.frPyObjects({"size": [height, width], "counts": [height * width]}, height, width)
-    else:
-        merged = coco_mask.merge([_coco(r) for r in rles], intersect=False)
-    return RLE(size=[int(v) for v in merged["size"]], counts=merged["counts"].decode("ascii"))
-
-
 def _ratio(numerator: int, denominator: int, both_empty: bool) -> float:
     if denominator == 0:
         return 1.0 if both_empty else 0.0

@@ -24,10 +24,12 @@ from typing import Any
 from prist_builder.export.features import ROLE_TO_LLAVA
 from prist_builder.export.selection import Selection
 from prist_builder.export.splits import SPLITS
+from prist_builder.exported import TARGET_KIND_COLUMN
 from prist_builder.samples import Sample
 
-KIND_KEY = "target_kind"
-"""The key added to a multi- or empty-target entry (``prist import prist-json`` reads it)."""
+KIND_KEY = TARGET_KIND_COLUMN
+"""The key added to a multi- or empty-target entry (``prist import prist-json`` reads it): the
+export's column name."""
 
 JSON_INDENT = 4
 """Indent of the authors' files."""

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,27 +42,19 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
 from prist_builder import appendlog
-from prist_builder.annotation.masks import area, decode, encode, rle_bbox
+from prist_builder.annotation.masks import area, encode, rle_bbox
+from prist_builder.interop.released_entries import (
+    PROVIDER,
+    answer_kind,
+    entry_dialogue,
+    entry_problem,
+    turn_bounds,
+)
 from prist_builder.pipeline.store import MANIFEST_FILE, REJECTS_FILE, RunStore, write_json_atomic
-from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, Reject, SourceRegion, Turn
-from prist_builder.records.limits import EMPTY_ID_PREFIX, MAX_TURNS, MIN_TURNS, MULTI_ID_SEPARATOR, OBJ_TOKEN, SEG_TOKEN
-from prist_builder.records.rle import RLE
+from prist_builder.records import DialogueRecord, Element, ElementsRecord, ImageRecord, Reject, SourceRegion
 from prist_builder.sources import InputRejected, decode_image
 
-PROVIDER = "prist-json"
-"""Provider and source name of imported records."""
-
-FROM_TO_ROLE = {"human": "user", "gpt": "assistant"}
-"""Speaker names of the released format and our turn roles."""
-
 MASK_SUFFIX = ".png"
-
-_TARGET = re.compile(re.escape(OBJ_TOKEN) + r"(.*?)" + re.escape(SEG_TOKEN), re.DOTALL)
-"""One ``[OBJ]{focus}[SEG]`` of a final answer."""
-
-KIND_KEY = "target_kind"
-"""Key ``prist export --format prist-json`` adds to a multi- or empty-target entry (the released
-format has no field for either; single-target entries stay as the authors wrote theirs)."""
 
 SCENE_ELEMENT = "scene"
 """Element id given to an image whose every entry is empty-target (an elements record needs one)."""
@@ -109,31 +99,6 @@ class ImportSummary:
             "rejected": {str(k): v for k, v in self.rejected.items()},
             "warnings": {str(k): v for k, v in self.warnings.items()},
         }
-
-
-def _entry_problem(entry: Any) -> str | None:
-    if not isinstance(entry, dict):
-        return "not an object"
-    if not isinstance(entry.get("img_id"), str) or not entry["img_id"]:
-        return "img_id is missing or not a string"
-    if not isinstance(entry.get("focus"), str) or not entry["focus"]:
-        return "focus is missing or empty"
-    messages = entry.get("dialogue")
-    if not isinstance(messages, list) or not messages:
-        return "dialogue is missing or empty"
-    if entry.get(KIND_KEY, "single") not in ("single", "multi", "empty"):
-        return f"{KIND_KEY} is {entry[KIND_KEY]!r}; expected single, multi or empty"
-    for index, message in enumerate(messages):
-        if (
-            not isinstance(message, dict)
-            or message.get("from") not in FROM_TO_ROLE
-            or not isinstance(message.get("value"), str)
-        ):
-            return f"dialogue[{index}] is not {{from: human|gpt, value: str}}"
-    declared = entry.get(KIND_KEY)
-    if declared is not None and answer_kind(entry)[0] != declared:
-        return f"{KIND_KEY} is {declared!r} but the final answer reads as {answer_kind(entry)[0]!r}"
-    return None
 
 
 def _image_ids(names: list[str]) -> dict[str, str]:
@@ -186,74 +151,6 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def _bounds(entries: list[dict]) -> dict[str, int]:
-    turns = [len(e["dialogue"]) // 2 for e in entries] or [MIN_TURNS]
-    return {"min_turns": min(MIN_TURNS, *turns), "max_turns": max(MAX_TURNS, *turns)}
-
-
-def answer_kind(entry: dict) -> tuple[str, list[str]]:
-    """What an entry's final answer segments: ``("multi", [focus per target])`` when it holds two
-    or more ``[OBJ]{focus}[SEG]``; ``("empty", [])`` when the entry says ``"target_kind":
-    "empty"`` (the released format has no such entry: an answer without ``[SEG]`` there is a
-    broken entry, rejected); else ``("single", [entry focus])`` (the released ``Certainly,
-    [SEG].`` included). The validators of :class:`DialogueRecord` check the answer against it."""
-    if entry.get(KIND_KEY) == "empty":
-        return "empty", []
-    final = entry["dialogue"][-1]["value"] if entry["dialogue"] else ""
-    seg, obj = final.count(SEG_TOKEN), final.count(OBJ_TOKEN)
-    if seg >= 2 and obj == seg:
-        return "multi", [text.strip() for text in _TARGET.findall(final)]
-    return "single", [entry["focus"]]
-
-
-def _dialogue(
-    entry: dict,
-    sample_id: str,
-    image_id: str,
-    element_ids: list[str],
-    regions: list[SourceRegion] | None,
-    bounds: dict[str, int],
-) -> DialogueRecord:
-    """The record of one entry; ``element_ids`` and ``regions`` (or ``None``) per target."""
-    kind, foci = answer_kind(entry)
-    turns = [Turn(role=FROM_TO_ROLE[m["from"]], content=m["value"]) for m in entry["dialogue"]]
-    base: dict[str, Any] = {
-        "sample_id": sample_id,
-        "image_id": image_id,
-        "provider": PROVIDER,
-        "turns": turns,
-        "focus": entry["focus"],
-        "target_element_id": MULTI_ID_SEPARATOR.join(element_ids) if element_ids else EMPTY_ID_PREFIX,
-    }
-    if kind == "empty":
-        return DialogueRecord.model_validate({**base, "kind": "empty"}, context=bounds)
-    if kind == "multi":
-        targets = [
-            {"element_id": e, "focus": f, **({"region_ids": [r.region_id], "mask": r.mask} if r else {})}
-            for e, f, r in zip(element_ids, foci, regions or [None] * len(foci), strict=True)
-        ]
-        base |= {"kind": "multi", "targets": targets}
-        if regions:
-            base |= {"target_region_ids": [r.region_id for r in regions], "mask": union_rle(r.mask for r in regions)}
-        return DialogueRecord.model_validate(base, context=bounds)
-    if regions:
-        base |= {"target_region_ids": [regions[0].region_id], "mask": regions[0].mask}
-    try:
-        return DialogueRecord.model_validate(base, context=bounds)
-    except ValidationError:
-        return DialogueRecord.model_validate({**base, "form": "released"}, context=bounds)
-
-
-def union_rle(masks: Iterable[RLE]) -> RLE:
-    """The union of COCO RLE masks of one size, as RLE."""
-    total: np.ndarray | None = None
-    for mask in masks:
-        pixels = decode(mask)
-        total = pixels if total is None else total | pixels
-    assert total is not None
-    return encode(np.asfortranarray(total))
-
-
 def _region(mask_file: Path, shape: tuple[int, int], region_id: str, label: str) -> SourceRegion:
     """A source region of a mask file. Raises ``ValueError`` (naming the file) when unusable."""
     rle = encode(_read_mask(mask_file, shape))
@@ -304,12 +201,12 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
     good: list[tuple[int, dict]] = []
     problems: dict[int, str] = {}
     for index, entry in enumerate(raw):
-        problem = _entry_problem(entry)
+        problem = entry_problem(entry)
         if problem:
             problems[index] = f"{file}: entry [{index}]: {problem}"
         else:
             good.append((index, entry))
-    bounds = _bounds([e for _, e in good])
+    bounds = turn_bounds([e for _, e in good])
     by_image: dict[str, list[tuple[int, dict]]] = {}
     for index, entry in good:
         by_image.setdefault(entry["img_id"], []).append((index, entry))
@@ -363,7 +260,7 @@ def import_prist_json(file: Path, run: Path, images: Path | None = None, masks: 
                 continue
             record = records[ids[entry["img_id"]]]
             try:
-                dialogue = _dialogue(entry, sample_id, record.image_id, element_ids, found or None, bounds)
+                dialogue = entry_dialogue(entry, sample_id, record.image_id, element_ids, found or None, bounds)
             except ValidationError as exc:
                 reason = f"{file}: entry [{index}]: {exc.errors()[0]['msg']}"
                 problems[index] = reason

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from prist_builder.providers.base import StepContext
 from prist_builder.records import DialogueRecord, ElementsRecord, Target, TreePath, Turn
-from prist_builder.records.rle import RLE
 
 
 def sample_id(image_id: str, element_id: str) -> str:
@@ -50,18 +49,6 @@ def make_dialogue(
     )
 
 
-def union_mask(masks: Sequence[RLE]) -> RLE:
-    """The union of ``(H, W)`` bool masks of one image as COCO RLE (a multi-target sample's mask)."""
-    import numpy as np
-
-    from prist_builder.annotation.masks import decode, encode
-
-    union = np.zeros(tuple(masks[0].size), dtype=bool)
-    for mask in masks:
-        union |= decode(mask).astype(bool)
-    return encode(np.asfortranarray(union))
-
-
 def make_multi_dialogue(
     elements: ElementsRecord,
     path: TreePath,
@@ -95,7 +82,9 @@ def make_multi_dialogue(
             )
         )
     masks = [t.mask for t in targets if t.mask is not None]
-    union = union_mask(masks) if masks and len(masks) == len(targets) else None
+    from prist_builder.annotation.masks import union_rle  # pycocotools: when a multi-target sample is written
+
+    union = union_rle(masks) if masks and len(masks) == len(targets) else None
     return DialogueRecord.model_validate(
         {
             "sample_id": sample_id(elements.image_id, path.target_element_id),

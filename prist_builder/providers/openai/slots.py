@@ -36,7 +36,6 @@ from prist_builder.providers.base import StepContext, TargetSlot
 from prist_builder.providers.final_turn import clean_focus, empty_final_turn, join_list, multi_final_turn
 from prist_builder.records import DialogueRecord, Element, ElementsRecord, TreePath, TreeRecord, Turn
 from prist_builder.records.limits import EMPTY_ID_PREFIX, MULTI_ID_SEPARATOR, OBJ_TOKEN, SEG_TOKEN
-from prist_builder.records.rle import RLE
 
 _ARTICLE = re.compile(r"^(a|an|the|some|any)\s+", re.IGNORECASE)
 
@@ -205,15 +204,6 @@ def multi_fields(slots: Sequence[TargetSlot]) -> dict[str, dict[str, Any]]:
     }
 
 
-def union_mask(masks: list[RLE]) -> RLE:
-    """The union of COCO RLE masks of one size (pycocotools ``merge``)."""
-    from pycocotools import mask as coco_mask
-
-    merged = coco_mask.merge([{"size": m.size, "counts": m.counts.encode("ascii")} for m in masks], intersect=False)
-    counts = merged["counts"]
-    return RLE(size=list(merged["size"]), counts=counts.decode("ascii") if isinstance(counts, bytes) else counts)
-
-
 def kind_dialogue(
     record: ElementsRecord,
     path: TreePath,
@@ -267,7 +257,9 @@ def kind_dialogue(
             )
         fields["targets"] = targets
         fields["target_region_ids"] = list(dict.fromkeys(r for t in targets for r in t["region_ids"]))
-        fields["mask"] = union_mask(masks).model_dump() if len(masks) == len(targets) else None
+        from prist_builder.annotation.masks import union_rle
+
+        fields["mask"] = union_rle(masks).model_dump() if len(masks) == len(targets) else None
         fields["focus"] = clean_focus(item.focus)
         final = multi_final_turn([t["focus"] for t in targets], rng)
     fields["turns"] = [t.model_dump() for t in [*turns, *final]]
