@@ -227,7 +227,7 @@ def test_prompts_carry_the_relay_runs_rules(tmp_path: Path) -> None:
     never repeat a question and stay on the whole target."""
     client, (_, _, tree, dialogues) = build(tmp_path, 3)
     step1, step2, step3 = (text_of(r) for r in client.requests)
-    assert [r.prompt_version for r in client.requests] == ["elements-3", "tree-5", "dialogues-5"]
+    assert [r.prompt_version for r in client.requests] == ["elements-3", "tree-6", "dialogues-5"]
     one_line = [re.sub(r"\s+", " ", t) for t in (step1, step2, step3)]
     assert "For a person, ask who is doing something" in one_line[1]
     assert "who would help with a task, or who uses or owns an object in view" in one_line[1]
