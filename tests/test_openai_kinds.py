@@ -83,10 +83,10 @@ def test_requests_without_slots_are_the_single_target_ones(tmp_path: Path) -> No
     assert hashlib.sha256(blob.encode()).hexdigest()[:16] == PINNED_DIGEST
 
 
-PINNED_DIGEST = "8edd3a1a7b315bac"
+PINNED_DIGEST = "f1bdf959067ebce5"
 """SHA-256 (first 16 hex digits) of the three requests of a 3-region input without slots.
 The slots code itself changed none of main's (b96edbe: ``ebdbe7fe9607f094``, kept through
-commit b39df5b); this value is after issue 19's prompt edits (tree-6, dialogues-5) and with
+commit b39df5b); this value is after issue 19's prompt edits (tree-6, dialogues-6) and with
 the stand-in naming a repeated label "second person" (its step 1 answer is in steps 2-3). A
 change here means single-target builds send new requests: bump the prompt version with it."""
 
