@@ -128,9 +128,10 @@ def test_heavy_readers_take_every_core() -> None:
 
 
 def test_the_step_1_reader_batches_inputs_and_lets_each_batch_go(tmp_path: Path) -> None:
-    """Readers take READ_BATCH inputs per task, hand each unit its own input (a bad one
-    raises for that unit only), and keep nothing once a batch is taken: memory does not
-    grow with the run. An input asked again (a later pass) is read alone."""
+    """Readers take READ_BATCH inputs per task (the first READ_BATCH one by one), hand each
+    unit its own input (a bad one raises for that unit only), and keep nothing once a batch
+    is taken: memory does not grow with the run. An input asked again (a later pass) is
+    read alone."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
@@ -157,7 +158,7 @@ def test_the_step_1_reader_batches_inputs_and_lets_each_batch_go(tmp_path: Path)
             return results
 
     results = asyncio.run(read_all())
-    assert tasks == [steps.READ_BATCH, steps.READ_BATCH, 1, 1]
+    assert tasks == [1] * steps.READ_BATCH + [steps.READ_BATCH, 1, 1]  # the first inputs one per task
     assert isinstance(results[1], InputRejected)
     assert [r.record.image_id for r in results if not isinstance(r, Exception)] == [
         i.image_id for n, i in enumerate(items) if n != 1
