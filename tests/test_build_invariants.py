@@ -115,10 +115,23 @@ def test_readers_leave_one_core_to_the_event_loop() -> None:
     assert reader_count(4, cores=1) == 1
 
 
+def test_heavy_readers_take_every_core() -> None:
+    """Readers that draw Set-of-Mark images (the openai provider on annotated inputs) are
+    what step 1 waits for: one per core, within ``--workers``."""
+    from prist_builder.pipeline.build import reader_count
+    from prist_builder.providers.offline.provider import OfflineProvider
+    from prist_builder.providers.openai.provider import OpenAIProvider
+
+    assert [reader_count(w, cores=2, heavy=True) for w in (1, 2, 8)] == [1, 2, 2]
+    assert [reader_count(w, cores=8, heavy=True) for w in (2, 8, 16)] == [2, 8, 8]
+    assert OpenAIProvider.heavy_annotated_reads and not OfflineProvider.heavy_annotated_reads
+
+
 def test_the_step_1_reader_batches_inputs_and_lets_each_batch_go(tmp_path: Path) -> None:
-    """Readers take READ_BATCH inputs per task, hand each unit its own input (a bad one
-    raises for that unit only), and keep nothing once a batch is taken: memory does not
-    grow with the run. An input asked again (a later pass) is read alone."""
+    """Readers take READ_BATCH inputs per task (the first READ_BATCH one by one), hand each
+    unit its own input (a bad one raises for that unit only), and keep nothing once a batch
+    is taken: memory does not grow with the run. An input asked again (a later pass) is
+    read alone."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
@@ -145,7 +158,7 @@ def test_the_step_1_reader_batches_inputs_and_lets_each_batch_go(tmp_path: Path)
             return results
 
     results = asyncio.run(read_all())
-    assert tasks == [steps.READ_BATCH, steps.READ_BATCH, 1, 1]
+    assert tasks == [1] * steps.READ_BATCH + [steps.READ_BATCH, 1, 1]  # the first inputs one per task
     assert isinstance(results[1], InputRejected)
     assert [r.record.image_id for r in results if not isinstance(r, Exception)] == [
         i.image_id for n, i in enumerate(items) if n != 1

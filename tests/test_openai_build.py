@@ -330,8 +330,22 @@ def test_reader_processes_give_the_records_of_a_build_in_one_process(
             assert result.exit_code == 0, result.output
             runs[workers] = {n: (run / n).read_bytes() for n in ("elements.jsonl", "trees.jsonl", "dialogues.jsonl")}
             runs[workers]["rejects"] = [(r["image_id"], r["reason"]) for r in read_jsonl(run / "rejects.jsonl")]
-    assert pools == [build_module.reader_count(2)]  # only the second build read in reader processes
+    assert pools == [build_module.reader_count(2, heavy=True)]  # only the second build read in reader processes
     assert runs[1] == runs[2]
     reasons = dict(runs[1]["rejects"])
     assert "unreadable image" in reasons[files[3].stem] and "usable region" in reasons[files[5].stem]
     assert runs[1]["elements.jsonl"].count(b"\n") == len(files) - 2
+
+
+def test_no_fsync_reaches_the_accounting_log(inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--no-fsync`` holds for every file of the run, ``requests.jsonl`` included: the build
+    calls ``os.fsync`` not once (and does by default)."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    with FakeOpenAIServer(responder=prist_responder) as server:
+        assert run_cli(*openai_args(server, tmp_path / "quick", inputs, "--no-fsync")).exit_code == 0
+        assert synced == []
+        assert run_cli(*openai_args(server, tmp_path / "safe", inputs)).exit_code == 0
+        assert synced
+    assert (tmp_path / "quick" / "requests.jsonl").read_text().count("\n") == 18

@@ -91,3 +91,32 @@ def test_mark_outlines_are_the_edge_widened_by_four_neighbour_steps() -> None:
             mask = rng.random(shape) < density
             for thick in (1, 2, 3, 5):
                 assert np.array_equal(_outline(mask, thick), reference(mask, thick))
+
+
+def test_mark_tag_point_is_the_farthest_cell_of_the_whole_grid() -> None:
+    """The tag's place, searched on the set cells' box only, is the point the distance
+    transform of the whole grid gives (the first of equals in row-major order)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from prist_builder.providers.openai.marks import INNER_POINT_SIDE, _inner_point
+
+    def reference(mask: np.ndarray) -> tuple[int, int]:
+        step = max(1, max(mask.shape) // INNER_POINT_SIDE)
+        coarse = mask[step // 2 :: step, step // 2 :: step]
+        if not coarse.any():
+            coarse, step = mask, 1
+        distance = ndimage.distance_transform_edt(np.pad(coarse, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+        offset = step // 2 if step > 1 else 0
+        return int(x) * step + offset, int(y) * step + offset
+
+    rng = np.random.default_rng(7)
+    masks = [np.zeros((9, 4), bool), np.ones((1, 1), bool), np.ones((3, 300), bool), np.ones((40, 40), bool)]
+    for _ in range(120):
+        height, width = (int(v) for v in rng.integers(1, 400, 2))
+        blobs = ndimage.gaussian_filter(rng.random((height, width)), float(rng.uniform(0.5, 12)))
+        masks.append(blobs > np.quantile(blobs, float(rng.uniform(0.2, 0.95))))
+        masks[-1][: int(rng.integers(0, height + 1))] = False  # a cut-out, as a smaller region's leaves
+    for mask in masks:
+        assert _inner_point(mask) == reference(mask)

