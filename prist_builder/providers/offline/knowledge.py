@@ -10,6 +10,11 @@ table is one category, keyed by its name. Fields, all optional but ``kind``:
 - ``traits``: plural verb phrases, what is typically true of the kind (``"have four legs and
   a back"``: "chairs usually have four legs and a back"); general knowledge, never said of
   the pictured object alone (not used for a ``mass`` form);
+- ``goes_with``: noun phrases with their article (or plural/mass nouns), what it is usually
+  seen or used with (``"a saucer"``, ``"milk and sugar"``); for a person or animal, what it is
+  seen with;
+- ``users``: plural noun phrases, who relies on it most (``"office workers"``); none for a
+  person, an animal or a body part;
 - ``aliases``: other labels meaning it (VOC's ``diningtable``, ``sofa``...);
 - ``form``: ``count`` (default), ``mass`` (no indefinite article: "coffee"), ``pair``
   ("a pair of scissors") or ``plural`` (a plural label: "index cards");
@@ -36,7 +41,7 @@ from importlib import resources
 KNOWLEDGE_PACKAGE = "prist_builder.providers.offline"
 KNOWLEDGE_FOLDER = "knowledge"
 FORMS = ("count", "mass", "pair", "plural")
-LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases", "traits")
+LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases", "traits", "goes_with", "users")
 TEXT_FIELDS = ("kind", "form", "article", "plural", "link")
 BOOL_FIELDS = ("animate",)
 
@@ -106,6 +111,8 @@ class Category:
     part_of: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     traits: tuple[str, ...] = ()
+    goes_with: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
     form: str = "count"
     article: str | None = None
     plural: str | None = None

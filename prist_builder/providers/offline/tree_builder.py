@@ -32,7 +32,7 @@ the authors' test split has 13% / 86% / 1% dialogues of 3 / 4 / 5 turns."""
 LONGEST_PATH = 5
 """Most reasoning turns a path can take: an opening and four inference acts."""
 
-NEED_SHARE = 0.65
+NEED_SHARE = 0.8
 """Chance that a known target's path opens with a need rather than the scene's context."""
 
 TELL_APART_SHARE = 0.5
@@ -41,10 +41,20 @@ TELL_APART_SHARE = 0.5
 FRAME_WAYS = ("position", "order")
 """Ways of telling an object apart that name the frame: never repeated in a turn of their own."""
 
-ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 0.6, "relation": 1.0, "trait": 2.0}
+ACT_WEIGHTS = {
+    "function": 3.0,
+    "role": 2.0,
+    "material": 2.0,
+    "place": 0.8,
+    "look": 0.2,
+    "relation": 0.4,
+    "trait": 2.5,
+    "companion": 2.0,
+    "user": 2.0,
+}
 """Relative chance of each inference act for a known category."""
 
-ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2, "trait": 2.0}
+ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 0.5, "relation": 0.5, "trait": 2.5, "companion": 1.5}
 """Relative chance of each inference act for a person or an animal (never "used for" or "made of")."""
 
 GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
@@ -328,6 +338,10 @@ class OfflineTreeBuilder:
             weights.pop("look", None)
         if not category.traits or category.form == "mass":
             weights.pop("trait", None)
+        if not category.goes_with:
+            weights.pop("companion", None)
+        if not category.users:
+            weights.pop("user", None)
         return weights
 
     def _draw(self, weights: dict[str, float], count: int, asked: set[str] | None = None) -> list[str]:
