@@ -37,10 +37,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "{The} would help {who} {need_ans}.",
             "{The}, good for {use} and {use2}.",
-            "{The}: {use}, {use2} and {use3}.",
+            "{The}, used for {use}, {use2} and {use3}.",
             "{The}; {user} and {user2} rely on {them}.",
             "{The}, for {use} or {use2}.",
-            "{The}, {a_kind} used for {use}.",
+            "{The}, handy for {use} or {use2}.",
         ),
     ),
     "context": (
@@ -158,8 +158,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "{It} {is} {rel} the {other}.",
-            "(Right|Just) {rel} the {other}.",
-            "(Find|Spot) the {other}; {ref} {is} {rel} it.",
+            "(In this shot|Going by the outlines), {it} {is} {rel} the {other}.",
         ),
     ),
     "tell_apart": (
@@ -283,7 +282,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "{Pair_cap}, {pair2} or {pair3}.",
             "{Pair_cap} and {pair2}.",
-            "(Usually|Often) {pair}, {pair2} or {pair3}.",
+            "{Pair_cap}, {pair2} and {pair3}.",
             "{Pair_cap}; (sometimes|also) {pair2}.",
         ),
     ),

@@ -284,7 +284,7 @@ def fallback(name: str) -> Category:
 
 ON_PLACES = frozenset(
     "table desk shelf windowsill wall road street sidewalk kerb kerbside plate saucer branch stem "
-    "head face peak beach court slope platform track highway river flagpole pad spacesuit "
+    "head face peak beach court slope platform track highway river flagpole pad spacesuit farm "
     "uniform jacket "
     "arm hand lawn bed couch axle side horizon".split()
 )

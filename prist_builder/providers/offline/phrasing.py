@@ -78,6 +78,8 @@ def third_person(need: str, swaps_to: tuple[tuple[str, str], ...] = FIRST_TO_THI
 SAID_SLOTS = ("use", "use2", "use3", "place", "place2", "place3", "setting", "trait", "trait2", "trait3")
 SAID_SLOTS += ("pair", "pair2", "pair3", "user", "user2", "user3")
 """Slots whose phrase is not said twice on one path (:meth:`Wording.new_path`)."""
+LOOKING_VERBS = frozenset("find see spot know tell learn check recognise identify".split())
+"""Needs that ask where something is rather than what to do: a need answer does not repeat them."""
 THIRD_SLOTS = ("use3", "place3", "at_place3", "trait3", "pair3", "user", "user2", "User_cap", "user3")
 """Slots filled only when the table gives the phrases (a third distinct one: no "a, b or b"; users)."""
 
@@ -261,6 +263,8 @@ class Wording:
         if whole_named:
             slots["whole"] = "it"
         answers = usable(answers, slots)
+        if slots["need"].split(" ", 1)[0] in LOOKING_VERBS:  # "would help you find what ..." reads as a riddle
+            answers = [t for t in answers if "{need_ans}" not in t] or answers
         template = questions[self.rng.randrange(len(questions))] if questions else ""
         # A need answer speaks to whoever the question named: "help you dry your hair" after
         # "I need to dry my hair", "help them dry their hair" after "someone needed to ...".

@@ -32,7 +32,7 @@ the authors' test split has 13% / 86% / 1% dialogues of 3 / 4 / 5 turns."""
 LONGEST_PATH = 5
 """Most reasoning turns a path can take: an opening and four inference acts."""
 
-NEED_SHARE = 0.8
+NEED_SHARE = 0.9
 """Chance that a known target's path opens with a need rather than the scene's context."""
 
 TELL_APART_SHARE = 0.5
@@ -44,13 +44,13 @@ FRAME_WAYS = ("position", "order")
 ACT_WEIGHTS = {
     "function": 3.0,
     "role": 2.0,
-    "material": 2.0,
-    "place": 0.8,
-    "look": 0.2,
-    "relation": 0.4,
-    "trait": 2.5,
-    "companion": 2.0,
-    "user": 2.0,
+    "material": 1.0,
+    "place": 0.5,
+    "look": 0.1,
+    "relation": 0.15,
+    "trait": 3.0,
+    "companion": 3.0,
+    "user": 3.0,
 }
 """Relative chance of each inference act for a known category."""
 
