@@ -37,10 +37,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "{The} would help {who} {need_ans}.",
             "{The}, good for {use} and {use2}.",
-            "{The}, used for {use}, {use2} and {use3}.",
+            "{The}: {use}, {use2} and {use3}.",
             "{The}; {user} and {user2} rely on {them}.",
             "{The}, for {use} or {use2}.",
-            "{The}, handy for {use} or {use2}.",
+            "{The}: {use}, or {use2}.",
         ),
     ),
     "context": (
@@ -283,7 +283,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{Pair_cap}, {pair2} or {pair3}.",
             "{Pair_cap} and {pair2}.",
             "{Pair_cap}, {pair2} and {pair3}.",
-            "{Pair_cap}; (sometimes|also) {pair2}.",
+            "{Pair_cap}, {pair2}, {pair3} or {pair4}.",
         ),
     ),
     "user": (

@@ -76,11 +76,11 @@ def third_person(need: str, swaps_to: tuple[tuple[str, str], ...] = FIRST_TO_THI
 
 
 SAID_SLOTS = ("use", "use2", "use3", "place", "place2", "place3", "setting", "trait", "trait2", "trait3")
-SAID_SLOTS += ("pair", "pair2", "pair3", "user", "user2", "user3")
+SAID_SLOTS += ("pair", "pair2", "pair3", "pair4", "user", "user2", "user3")
 """Slots whose phrase is not said twice on one path (:meth:`Wording.new_path`)."""
 LOOKING_VERBS = frozenset("find see spot know tell learn check recognise identify".split())
 """Needs that ask where something is rather than what to do: a need answer does not repeat them."""
-THIRD_SLOTS = ("use3", "place3", "at_place3", "trait3", "pair3", "user", "user2", "User_cap", "user3")
+THIRD_SLOTS = ("use3", "place3", "at_place3", "trait3", "pair3", "pair4", "user", "user2", "User_cap", "user3")
 """Slots filled only when the table gives the phrases (a third distinct one: no "a, b or b"; users)."""
 
 
@@ -175,6 +175,8 @@ class Wording:
         ):
             if len(options) > 2:  # a third distinct phrase, else templates naming it are not used
                 slots[key] = options[2]
+        if len(pairs) > 3:
+            slots["pair4"] = pairs[3]
         if "place3" in slots:
             slots["at_place3"] = located(slots["place3"])
         if len(category.made_of) > 1:
