@@ -5,7 +5,10 @@ the regions show, the pipeline's target choice, and the diversity of the release
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,10 @@ from conftest import fixtures_dir, read_jsonl, run_cli
 from prist_builder.pipeline.build import build
 from prist_builder.pipeline.manifest import BuildConfig
 from prist_builder.providers.offline import tree_builder
-from prist_builder.providers.offline.knowledge import lookup
+from prist_builder.providers.offline.knowledge import lookup, table
 from prist_builder.providers.offline.scene import spoken_colour
 from prist_builder.stats_reference import diversity, load
+from prist_builder.testing.synthetic import write_synthetic
 
 REFERENCE = "prist_official/test.json"
 
@@ -98,3 +102,27 @@ def test_distinct_2_on_unseen_labelme_data_matches_the_released_split(fixtures_r
     mine, theirs = diversity(ours, size, 0), diversity(reference, size, 0)
     assert mine["distinct_2"] >= 0.6
     assert mine["distinct_2"] >= theirs["distinct_2"] - 0.15
+
+
+def test_two_dialogues_of_one_image_never_share_a_reasoning_answer(fixtures_run: Path, tmp_path: Path) -> None:
+    """Each target's path has its own turns: no answer is repeated word for word across the
+    dialogues of one image (fixtures, and synthetic images labelled from the whole table)."""
+    folder = tmp_path / "syn"
+    write_synthetic(folder, 16, seed=5, shapes=(3, 5))
+    names, rng = sorted(table()), random.Random(7)
+    for path in sorted(folder.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for shape in doc["shapes"]:
+            shape["label"] = rng.choice(names)
+        path.write_text(json.dumps(doc))
+    result = run_cli("build", "all", "--labelme", str(folder), "--run", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    conversations = load(fixtures_run) + load(tmp_path / "run")
+    by_image: dict[str, list] = defaultdict(list)
+    for conversation in conversations:
+        by_image[conversation.image].append(conversation)
+    assert len(by_image) >= 18
+    for image, dialogues in by_image.items():
+        assert len(dialogues) >= 2, image
+        seen = Counter(answer for dialogue in dialogues for answer in {a for _, a in dialogue.reasoning})
+        assert [a for a, n in seen.items() if n > 1] == [], image

@@ -44,6 +44,10 @@ FORMS = ("count", "mass", "pair", "plural")
 LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases", "traits", "goes_with", "users")
 TEXT_FIELDS = ("kind", "form", "article", "plural", "link")
 BOOL_FIELDS = ("animate",)
+SLOT_MISFITS = {"users": frozenset("a an the every each to".split()), "goes_with": frozenset("to and or".split())}
+"""First words a phrase of the field cannot start with: ``users`` are groups of people in the
+plural ("Mostly commuters and students"), ``goes_with`` noun phrases ("A saucer and milk")."""
+SLOT_READS = {"users": "plural group of people", "goes_with": "noun phrase"}
 
 IRREGULAR_PLURALS = {
     "person": "people",
@@ -209,6 +213,12 @@ def _check_row(source: str, name: str, row: object) -> dict:
         raise ValueError(f"{where}.article: expected 'a' or 'an'")
     if out.get("link", "of") not in ("of", "in"):
         raise ValueError(f"{where}.link: expected 'of' or 'in'")
+    if out.get("animate") and out["users"]:
+        raise ValueError(f"{where}.users: a person or an animal has no users")
+    for key in ("users", "goes_with"):
+        starts = [v for v in out[key] if v.split()[0].lower() in SLOT_MISFITS[key]]
+        if starts:
+            raise ValueError(f"{where}.{key}: {starts[0]!r} does not read as a {SLOT_READS[key]}")
     return out
 
 
