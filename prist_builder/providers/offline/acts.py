@@ -3,8 +3,9 @@
 Each act is a pair of template lists for :func:`.grammar.realise` (question, answer). The
 opening acts (``need``, ``context``, ``pair``) state the path's reasoning question: a need,
 the scene's context or its meaning, never "list the objects". The middle acts ask about a
-function, a material, a place, the scene's role for the object, its look, a relation or a
-part; ``tell_apart`` is the only act that may use a frame position, and only when nothing
+function, a material, a place, the scene's role for the object, what it goes with, who
+relies on it, its look, a relation or a part; answers are short and carry table phrases,
+not filler; ``tell_apart`` is the only act that may use a frame position, and only when nothing
 else tells same-named objects apart. ``unknown_*`` acts serve labels the knowledge table
 lacks: they say what the pixels show and do not invent a purpose. All text is written for
 this project.
@@ -16,7 +17,11 @@ target as subject/object (its focus, or a pronoun once named), ``{it}``/``{It}``
 ``{place2}``, ``{material}``, ``{kind}`` (with article), ``{colour}``, ``{share}`` ("about 12%"),
 ``{rel}``/``{other}`` a relation and the other object's name, ``{whole}`` the whole's focus,
 ``{part}``, ``{reason}``, ``{number}``, ``{names}``, ``{the2}``, ``{the1}``, ``{trait}``/``{trait2}``
-(knowledge-table traits of the kind, plural verb phrases).
+(knowledge-table traits of the kind, plural verb phrases), ``{pair}``/``{pair2}`` what it is
+usually seen with, ``{user}``/``{user2}`` who relies on it, ``{who}``/``{need_ans}`` the asker
+of a need ("you"/"them") and the need in their person. ``{use3}``, ``{place3}``, ``{trait3}``,
+``{pair3}``, ``{pair4}``, ``{user3}`` and the ``user`` slots are filled only when the table has
+them; a template naming a missing one is not used (:func:`.phrasing.usable`).
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "{The} would help {who} {need_ans}.",
             "{The}, good for {use} and {use2}.",
             "{The}: {use}, {use2} and {use3}.",
-            "{The}; {user} and {user2} rely on {them}.",
             "{The}, for {use} or {use2}.",
             "{The}: {use}, or {use2}.",
         ),
@@ -116,7 +120,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "Where (would|do) you (usually|normally|typically) (find|see) {gen}?",
             "Where else (might|would) (one|you) (come across|see) {gen}?",
-            "(In|At) what (sort of|kind of) place (would|do) {gen} (usually|normally) (turn up|belong)?",
+            "(In|At) what (sort of|kind of) place would {gen} (usually|normally) (turn up|belong)?",
         ),
         (
             "{Place_cap}, {place2} or {place3}.",
@@ -189,8 +193,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "need_animate": (
         (),
         (
-            "{The}; {gen} {are} (often|usually) (seen|found) {use}.",
-            "(That would be|I'd point to) {the}, (since|as) {gen} {are} known for {use}.",
+            "{The}; {gen} {are} (often|usually) seen {use}.",
+            "{The} could help {who} {need_ans}.",
             "{The}: {gen} {are} (often|usually) {use} {at_place}.",
         ),
     ),
@@ -307,6 +311,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 """Act name -> (question templates, answer templates)."""
+
+ASK_A_PERSON = ("(Try asking|You could ask) {the}.", "{The} (looks like|seems) the (one|person) to ask.")
+"""Answers to a need met by a person: someone to ask, never what people are "used for"."""
 
 OPENERS = ("", "", "", "Hi! ", "Hello. ", "Quick question: ", "Hi there. ")
 """Prefixes of a dialogue's first question."""

@@ -12,7 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-from prist_builder.providers.offline.acts import ACTS
+from prist_builder.providers.offline.acts import ACTS, ASK_A_PERSON
 from prist_builder.providers.offline.grammar import realise
 from prist_builder.providers.offline.knowledge import indefinite_article, located
 from prist_builder.providers.offline.scene import Scene, Subject, count_word
@@ -78,7 +78,7 @@ def third_person(need: str, swaps_to: tuple[tuple[str, str], ...] = FIRST_TO_THI
 SAID_SLOTS = ("use", "use2", "use3", "place", "place2", "place3", "setting", "trait", "trait2", "trait3")
 SAID_SLOTS += ("pair", "pair2", "pair3", "pair4", "user", "user2", "user3")
 """Slots whose phrase is not said twice on one path (:meth:`Wording.new_path`)."""
-LOOKING_VERBS = frozenset("find see spot know tell learn check recognise identify".split())
+LOOKING_VERBS = frozenset("find see spot watch hear listen visit know tell learn check recognise identify".split())
 """Needs that ask where something is rather than what to do: a need answer does not repeat them."""
 THIRD_SLOTS = ("use3", "place3", "at_place3", "trait3", "pair3", "pair4", "user", "user2", "User_cap", "user3")
 """Slots filled only when the table gives the phrases (a third distinct one: no "a, b or b"; users)."""
@@ -260,7 +260,9 @@ class Wording:
         named the subject's whole, so the question calls it "it"."""
         questions, answers = ACTS[act]
         if act == "need" and subject.category.animate:
-            answers = ACTS["need_animate"][1]
+            answers = ASK_A_PERSON if subject.category.person else ACTS["need_animate"][1]
+        if act == "context" and subject.category.animate:  # a person or an animal is not "used for" anything
+            answers = [t for t in answers if "{use" not in t]
         slots = self.slots(subject, named)
         if whole_named:
             slots["whole"] = "it"
