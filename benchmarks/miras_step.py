@@ -174,14 +174,18 @@ def measure(
     peak: float | None,
     bf16: bool,
     depth: int | None = None,
+    checkpointing: bool | None = None,
 ) -> list[dict]:
-    """One row per batch size: timing, throughput, memory and MFU of a full optimizer step."""
+    """One row per batch size: timing, throughput, memory and MFU of a full optimizer step.
+
+    ``checkpointing``: activation checkpointing of the LLM; ``None`` = on for CUDA only (the
+    training config's ``gradient_checkpointing: auto``)."""
     import torch
 
     from prist_builder.model.train import to_device
 
     model, collator, config = build(config_name, device, dual, align, bf16, depth)
-    if device.type == "cuda":
+    if checkpointing if checkpointing is not None else device.type == "cuda":
         model.checkpointing(True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, betas=config.train.betas)
@@ -268,10 +272,20 @@ def compare(
     peak: float | None,
     bf16: bool,
     depth: int | None = None,
+    checkpointing: bool | None = None,
+    baseline: bool = True,
 ) -> list[dict]:
-    """MIRAS vs the LISA-like baseline (dual encoder and alignment off), rows for the table."""
-    miras = measure(config_name, device, batch_sizes, steps, True, True, peak, bf16, depth)
-    base = {r["batch"]: r for r in measure(config_name, device, batch_sizes, steps, False, False, peak, bf16, depth)}
+    """MIRAS vs the LISA-like baseline (dual encoder and alignment off), rows for the table
+    (MIRAS alone when ``baseline`` is false)."""
+    miras = measure(config_name, device, batch_sizes, steps, True, True, peak, bf16, depth, checkpointing)
+    base = (
+        {
+            r["batch"]: r
+            for r in measure(config_name, device, batch_sizes, steps, False, False, peak, bf16, depth, checkpointing)
+        }
+        if baseline
+        else {}
+    )
     rows = []
     for row in miras:
         ref = base.get(row["batch"], {})
@@ -329,12 +343,20 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 on CUDA")
     parser.add_argument("--depth", type=int, default=None, help="cut every tower to N blocks (smoke test)")
     parser.add_argument("--predict", action="store_true", help="also: peak memory of prist predict on one dialogue")
+    parser.add_argument(
+        "--checkpointing",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="LLM activation checkpointing (auto: on CUDA)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="MIRAS rows only (no LISA-like baseline)")
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = peak_tflops(device, args.peak_tflops)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
-    rows = compare(args.config, device, sizes, args.steps, peak, bf16, args.depth)
+    checkpointing = None if args.checkpointing == "auto" else args.checkpointing == "on"
+    rows = compare(args.config, device, sizes, args.steps, peak, bf16, args.depth, checkpointing, not args.no_baseline)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name}; peak bf16: {peak or '-'} TFLOP/s; config: {args.config}", file=sys.stderr)
     columns = list(rows[0])

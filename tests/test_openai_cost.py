@@ -14,7 +14,7 @@ from prist_builder.llm.images import image_rule, image_tokens
 from prist_builder.llm.pricing import load_prices
 from prist_builder.llm.strict_schema import schema_tokens
 from prist_builder.providers.openai import answers
-from prist_builder.providers.openai.estimate import estimate
+from prist_builder.providers.openai.estimate import estimate, slot_rule_tokens
 from prist_builder.sources import discover
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
@@ -118,3 +118,31 @@ def test_dry_run_on_the_fixtures_counts_their_regions() -> None:
     items, _ = discover(labelme=FIXTURES / "labelme_voc")
     rows = estimate(items, "gpt-4o", "high", 1024, load_prices(None))
     assert rows[0].image_tokens == 3 * 255  # three VOC photos of 500 px: one tile each
+
+
+def test_estimate_adds_set_and_none_paths_in_expectation(tmp_path: Path) -> None:
+    """Issue 22's shares: the none path's ``absent_thing``, the sets' ``member_foci`` and both
+    paths' rules are priced; shares of 0 leave the single-target estimate as it was."""
+    items, _ = discover(labelme=_inputs(tmp_path))
+    prices = load_prices(None)
+    base = {s.step: s for s in estimate(items, "gpt-4o", "high", 1024, prices)}
+    zero = {s.step: s for s in estimate(items, "gpt-4o", "high", 1024, prices, multi_share=0.0, empty_share=0.0)}
+    assert zero == base
+    empty = {s.step: s for s in estimate(items, "gpt-4o", "high", 1024, prices, empty_share=1.0)}
+    multi = {s.step: s for s in estimate(items, "gpt-4o", "high", 1024, prices, multi_share=1.0)}
+    assert empty["elements"] == base["elements"] and multi["elements"] == base["elements"]
+    # two regions, so two paths: every one a none path (its rule and the absent_thing field)
+    rules = slot_rule_tokens()
+    grown = empty["tree"].prompt_tokens - base["tree"].prompt_tokens
+    assert grown > 2 * rules["tree"]["empty"]  # the rule twice, plus the schema's absent_thing
+    assert empty["tree"].completion_tokens > base["tree"].completion_tokens
+    assert multi["dialogues"].prompt_tokens - base["dialogues"].prompt_tokens > 2 * rules["dialogues"]["multi"]
+    assert multi["dialogues"].completion_tokens > base["dialogues"].completion_tokens
+    assert empty["dialogues"].prompt_tokens - base["dialogues"].prompt_tokens == 2 * rules["dialogues"]["empty"]
+
+
+def test_slot_rules_are_priced_from_the_rendered_prompt_text() -> None:
+    rules = slot_rule_tokens()
+    for step in ("tree", "dialogues"):
+        for kind in ("multi", "empty"):
+            assert 40 < rules[step][kind] < 300, (step, kind, rules[step][kind])

@@ -83,10 +83,10 @@ def test_requests_without_slots_are_the_single_target_ones(tmp_path: Path) -> No
     assert hashlib.sha256(blob.encode()).hexdigest()[:16] == PINNED_DIGEST
 
 
-PINNED_DIGEST = "9002cabaecf2abab"
+PINNED_DIGEST = "24ed6ee0fb36eaaa"
 """SHA-256 (first 16 hex digits) of the three requests of a 3-region input without slots.
 The slots code itself changed none of main's (b96edbe: ``ebdbe7fe9607f094``, kept through
-commit b39df5b); this value is after issue 19's prompt edit (tree-5, dialogues-5) and with
+commit b39df5b); this value is after issue 19's prompt edits (tree-6, dialogues-6) and with
 the stand-in naming a repeated label "second person" (its step 1 answer is in steps 2-3). A
 change here means single-target builds send new requests: bump the prompt version with it."""
 
@@ -230,3 +230,23 @@ def test_two_empty_paths_ask_for_two_different_things(tmp_path: Path) -> None:
     provider = OpenAIProvider(client=StubClient(rewrite=same_thing), api_key="sk-test")  # type: ignore[arg-type]
     with pytest.raises(AnswerRuleError, match="none and none-1 both ask for 'umbrella'"):
         slotted(provider, tmp_path / "b", two_empty)
+
+
+def test_batch_build_with_shares_writes_what_the_online_build_writes(tmp_path: Path) -> None:
+    """Set and none paths through the Batch API: the same requests, so the same records as
+    an online build; the none paths' absent_thing checks run on the batch answers too."""
+    inputs = tmp_path / "inputs"
+    write_synthetic(inputs, 4, seed=5)
+    shares = ("--multi-share", "0.5", "--empty-share", "0.3")
+    runs = {}
+    for mode, extra in (("online", ()), ("batch", ("--batch", "--batch-poll", "0"))):
+        runs[mode] = tmp_path / mode
+        with FakeOpenAIServer(responder=prist_responder) as server:
+            result = run_cli(*openai_args(server, runs[mode], inputs, *shares, *extra))
+            assert result.exit_code == 0, result.output
+            if mode == "batch":
+                assert server.batches(), "no batch was submitted"
+    lines = {mode: (run / "dialogues.jsonl").read_text().splitlines() for mode, run in runs.items()}
+    kinds = [json.loads(line).get("kind", "single") for line in lines["batch"]]
+    assert "multi" in kinds and "empty" in kinds
+    assert sorted(lines["batch"]) == sorted(lines["online"])

@@ -236,6 +236,8 @@ def print_dry_run(run: Path, config: BuildConfig, provider: Any, steps: tuple[st
             provider.client.transport.prices,
             targets=config.targets,
             clean_too=provider.config.send_clean_image,
+            multi_share=config.multi_share,
+            empty_share=config.empty_share,
         )
         if e.step in {PROMPT_OF_STEP[s] for s in steps}
     ]

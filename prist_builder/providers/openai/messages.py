@@ -149,21 +149,48 @@ _FOLLOW = (
     r"(?=\s*$|\s*[,.;:)]|\s+(?:of|with|and|or|between|behind|beside|next|near|in|on|at|to|from|by|while|where|"
     r"which|that|who|holding|facing|under|over|above|below|against)\b)"
 )
+_SIDES = r"(?:" + _POS[3:-1] + r"|back|front)"
+_POS_LIST = (
+    _POS
+    + r"(?:\s*,\s*"
+    + _SIDES
+    + r"(?=\s*,|\s+(?:and|or)\s))*(?:\s*,?\s+(?:and|or)\s+"
+    + _SIDES
+    + r")?(?!\s*,\s*"
+    + _SIDES
+    + r"(?=\s*,|\s+(?:and|or)\s)|\s*,?\s+(?:and|or)\s+"
+    + _SIDES
+    + r"\b)"
+)
+"""One position or a whole list of them (never a list's head alone): "left", "left, back and
+right", "top or bottom"."""
+_FRAME = r"(?P<frame>image|frame|photo|picture|scene|shot)"
 _POSITION_PHRASE = re.compile(
     r"(?:,\s*)?\s*\b(?P<prep>on|at|in|along|towards|toward)\s+the\s+(?:far\s+|very\s+)?"
-    + _POS
+    + _POS_LIST
     + r"(?:[\s-]+"
     + _POS
-    + r"|[\s-]+hand)?(?:[\s-]+"
-    + _PLACE
-    + r")?"
+    + r"|[\s-]+hand)?(?:[\s-]+(?P<place>"
+    + _PLACE[3:-1]
+    + r"))?"
     + _FOLLOW
-    + r"(?P<of>\s+of\s+the\s+(?P<frame>image|frame|photo|picture|scene|shot)\b|\s+of\b)?",
+    + r"(?P<of>\s+of\s+the\s+"
+    + _FRAME
+    + r"\b|\s+of\b)?",
     re.IGNORECASE,
 )
-"""A place in the frame: "on the far left (of the image)", "in the top-right corner", "at the
-left end of" (the last becomes "by": "sitting by the group")."""
-_POSITION_ADJECTIVE = re.compile(r"[\s-]" + _POS + r"(?:[\s-]+" + _POS + r")?(?=\s+" + _PART + r"\b)", re.IGNORECASE)
+"""A place in the frame: "on the far left (of the image)", "in the top-right corner", "on the
+left, back and right"; "at the left end of" something keeps the relation ("at one end of the
+group")."""
+_FRAME_PART = re.compile(
+    r"\bthe\s+(?:far\s+)?" + _POS_LIST + r"(?:[\s-]+" + _PLACE + r")?\s+of\s+the\s+" + _FRAME + r"\b",
+    re.IGNORECASE,
+)
+"""Part of the frame named by position, with no preposition: "filling the bottom and right of
+the frame" -> "filling part of the frame"."""
+_POSITION_ADJECTIVE = re.compile(
+    r"[\s-]" + _POS_LIST + r"(?:[\s-]+" + _POS + r")?(?=\s+" + _PART + r"\b)", re.IGNORECASE
+)
 """A position word before a part or place: "its left arm", "the lower right foreground"."""
 _SIDE_OF = re.compile(
     r"\b(?:(?:just|directly|immediately|slightly)\s+)?(?:to\s+the\s+)?(?:left|right)\s+of(?=\s+(?:the|a|an|his|her|its|their)\b)",
@@ -177,19 +204,28 @@ _AMONG = re.compile(
 _EXTREME = re.compile(r"\b(?:leftmost|rightmost|topmost|bottommost|left-hand|right-hand)\s+", re.IGNORECASE)
 
 
+_ONE_OF = ("end", "side", "edge", "corner")
+"""Places that come in several, so "at the left end of the sofa" -> "at one end of the sofa"."""
+
+
 def _place(match: re.Match[str]) -> str:
     if match.group("of") and not match.group("frame"):  # "on the right of the group": keep a relation
-        if match.group("prep").lower() == "in" and _AMONG.match(match.string[match.end() :]):
+        prep, place = match.group("prep").lower(), (match.group("place") or "").lower()
+        if place in _ONE_OF:
+            return f" {prep} one {place} of"
+        if prep == "in" and _AMONG.match(match.string[match.end() :]):
             return " among"  # "in the middle of the three women" -> "among the three women"
-        return " by" if match.group("prep").lower() in ("on", "at") else " in"
+        return " by" if prep in ("on", "at") else " in"
     return ""
 
 
 def without_position_words(text: str) -> str:
     """``text`` without words that place something in the frame ("on the far left of the
     image", "in the top-right corner", "its left arm", "leftmost"), so that what is left
-    still reads as a sentence ("sitting at the left end of the group" -> "sitting by the group")."""
+    still reads as a sentence ("perched at the left end of the sofa" -> "perched at one end of
+    the sofa", "lined on the left, back and right with panels" -> "lined with panels")."""
     cut = _POSITION_PHRASE.sub(_place, text)
+    cut = _FRAME_PART.sub(lambda m: f"part of the {m.group('frame')}", cut)
     cut = _SIDE_OF.sub("beside", cut)
     cut = _POSITION_ADJECTIVE.sub("", cut)
     cut = _EXTREME.sub("", cut)
