@@ -126,3 +126,31 @@ def test_two_dialogues_of_one_image_never_share_a_reasoning_answer(fixtures_run:
         assert len(dialogues) >= 2, image
         seen = Counter(answer for dialogue in dialogues for answer in {a for _, a in dialogue.reasoning})
         assert [a for a, n in seen.items() if n > 1] == [], image
+
+
+def test_a_body_part_is_never_asked_what_it_is_made_of(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Body parts get no material act: "what is the ear made of?" is no question about a photo."""
+    asked: list[tuple[str, str]] = []
+    original = tree_builder.OfflineTreeBuilder._plan
+
+    def recording(self, subject, about, count, opening):  # type: ignore[no-untyped-def]
+        plan = original(self, subject, about, count, opening)
+        asked.extend((topic.category.kind, act) for act, topic in plan)
+        return plan
+
+    monkeypatch.setattr(tree_builder.OfflineTreeBuilder, "_plan", recording)
+    parts = sorted(name for name, row in table().items() if row.kind == "body part")
+    assert len(parts) >= 4
+    folder = tmp_path / "in"
+    write_synthetic(folder, 12, seed=5, size=(320, 240), shapes=(3, 4))
+    rng = random.Random(1)
+    for path in sorted(folder.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for shape in doc["shapes"]:
+            shape["label"] = rng.choice(parts)
+        path.write_text(json.dumps(doc))
+    asyncio.run(build(tmp_path / "run", BuildConfig(labelme=str(folder), workers=1), ("elements", "trees")))
+    body = [act for kind, act in asked if kind == "body part"]
+    assert len(body) >= 10
+    assert "material" not in body
+    assert tree_builder.LIVING_KINDS == {"body part"}

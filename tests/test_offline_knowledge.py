@@ -304,3 +304,38 @@ def test_the_longest_and_shortest_dialogues_the_provider_accepts(labels: list[st
             step3 = StepContext.for_input(seed, "dialogues", record.image_id, min_turns=turns, max_turns=turns)
             dialogues = asyncio.run(provider.dialogues(record, tree, step3))
             assert dialogues and all(d.num_turns == turns for d in dialogues)
+
+
+def _stems(phrase: str) -> set[str]:
+    """Rough stems of a phrase's content words ("sitting at a table" -> {"sit", "table"})."""
+    stop = set("a an the to of for in on at my me i and or with up down out some it is be get have do make".split())
+    stop |= set("take keep go put use one someone something them their your you off into from by as when".split())
+    stop |= set("after before while its are this that".split())
+    out = set()
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in stop or len(word) < 3:
+            continue
+        word = re.sub(r"(ing|ed|es|s)$", "", word) if len(word) > 4 else word
+        out.add(word[:-1] if len(word) > 3 and word[-1] == word[-2] else word)
+    return out
+
+
+def test_coco_rows_hold_no_near_duplicate_phrases() -> None:
+    """Each COCO category's lists are deep (a category meets ~6 of ~500 dialogues) and hold no
+    near-duplicates ("holding coffee" / "holding a coffee"): two phrases of one list never share
+    all their content words, nor two of three or more."""
+    for label in _coco_names():
+        row = lookup(label)
+        assert len(row.uses) >= 16 and len(row.traits) >= 12 and len(row.goes_with) >= 11, label
+        assert len(row.needs) >= 4 and len(row.places) >= 4, label
+        for field in ("uses", "traits", "goes_with", "needs", "places"):
+            phrases = getattr(row, field)
+            for i, first in enumerate(phrases):
+                for second in phrases[i + 1 :]:
+                    a, b = _stems(first), _stems(second)
+                    shared = len(a & b)
+                    assert a != b and not (shared >= 2 and shared >= 0.67 * min(len(a), len(b))), (
+                        label,
+                        first,
+                        second,
+                    )

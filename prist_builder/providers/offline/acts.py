@@ -174,7 +174,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "(Look for|It is) {the}: {reason}.",
-            "(Go by|Use) this: {reason}, so {the} is the one (I mean|you want).",
+            "{The}, (since|because) {reason}.",
             "{The}; {reason}.",
         ),
     ),

@@ -57,6 +57,9 @@ ACT_WEIGHTS = {
 ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 0.5, "relation": 0.5, "trait": 2.5, "companion": 1.5}
 """Relative chance of each inference act for a person or an animal (never "used for" or "made of")."""
 
+LIVING_KINDS = frozenset({"body part"})
+"""Kinds of category that are parts of a living body: never asked what they are made of."""
+
 GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
 """Relative chance of each inference act for a label the knowledge table lacks."""
 
@@ -334,6 +337,8 @@ class OfflineTreeBuilder:
             weights.pop("count", None)
         if category.known and len(category.places) < 2:
             weights.pop("place", None)
+        if category.kind in LIVING_KINDS:  # "what is the ear made of?" is no question to ask
+            weights.pop("material", None)
         if not subject.colour:
             weights.pop("look", None)
         if not category.traits or category.form == "mass":
