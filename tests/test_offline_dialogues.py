@@ -154,3 +154,24 @@ def test_a_body_part_is_never_asked_what_it_is_made_of(monkeypatch: pytest.Monke
     assert len(body) >= 10
     assert "material" not in body
     assert tree_builder.LIVING_KINDS == {"body part"}
+
+
+def test_a_need_answer_leads_with_a_use_that_meets_the_need() -> None:
+    """Uses and needs are separate lists; a need answer's first use is one that shares a content
+    word with the asked need ("sit down at the table" -> "sitting at a table"), when the table
+    has one, and the other drawn uses follow it."""
+    from types import SimpleNamespace
+
+    from prist_builder.providers.offline.phrasing import Wording, meets
+
+    assert meets("sit down at the table", "sitting at a table")
+    assert not meets("sit down at the table", "standing on to change a bulb")
+    chair = SimpleNamespace(category=lookup("chair"))
+    for seed in range(20):
+        slots = {"need": "sit down at the table", "use": "standing on to change a bulb", "use2": "resting"}
+        assert Wording(None, random.Random(seed))._lead_with_the_need(slots, chair)  # type: ignore[arg-type]
+        assert meets(slots["need"], slots["use"]) and slots["use"] in lookup("chair").uses
+        assert slots["use2"] == "standing on to change a bulb" and slots["Use_cap"][0].isupper()
+    nothing = {"need": "juggle flaming torches", "use": "resting", "use2": "napping"}
+    assert not Wording(None, random.Random(0))._lead_with_the_need(nothing, chair)  # type: ignore[arg-type]
+    assert nothing["use"] == "resting"

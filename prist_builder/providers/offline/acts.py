@@ -195,7 +195,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "{The}; {gen} {are} (often|usually) seen {use}.",
             "{The} could help {who} {need_ans}.",
-            "{The}: {gen} {are} (often|usually) {use} {at_place}.",
+            "{The}; (you often see|you will often find) {gen} {use}.",
         ),
     ),
     "held": (

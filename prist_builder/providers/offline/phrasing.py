@@ -9,6 +9,7 @@ a need, uses, places, the share of the frame from :mod:`.geometry`) and realises
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -82,6 +83,33 @@ LOOKING_VERBS = frozenset("find see spot watch hear listen visit know tell learn
 """Needs that ask where something is rather than what to do: a need answer does not repeat them."""
 THIRD_SLOTS = ("use3", "place3", "at_place3", "trait3", "pair3", "pair4", "user", "user2", "User_cap", "user3")
 """Slots filled only when the table gives the phrases (a third distinct one: no "a, b or b"; users)."""
+
+
+PAIRING_STOPWORDS = frozenset(
+    "a an the to of for in on at my me i and or with up down out some it is be get have do make take keep go put "
+    "use find one someone something them their your you off into from by as".split()
+)
+"""Words that do not tie a need to a use (see :func:`stems`)."""
+
+
+def stems(phrase: str) -> set[str]:
+    """Rough stems of a phrase's content words: ``"sitting at a table"`` -> ``{"sit", "table"}``.
+
+    Used to pair a need with a use that meets it; no dictionary, a few suffix rules.
+    """
+    out = set()
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in PAIRING_STOPWORDS or len(word) < 3:
+            continue
+        word = re.sub(r"(ing|ed|es|s)$", "", word) if len(word) > 4 else word
+        out.add(word[:-1] if len(word) > 3 and word[-1] == word[-2] else word)
+    return out
+
+
+def meets(need: str, use: str) -> bool:
+    """Whether ``use`` shares a content-word stem with ``need`` ("sit down at the table" and
+    "sitting at a table" do; "standing on to change a bulb" does not)."""
+    return bool(stems(need) & stems(use))
 
 
 def usable(templates: Sequence[str], slots: dict[str, str]) -> Sequence[str]:
@@ -266,6 +294,8 @@ class Wording:
         slots = self.slots(subject, named)
         if whole_named:
             slots["whole"] = "it"
+        if act == "need" and not subject.category.person:
+            self._lead_with_the_need(slots, subject)
         answers = usable(answers, slots)
         if slots["need"].split(" ", 1)[0] in LOOKING_VERBS:  # "would help you find what ..." reads as a riddle
             answers = [t for t in answers if "{need_ans}" not in t] or answers
@@ -280,6 +310,21 @@ class Wording:
             if value and (value in question or value in answer):
                 self.said.add(value)
         return question, answer
+
+    def _lead_with_the_need(self, slots: dict[str, str], subject: Subject) -> bool:
+        """Make a need answer's first use one that meets the asked need (:func:`meets`): "sit down
+        at the table" -> "sitting at a table, or ...". The others stay as drawn, so answers keep
+        their variety. False when no use of the table meets it."""
+        matching = [use for use in subject.category.uses if meets(slots["need"], use)]
+        if not matching:
+            return False
+        first = self.rng.choice(matching)
+        rest = [slots[key] for key in ("use", "use2", "use3") if key in slots and slots[key] != first]
+        for key, value in zip(("use", "use2", "use3"), [first, *rest], strict=False):
+            if key in slots:
+                slots[key] = value
+        slots["Use_cap"] = capital(first)
+        return True
 
     def pair(self, act: str, pair: list[Subject]) -> tuple[str, str]:
         """``(question, answer)`` of the opening shared by two targets."""
