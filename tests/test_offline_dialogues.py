@@ -175,3 +175,16 @@ def test_a_need_answer_leads_with_a_use_that_meets_the_need() -> None:
     nothing = {"need": "juggle flaming torches", "use": "resting", "use2": "napping"}
     assert not Wording(None, random.Random(0))._lead_with_the_need(nothing, chair)  # type: ignore[arg-type]
     assert nothing["use"] == "resting"
+
+
+def test_list_items_drop_the_article_the_item_before_had() -> None:
+    from prist_builder.providers.offline.phrasing import elide_articles
+
+    assert elide_articles(["a saucer", "a teaspoon", "an apple", "cheese", "a knife"]) == [
+        "a saucer",
+        "teaspoon",
+        "apple",
+        "cheese",
+        "a knife",
+    ]
+    assert elide_articles(["chairs", "a tablecloth"]) == ["chairs", "a tablecloth"]

@@ -40,8 +40,8 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Is there anything|What is there) (here|in this photo) that (would let|could help) me {need}?",
         ),
         (
-            "{The} would help {who} {need_ans}.",
-            "{The}, good for {use} and {use2}.",
+            "{The} (would help|could help|would let) {who} {need_ans}.",
+            "{The}, (good|handy|useful) for {use} and {use2}.",
             "{The}: {use}, {use2} and {use3}.",
             "{The}, for {use} or {use2}.",
             "{The}: {use}, or {use2}.",

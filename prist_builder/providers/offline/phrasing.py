@@ -25,6 +25,19 @@ PERCENT_FLOOR = 1.0
 """Shares of the frame under this many percent read as "less than 1%"."""
 
 
+_INDEFINITE = re.compile(r"^an?\s+", re.IGNORECASE)
+
+
+def elide_articles(items: Sequence[str]) -> list[str]:
+    """A list's items without the "a"/"an" that the item before already had, as a person writes
+    a list: ``["a saucer", "a teaspoon", "cheese"]`` -> ``["a saucer", "teaspoon", "cheese"]``."""
+    out = list(items)
+    for i in range(1, len(items)):
+        if _INDEFINITE.match(items[i - 1]) and _INDEFINITE.match(items[i]):
+            out[i] = _INDEFINITE.sub("", items[i])
+    return out
+
+
 def join(items: Sequence[str]) -> str:
     """``"a, b and c"``."""
     items = list(items)
@@ -187,7 +200,7 @@ class Wording:
         traits = self._fresh(category.traits or ["look like this"])
         slots["trait"], slots["trait2"] = traits[0], traits[1] if len(traits) > 1 else traits[0]
         slots["Place2_cap"] = capital(second_place)
-        pairs = self._fresh(category.goes_with or ["nothing in particular"])
+        pairs = elide_articles(self._fresh(category.goes_with or ["nothing in particular"]))
         slots["pair"], slots["pair2"] = pairs[0], pairs[1] if len(pairs) > 1 else pairs[0]
         slots["Pair_cap"] = capital(pairs[0])
         users = self._fresh(category.users)

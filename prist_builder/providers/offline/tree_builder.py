@@ -54,7 +54,7 @@ ACT_WEIGHTS = {
 }
 """Relative chance of each inference act for a known category."""
 
-ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 0.5, "relation": 0.5, "trait": 2.5, "companion": 1.5}
+ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 0.2, "relation": 0.2, "trait": 2.5, "companion": 1.5}
 """Relative chance of each inference act for a person or an animal (never "used for" or "made of")."""
 
 LIVING_KINDS = frozenset({"body part"})
