@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_every_row_has_what_the_acts_need_and_no_frame_words() -> None:
     assert len(rows) >= 120
     for name, row in rows.items():
         assert row.kind and len(row.uses) >= 2 and row.needs and row.places and row.made_of, name
-        text = " ".join([*row.uses, *row.needs, *row.places, *row.made_of, *row.traits])
+        text = " ".join([*row.uses, *row.needs, *row.places, *row.made_of, *row.traits, *row.goes_with, *row.users])
         assert not POSITION_RULE.search(text), name
         assert not re.search(r"\b(I|my|me|myself)\b", third_person(" ".join(row.needs))), name
 
@@ -161,6 +162,41 @@ def test_a_malformed_row_names_the_file_and_field() -> None:
         parse_table('[cup]\nkind = "dish"\nform = "plenty"\n', "bad.toml")
     with pytest.raises(ValueError, match=r"bad.toml: \[cup\]: unknown field"):
         parse_table('[cup]\nkind = "dish"\ncolour = "red"\n', "bad.toml")
+    with pytest.raises(ValueError, match=r"bad.toml: \[dog\]\.users: a person or an animal"):
+        parse_table('[dog]\nkind = "pet"\nanimate = true\nusers = ["owners"]\n', "bad.toml")
+    with pytest.raises(ValueError, match=r"bad.toml: \[cup\]\.users: 'a barista'"):
+        parse_table('[cup]\nkind = "dish"\nusers = ["a barista"]\n', "bad.toml")
+
+
+def test_table_phrases_fit_the_slots_they_fill() -> None:
+    """Each list reads in its slot: ``uses`` after "good for", ``traits`` after a plural subject,
+    ``goes_with`` as a noun phrase in a list, ``users`` as a plural group; the answers built from
+    them are tidy sentences."""
+    third_singular = re.compile(r"^(is|has|does|was|[a-z]+[^s]s)$")
+    rng = random.Random(0)
+    companion, user = ACTS["companion"][1], ACTS["user"][1]
+    for name, row in table().items():
+        assert len(row.goes_with) >= 4, name
+        assert not (row.animate and row.users), name  # a person or an animal is nobody's tool
+        for use in row.uses:
+            assert use.split()[0] not in ("to", "for", "is"), (name, use)  # "good for {use}"
+        for trait in row.traits:
+            assert not third_singular.match(trait.split()[0]), (name, trait)  # "{plural} usually {trait}"
+        for phrase in [*row.goes_with, *row.users, *row.uses, *row.traits]:
+            assert phrase == phrase.strip() and "  " not in phrase and not phrase.endswith("."), (name, phrase)
+            assert phrase[0].islower() or phrase.split()[0] in ("TV", "USB", "DVD", "SIM", "US"), (name, phrase)
+        for phrase in row.users:
+            assert phrase.split()[0] not in ("a", "an", "the", "every"), (name, phrase)
+        slots = {"pair": row.goes_with[0], "pair2": row.goes_with[1], "pair3": row.goes_with[2]}
+        slots |= {"pair4": row.goes_with[3], "Pair_cap": row.goes_with[0][:1].upper() + row.goes_with[0][1:]}
+        for template in companion:
+            text = realise([template], rng, slots)
+            assert re.match(r"^[A-Z][^.]*\.$", text) and " a a " not in text, text
+        if row.users:
+            users = [*row.users, *row.users][:3]
+            slots = {"user": users[0], "user2": users[1], "user3": users[2], "User_cap": users[0].capitalize()}
+            for template in user:
+                assert re.match(r"^[A-Z][^.]*\.$", realise([template], rng, slots)), (name, template)
 
 
 def test_grammar_realises_many_forms_and_rejects_bad_templates() -> None:
@@ -268,3 +304,38 @@ def test_the_longest_and_shortest_dialogues_the_provider_accepts(labels: list[st
             step3 = StepContext.for_input(seed, "dialogues", record.image_id, min_turns=turns, max_turns=turns)
             dialogues = asyncio.run(provider.dialogues(record, tree, step3))
             assert dialogues and all(d.num_turns == turns for d in dialogues)
+
+
+def _stems(phrase: str) -> set[str]:
+    """Rough stems of a phrase's content words ("sitting at a table" -> {"sit", "table"})."""
+    stop = set("a an the to of for in on at my me i and or with up down out some it is be get have do make".split())
+    stop |= set("take keep go put use one someone something them their your you off into from by as when".split())
+    stop |= set("after before while its are this that".split())
+    out = set()
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in stop or len(word) < 3:
+            continue
+        word = re.sub(r"(ing|ed|es|s)$", "", word) if len(word) > 4 else word
+        out.add(word[:-1] if len(word) > 3 and word[-1] == word[-2] else word)
+    return out
+
+
+def test_coco_rows_hold_no_near_duplicate_phrases() -> None:
+    """Each COCO category's lists are deep (a category meets ~6 of ~500 dialogues) and hold no
+    near-duplicates ("holding coffee" / "holding a coffee"): two phrases of one list never share
+    all their content words, nor two of three or more."""
+    for label in _coco_names():
+        row = lookup(label)
+        assert len(row.uses) >= 16 and len(row.traits) >= 12 and len(row.goes_with) >= 11, label
+        assert len(row.needs) >= 4 and len(row.places) >= 4, label
+        for field in ("uses", "traits", "goes_with", "needs", "places"):
+            phrases = getattr(row, field)
+            for i, first in enumerate(phrases):
+                for second in phrases[i + 1 :]:
+                    a, b = _stems(first), _stems(second)
+                    shared = len(a & b)
+                    assert a != b and not (shared >= 2 and shared >= 0.67 * min(len(a), len(b))), (
+                        label,
+                        first,
+                        second,
+                    )

@@ -3,8 +3,9 @@
 Each act is a pair of template lists for :func:`.grammar.realise` (question, answer). The
 opening acts (``need``, ``context``, ``pair``) state the path's reasoning question: a need,
 the scene's context or its meaning, never "list the objects". The middle acts ask about a
-function, a material, a place, the scene's role for the object, its look, a relation or a
-part; ``tell_apart`` is the only act that may use a frame position, and only when nothing
+function, a material, a place, the scene's role for the object, what it goes with, who
+relies on it, its look, a relation or a part; answers are short and carry table phrases,
+not filler; ``tell_apart`` is the only act that may use a frame position, and only when nothing
 else tells same-named objects apart. ``unknown_*`` acts serve labels the knowledge table
 lacks: they say what the pixels show and do not invent a purpose. All text is written for
 this project.
@@ -16,7 +17,11 @@ target as subject/object (its focus, or a pronoun once named), ``{it}``/``{It}``
 ``{place2}``, ``{material}``, ``{kind}`` (with article), ``{colour}``, ``{share}`` ("about 12%"),
 ``{rel}``/``{other}`` a relation and the other object's name, ``{whole}`` the whole's focus,
 ``{part}``, ``{reason}``, ``{number}``, ``{names}``, ``{the2}``, ``{the1}``, ``{trait}``/``{trait2}``
-(knowledge-table traits of the kind, plural verb phrases).
+(knowledge-table traits of the kind, plural verb phrases), ``{pair}``/``{pair2}`` what it is
+usually seen with, ``{user}``/``{user2}`` who relies on it, ``{who}``/``{need_ans}`` the asker
+of a need ("you"/"them") and the need in their person. ``{use3}``, ``{place3}``, ``{trait3}``,
+``{pair3}``, ``{pair4}``, ``{user3}`` and the ``user`` slots are filled only when the table has
+them; a template naming a missing one is not used (:func:`.phrasing.usable`).
 """
 
 from __future__ import annotations
@@ -35,25 +40,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "(Is there anything|What is there) (here|in this photo) that (would let|could help) me {need}?",
         ),
         (
-            "{The} (would do|is the (obvious|natural|best) (choice|candidate)|fits (best|that need|the bill)); {it} "
-            "{is} (meant|made|there) for {use}.",
-            "(I'd|You could) (go for|use|turn to) {the}, (since|because) {gen} {are} (meant|made|used) for {use}.",
-            "{The}. {Gen} {are} (usually|typically|commonly) used for {use}, (which|and that) (is exactly|matches) "
-            "what you (describe|need).",
-            "(Try|Look at) {the}: (that is what|this is what) {gen} {are} for, {use}.",
-            "(For that|In that case), {the} (is|seems) (your best bet|the one to use|the answer), as {gen} {are} "
-            "(good|made) for {use}.",
-            "{The}, {a_kind} (made of|built from) {material}, (suits that|would work): {it} {is} there for {use}.",
-            "(Going by what is here|From what I can see), {the} (would serve|is the one to try); {use} is what {gen} "
-            "{are} "
-            "(for|good at).",
-            "{The}: {use} is (its whole point|what {it} {is} for|the idea behind {them}), and {use2} (too|as well).",
-            "(Head for|Check) {the}. {A_kind} like that (handles|is built for) {use}.",
-            "{The} (looks like the one|is the candidate): {a_kind} (for|meant for) {use}.",
-            "(Honestly|Really), {the}. (Nothing else here|No other labelled thing) (is|comes as) close to {use}.",
-            "{The}; (that covers|it takes care of) {use}, and it (also helps|can help) with {use2}.",
-            "(Grab|Take) {the}; {use} (is its job|comes naturally to {them}).",
-            "{The} (should do it|will do nicely)(: think {use}|, being {a_kind}).",
+            "{The} (would help|could help|would let) {who} {need_ans}.",
+            "{The}, (good|handy|useful) for {use} and {use2}.",
+            "{The}: {use}, {use2} and {use3}.",
+            "{The}, for {use} or {use2}.",
+            "{The}: {use}, or {use2}.",
         ),
     ),
     "context": (
@@ -66,20 +57,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "you see) in it?",
         ),
         (
-            "(Probably|Most likely|It could well be) {setting}. {The} (is the (clearest|strongest) "
-            "(clue|hint)|gives it "
-            "away): {gen} {are} (usually|typically|often) found {at_setting}.",
-            "{The} (suggests|points to|hints at) {setting}, (since|because) that is where {gen} {are} (usually|most "
-            "often) (seen|found).",
-            "(My guess is|I would say) {setting}; the (giveaway|telling detail) is {the}, (a typical sight|something "
-            "you would expect) (there|in such a place).",
-            "(Perhaps|Maybe|Quite possibly) {setting}: {the} (stands out|is a strong sign), and {gen} (belong|turn up) "
-            "{at_setting} more than anywhere else.",
-            "(The best clue|The strongest hint) is {the}. {Gen} (like that|of that kind) (usually|mostly) "
-            "(turn up|appear) "
-            "{at_setting}, so (my guess is|I would guess) {setting}.",
-            "{Setting_cap}, (I think|I suspect|most likely); {the} (belongs|fits) there.",
-            "(Something like|Perhaps) {setting}. {The} (gives that away|is the clue), (being|as) {a_kind} for {use}.",
+            "(Probably|Likely) {setting}: {the} gives it away.",
+            "{Setting_cap}, going by {the}.",
+            "(Perhaps|Maybe) {setting}; {the} fits, {a_kind} for {use}.",
+            "{The} suggests {setting}, where {gen} {are} used for {use}.",
         ),
     ),
     "pair": (
@@ -106,20 +87,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "What (would|could) (I|someone) do with {ref_obj}?",
         ),
         (
-            "{It} {is} (mostly|mainly|typically) used for {use}(, and also for {use2}|).",
-            "(Mainly|Mostly) for {use}; (people|you) (also|sometimes) (rely on|use) {them} for {use2}.",
-            "{Gen} {are} (handy|useful|good) for {use}(, and for {use2} as well|).",
-            "{Its} (main|usual) (job|purpose|role) is {use}(; {use2} is another|).",
-            "(People|Most people) (reach for|rely on) {gen} (when|for) {use}(; {use2} comes second|).",
-            "(Above all|First of all), {use}. {It} can (also|even) (help with|serve for) {use2}.",
-            "(Chiefly|Largely) {use}, (though|but) {use2} (counts too|is common as well).",
-            "{Use_cap}, (for the most part|in most homes and places).",
-            "{It} {is} there for {use}; (some people|others) (pick {them} for|use {them} for) {use2}.",
-            "As {a_kind}, {it} {is} (there|built) for {use}.",
-            "{Use_cap} (first|mostly), then {use2}.",
-            "(Anything from|Everything from) {use} to {use2}.",
-            "{Use_cap}. (That, or|Also) {use2}.",
-            "(Day to day|In practice), {use}.",
+            "{Use_cap}, {use2} or {use3}.",
+            "(Mainly|Mostly) {use}; also {use2}.",
+            "{Use_cap} and {use2}.",
         ),
     ),
     "role": (
@@ -129,15 +99,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "What (purpose|role) {does} {ref} (serve|have) here?",
         ),
         (
-            "(Probably|Most likely|Presumably) for {use}; {gen} {are} (a normal|an ordinary|a common) sight "
-            "{at_place}.",
-            "That (makes sense|fits): {gen} {are} (often|usually) (kept|found) {at_place} for {use}.",
-            "The (likely|probable) (reason|purpose) (here |)is {use}.",
-            "People (probably|likely) (keep|use) {them} here for {use}.",
-            "(Perhaps|Maybe) (someone|somebody) (needed|wanted) {them} for {use}; that is (usual|normal) {at_place}.",
-            "{Use_cap}, I (suspect|would guess); {gen} {are} at home {at_place}.",
-            "(It suits|That suits) {use}, (and|while) {use2} (is|would be) (another|a second) (reason|possibility).",
-            "(Likely|Probably) there for {use}.",
+            "(Probably|Likely) for {use}.",
+            "For {use}, or perhaps {use2}.",
+            "Someone (probably|likely) (keeps|uses) {them} here for {use}.",
+            "{Use_cap}, (I'd guess|most likely).",
         ),
     ),
     "material": (
@@ -147,35 +112,20 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "What {is} {ref} (built|made) (from|out of)?",
         ),
         (
-            "(Most likely|Probably|Usually) {material}(, like most {gen}|, as is common for {gen}|).",
-            "{Gen} like (this|these) {are} (usually|typically|normally) made of {material}.",
-            "I would (guess|say) {material}; (that is|this is) (the usual|a common) (choice|material) for {gen}.",
-            "(Probably|Most likely) {material}(, by the usual standard|).",
-            "{Material_cap}, (in most cases|as a rule|most of the time).",
-            "(Typically|Usually) {material}, the usual (choice|make-up) for {gen}.",
-            "(My|A fair) guess: {material}(, which is standard|, the usual build|).",
-            "(Going by|From) what {gen} (normally|tend to) (use|have), {material}.",
-            "{Material_cap}(, I expect|, I imagine|, in all likelihood).",
+            "{Material_cap}, (usually|mostly).",
+            "(Probably|Likely) {material}.",
         ),
     ),
     "place": (
         (
             "Where (would|do) you (usually|normally|typically) (find|see) {gen}?",
             "Where else (might|would) (one|you) (come across|see) {gen}?",
-            "(In|At) what (sort of|kind of) place (would|do) {gen} (usually|normally) (turn up|belong)?",
+            "(In|At) what (sort of|kind of) place would {gen} (usually|normally) (turn up|belong)?",
         ),
         (
-            "(Usually|Mostly|Typically) {at_place} or {at_place2}.",
-            "{Gen} {are} (a common sight|common|often seen) {at_place}; {place2} is (another|also a) "
-            "(typical|likely) spot.",
-            "{At_place} (above all|especially), and (often|also) {at_place2}.",
-            "(You would|You'd) (usually|mostly) (meet|come across) {gen} {at_place}, (and|or) (sometimes|now and then) "
-            "{at_place2}.",
-            "(Think of|Picture) {place} (first|above all); {place2} (comes next|is another).",
-            "(Anywhere from|Places like) {place} to {place2}.",
-            "{Place_cap}, or (else|perhaps) {place2}.",
-            "(Often|Frequently) {at_place}; (less often|occasionally) {at_place2}.",
-            "{At_place}, (mainly|largely). ({Place2_cap} too.|Also {at_place2}.)",
+            "{Place_cap}, {place2} or {place3}.",
+            "{Place_cap} or {place2}, (mostly|usually).",
+            "(Mostly|Usually) {at_place}; (also|sometimes) {place2}.",
         ),
     ),
     "activity": (
@@ -185,14 +135,11 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "What (would|could) {ref} be busy with in a place like this?",
         ),
         (
-            "(Probably|Most likely|Perhaps) {use}(, as {gen} often do {at_place}|).",
-            "(My guess is|I would guess) {use}; {gen} {are} (often|usually) (seen|found) doing that {at_place}.",
-            "(It looks like|Possibly) {use}, (which|and that) is (typical|common) for {gen}.",
-            "(Hard to be sure|I can't be certain), but (probably|maybe) {use}.",
-            "(Maybe|Perhaps) {use}, or (perhaps|else) {use2}.",
-            "{Use_cap}, (by the look of things|I imagine|if I had to bet).",
-            "(Could be|Likely) {use}; that is what {gen} (often|usually) do {at_place}.",
-            "{Use_cap}, (or|perhaps) {use2}(, hard to say which|).",
+            "(Probably|Maybe) {use}, (or|or perhaps) {use2}.",
+            "{Use_cap}, (as|like) {gen} often (are|do) {at_place}.",
+            "(Likely|Perhaps) {use}; {gen} {are} often seen {at_place}.",
+            "{Use_cap}, (I'd guess|most likely), or {use2}.",
+            "(Hard to say|Not sure), but (probably|maybe) {use}.",
         ),
     ),
     "look": (
@@ -202,13 +149,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "What colour {is} {ref}, and how much of the picture {does} {it} (take up|fill)?",
         ),
         (
-            "{It} {is} (mostly|mainly|largely) {colour}, (covering|taking up|filling) {share} of the (picture|frame).",
-            "(Look for|You will see) a (mostly|mainly) {colour} (shape|area|region) (covering|filling|taking up) "
-            "{share} of the (frame|picture).",
-            "(Mostly|Largely) {colour}; (it|the region) (spans|covers) {share} of the (image|photo).",
-            "(A|One) {colour} (mass|expanse|stretch) (that fills|across) {share} of the frame(, hard to miss|).",
-            "(Think|Picture) {colour}: {a_kind}, (roughly|around) {share_bare} of the (shot|image).",
-            "{Colour_cap} (on the whole|overall), {a_kind} (spread over|occupying) {share}(| of the frame).",
+            "{Colour_cap}, (about|roughly) {share_bare} of the (frame|picture).",
+            "(Mostly|Mainly) {colour}, (covering|filling) {share} of the (frame|picture).",
+            "A {colour} {name1}, (about|roughly) {share_bare} of the (image|frame).",
         ),
     ),
     "relation": (
@@ -219,11 +162,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "{It} {is} {rel} the {other}.",
-            "(Right|Just) {rel} the {other}, (as it happens|in this shot|going by the outlines).",
-            "(Find|Spot) the {other} (first|to start); {ref} {is} {rel} it.",
-            "The {other} (makes a good|is the handiest) (anchor|landmark): {ref} {is} {rel} it.",
-            "{It} {is} {rel} the {other}, (which|and that) (helps|makes {them} easy to place).",
-            "(Use|Go by) the {other}: {ref} {is} {rel} it.",
+            "(In this shot|Going by the outlines), {it} {is} {rel} the {other}.",
         ),
     ),
     "tell_apart": (
@@ -235,7 +174,7 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         (
             "(Look for|It is) {the}: {reason}.",
-            "(Go by|Use) this: {reason}, so {the} is the one (I mean|you want).",
+            "{The}, (since|because) {reason}.",
             "{The}; {reason}.",
         ),
     ),
@@ -254,10 +193,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "need_animate": (
         (),
         (
-            "{The} (is the one|fits|would be my pick); {gen} {are} (often|usually) (seen|found) {use}.",
-            "(That would be|I'd point to) {the}(, since {gen} {are} known for {use}|).",
-            "{The} (could help|might help|looks like the best bet) (there|with that); {gen} {are} (often|usually) "
-            "{use} {at_place}.",
+            "{The}; {gen} {are} (often|usually) seen {use}.",
+            "{The} could help {who} {need_ans}.",
+            "{The}; (you often see|you will often find) {gen} {use}.",
         ),
     ),
     "held": (
@@ -331,15 +269,37 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "What (else |)(is worth knowing|can you tell me) about {gen}?",
             "(Anything|Is there anything) (typical|notable) about {gen}?",
-            "What (are|do) {gen} (usually|normally) like?",
+            "What {are} {gen} (usually|normally) like?",
         ),
         (
-            "{Gen} (usually|typically|mostly) {trait}(, and (many|most) {trait2}|).",
-            "(Most|Many) {gen} {trait}; (plenty|a lot of them) (also|even) {trait2}.",
-            "(As a rule|Generally|In general), {gen} {trait}.",
-            "(Well|For one thing), {gen} (tend to|often) {trait}.",
-            "(They|Most of them) {trait}(, and they often {trait2}|).",
-            "(Typically|For the most part), {gen} {trait}; (many|a lot of them) also {trait2}.",
+            "{Gen} {trait} and {trait2}.",
+            "{Gen} {trait}, {trait2} and {trait3}.",
+            "(Most|Many) {gen} {trait}; some {trait2}.",
+            "They {trait} and {trait2}.",
+        ),
+    ),
+    "companion": (
+        (
+            "What (do you|would you) (usually|often) see (with|alongside) {gen}?",
+            "What else (tends to|would usually) turn up (with|near) {gen}?",
+        ),
+        (
+            "{Pair_cap}, {pair2} or {pair3}.",
+            "{Pair_cap} and {pair2}.",
+            "{Pair_cap}, {pair2} and {pair3}.",
+            "{Pair_cap}, {pair2}, {pair3} or {pair4}.",
+        ),
+    ),
+    "user": (
+        (
+            "Who (would|might) need {gen} (most|the most)?",
+            "Who {are} {gen} (mainly|mostly) for?",
+            "Who (tends to|would) rely on {gen}?",
+        ),
+        (
+            "{User_cap}, {user2} and {user3}.",
+            "(Mostly|Mainly) {user} and {user2}.",
+            "{User_cap}; {user2} too.",
         ),
     ),
     "count": (
@@ -351,6 +311,9 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 """Act name -> (question templates, answer templates)."""
+
+ASK_A_PERSON = ("(Try asking|You could ask) {the}.", "{The} (looks like|seems) the (one|person) to ask.")
+"""Answers to a need met by a person: someone to ask, never what people are "used for"."""
 
 OPENERS = ("", "", "", "Hi! ", "Hello. ", "Quick question: ", "Hi there. ")
 """Prefixes of a dialogue's first question."""

@@ -10,6 +10,11 @@ table is one category, keyed by its name. Fields, all optional but ``kind``:
 - ``traits``: plural verb phrases, what is typically true of the kind (``"have four legs and
   a back"``: "chairs usually have four legs and a back"); general knowledge, never said of
   the pictured object alone (not used for a ``mass`` form);
+- ``goes_with``: noun phrases with their article (or plural/mass nouns), what it is usually
+  seen or used with (``"a saucer"``, ``"milk and sugar"``); for a person or animal, what it is
+  seen with;
+- ``users``: plural noun phrases, who relies on it most (``"office workers"``); none for a
+  person, an animal or a body part;
 - ``aliases``: other labels meaning it (VOC's ``diningtable``, ``sofa``...);
 - ``form``: ``count`` (default), ``mass`` (no indefinite article: "coffee"), ``pair``
   ("a pair of scissors") or ``plural`` (a plural label: "index cards");
@@ -36,9 +41,13 @@ from importlib import resources
 KNOWLEDGE_PACKAGE = "prist_builder.providers.offline"
 KNOWLEDGE_FOLDER = "knowledge"
 FORMS = ("count", "mass", "pair", "plural")
-LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases", "traits")
+LIST_FIELDS = ("uses", "needs", "places", "made_of", "parts", "part_of", "aliases", "traits", "goes_with", "users")
 TEXT_FIELDS = ("kind", "form", "article", "plural", "link")
 BOOL_FIELDS = ("animate",)
+SLOT_MISFITS = {"users": frozenset("a an the every each to".split()), "goes_with": frozenset("to and or".split())}
+"""First words a phrase of the field cannot start with: ``users`` are groups of people in the
+plural ("Mostly commuters and students"), ``goes_with`` noun phrases ("A saucer and milk")."""
+SLOT_READS = {"users": "plural group of people", "goes_with": "noun phrase"}
 
 IRREGULAR_PLURALS = {
     "person": "people",
@@ -106,6 +115,8 @@ class Category:
     part_of: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     traits: tuple[str, ...] = ()
+    goes_with: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
     form: str = "count"
     article: str | None = None
     plural: str | None = None
@@ -202,6 +213,12 @@ def _check_row(source: str, name: str, row: object) -> dict:
         raise ValueError(f"{where}.article: expected 'a' or 'an'")
     if out.get("link", "of") not in ("of", "in"):
         raise ValueError(f"{where}.link: expected 'of' or 'in'")
+    if out.get("animate") and out["users"]:
+        raise ValueError(f"{where}.users: a person or an animal has no users")
+    for key in ("users", "goes_with"):
+        starts = [v for v in out[key] if v.split()[0].lower() in SLOT_MISFITS[key]]
+        if starts:
+            raise ValueError(f"{where}.{key}: {starts[0]!r} does not read as a {SLOT_READS[key]}")
     return out
 
 
@@ -277,7 +294,7 @@ def fallback(name: str) -> Category:
 
 ON_PLACES = frozenset(
     "table desk shelf windowsill wall road street sidewalk kerb kerbside plate saucer branch stem "
-    "head face peak beach court slope platform track highway river flagpole pad spacesuit "
+    "head face peak beach court slope platform track highway river flagpole pad spacesuit farm "
     "uniform jacket "
     "arm hand lawn bed couch axle side horizon".split()
 )

@@ -9,12 +9,13 @@ a need, uses, places, the share of the frame from :mod:`.geometry`) and realises
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 
-from prist_builder.providers.offline.acts import ACTS
+from prist_builder.providers.offline.acts import ACTS, ASK_A_PERSON
 from prist_builder.providers.offline.grammar import realise
-from prist_builder.providers.offline.knowledge import located
+from prist_builder.providers.offline.knowledge import indefinite_article, located
 from prist_builder.providers.offline.scene import Scene, Subject, count_word
 
 RANKS = ("largest", "second largest", "third largest")
@@ -22,6 +23,19 @@ LONG_LABEL_WORDS = 3
 """Labels longer than this many words use their table category's name in general statements."""
 PERCENT_FLOOR = 1.0
 """Shares of the frame under this many percent read as "less than 1%"."""
+
+
+_INDEFINITE = re.compile(r"^an?\s+", re.IGNORECASE)
+
+
+def elide_articles(items: Sequence[str]) -> list[str]:
+    """A list's items without the "a"/"an" that the item before already had, as a person writes
+    a list: ``["a saucer", "a teaspoon", "cheese"]`` -> ``["a saucer", "teaspoon", "cheese"]``."""
+    out = list(items)
+    for i in range(1, len(items)):
+        if _INDEFINITE.match(items[i - 1]) and _INDEFINITE.match(items[i]):
+            out[i] = _INDEFINITE.sub("", items[i])
+    return out
 
 
 def join(items: Sequence[str]) -> str:
@@ -49,10 +63,19 @@ FIRST_TO_THIRD = (("myself", "themselves"), ("my", "their"), ("me", "them"), ("I
 """First-person words of a need and their third-person forms ("someone wanted to dry their hair")."""
 
 
-def third_person(need: str) -> str:
+FIRST_TO_SECOND = (("myself", "yourself"), ("my", "your"), ("me", "you"), ("I am", "you are"), ("I", "you"))
+"""First-person words of a need and their second-person forms ("help you dry your hair")."""
+
+
+def second_person(need: str) -> str:
+    """A first-person need phrase in the second person: ``"dry my hair"`` -> ``"dry your hair"``."""
+    return third_person(need, FIRST_TO_SECOND)
+
+
+def third_person(need: str, swaps_to: tuple[tuple[str, str], ...] = FIRST_TO_THIRD) -> str:
     """A first-person need phrase in the third person: ``"pour myself some tea"`` -> ``"pour themselves some tea"``."""
     words = need.split()
-    swaps = dict(FIRST_TO_THIRD)
+    swaps = dict(swaps_to)
     out = []
     index = 0
     while index < len(words):
@@ -64,6 +87,49 @@ def third_person(need: str) -> str:
         out.append(swaps.get(words[index], words[index]))
         index += 1
     return " ".join(out)
+
+
+SAID_SLOTS = ("use", "use2", "use3", "place", "place2", "place3", "setting", "trait", "trait2", "trait3")
+SAID_SLOTS += ("pair", "pair2", "pair3", "pair4", "user", "user2", "user3")
+"""Slots whose phrase is not said twice on one path (:meth:`Wording.new_path`)."""
+LOOKING_VERBS = frozenset("find see spot watch hear listen visit know tell learn check recognise identify".split())
+"""Needs that ask where something is rather than what to do: a need answer does not repeat them."""
+THIRD_SLOTS = ("use3", "place3", "at_place3", "trait3", "pair3", "pair4", "user", "user2", "User_cap", "user3")
+"""Slots filled only when the table gives the phrases (a third distinct one: no "a, b or b"; users)."""
+
+
+PAIRING_STOPWORDS = frozenset(
+    "a an the to of for in on at my me i and or with up down out some it is be get have do make take keep go put "
+    "use find one someone something them their your you off into from by as".split()
+)
+"""Words that do not tie a need to a use (see :func:`stems`)."""
+
+
+def stems(phrase: str) -> set[str]:
+    """Rough stems of a phrase's content words: ``"sitting at a table"`` -> ``{"sit", "table"}``.
+
+    Used to pair a need with a use that meets it; no dictionary, a few suffix rules.
+    """
+    out = set()
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in PAIRING_STOPWORDS or len(word) < 3:
+            continue
+        word = re.sub(r"(ing|ed|es|s)$", "", word) if len(word) > 4 else word
+        out.add(word[:-1] if len(word) > 3 and word[-1] == word[-2] else word)
+    return out
+
+
+def meets(need: str, use: str) -> bool:
+    """Whether ``use`` shares a content-word stem with ``need`` ("sit down at the table" and
+    "sitting at a table" do; "standing on to change a bulb" does not)."""
+    return bool(stems(need) & stems(use))
+
+
+def usable(templates: Sequence[str], slots: dict[str, str]) -> Sequence[str]:
+    """The templates whose :data:`THIRD_SLOTS` are all filled (all of them if none is)."""
+    missing = [f"{{{key}}}" for key in THIRD_SLOTS if key not in slots]
+    kept = [t for t in templates if not any(m in t for m in missing)]
+    return kept or templates
 
 
 class Wording:
@@ -121,6 +187,7 @@ class Wording:
                 "place": places[0],
                 "place2": second_place,
                 "setting": settings[0],
+                "setting2": settings[1] if len(settings) > 1 else places[1] if len(places) > 1 else settings[0],
                 "at_setting": located(settings[0]),
                 "at_place": located(places[0]),
                 "At_place": capital(located(places[0])),
@@ -133,6 +200,26 @@ class Wording:
         traits = self._fresh(category.traits or ["look like this"])
         slots["trait"], slots["trait2"] = traits[0], traits[1] if len(traits) > 1 else traits[0]
         slots["Place2_cap"] = capital(second_place)
+        pairs = elide_articles(self._fresh(category.goes_with or ["nothing in particular"]))
+        slots["pair"], slots["pair2"] = pairs[0], pairs[1] if len(pairs) > 1 else pairs[0]
+        slots["Pair_cap"] = capital(pairs[0])
+        users = self._fresh(category.users)
+        if users:  # templates naming a user are not used for a category without users
+            slots["user"], slots["user2"] = users[0], users[1] if len(users) > 1 else users[0]
+            slots["User_cap"] = capital(users[0])
+        for key, options in (
+            ("use3", uses),
+            ("place3", places),
+            ("trait3", traits),
+            ("pair3", pairs),
+            ("user3", users),
+        ):
+            if len(options) > 2:  # a third distinct phrase, else templates naming it are not used
+                slots[key] = options[2]
+        if len(pairs) > 3:
+            slots["pair4"] = pairs[3]
+        if "place3" in slots:
+            slots["at_place3"] = located(slots["place3"])
         if len(category.made_of) > 1:
             material = self.rng.choice(category.made_of)
             slots["material"], slots["Material_cap"] = material, capital(material)
@@ -181,8 +268,8 @@ class Wording:
             "are": "is" if category.form == "mass" else "are",
             "a": category.a(name),
             "name": name,
-            "a_kind": category.a(category.kind),
-            "A_kind": capital(category.a(category.kind)),
+            "a_kind": f"{indefinite_article(category.kind)} {category.kind}",  # a count noun for every form
+            "A_kind": capital(f"{indefinite_article(category.kind)} {category.kind}"),
             "name1": unit,
             "names": units,
             "link": subject.link,
@@ -214,15 +301,43 @@ class Wording:
         named the subject's whole, so the question calls it "it"."""
         questions, answers = ACTS[act]
         if act == "need" and subject.category.animate:
-            answers = ACTS["need_animate"][1]
+            answers = ASK_A_PERSON if subject.category.person else ACTS["need_animate"][1]
+        if act == "context" and subject.category.animate:  # a person or an animal is not "used for" anything
+            answers = [t for t in answers if "{use" not in t]
         slots = self.slots(subject, named)
         if whole_named:
             slots["whole"] = "it"
-        question, answer = realise(questions, self.rng, slots), realise(answers, self.rng, slots)
-        for key in ("use", "use2", "place", "place2", "setting", "trait", "trait2"):
-            if slots[key] in question or slots[key] in answer:
-                self.said.add(slots[key])
+        if act == "need" and not subject.category.person:
+            self._lead_with_the_need(slots, subject)
+        answers = usable(answers, slots)
+        if slots["need"].split(" ", 1)[0] in LOOKING_VERBS:  # "would help you find what ..." reads as a riddle
+            answers = [t for t in answers if "{need_ans}" not in t] or answers
+        template = questions[self.rng.randrange(len(questions))] if questions else ""
+        # A need answer speaks to whoever the question named: "help you dry your hair" after
+        # "I need to dry my hair", "help them dry their hair" after "someone needed to ...".
+        third = "{need3}" in template
+        slots["who"], slots["need_ans"] = ("them", slots["need3"]) if third else ("you", second_person(slots["need"]))
+        question, answer = realise([template], self.rng, slots), realise(answers, self.rng, slots)
+        for key in SAID_SLOTS:
+            value = slots.get(key)
+            if value and (value in question or value in answer):
+                self.said.add(value)
         return question, answer
+
+    def _lead_with_the_need(self, slots: dict[str, str], subject: Subject) -> bool:
+        """Make a need answer's first use one that meets the asked need (:func:`meets`): "sit down
+        at the table" -> "sitting at a table, or ...". The others stay as drawn, so answers keep
+        their variety. False when no use of the table meets it."""
+        matching = [use for use in subject.category.uses if meets(slots["need"], use)]
+        if not matching:
+            return False
+        first = self.rng.choice(matching)
+        rest = [slots[key] for key in ("use", "use2", "use3") if key in slots and slots[key] != first]
+        for key, value in zip(("use", "use2", "use3"), [first, *rest], strict=False):
+            if key in slots:
+                slots[key] = value
+        slots["Use_cap"] = capital(first)
+        return True
 
     def pair(self, act: str, pair: list[Subject]) -> tuple[str, str]:
         """``(question, answer)`` of the opening shared by two targets."""

@@ -32,7 +32,7 @@ the authors' test split has 13% / 86% / 1% dialogues of 3 / 4 / 5 turns."""
 LONGEST_PATH = 5
 """Most reasoning turns a path can take: an opening and four inference acts."""
 
-NEED_SHARE = 0.65
+NEED_SHARE = 0.9
 """Chance that a known target's path opens with a need rather than the scene's context."""
 
 TELL_APART_SHARE = 0.5
@@ -41,11 +41,24 @@ TELL_APART_SHARE = 0.5
 FRAME_WAYS = ("position", "order")
 """Ways of telling an object apart that name the frame: never repeated in a turn of their own."""
 
-ACT_WEIGHTS = {"function": 3.0, "role": 2.0, "material": 2.0, "place": 1.5, "look": 0.6, "relation": 1.0, "trait": 2.0}
+ACT_WEIGHTS = {
+    "function": 3.0,
+    "role": 2.0,
+    "material": 1.0,
+    "place": 0.5,
+    "look": 0.1,
+    "relation": 0.15,
+    "trait": 3.0,
+    "companion": 3.0,
+    "user": 3.0,
+}
 """Relative chance of each inference act for a known category."""
 
-ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 1.5, "relation": 1.2, "trait": 2.0}
+ANIMATE_WEIGHTS = {"activity": 3.0, "place": 1.5, "look": 0.2, "relation": 0.2, "trait": 2.5, "companion": 1.5}
 """Relative chance of each inference act for a person or an animal (never "used for" or "made of")."""
+
+LIVING_KINDS = frozenset({"body part"})
+"""Kinds of category that are parts of a living body: never asked what they are made of."""
 
 GENERIC_WEIGHTS = {"unknown_use": 2.0, "look": 2.0, "rank": 1.5, "count": 1.0, "relation": 2.0}
 """Relative chance of each inference act for a label the knowledge table lacks."""
@@ -324,10 +337,16 @@ class OfflineTreeBuilder:
             weights.pop("count", None)
         if category.known and len(category.places) < 2:
             weights.pop("place", None)
+        if category.kind in LIVING_KINDS:  # "what is the ear made of?" is no question to ask
+            weights.pop("material", None)
         if not subject.colour:
             weights.pop("look", None)
         if not category.traits or category.form == "mass":
             weights.pop("trait", None)
+        if not category.goes_with:
+            weights.pop("companion", None)
+        if not category.users:
+            weights.pop("user", None)
         return weights
 
     def _draw(self, weights: dict[str, float], count: int, asked: set[str] | None = None) -> list[str]:
