@@ -188,3 +188,15 @@ def test_list_items_drop_the_article_the_item_before_had() -> None:
         "a knife",
     ]
     assert elide_articles(["chairs", "a tablecloth"]) == ["chairs", "a tablecloth"]
+
+
+def test_people_are_asked_for_and_told_apart_as_people(fixtures_run: Path) -> None:
+    """A need met by a person asks whom to turn to, never what to "use"; a person told apart by
+    colour is "the only one in black", never "the only black one"."""
+    people = [d for d in read_jsonl(fixtures_run / "dialogues.jsonl") if "person" in d["focus"]]
+    assert people, "the VOC fixtures hold people"
+    for dialogue in people:
+        for turn in dialogue["turns"]:
+            text = turn["content"]
+            assert not re.search(r"\bwould (they|you) use\?", text), text
+            assert not re.search(r"\bonly (black|white|gray|grey|red|blue|green|yellow|brown) one\b", text), text

@@ -31,10 +31,10 @@ ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             "(I'd like to|I want to|I need to|I'm hoping to) {need}. (What here could help (with that|me)?|Is there "
             "something in this (picture|scene|photo) that would help?|What in this (scene|picture) would "
-            "you (use|pick) "
+            "you (pick|choose) "
             "for that?)",
             "(Suppose|Say|Imagine) (someone|a visitor|a person) here (wanted|needed) to {need3}. What (would|could) "
-            "they (use|turn to)?",
+            "they turn to?",
             "If I (wanted|had) to {need}, what in this (picture|scene|photo) (would|could) (help|be useful)?",
             "What here (would|could) (help|be useful) if someone needed to {need3}?",
             "(Is there anything|What is there) (here|in this photo) that (would let|could help) me {need}?",

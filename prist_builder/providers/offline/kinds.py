@@ -28,7 +28,7 @@ from prist_builder.records import ElementsRecord, Turn
 NEED_SET = (
     (
         "(Suppose|Say|Imagine) (a few|several) (people|visitors) here (all |)(wanted|needed) to {need3}. What (could|"
-        "would) they (use|turn to)?",
+        "would) they turn to?",
         "If (a group of|a few) (people|friends) (wanted|needed) to {need3} at once, what in this (picture|scene) "
         "would serve (them all|all of them)?",
         "What here could (help|serve) more than one person who (wanted|needed) to {need3}?",

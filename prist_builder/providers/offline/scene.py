@@ -252,7 +252,8 @@ class Scene:
         if not peers:
             return Focus(plain, "only", "")
         if colour and all(main_colour(p.colour) != colour for p in peers):
-            return Focus(coloured(name, colour), "colour", f"it is the only {colour} one")
+            only = f"they are the only one in {colour}" if subject.category.person else f"it is the only {colour} one"
+            return Focus(coloured(name, colour), "colour", only)
         areas = sorted(p.geometry.area for p in peers)
         many = len(peers) > 1
         if subject.geometry.area >= SIZE_MARGIN * areas[-1]:
