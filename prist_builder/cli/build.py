@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from collections.abc import Iterator
@@ -236,6 +235,8 @@ def execute(
     Raises:
         typer.Exit: 1 when the build stopped or nothing could be built; 130 on Ctrl-C.
     """
+    import asyncio
+
     from prist_builder.annotation.regions import AnnotationError
     from prist_builder.pipeline.build import build
 

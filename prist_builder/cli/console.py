@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 if TYPE_CHECKING:  # the pipeline (numpy, Pillow, the annotation readers) loads only when a build runs
@@ -51,6 +50,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def step_progress() -> Iterator[Callable[[str, int], Callable[[Outcome], None]]]:
     """A progress hook for :func:`prist_builder.pipeline.build.build` drawing one bar per step."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),

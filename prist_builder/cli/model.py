@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from prist_builder.cli.console import console, errors, fail
 
@@ -69,6 +68,15 @@ def register_model(app: typer.Typer) -> None:
             cfg.train.max_steps = max_steps
         if init_from is not None:
             cfg.model.init_from = str(init_from)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         columns = (
             TextColumn("[bold]train"),
             BarColumn(),
@@ -162,6 +170,15 @@ def register_model(app: typer.Typer) -> None:
         )
         total = min(len(source), limit or len(source))
         records = (source[i] for i in range(total))
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         columns = (
             TextColumn("[bold]predict"),
             BarColumn(),

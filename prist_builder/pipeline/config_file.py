@@ -13,8 +13,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 class ConfigFileError(ValueError):
     """The settings file cannot be read; the message names the file and what is wrong."""
@@ -26,6 +24,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
     Raises:
         ConfigFileError: unreadable file, unknown suffix, a syntax error, or not a table.
     """
+    import yaml  # only a settings file needs it (start-up)
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -6,7 +6,6 @@ import functools
 import json
 import platform
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +132,8 @@ class BuildConfig(BaseModel):
 
 @functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
+    from importlib import metadata  # only a build writing its manifest needs it (start-up)
+
     out = {"python": platform.python_version()}
     for name in VERSIONED_PACKAGES:
         try:
