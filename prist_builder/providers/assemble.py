@@ -13,6 +13,30 @@ def sample_id(image_id: str, element_id: str) -> str:
     return f"{image_id}-{element_id}"
 
 
+def _validated(
+    elements: ElementsRecord,
+    path: TreePath,
+    turns: Sequence[Turn | dict[str, str]],
+    provider: str,
+    ctx: StepContext,
+    **fields: object,
+) -> DialogueRecord:
+    """The dialogue record of ``path`` with the fields every kind shares, plus ``fields``, validated."""
+    return DialogueRecord.model_validate(
+        {
+            "sample_id": sample_id(elements.image_id, path.target_element_id),
+            "image_id": elements.image_id,
+            "provider": provider,
+            "turns": [t if isinstance(t, dict) else t.model_dump() for t in turns],
+            "target_element_id": path.target_element_id,
+            "reasoning_question": path.reasoning_question,
+            "path_node_ids": path.node_ids,
+            **fields,
+        },
+        context=ctx.validation(),
+    )
+
+
 def make_dialogue(
     elements: ElementsRecord,
     path: TreePath,
@@ -32,20 +56,15 @@ def make_dialogue(
     element = elements.element(path.target_element_id)
     region_ids = [element.region_id] if element.region_id else []
     mask = elements.image.region(element.region_id).mask if element.region_id else None
-    return DialogueRecord.model_validate(
-        {
-            "sample_id": sample_id(elements.image_id, element.element_id),
-            "image_id": elements.image_id,
-            "provider": provider,
-            "turns": [t if isinstance(t, dict) else t.model_dump() for t in turns],
-            "focus": focus,
-            "target_element_id": element.element_id,
-            "target_region_ids": region_ids,
-            "mask": mask.model_dump() if mask else None,
-            "reasoning_question": path.reasoning_question,
-            "path_node_ids": path.node_ids,
-        },
-        context=ctx.validation(),
+    return _validated(
+        elements,
+        path,
+        turns,
+        provider,
+        ctx,
+        focus=focus,
+        target_region_ids=region_ids,
+        mask=mask.model_dump() if mask else None,
     )
 
 
@@ -85,22 +104,17 @@ def make_multi_dialogue(
     from prist_builder.annotation.masks import union_rle  # pycocotools: when a multi-target sample is written
 
     union = union_rle(masks) if masks and len(masks) == len(targets) else None
-    return DialogueRecord.model_validate(
-        {
-            "sample_id": sample_id(elements.image_id, path.target_element_id),
-            "image_id": elements.image_id,
-            "provider": provider,
-            "turns": [t if isinstance(t, dict) else t.model_dump() for t in turns],
-            "focus": focus,
-            "target_element_id": path.target_element_id,
-            "target_region_ids": [r for t in targets for r in t.region_ids] if union is not None else [],
-            "mask": union.model_dump() if union else None,
-            "reasoning_question": path.reasoning_question,
-            "path_node_ids": path.node_ids,
-            "kind": "multi",
-            "targets": [t.model_dump() for t in targets],
-        },
-        context=ctx.validation(),
+    return _validated(
+        elements,
+        path,
+        turns,
+        provider,
+        ctx,
+        focus=focus,
+        target_region_ids=[r for t in targets for r in t.region_ids] if union is not None else [],
+        mask=union.model_dump() if union else None,
+        kind="multi",
+        targets=[t.model_dump() for t in targets],
     )
 
 
@@ -117,17 +131,4 @@ def make_empty_dialogue(
     Raises:
         pydantic.ValidationError: the final answer holds ``[OBJ]``/``[SEG]``, or another rule breaks.
     """
-    return DialogueRecord.model_validate(
-        {
-            "sample_id": sample_id(elements.image_id, path.target_element_id),
-            "image_id": elements.image_id,
-            "provider": provider,
-            "turns": [t if isinstance(t, dict) else t.model_dump() for t in turns],
-            "focus": path.absent,
-            "target_element_id": path.target_element_id,
-            "reasoning_question": path.reasoning_question,
-            "path_node_ids": path.node_ids,
-            "kind": "empty",
-        },
-        context=ctx.validation(),
-    )
+    return _validated(elements, path, turns, provider, ctx, focus=path.absent, kind="empty")
