@@ -180,21 +180,7 @@ def write_report(
     paths[2].write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
     with open(paths[3], "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            (
-                "sample_id",
-                "group",
-                "annotator_a",
-                "annotator_b",
-                "iou",
-                "kappa",
-                "area_a",
-                "area_b",
-                "intersection",
-                "pixels",
-                "flagged",
-            )
-        )
+        writer.writerow(PAIR_COLUMNS)
         for p in pairs:
             s = p.score
             writer.writerow(
@@ -223,11 +209,8 @@ def _summary_json(s: GroupSummary) -> dict[str, Any]:
     }
 
 
-TARGET_COLUMNS = (
+PAIR_COLUMNS = (
     "sample_id",
-    "kind",
-    "target",
-    "focus",
     "group",
     "annotator_a",
     "annotator_b",
@@ -239,7 +222,10 @@ TARGET_COLUMNS = (
     "pixels",
     "flagged",
 )
-"""Header of ``per_target.csv``."""
+"""Header of the per-pair CSV."""
+
+TARGET_COLUMNS = ("sample_id", "kind", "target", "focus", *PAIR_COLUMNS[1:])
+"""Header of ``per_target.csv``: the per-pair columns with the target's kind, index and focus."""
 
 
 def write_targets(path: Path, rows: list[TargetRow]) -> Path:

@@ -105,14 +105,15 @@ PAIRING_STOPWORDS = frozenset(
 """Words that do not tie a need to a use (see :func:`stems`)."""
 
 
-def stems(phrase: str) -> set[str]:
+def stems(phrase: str, stopwords: frozenset[str] = PAIRING_STOPWORDS) -> set[str]:
     """Rough stems of a phrase's content words: ``"sitting at a table"`` -> ``{"sit", "table"}``.
 
-    Used to pair a need with a use that meets it; no dictionary, a few suffix rules.
+    Used to pair a need with a use that meets it (words in ``stopwords`` left out); no
+    dictionary, a few suffix rules.
     """
     out = set()
     for word in re.findall(r"[a-z]+", phrase.lower()):
-        if word in PAIRING_STOPWORDS or len(word) < 3:
+        if word in stopwords or len(word) < 3:
             continue
         word = re.sub(r"(ing|ed|es|s)$", "", word) if len(word) > 4 else word
         out.add(word[:-1] if len(word) > 3 and word[-1] == word[-2] else word)
