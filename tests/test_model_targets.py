@@ -15,7 +15,7 @@ pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
 from conftest import read_jsonl, run_cli  # noqa: E402
-from PIL import Image  # noqa: E402
+from test_model import _image  # noqa: E402  (the red square and blue bar picture)
 
 from prist_builder.annotation.masks import decode, encode  # noqa: E402
 from prist_builder.model.build import build_parts  # noqa: E402
@@ -44,17 +44,6 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
-
-
-def _image() -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    array = np.zeros((60, 90, 3), dtype=np.uint8)
-    array[10:30, 10:40] = (255, 0, 0)
-    array[40:55, 20:80] = (0, 0, 255)
-    square = np.zeros((60, 90), dtype=bool)
-    square[10:30, 10:40] = True
-    bar = np.zeros((60, 90), dtype=bool)
-    bar[40:55, 20:80] = True
-    return Image.fromarray(array), square, bar
 
 
 def _turns(final: str) -> list[tuple[str, str]]:
